@@ -1,0 +1,114 @@
+//! The wasm adapter: a Spin SDK HTTP component that reads the request
+//! (stopping at the body limit), hands it to [`dispatch::handle`] and writes
+//! the response. Kernel, policy and control are imported through WIT.
+
+use crate::dispatch::{self, Backend, BodyError, HttpRequest, MAX_BODY_BYTES, MemoryCall};
+use cairn_core::ApiError;
+use futures::StreamExt;
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+use spin_sdk::http_component;
+
+wit_bindgen::generate!({
+    world: "gateway-imports",
+    path: "../../wit",
+});
+
+use cairn::kernel::types::{CallContext, Error};
+use cairn::kernel::{control, memory, policy};
+
+struct Imports;
+
+fn from_wit(e: Error) -> ApiError {
+    ApiError {
+        status: e.status,
+        code: e.code,
+        message: e.message,
+        details: e.details.and_then(|d| serde_json::from_str(&d).ok()),
+    }
+}
+
+impl Backend for Imports {
+    fn admin_token(&self) -> Option<String> {
+        spin_sdk::variables::get("admin_token").ok().filter(|t| !t.is_empty())
+    }
+
+    fn cors_origins(&self) -> String {
+        spin_sdk::variables::get("cors_allow_origins").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "*".into())
+    }
+
+    fn memory(&self, call: MemoryCall, request_id: &str, admin: bool) -> Result<String, ApiError> {
+        let ctx = CallContext { request_id: request_id.to_string(), admin };
+        let out = match call {
+            MemoryCall::Write(b) => memory::write(&ctx, b),
+            MemoryCall::Find(b) => memory::find(&ctx, b),
+            MemoryCall::CreateSession(b) => memory::create_session(&ctx, b),
+            MemoryCall::WriteEvent(b) => memory::write_event(&ctx, b),
+            MemoryCall::ListSessionEvents(id, q) => memory::list_session_events(&ctx, id, &q),
+            MemoryCall::ExportPack(b) => memory::export_pack(&ctx, b),
+            MemoryCall::ImportPack(b) => memory::import_pack(&ctx, b),
+            MemoryCall::ListCommits(q) => memory::list_commits(&ctx, &q),
+            MemoryCall::VerifyCommits(b) => memory::verify_commits(&ctx, b),
+        };
+        out.map_err(from_wit)
+    }
+
+    fn components(&self) -> Vec<(String, String, u32)> {
+        [memory::info(), policy::info(), control::info()]
+            .into_iter()
+            .map(|i| (i.name, i.version, i.schema_version))
+            .collect()
+    }
+
+    fn new_request_id(&self) -> String {
+        let mut b = [0u8; 16];
+        let _ = getrandom::fill(&mut b);
+        cairn_core::stable_id::uuid_v4(b)
+    }
+}
+
+/// Reads the body, refusing to buffer more than the limit.
+async fn read_body(req: IncomingRequest, declared: Option<usize>) -> Result<Vec<u8>, BodyError> {
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
+    let mut stream = req.into_body_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[http_component]
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    let method = req.method().to_string();
+    let path_q = req.path_with_query().unwrap_or_else(|| "/".into());
+    let (path, query) = match path_q.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (path_q, String::new()),
+    };
+    let headers: Vec<(String, String)> = req
+        .headers()
+        .entries()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
+        .collect();
+    let declared = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.trim().parse().ok());
+    let body = if method == "GET" || method == "HEAD" || method == "OPTIONS" {
+        Ok(Vec::new())
+    } else {
+        read_body(req, declared).await
+    };
+    let resp = dispatch::handle(&Imports, HttpRequest { method, path, query, headers, body });
+    let header_list: Vec<(String, Vec<u8>)> = resp.headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let fields = Fields::from_list(&header_list).unwrap_or_else(|_| Fields::new());
+    let response = OutgoingResponse::new(fields);
+    let _ = response.set_status_code(resp.status);
+    if let Err(e) = out.set_with_body(response, resp.body).await {
+        eprintln!("could not send response: {e}");
+    }
+}

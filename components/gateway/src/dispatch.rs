@@ -1,0 +1,365 @@
+//! Request handling, independent of the HTTP binding: request id, CORS,
+//! routing, admin guard, `X-Tenant-Id` fallback, the call into the kernel
+//! and the error envelope. The wasm adapter (`component.rs`) only moves
+//! bytes between `wasi:http` and [`handle`].
+
+use cairn_core::admin_token as admin_auth;
+use crate::routes::{Match, Route, match_route};
+use cairn_core::ApiError;
+use serde_json::{Value, json};
+
+/// Largest accepted request body (the reference's `bodyLimit`).
+pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
+
+/// A request as the gateway sees it. Header names are lowercase.
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    /// The body, or `Err` when it exceeded [`MAX_BODY_BYTES`] or failed to read.
+    pub body: Result<Vec<u8>, BodyError>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyError {
+    TooLarge,
+    Read(String),
+}
+
+impl HttpRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// A call into the kernel's `memory` interface.
+pub enum MemoryCall<'a> {
+    Write(&'a str),
+    Find(&'a str),
+    CreateSession(&'a str),
+    WriteEvent(&'a str),
+    ListSessionEvents(&'a str, Vec<(String, String)>),
+    ExportPack(&'a str),
+    ImportPack(&'a str),
+    ListCommits(Vec<(String, String)>),
+    VerifyCommits(&'a str),
+}
+
+/// What the gateway needs from its environment.
+pub trait Backend {
+    /// The configured admin token, if any.
+    fn admin_token(&self) -> Option<String>;
+    /// Comma-separated allowed CORS origins (`*` for any).
+    fn cors_origins(&self) -> String;
+    /// Calls the kernel.
+    fn memory(&self, call: MemoryCall, request_id: &str, admin: bool) -> Result<String, ApiError>;
+    /// `(name, version, schema_version)` of each composed component.
+    fn components(&self) -> Vec<(String, String, u32)>;
+    /// A fresh random request id.
+    fn new_request_id(&self) -> String;
+}
+
+/// The request id: the caller's `x-request-id` when it is sane, else a new one.
+pub fn request_id(req: &HttpRequest, backend: &dyn Backend) -> String {
+    match req.header("x-request-id").map(str::trim) {
+        Some(id) if !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic()) => id.to_string(),
+        _ => backend.new_request_id(),
+    }
+}
+
+fn json_response(status: u16, body: Vec<u8>) -> HttpResponse {
+    HttpResponse { status, headers: vec![("content-type".into(), "application/json; charset=utf-8".into())], body }
+}
+
+fn error_response(e: &ApiError) -> HttpResponse {
+    json_response(e.status, e.to_body().to_string().into_bytes())
+}
+
+/// The `tenant_id` a JSON response starts with (all kernel responses do),
+/// found without parsing the whole document; used only for logs.
+pub fn leading_tenant(body: &[u8]) -> Option<String> {
+    let rest = body.strip_prefix(br#"{"tenant_id":""#)?;
+    let end = rest.iter().position(|b| *b == b'"' || *b == b'\\')?;
+    (rest.get(end) == Some(&b'"')).then(|| String::from_utf8_lossy(&rest[..end]).into_owned())
+}
+
+/// Handles one request.
+pub fn handle(backend: &dyn Backend, req: HttpRequest) -> HttpResponse {
+    let rid = request_id(&req, backend);
+    let origin = req.header("origin").map(str::to_string);
+    let mut resp = if req.method == "OPTIONS" {
+        HttpResponse { status: 204, headers: Vec::new(), body: Vec::new() }
+    } else {
+        match route_and_call(backend, &req, &rid) {
+            Ok(r) => r,
+            Err(e) => {
+                if e.status >= 500 {
+                    eprintln!("request {rid}: {} {} failed: {e}", req.method, req.path);
+                }
+                error_response(&e)
+            }
+        }
+    };
+    let tenant = leading_tenant(&resp.body)
+        .or_else(|| req.header("x-tenant-id").map(str::to_string))
+        .unwrap_or_else(|| "-".into());
+    resp.headers.push(("x-request-id".into(), rid));
+    // Read by the host for its request log line (stripped before sending).
+    resp.headers.push(("x-cairn-tenant".into(), tenant));
+    add_cors(&mut resp, backend, origin.as_deref(), req.method == "OPTIONS");
+    resp
+}
+
+fn add_cors(resp: &mut HttpResponse, backend: &dyn Backend, origin: Option<&str>, preflight: bool) {
+    let allowed = backend.cors_origins();
+    let allow = if allowed.trim() == "*" {
+        Some("*".to_string())
+    } else {
+        origin.filter(|o| allowed.split(',').any(|a| a.trim() == *o)).map(str::to_string)
+    };
+    let Some(allow) = allow else { return };
+    if allow != "*" {
+        resp.headers.push(("vary".into(), "Origin".into()));
+    }
+    resp.headers.push(("access-control-allow-origin".into(), allow));
+    resp.headers.push(("access-control-expose-headers".into(), "x-request-id".into()));
+    if preflight {
+        resp.headers.push((
+            "access-control-allow-headers".into(),
+            "content-type,x-api-key,x-tenant-id,authorization,x-request-id,x-admin-token".into(),
+        ));
+        resp.headers.push(("access-control-allow-methods".into(), "GET,POST,OPTIONS".into()));
+        resp.headers.push(("access-control-max-age".into(), "600".into()));
+    }
+}
+
+/// The body as UTF-8 JSON text, with `X-Tenant-Id` injected when the body
+/// names no tenant (only then is the body parsed here).
+fn body_text(req: &HttpRequest) -> Result<String, ApiError> {
+    let bytes = match &req.body {
+        Ok(b) => b,
+        Err(BodyError::TooLarge) => {
+            return Err(ApiError::new(413, "payload_too_large", format!("request body exceeds {MAX_BODY_BYTES} bytes"))
+                .with_details(json!({"limit_bytes": MAX_BODY_BYTES})));
+        }
+        Err(BodyError::Read(m)) => return Err(ApiError::bad_request("invalid_request", format!("could not read request body: {m}"))),
+    };
+    let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?;
+    let text = if text.trim().is_empty() { "{}" } else { text };
+    let Some(tenant) = req.header("x-tenant-id").map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(text.to_string());
+    };
+    let mut v: Value = serde_json::from_str(text)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))?;
+    if let Some(m) = v.as_object_mut() {
+        if m.get("tenant_id").is_none_or(Value::is_null) {
+            m.insert("tenant_id".into(), json!(tenant));
+        }
+    }
+    Ok(v.to_string())
+}
+
+fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
+    let mut q = cairn_core::encoding::parse_query(&req.query);
+    if let Some(t) = req.header("x-tenant-id").map(str::trim).filter(|t| !t.is_empty()) {
+        if !q.iter().any(|(k, v)| k == "tenant_id" && !v.is_empty()) {
+            q.push(("tenant_id".into(), t.to_string()));
+        }
+    }
+    q
+}
+
+fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result<HttpResponse, ApiError> {
+    let route = match match_route(&req.method, &req.path) {
+        Match::Found(r) => r,
+        Match::WrongMethod(allowed) => {
+            let mut r = error_response(&ApiError::new(405, "method_not_allowed", format!("use {allowed} for {}", req.path)));
+            r.headers.push(("allow".into(), allowed.into()));
+            return Ok(r);
+        }
+        Match::NotFound => return Err(ApiError::not_found("not_found", format!("no route for {} {}", req.method, req.path))),
+    };
+    let admin = match route.needs_admin() {
+        true => {
+            admin_auth::check(backend.admin_token().as_deref(), req.header("x-admin-token"))?;
+            true
+        }
+        false => backend.admin_token().is_some_and(|t| admin_auth::check(Some(&t), req.header("x-admin-token")).is_ok()),
+    };
+    if route == Route::Health {
+        return Ok(json_response(200, health(backend).to_string().into_bytes()));
+    }
+    let body;
+    let call = match &route {
+        Route::ListSessionEvents { session_id } => MemoryCall::ListSessionEvents(session_id, query_pairs(req)),
+        Route::ListCommits => MemoryCall::ListCommits(query_pairs(req)),
+        r => {
+            body = body_text(req)?;
+            match r {
+                Route::Write => MemoryCall::Write(&body),
+                Route::Find => MemoryCall::Find(&body),
+                Route::CreateSession => MemoryCall::CreateSession(&body),
+                Route::WriteEvent => MemoryCall::WriteEvent(&body),
+                Route::PackExport => MemoryCall::ExportPack(&body),
+                Route::PackImport => MemoryCall::ImportPack(&body),
+                Route::VerifyCommits => MemoryCall::VerifyCommits(&body),
+                _ => unreachable!("handled above"),
+            }
+        }
+    };
+    let out = backend.memory(call, rid, admin)?;
+    Ok(json_response(200, out.into_bytes()))
+}
+
+fn health(backend: &dyn Backend) -> Value {
+    let components: serde_json::Map<String, Value> = backend
+        .components()
+        .into_iter()
+        .map(|(name, version, schema)| (name, json!({"version": version, "schema_version": schema})))
+        .collect();
+    let hard = json!({"failure_mode": "hard_fail", "degraded_modes": []});
+    json!({
+        "ok": true,
+        "service": "cairn",
+        "memory_store_backend": "sqlite",
+        "components": components,
+        "memory_store_feature_capabilities": {"sessions_graph": true, "packs_export": true, "packs_import": true},
+        "memory_store_write_capabilities": {"shadow_mirror_v2": false},
+        "memory_store_capability_contract": {
+            "sessions_graph": hard, "packs_export": hard, "packs_import": hard,
+            "shadow_mirror_v2": {"failure_mode": "soft_degrade", "degraded_modes": ["capability_unsupported"]},
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    #[derive(Default)]
+    struct Fake {
+        admin: Option<String>,
+        calls: RefCell<Vec<String>>,
+    }
+
+    impl Backend for Fake {
+        fn admin_token(&self) -> Option<String> {
+            self.admin.clone()
+        }
+        fn cors_origins(&self) -> String {
+            "*".into()
+        }
+        fn memory(&self, call: MemoryCall, _rid: &str, admin: bool) -> Result<String, ApiError> {
+            let body = match call {
+                MemoryCall::Write(b) => format!("write {b} admin={admin}"),
+                MemoryCall::ListCommits(q) => format!("commits {q:?}"),
+                MemoryCall::ExportPack(b) => format!("export {b}"),
+                _ => "other".into(),
+            };
+            self.calls.borrow_mut().push(body);
+            Ok(r#"{"tenant_id":"t1","scope":"s"}"#.into())
+        }
+        fn components(&self) -> Vec<(String, String, u32)> {
+            vec![("kernel".into(), "0.1.0".into(), 1)]
+        }
+        fn new_request_id(&self) -> String {
+            "generated".into()
+        }
+    }
+
+    fn req(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpRequest {
+        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        HttpRequest {
+            method: method.into(),
+            path: path.into(),
+            query: query.into(),
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: Ok(body.as_bytes().to_vec()),
+        }
+    }
+
+    fn header<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
+        r.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn echoes_request_id_and_tenant() {
+        let f = Fake::default();
+        let r = handle(&f, req("POST", "/v1/memory/write", &[("x-request-id", " abc ")], "{}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(header(&r, "x-request-id"), Some("abc"));
+        assert_eq!(header(&r, "x-cairn-tenant"), Some("t1"));
+        let r = handle(&f, req("GET", "/health", &[], ""));
+        assert_eq!(header(&r, "x-request-id"), Some("generated"));
+    }
+
+    #[test]
+    fn tenant_header_fills_missing_tenant_only() {
+        let f = Fake::default();
+        handle(&f, req("POST", "/v1/memory/write", &[("x-tenant-id", "acme")], r#"{"scope":"s"}"#));
+        handle(&f, req("POST", "/v1/memory/write", &[("x-tenant-id", "acme")], r#"{"tenant_id":"mine"}"#));
+        handle(&f, req("GET", "/v1/memory/commits?scope=s", &[("x-tenant-id", "acme")], ""));
+        let calls = f.calls.borrow();
+        assert!(calls[0].contains(r#""tenant_id":"acme""#), "{}", calls[0]);
+        assert!(calls[1].contains(r#""tenant_id":"mine""#));
+        assert!(calls[2].contains(r#"("tenant_id", "acme")"#));
+    }
+
+    #[test]
+    fn errors_use_the_envelope() {
+        let f = Fake::default();
+        let r = handle(&f, req("GET", "/v1/nope", &[], ""));
+        assert_eq!(r.status, 404);
+        let b: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(b["error"], "not_found");
+        let r = handle(&f, req("GET", "/v1/memory/write", &[], ""));
+        assert_eq!(r.status, 405);
+        let mut big = req("POST", "/v1/memory/write", &[], "");
+        big.body = Err(BodyError::TooLarge);
+        let r = handle(&f, big);
+        assert_eq!(r.status, 413);
+        let b: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(b["error"], "payload_too_large");
+        let r = handle(&f, req("POST", "/v1/memory/write", &[("x-tenant-id", "a")], "{not json"));
+        assert_eq!(r.status, 400);
+    }
+
+    #[test]
+    fn admin_routes_are_guarded() {
+        let mut f = Fake::default();
+        let r = handle(&f, req("POST", "/v1/memory/packs/export", &[], "{}"));
+        assert_eq!(r.status, 503);
+        f.admin = Some("s3cret".into());
+        let r = handle(&f, req("POST", "/v1/memory/packs/export", &[("x-admin-token", "bad")], "{}"));
+        assert_eq!(r.status, 401);
+        let r = handle(&f, req("POST", "/v1/memory/packs/export", &[("x-admin-token", "s3cret")], "{}"));
+        assert_eq!(r.status, 200);
+        // The admin flag reaches the kernel on ordinary routes too.
+        handle(&f, req("POST", "/v1/memory/write", &[("x-admin-token", "s3cret")], "{}"));
+        assert!(f.calls.borrow().last().unwrap().ends_with("admin=true"));
+    }
+
+    #[test]
+    fn options_preflight() {
+        let f = Fake::default();
+        let r = handle(&f, req("OPTIONS", "/v1/memory/write", &[("origin", "http://x")], ""));
+        assert_eq!(r.status, 204);
+        assert_eq!(header(&r, "access-control-allow-origin"), Some("*"));
+        assert!(header(&r, "access-control-allow-methods").is_some());
+    }
+
+    #[test]
+    fn leading_tenant_scan() {
+        assert_eq!(leading_tenant(br#"{"tenant_id":"abc","x":1}"#).as_deref(), Some("abc"));
+        assert_eq!(leading_tenant(br#"{"ok":true}"#), None);
+        assert_eq!(leading_tenant(br#"{"tenant_id":"a\"b"}"#), None);
+    }
+}

@@ -1,0 +1,12 @@
+//! Cairn's HTTP gateway: the `wasi:http` trigger component that imports the
+//! kernel, policy and control interfaces.
+//!
+//! - [`routes`]: the route table;
+//! - [`dispatch`]: request ids, CORS, admin guard, envelope, kernel calls;
+//! - `component` (wasm only): the Spin SDK binding.
+
+pub mod dispatch;
+pub mod routes;
+
+#[cfg(target_arch = "wasm32")]
+mod component;

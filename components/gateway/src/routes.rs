@@ -1,0 +1,81 @@
+//! The HTTP route table: which (method, path) goes to which operation.
+//! Kept in one place so the route list in the README, `spin.toml`'s `/...`
+//! trigger and the host's logs all describe the same set.
+
+/// A recognised route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    Health,
+    Write,
+    Find,
+    CreateSession,
+    WriteEvent,
+    ListSessionEvents { session_id: String },
+    PackExport,
+    PackImport,
+    ListCommits,
+    VerifyCommits,
+}
+
+impl Route {
+    /// Routes that require the admin token.
+    pub fn needs_admin(&self) -> bool {
+        matches!(self, Route::PackExport | Route::PackImport)
+    }
+}
+
+/// The outcome of matching a request line.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Match {
+    Found(Route),
+    /// The path exists but not with this method; carries the allowed one.
+    WrongMethod(&'static str),
+    NotFound,
+}
+
+/// Matches `method` and `path` (without the query string).
+pub fn match_route(method: &str, path: &str) -> Match {
+    let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    let (want, route) = match path {
+        "/health" => ("GET", Route::Health),
+        "/v1/memory/write" => ("POST", Route::Write),
+        "/v1/memory/find" => ("POST", Route::Find),
+        "/v1/memory/sessions" => ("POST", Route::CreateSession),
+        "/v1/memory/events" => ("POST", Route::WriteEvent),
+        "/v1/memory/packs/export" => ("POST", Route::PackExport),
+        "/v1/memory/packs/import" => ("POST", Route::PackImport),
+        "/v1/memory/commits" => ("GET", Route::ListCommits),
+        "/v1/memory/commits/verify" => ("POST", Route::VerifyCommits),
+        p => match p.strip_prefix("/v1/memory/sessions/").and_then(|r| r.strip_suffix("/events")) {
+            Some(raw) if !raw.is_empty() && !raw.contains('/') => {
+                let session_id = cairn_core::encoding::decode_uri_component(raw).unwrap_or_else(|| raw.to_string());
+                ("GET", Route::ListSessionEvents { session_id })
+            }
+            _ => return Match::NotFound,
+        },
+    };
+    if method == want || (method == "HEAD" && want == "GET") {
+        Match::Found(route)
+    } else {
+        Match::WrongMethod(want)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matches_routes() {
+        assert_eq!(match_route("POST", "/v1/memory/write"), Match::Found(Route::Write));
+        assert_eq!(match_route("POST", "/v1/memory/write/"), Match::Found(Route::Write));
+        assert_eq!(match_route("GET", "/v1/memory/write"), Match::WrongMethod("POST"));
+        assert_eq!(
+            match_route("GET", "/v1/memory/sessions/a%2Fb/events"),
+            Match::Found(Route::ListSessionEvents { session_id: "a/b".into() })
+        );
+        assert_eq!(match_route("GET", "/v1/memory/sessions//events"), Match::NotFound);
+        assert_eq!(match_route("GET", "/nope"), Match::NotFound);
+        assert!(Route::PackImport.needs_admin());
+    }
+}

@@ -1,0 +1,97 @@
+//! The wasm adapter: exports `cairn:kernel/memory`, opens the `default`
+//! SQLite database and reads settings from Spin variables.
+
+use crate::settings::Settings;
+use crate::{Op, run};
+use cairn_core::ApiError;
+use cairn_spin::spin_sqlite::SpinSqlite;
+
+wit_bindgen::generate!({
+    world: "kernel",
+    path: "../../wit",
+    with: {
+        "spin:sqlite/sqlite@3.0.0": cairn_spin::bindings::spin::sqlite::sqlite,
+        "fermyon:spin/variables@2.0.0": cairn_spin::bindings::fermyon::spin::variables,
+    },
+});
+
+use exports::cairn::kernel::memory::{CallContext, ComponentInfo, Guest};
+use cairn::kernel::types::Error;
+
+struct Kernel;
+
+fn to_wit(e: ApiError) -> Error {
+    Error {
+        status: e.status,
+        code: e.code,
+        message: e.message,
+        details: e.details.map(|d| d.to_string()),
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    cairn_core::stable_id::uuid_v4(b)
+}
+
+fn settings() -> Settings {
+    Settings::from_lookup(cairn_spin::variables::get)
+}
+
+fn call(op: Op, body: String) -> Result<String, Error> {
+    let db = SpinSqlite::open("default").map_err(to_wit)?;
+    run(&db, &settings(), op, &body, now_ms(), random_uuid).map(|v| v.to_string()).map_err(to_wit)
+}
+
+fn call_query(f: impl FnOnce(&SpinSqlite, &Settings) -> Result<serde_json::Value, ApiError>) -> Result<String, Error> {
+    let db = SpinSqlite::open("default").map_err(to_wit)?;
+    crate::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now_ms())).map_err(to_wit)?;
+    f(&db, &settings()).map(|v| v.to_string()).map_err(to_wit)
+}
+
+impl Guest for Kernel {
+    fn info() -> ComponentInfo {
+        ComponentInfo {
+            name: "kernel".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            schema_version: crate::schema::current_version() as u32,
+        }
+    }
+    fn write(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::Write, request)
+    }
+    fn find(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::Find, request)
+    }
+    fn create_session(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::CreateSession, request)
+    }
+    fn write_event(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::WriteEvent, request)
+    }
+    fn list_session_events(_ctx: CallContext, session_id: String, query: Vec<(String, String)>) -> Result<String, Error> {
+        call_query(|db, s| crate::sessions::list_events(db, s, &session_id, &query))
+    }
+    fn export_pack(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::ExportPack, request)
+    }
+    fn import_pack(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::ImportPack, request)
+    }
+    fn list_commits(_ctx: CallContext, query: Vec<(String, String)>) -> Result<String, Error> {
+        call_query(|db, s| crate::commit_log::list(db, s, &query))
+    }
+    fn verify_commits(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::VerifyCommits, request)
+    }
+}
+
+export!(Kernel);

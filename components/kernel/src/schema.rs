@@ -1,0 +1,116 @@
+//! The kernel's SQLite schema and its migrations.
+//!
+//! Steps are append-only: never edit a released one, add the next. They are
+//! applied from inside the component by `cairn_spin::migrations`.
+
+use cairn_core::ApiError;
+use cairn_spin::sql::Sql;
+
+/// Name under which the kernel records its schema version.
+pub const COMPONENT: &str = "kernel";
+
+/// Ordered migration steps; the schema version is the number applied.
+pub const MIGRATIONS: &[&[&str]] = &[
+    // 1: commits, nodes, edges, outbox.
+    &[
+        "CREATE TABLE IF NOT EXISTS memory_commits (
+            id TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            parent_id TEXT,
+            parent_hash TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            input_sha256 TEXT NOT NULL,
+            diff_json TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            model_version TEXT,
+            prompt_version TEXT,
+            request_sha256 TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            commit_hash TEXT NOT NULL UNIQUE,
+            UNIQUE (scope, seq),
+            UNIQUE (scope, request_sha256)
+        )",
+        "CREATE TABLE IF NOT EXISTS memory_nodes (
+            id TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            client_id TEXT,
+            type TEXT NOT NULL,
+            tier TEXT NOT NULL DEFAULT 'hot',
+            title TEXT,
+            text_summary TEXT,
+            slots TEXT NOT NULL DEFAULT '{}',
+            raw_ref TEXT,
+            evidence_ref TEXT,
+            embedding BLOB,
+            embedding_dims INTEGER,
+            embedding_model TEXT,
+            embedding_status TEXT NOT NULL,
+            embedding_attempts INTEGER NOT NULL DEFAULT 0,
+            embedding_last_error TEXT,
+            embedding_ready_at TEXT,
+            salience REAL NOT NULL DEFAULT 0.5,
+            importance REAL NOT NULL DEFAULT 0.5,
+            confidence REAL NOT NULL DEFAULT 0.5,
+            last_activated TEXT,
+            memory_lane TEXT NOT NULL DEFAULT 'private',
+            producer_agent_id TEXT,
+            owner_agent_id TEXT,
+            owner_team_id TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            CHECK (type <> 'rule' OR memory_lane <> 'private' OR owner_agent_id IS NOT NULL OR owner_team_id IS NOT NULL)
+        )",
+        "CREATE UNIQUE INDEX IF NOT EXISTS memory_nodes_scope_client_id ON memory_nodes (scope, client_id) WHERE client_id IS NOT NULL",
+        "CREATE INDEX IF NOT EXISTS memory_nodes_scope_created ON memory_nodes (scope, created_at DESC, id DESC)",
+        "CREATE INDEX IF NOT EXISTS memory_nodes_scope_type_created ON memory_nodes (scope, type, created_at DESC, id DESC)",
+        "CREATE INDEX IF NOT EXISTS memory_nodes_commit ON memory_nodes (commit_id)",
+        "CREATE TABLE IF NOT EXISTS memory_edges (
+            id TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            type TEXT NOT NULL,
+            src_id TEXT NOT NULL REFERENCES memory_nodes (id) ON DELETE CASCADE,
+            dst_id TEXT NOT NULL REFERENCES memory_nodes (id) ON DELETE CASCADE,
+            weight REAL NOT NULL DEFAULT 0.5,
+            confidence REAL NOT NULL DEFAULT 0.5,
+            decay_rate REAL NOT NULL DEFAULT 0.01,
+            last_activated TEXT,
+            created_at TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            UNIQUE (scope, type, src_id, dst_id),
+            CHECK (src_id <> dst_id)
+        )",
+        "CREATE INDEX IF NOT EXISTS memory_edges_scope_src ON memory_edges (scope, src_id, type)",
+        "CREATE INDEX IF NOT EXISTS memory_edges_scope_dst ON memory_edges (scope, dst_id, type)",
+        "CREATE INDEX IF NOT EXISTS memory_edges_commit ON memory_edges (commit_id)",
+        "CREATE TABLE IF NOT EXISTS memory_outbox (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            scope TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            payload_sha256 TEXT NOT NULL,
+            job_key TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            published_at TEXT,
+            claimed_at TEXT,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT,
+            failed_at TEXT,
+            failed_reason TEXT,
+            UNIQUE (scope, event_type, job_key)
+        )",
+        "CREATE INDEX IF NOT EXISTS memory_outbox_pending ON memory_outbox (published_at, failed_at, id)",
+    ],
+];
+
+/// The version this build of the kernel needs.
+pub fn current_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Brings the kernel's schema up to date (one indexed read when it is).
+pub fn ensure(db: &dyn Sql, now: &str) -> Result<(), ApiError> {
+    cairn_spin::migrations::ensure(db, COMPONENT, MIGRATIONS, now)
+}

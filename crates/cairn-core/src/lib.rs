@@ -1,0 +1,26 @@
+//! Pure logic shared by Cairn's components and host: no I/O, no clocks
+//! (callers pass time in), tested natively.
+//!
+//! - [`canonical_json`]: the canonical JSON form every hash is taken over.
+//! - [`digest`]: sha256 helpers.
+//! - [`stable_id`]: deterministic UUIDs (`stableUuid`) for nodes, edges, commits.
+//! - [`text`]: text normalization and limits.
+//! - [`tenant_scope`]: tenant/scope validation and the internal scope key.
+//! - [`admin_token`]: the `X-Admin-Token` guard.
+//! - [`api_error`]: the error envelope.
+//! - [`request_reader`]: typed reading of JSON requests that collects every issue.
+//! - [`time_fmt`]: RFC 3339 timestamps from Unix milliseconds.
+//! - [`encoding`]: `encodeURIComponent`, query strings, base64url.
+
+pub mod admin_token;
+pub mod api_error;
+pub mod canonical_json;
+pub mod digest;
+pub mod encoding;
+pub mod request_reader;
+pub mod stable_id;
+pub mod tenant_scope;
+pub mod text;
+pub mod time_fmt;
+
+pub use api_error::ApiError;

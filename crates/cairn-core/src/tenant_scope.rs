@@ -1,0 +1,145 @@
+//! Tenant and scope: validation and the internal scope key every memory row
+//! is keyed by. The default tenant's scopes are stored under their raw name;
+//! every other tenant's under `tenant:<tenant_id>::scope:<scope>`, which is
+//! why public scopes may not start with `tenant:`. Responses always echo the
+//! public tenant and scope, never the key.
+
+use crate::api_error::ApiError;
+
+/// Reserved prefix of internal scope keys.
+pub const RESERVED_SCOPE_PREFIX: &str = "tenant:";
+/// Longest accepted scope name, in bytes.
+pub const MAX_SCOPE_LEN: usize = 256;
+
+/// Defaults applied when a request names no tenant or scope.
+#[derive(Debug, Clone)]
+pub struct ScopeDefaults {
+    pub tenant_id: String,
+    pub scope: String,
+}
+
+impl Default for ScopeDefaults {
+    fn default() -> Self {
+        ScopeDefaults { tenant_id: "default".into(), scope: "default".into() }
+    }
+}
+
+/// A resolved (tenant, scope) pair and its storage key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantScope {
+    pub tenant_id: String,
+    pub scope: String,
+    pub scope_key: String,
+}
+
+/// Whether `t` matches `^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$`.
+pub fn is_valid_tenant_id(t: &str) -> bool {
+    let b = t.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b[1..].iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
+}
+
+/// Validates the tenant id (`400 invalid_tenant_id`).
+pub fn check_tenant(tenant: Option<&str>, defaults: &ScopeDefaults) -> Result<String, ApiError> {
+    let tenant = tenant.map(str::trim).filter(|t| !t.is_empty()).unwrap_or(&defaults.tenant_id);
+    if !is_valid_tenant_id(tenant) {
+        return Err(ApiError::bad_request(
+            "invalid_tenant_id",
+            "tenant_id must match ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$",
+        )
+        .with_details(serde_json::json!({ "tenant_id": tenant })));
+    }
+    Ok(tenant.to_string())
+}
+
+/// Validates the scope name (`400 invalid_scope`).
+pub fn check_scope(scope: Option<&str>, defaults: &ScopeDefaults) -> Result<String, ApiError> {
+    let scope = match scope {
+        None => defaults.scope.as_str(),
+        Some(s) => s.trim(),
+    };
+    if scope.is_empty() {
+        return Err(ApiError::bad_request("invalid_scope", "scope must not be empty"));
+    }
+    if scope.starts_with(RESERVED_SCOPE_PREFIX) {
+        return Err(ApiError::bad_request(
+            "invalid_scope",
+            "scope must not start with the reserved prefix 'tenant:'",
+        )
+        .with_details(serde_json::json!({ "scope": scope })));
+    }
+    if scope.len() > MAX_SCOPE_LEN {
+        return Err(ApiError::bad_request(
+            "invalid_scope",
+            format!("scope must be at most {MAX_SCOPE_LEN} bytes"),
+        ));
+    }
+    Ok(scope.to_string())
+}
+
+/// The storage key of (tenant, scope).
+pub fn scope_key(tenant_id: &str, scope: &str, defaults: &ScopeDefaults) -> String {
+    if tenant_id == defaults.tenant_id {
+        scope.to_string()
+    } else {
+        format!("tenant:{tenant_id}::scope:{scope}")
+    }
+}
+
+/// Resolves and validates a request's tenant and scope.
+pub fn resolve(
+    tenant: Option<&str>,
+    scope: Option<&str>,
+    defaults: &ScopeDefaults,
+) -> Result<TenantScope, ApiError> {
+    let tenant_id = check_tenant(tenant, defaults)?;
+    let scope = check_scope(scope, defaults)?;
+    let scope_key = scope_key(&tenant_id, &scope, defaults);
+    Ok(TenantScope { tenant_id, scope, scope_key })
+}
+
+/// The `LIKE` pattern matching every scope key of a non-default tenant.
+pub fn tenant_key_like(tenant_id: &str) -> String {
+    let escaped: String = tenant_id
+        .chars()
+        .flat_map(|c| match c {
+            '%' | '_' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect();
+    format!("tenant:{escaped}::scope:%")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_default_and_other_tenants() {
+        let d = ScopeDefaults::default();
+        let a = resolve(None, None, &d).unwrap();
+        assert_eq!((a.tenant_id.as_str(), a.scope.as_str(), a.scope_key.as_str()), ("default", "default", "default"));
+        let b = resolve(Some("tenant-a"), Some("project-alpha"), &d).unwrap();
+        assert_eq!(b.scope_key, "tenant:tenant-a::scope:project-alpha");
+        assert_eq!(b.scope, "project-alpha");
+    }
+
+    #[test]
+    fn rejects_bad_tenants_and_scopes() {
+        let d = ScopeDefaults::default();
+        for t in ["-x", "a b", &"a".repeat(65), "ü"] {
+            assert_eq!(resolve(Some(t), None, &d).unwrap_err().code, "invalid_tenant_id", "{t}");
+        }
+        assert!(resolve(Some(&"a".repeat(64)), None, &d).is_ok());
+        for s in ["", "   ", "tenant:x"] {
+            assert_eq!(resolve(None, Some(s), &d).unwrap_err().code, "invalid_scope", "{s:?}");
+        }
+    }
+
+    #[test]
+    fn like_pattern_escapes_wildcards() {
+        assert_eq!(tenant_key_like("a_b"), "tenant:a\\_b::scope:%");
+    }
+}

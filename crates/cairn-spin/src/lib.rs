@@ -1,0 +1,24 @@
+//! Component-side access to the Spin host interfaces every Cairn component
+//! uses, so each component's own code stays logic plus a thin adapter:
+//!
+//! - [`sql`]: the storage seam ([`sql::Sql`]) and transaction helpers;
+//! - [`migrations`]: versioned, idempotent schema migrations run in-app;
+//! - `spin_sqlite` (wasm only): [`sql::Sql`] over `spin:sqlite/sqlite@3.0.0`;
+//! - `variables` (wasm only): `fermyon:spin/variables@2.0.0`.
+
+pub mod migrations;
+pub mod sql;
+
+#[cfg(target_arch = "wasm32")]
+pub mod bindings {
+    wit_bindgen::generate!({
+        world: "spin-host",
+        path: "../../wit",
+        generate_all,
+    });
+}
+
+#[cfg(target_arch = "wasm32")]
+pub mod spin_sqlite;
+#[cfg(target_arch = "wasm32")]
+pub mod variables;

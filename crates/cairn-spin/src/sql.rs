@@ -1,0 +1,167 @@
+//! The storage seam: the only way kernel logic reaches its database.
+//!
+//! Logic talks to [`Sql`], a one-method trait (run a statement with
+//! parameters, get rows back), so the same code runs over Spin's SQLite
+//! interface in the component (`spin_sqlite.rs`) and over any other backend
+//! later (a Postgres adapter for hosted tiers) without touching the logic.
+//! Statements use SQLite syntax; a backend for another dialect translates here.
+
+use cairn_core::ApiError;
+
+/// A statement parameter or a result column value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SqlValue {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<&str> for SqlValue {
+    fn from(s: &str) -> Self {
+        SqlValue::Text(s.to_string())
+    }
+}
+impl From<String> for SqlValue {
+    fn from(s: String) -> Self {
+        SqlValue::Text(s)
+    }
+}
+impl From<&String> for SqlValue {
+    fn from(s: &String) -> Self {
+        SqlValue::Text(s.clone())
+    }
+}
+impl From<i64> for SqlValue {
+    fn from(i: i64) -> Self {
+        SqlValue::Integer(i)
+    }
+}
+impl From<f64> for SqlValue {
+    fn from(x: f64) -> Self {
+        SqlValue::Real(x)
+    }
+}
+impl From<bool> for SqlValue {
+    fn from(b: bool) -> Self {
+        SqlValue::Integer(b as i64)
+    }
+}
+impl<T: Into<SqlValue>> From<Option<T>> for SqlValue {
+    fn from(o: Option<T>) -> Self {
+        o.map(Into::into).unwrap_or(SqlValue::Null)
+    }
+}
+impl From<Vec<u8>> for SqlValue {
+    fn from(b: Vec<u8>) -> Self {
+        SqlValue::Blob(b)
+    }
+}
+
+/// One result row.
+#[derive(Debug, Clone)]
+pub struct Row(pub Vec<SqlValue>);
+
+impl Row {
+    pub fn text(&self, i: usize) -> Option<&str> {
+        match self.0.get(i) {
+            Some(SqlValue::Text(s)) => Some(s),
+            _ => None,
+        }
+    }
+    pub fn string(&self, i: usize) -> String {
+        self.text(i).unwrap_or_default().to_string()
+    }
+    pub fn opt_string(&self, i: usize) -> Option<String> {
+        self.text(i).map(str::to_string)
+    }
+    pub fn int(&self, i: usize) -> i64 {
+        match self.0.get(i) {
+            Some(SqlValue::Integer(n)) => *n,
+            Some(SqlValue::Real(x)) => *x as i64,
+            _ => 0,
+        }
+    }
+    pub fn real(&self, i: usize) -> f64 {
+        match self.0.get(i) {
+            Some(SqlValue::Real(x)) => *x,
+            Some(SqlValue::Integer(n)) => *n as f64,
+            _ => 0.0,
+        }
+    }
+    pub fn blob(&self, i: usize) -> Option<&[u8]> {
+        match self.0.get(i) {
+            Some(SqlValue::Blob(b)) => Some(b),
+            _ => None,
+        }
+    }
+    pub fn is_null(&self, i: usize) -> bool {
+        matches!(self.0.get(i), None | Some(SqlValue::Null))
+    }
+}
+
+/// A database connection.
+pub trait Sql {
+    /// Runs one statement and returns its rows (empty for statements without
+    /// results).
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, ApiError>;
+
+    /// Runs one statement, ignoring rows.
+    fn exec(&self, sql: &str, params: &[SqlValue]) -> Result<(), ApiError> {
+        self.query(sql, params).map(|_| ())
+    }
+
+    /// The first row, if any.
+    fn query_one(&self, sql: &str, params: &[SqlValue]) -> Result<Option<Row>, ApiError> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+}
+
+/// Runs `f` inside a write transaction (`BEGIN IMMEDIATE` … `COMMIT`),
+/// rolling back on any error so nothing is half-written.
+pub fn write_txn<T>(db: &dyn Sql, f: impl FnOnce(&dyn Sql) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    db.exec("BEGIN IMMEDIATE", &[])?;
+    match f(db) {
+        Ok(v) => match db.exec("COMMIT", &[]) {
+            Ok(()) => Ok(v),
+            Err(e) => {
+                let _ = db.exec("ROLLBACK", &[]);
+                Err(e)
+            }
+        },
+        Err(e) => {
+            let _ = db.exec("ROLLBACK", &[]);
+            Err(e)
+        }
+    }
+}
+
+/// Runs `f` inside a read transaction so every statement sees one snapshot.
+pub fn read_txn<T>(db: &dyn Sql, f: impl FnOnce(&dyn Sql) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    db.exec("BEGIN", &[])?;
+    let out = f(db);
+    let _ = db.exec(if out.is_ok() { "COMMIT" } else { "ROLLBACK" }, &[]);
+    out
+}
+
+/// `?, ?, ?` with `n` placeholders.
+pub fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 3);
+    for i in 0..n {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push('?');
+    }
+    s
+}
+
+/// Encodes an embedding as little-endian f32 bytes (the stored form).
+pub fn f32_blob(v: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(v.len() * 4);
+    for x in v {
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out
+}

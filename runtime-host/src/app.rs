@@ -1,0 +1,117 @@
+//! Loading the app: read the manifest, compose each HTTP-triggered component
+//! with its dependencies, compile (or load from cache), link the host
+//! capabilities and pre-instantiate, ready for one fresh instance per request.
+
+use crate::app_manifest::AppManifest;
+use crate::engine;
+use crate::sqlite::SqliteCapability;
+use crate::state::RequestState;
+use crate::variables::{AppVariables, ComponentVariables};
+use anyhow::{Context, Result};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use wasmtime::Engine;
+use wasmtime::component::{HasSelf, Linker};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+/// A component ready to serve requests.
+pub struct Handler {
+    pub id: String,
+    pub pre: ProxyPre<RequestState>,
+    pub sqlite_databases: Vec<String>,
+    pub variables: ComponentVariables,
+}
+
+/// Operator settings that shape how requests run.
+#[derive(Debug, Clone)]
+pub struct RunLimits {
+    pub request_timeout: Duration,
+    pub max_memory_bytes: usize,
+}
+
+pub struct App {
+    pub engine: Engine,
+    pub manifest: AppManifest,
+    pub handlers: HashMap<String, Handler>,
+    pub sqlite: SqliteCapability,
+    pub limits: RunLimits,
+}
+
+/// Everything needed to load an app.
+pub struct LoadOptions {
+    pub manifest: AppManifest,
+    pub variables: AppVariables,
+    pub sqlite: SqliteCapability,
+    pub cache_dir: Option<PathBuf>,
+    pub pool: engine::PoolLimits,
+    pub limits: RunLimits,
+}
+
+/// The linker with every host capability a Cairn component may import.
+pub fn linker(engine: &Engine) -> Result<Linker<RequestState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    crate::spin_bindings::sqlite::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
+    crate::spin_bindings::variables::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
+    Ok(linker)
+}
+
+impl App {
+    pub fn load(opts: LoadOptions) -> Result<App> {
+        let engine = engine::build(&opts.pool)?;
+        engine::start_epoch_ticker(&engine);
+        let linker = linker(&engine)?;
+        let mut handlers = HashMap::new();
+        for route in &opts.manifest.http_routes {
+            if handlers.contains_key(&route.component) {
+                continue;
+            }
+            let decl = &opts.manifest.components[&route.component];
+            let started = std::time::Instant::now();
+            let bytes = crate::compose::compose(decl)?;
+            let component = engine::load_component(&engine, &bytes, opts.cache_dir.as_deref())
+                .with_context(|| format!("compiling component '{}'", decl.id))?;
+            let pre = linker.instantiate_pre(&component).map_err(|e| {
+                anyhow::Error::from(e)
+                    .context(format!("linking component '{}' (does it import something the host does not provide?)", decl.id))
+            })?;
+            let pre = ProxyPre::new(pre).map_err(|e| {
+                anyhow::Error::from(e).context(format!("component '{}' does not export wasi:http/incoming-handler", decl.id))
+            })?;
+            tracing::info!(
+                component = %decl.id,
+                dependencies = decl.dependencies.len(),
+                bytes = bytes.len(),
+                ms = started.elapsed().as_millis() as u64,
+                "component ready"
+            );
+            handlers.insert(
+                decl.id.clone(),
+                Handler {
+                    id: decl.id.clone(),
+                    pre,
+                    sqlite_databases: decl.sqlite_databases.clone(),
+                    variables: opts.variables.for_component(decl)?,
+                },
+            );
+        }
+        Ok(App { engine, manifest: opts.manifest, handlers, sqlite: opts.sqlite, limits: opts.limits })
+    }
+
+    /// A fresh store for one request to `handler`.
+    pub fn new_store(&self, handler: &Handler) -> wasmtime::Store<RequestState> {
+        let state = RequestState::new(
+            self.sqlite.instance(&handler.sqlite_databases),
+            handler.variables.clone(),
+            self.limits.max_memory_bytes,
+        );
+        let mut store = wasmtime::Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limits);
+        let ticks = (self.limits.request_timeout.as_millis() / engine::EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+}

@@ -1,0 +1,108 @@
+//! The wasmtime engine: pooling instance allocation with copy-on-write
+//! memory images (so a fresh instance per request costs microseconds),
+//! epoch interruption for request deadlines, and an on-disk cache of
+//! compiled components keyed by the component's bytes and the engine's
+//! configuration (start-up after the first run skips Cranelift).
+
+use anyhow::{Context, Result};
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances; request deadlines count in these ticks.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Limits of the instance pool.
+#[derive(Debug, Clone)]
+pub struct PoolLimits {
+    /// Concurrent component instances (requests in flight).
+    pub instances: u32,
+    /// Largest linear memory one guest module may grow to.
+    pub max_memory_bytes: usize,
+}
+
+fn base_config() -> Config {
+    let mut c = Config::new();
+    c.wasm_component_model(true);
+    c.epoch_interruption(true);
+    c
+}
+
+/// Builds the engine, falling back to on-demand allocation when the pool's
+/// virtual memory cannot be reserved (e.g. under a tight `ulimit -v`).
+pub fn build(pool: &PoolLimits) -> Result<Engine> {
+    let mut c = base_config();
+    let mut p = PoolingAllocationConfig::default();
+    // A composed app has a handful of core modules, each with one memory
+    // and one table; leave headroom for adapters.
+    p.total_component_instances(pool.instances);
+    p.total_core_instances(pool.instances * 12);
+    p.total_memories(pool.instances * 8);
+    p.total_tables(pool.instances * 8);
+    p.total_stacks(pool.instances);
+    p.max_memory_size(pool.max_memory_bytes);
+    p.max_memories_per_component(12);
+    p.max_tables_per_component(12);
+    p.max_core_instances_per_component(24);
+    p.max_component_instance_size(1 << 20);
+    p.table_elements(20_000);
+    c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
+    c.memory_init_cow(true);
+    match Engine::new(&c) {
+        Ok(e) => Ok(e),
+        Err(err) => {
+            tracing::warn!(error = %err, "pooling allocator unavailable, using on-demand allocation");
+            Engine::new(&base_config()).map_err(|e| anyhow::Error::from(e).context("creating wasmtime engine"))
+        }
+    }
+}
+
+/// Starts the thread that advances the engine's epoch.
+pub fn start_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("cairn-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
+            }
+        })
+        .expect("spawning epoch thread");
+}
+
+/// Compiles `bytes`, or loads the compiled form from `cache_dir`.
+pub fn load_component(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -> Result<Component> {
+    let Some(dir) = cache_dir else {
+        return Ok(Component::new(engine, bytes)?);
+    };
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    engine.precompile_compatibility_hash().hash(&mut h);
+    let key = format!("{}-{:016x}", cairn_core::digest::sha256_hex(bytes), h.finish());
+    let path: PathBuf = dir.join(format!("{key}.cwasm"));
+    if path.exists() {
+        // SAFETY: the file was written by `Component::serialize` of this
+        // engine configuration (the key covers both) into our cache dir.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => return Ok(c),
+            Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled-component cache entry"),
+        }
+    }
+    let component = Component::new(engine, bytes)?;
+    if let Err(e) = write_cache(&path, &component) {
+        tracing::warn!(path = %path.display(), error = %e, "could not write compiled-component cache");
+    }
+    Ok(component)
+}
+
+fn write_cache(path: &Path, component: &Component) -> Result<()> {
+    let dir = path.parent().context("cache path has no parent")?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), path.file_name().and_then(|n| n.to_str()).unwrap_or("c")));
+    std::fs::write(&tmp, component.serialize()?)?;
+    std::fs::rename(&tmp, path)?;
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Serving HTTP with hyper and `wasmtime-wasi-http`: each request gets a
+//! fresh instance of the component its route names (pre-instantiated, from
+//! the pool), one log line when its response head is ready, and a JSON
+//! error envelope when the guest fails. On shutdown the listener closes and
+//! in-flight requests are allowed to finish.
+
+use crate::app::App;
+use anyhow::Result;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::io::TokioIo;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// Header the gateway sets so the host can log the tenant; never sent out.
+const TENANT_HEADER: &str = "x-cairn-tenant";
+
+fn json_body(status: u16, code: &str, message: &str, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
+    let body = serde_json::json!({"error": code, "message": message}).to_string();
+    hyper::Response::builder()
+        .status(status)
+        .header("content-type", "application/json; charset=utf-8")
+        .header("x-request-id", request_id)
+        .body(Full::new(Bytes::from(body)).map_err(|never| match never {}).boxed_unsync())
+        .expect("static response parts are valid")
+}
+
+fn incoming_request_id(req: &hyper::Request<Incoming>) -> String {
+    req.headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .unwrap_or_else(|| "-".to_string())
+}
+
+/// Handles one request end to end.
+pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let path = req.uri().path().to_string();
+    let fallback_rid = incoming_request_id(&req);
+    let mut resp = match dispatch(&app, req).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(%method, %path, request_id = %fallback_rid, error = format!("{e:#}"), "request failed in the host");
+            json_body(500, "internal_error", "internal error", &fallback_rid)
+        }
+    };
+    let tenant = resp.headers_mut().remove(TENANT_HEADER);
+    let rid = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(&fallback_rid).to_string();
+    tracing::info!(
+        target: "cairn::request",
+        %method,
+        %path,
+        status = resp.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        tenant = tenant.as_ref().and_then(|t| t.to_str().ok()).unwrap_or("-"),
+        request_id = %rid,
+    );
+    Ok(resp)
+}
+
+async fn dispatch(app: &Arc<App>, req: hyper::Request<Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
+    let rid = incoming_request_id(&req);
+    let Some(route) = app.manifest.route_for(req.uri().path()) else {
+        return Ok(json_body(404, "not_found", "no route", &rid));
+    };
+    let handler = &app.handlers[&route.component];
+    let mut store = app.new_store(handler);
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let wreq = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
+    let out = store.data_mut().http().new_response_outparam(sender)?;
+    let pre = handler.pre.clone();
+    let component = handler.id.clone();
+    let task = tokio::task::spawn(async move {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy.wasi_http_incoming_handler().call_handle(&mut store, wreq, out).await
+    });
+    match receiver.await {
+        Ok(Ok(resp)) => Ok(resp),
+        Ok(Err(code)) => {
+            tracing::error!(%component, error = ?code, request_id = %rid, "guest returned an HTTP error code");
+            Ok(json_body(500, "internal_error", "internal error", &rid))
+        }
+        Err(_) => {
+            let reason = match task.await {
+                Ok(Ok(())) => "the component did not produce a response".to_string(),
+                Ok(Err(e)) => format!("{e:?}"),
+                Err(e) => e.to_string(),
+            };
+            let timed_out = reason.contains("interrupt");
+            tracing::error!(%component, request_id = %rid, error = %reason, "component failed");
+            if timed_out {
+                Ok(json_body(503, "request_timeout", "the request exceeded its time limit", &rid))
+            } else {
+                Ok(json_body(500, "internal_error", "internal error", &rid))
+            }
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops accepting and waits up to
+/// `drain` for in-flight requests.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()>,
+    drain: Duration,
+) -> Result<()> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer): (tokio::net::TcpStream, SocketAddr) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let conn = http1::Builder::new().keep_alive(true).serve_connection(
+                    TokioIo::new(stream),
+                    hyper::service::service_fn(move |req| handle(app.clone(), req)),
+                );
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(%peer, error = %e, "connection closed with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: no new connections, waiting for in-flight requests");
+    tokio::select! {
+        _ = graceful.shutdown() => tracing::info!("all requests finished"),
+        _ = tokio::time::sleep(drain) => tracing::warn!(seconds = drain.as_secs(), "drain timeout; exiting with requests in flight"),
+    }
+    Ok(())
+}

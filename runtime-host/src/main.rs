@@ -1,0 +1,191 @@
+//! `cairn`: Cairn's wasmtime host and operator CLI.
+//!
+//! - `cairn up`: serve the app described by `spin.toml` (the same `.wasm`
+//!   components Spin runs) on the embedded SQLite default.
+//! - `cairn bench write`: write latency and throughput over HTTP.
+
+mod app;
+mod app_manifest;
+mod bench;
+mod compose;
+mod engine;
+mod http_server;
+mod spin_bindings;
+mod sqlite;
+mod state;
+mod tiers;
+mod variables;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use sqlite::runtime_config::{SqliteConfig, Synchronous};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "cairn", version, about = "Cairn: a verifiable memory kernel for AI agents, as WebAssembly components")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Serve the app (HTTP API on --listen).
+    Up(UpArgs),
+    /// Benchmarks over HTTP against a fresh data dir.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCmd,
+    },
+}
+
+/// Where the app and its data live, shared by `up` and `bench`.
+#[derive(Args, Clone, Debug)]
+pub struct AppArgs {
+    /// The app manifest (Spin manifest v2).
+    #[arg(long, env = "CAIRN_MANIFEST", default_value = "spin.toml")]
+    pub manifest: PathBuf,
+    /// Tier profiles (ProvisioningProfile rows), passed to the components as variables.
+    #[arg(long, env = "CAIRN_TIERS", default_value = "config/tiers.yaml")]
+    pub tiers: PathBuf,
+    /// Admin token for /v1/admin/* and packs (unset: those routes answer 503).
+    #[arg(long, env = "CAIRN_ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
+    /// Set an application variable (repeatable), like `spin up --variable`.
+    #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
+    pub vars: Vec<(String, String)>,
+    /// SQLite durability: `normal` survives process crashes, `full` also power loss.
+    #[arg(long, env = "CAIRN_SYNC", value_enum, default_value = "normal")]
+    pub sync: Synchronous,
+    /// Directory for compiled components (default: $XDG_CACHE_HOME/cairn or ~/.cache/cairn).
+    #[arg(long, env = "CAIRN_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Compile components on every start instead of caching them.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Requests in flight at once (the instance pool's size).
+    #[arg(long, env = "CAIRN_MAX_CONCURRENCY", default_value_t = 128)]
+    pub max_concurrency: u32,
+    /// Longest a request may run before it is stopped.
+    #[arg(long, env = "CAIRN_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
+    pub request_timeout_secs: u64,
+    /// Largest memory one guest module may use, MiB.
+    #[arg(long, env = "CAIRN_MAX_INSTANCE_MEMORY_MB", default_value_t = 1024)]
+    pub max_instance_memory_mb: usize,
+}
+
+#[derive(Args)]
+struct UpArgs {
+    /// Address to listen on.
+    #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:3001")]
+    listen: String,
+    /// Data directory (the embedded SQLite database lives here).
+    #[arg(long, env = "CAIRN_DATA_DIR", default_value = ".cairn")]
+    data_dir: PathBuf,
+    #[command(flatten)]
+    app: AppArgs,
+}
+
+fn parse_var(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.trim().to_string(), v.to_string())).ok_or_else(|| "expected NAME=VALUE".into())
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|d| d.join("cairn").join("compiled"))
+}
+
+/// Loads the app for `args` with its data in `data_dir`.
+pub async fn load_app(args: &AppArgs, data_dir: &Path) -> Result<Arc<app::App>> {
+    let manifest = app_manifest::AppManifest::load(&args.manifest)?;
+    let tier_vars = tiers::load(&args.tiers)?;
+    let mut cli_vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
+    if let Some(t) = &args.admin_token {
+        cli_vars.insert("admin_token".into(), t.clone());
+    }
+    let variables = variables::AppVariables::resolve(&manifest, &tier_vars, std::env::vars(), &cli_vars)?;
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
+    let mut dbs = HashMap::new();
+    dbs.insert("default".to_string(), SqliteConfig::default_in(data_dir, args.sync));
+    let sqlite = sqlite::SqliteCapability::open(&dbs).await?;
+    let cache_dir = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
+    let opts = app::LoadOptions {
+        manifest,
+        variables,
+        sqlite,
+        cache_dir,
+        pool: engine::PoolLimits {
+            instances: args.max_concurrency.max(1),
+            max_memory_bytes: args.max_instance_memory_mb << 20,
+        },
+        limits: app::RunLimits {
+            request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+            max_memory_bytes: args.max_instance_memory_mb << 20,
+        },
+    };
+    let app = tokio::task::spawn_blocking(move || app::App::load(opts)).await??;
+    Ok(Arc::new(app))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => tracing::info!("SIGINT received"),
+            _ = term.recv() => tracing::info!("SIGTERM received"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn up(args: UpArgs) -> Result<()> {
+    let app = load_app(&args.app, &args.data_dir).await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!(
+        listen = %addr,
+        data_dir = %args.data_dir.display(),
+        database = %args.data_dir.join("cairn.db").display(),
+        sync = ?args.app.sync,
+        admin_token = if args.app.admin_token.is_some() || std::env::var_os("SPIN_VARIABLE_ADMIN_TOKEN").is_some() { "set" } else { "unset" },
+        "cairn listening on http://{addr}"
+    );
+    http_server::serve(app, listener, shutdown_signal(), Duration::from_secs(30)).await?;
+    tracing::info!("bye");
+    Ok(())
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CAIRN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = rt.block_on(async move {
+        match cli.cmd {
+            Cmd::Up(args) => up(args).await,
+            Cmd::Bench { what } => bench::run(what).await,
+        }
+    });
+    if let Err(e) = &result {
+        tracing::error!("{e:#}");
+        bail!("cairn failed");
+    }
+    Ok(())
+}

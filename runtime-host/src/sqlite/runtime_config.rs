@@ -1,0 +1,45 @@
+//! The operator's SQLite knobs (`cairn up` flags): where the file lives and
+//! how durable a commit is.
+
+use std::path::PathBuf;
+
+/// `PRAGMA synchronous`: `normal` keeps every committed write across a
+/// process crash (SIGKILL) with WAL; `full` also across power loss, at the
+/// cost of an fsync per commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Synchronous {
+    Normal,
+    Full,
+}
+
+impl Synchronous {
+    pub fn as_pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    pub path: PathBuf,
+    pub synchronous: Synchronous,
+    pub busy_timeout_ms: u64,
+    pub max_idle_connections: usize,
+    /// Page cache per connection, KiB.
+    pub cache_kib: u64,
+}
+
+impl SqliteConfig {
+    /// The default database of a data dir: `<data-dir>/cairn.db`.
+    pub fn default_in(data_dir: &std::path::Path, synchronous: Synchronous) -> SqliteConfig {
+        SqliteConfig {
+            path: data_dir.join("cairn.db"),
+            synchronous,
+            busy_timeout_ms: 5000,
+            max_idle_connections: 64,
+            cache_kib: 16 * 1024,
+        }
+    }
+}

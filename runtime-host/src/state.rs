@@ -1,0 +1,45 @@
+//! The per-request store data: WASI, `wasi:http`, and the state of each
+//! Spin capability (SQLite, variables), plus the store's resource limits.
+
+use crate::sqlite;
+use crate::variables::ComponentVariables;
+use wasmtime::StoreLimits;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+pub struct RequestState {
+    pub wasi: WasiCtx,
+    pub http: WasiHttpCtx,
+    pub table: ResourceTable,
+    pub sqlite: sqlite::InstanceState,
+    pub variables: ComponentVariables,
+    pub limits: StoreLimits,
+}
+
+impl RequestState {
+    pub fn new(sqlite: sqlite::InstanceState, variables: ComponentVariables, max_memory: usize) -> RequestState {
+        RequestState {
+            // Guests' stdout/stderr go to the host's (their panics and
+            // eprintln! land next to our request log).
+            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            sqlite,
+            variables,
+            limits: wasmtime::StoreLimitsBuilder::new().memory_size(max_memory).trap_on_grow_failure(true).build(),
+        }
+    }
+}
+
+impl WasiView for RequestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl WasiHttpView for RequestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+    }
+}

@@ -1,0 +1,58 @@
+//! Tier profiles as data: `config/tiers.yaml` holds one ProvisioningProfile
+//! row per tier. The host reads the file, checks its shape, and hands it to
+//! the components as the `tier_profiles` variable (JSON, unknown fields kept
+//! as they are) together with `default_tier`. No tier is compiled in.
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The variables a tiers file provides.
+pub fn load(path: &Path) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading tiers file {}", path.display()))?;
+    to_variables(&text).with_context(|| format!("in tiers file {}", path.display()))
+}
+
+/// Parses tiers YAML and returns `tier_profiles` (JSON) and `default_tier`.
+pub fn to_variables(yaml: &str) -> Result<BTreeMap<String, String>> {
+    let doc: Value = serde_norway::from_str(yaml)?;
+    let Some(tiers) = doc.get("tiers").and_then(Value::as_object) else {
+        bail!("expected a `tiers` mapping of tier name -> profile");
+    };
+    if tiers.is_empty() {
+        bail!("`tiers` is empty");
+    }
+    for (name, profile) in tiers {
+        if !profile.is_object() {
+            bail!("tier '{name}' must be a mapping");
+        }
+    }
+    let default_tier = doc.get("default_tier").and_then(Value::as_str).unwrap_or("solo").to_string();
+    if !tiers.contains_key(&default_tier) {
+        bail!("default_tier '{default_tier}' is not one of the tiers");
+    }
+    let mut out = BTreeMap::new();
+    out.insert("tier_profiles".to_string(), serde_json::to_string(&doc)?);
+    out.insert("default_tier".to_string(), default_tier);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_and_keeps_unknown_fields() {
+        let vars = to_variables(
+            "default_tier: team\ntiers:\n  team:\n    resource_caps: {embedding_dims: 384}\n    driver_flags: {x: [1, 2]}\n    future_field: kept\n",
+        )
+        .unwrap();
+        assert_eq!(vars["default_tier"], "team");
+        let v: Value = serde_json::from_str(&vars["tier_profiles"]).unwrap();
+        assert_eq!(v["tiers"]["team"]["future_field"], "kept");
+        assert_eq!(v["tiers"]["team"]["driver_flags"]["x"][1], 2);
+        assert!(to_variables("tiers: {}").is_err());
+        assert!(to_variables("default_tier: gold\ntiers: {solo: {}}").is_err());
+    }
+}
