@@ -48,6 +48,16 @@ pub fn build(pool: &PoolLimits) -> Result<Engine> {
     p.max_core_instances_per_component(24);
     p.max_component_instance_size(1 << 20);
     p.table_elements(20_000);
+    // Reset used memory with memset (only the resident pages, where the
+    // kernel can tell us which) instead of madvise + page faults + TLB
+    // shootdowns on every request; batch the decommits that remain.
+    let env_usize = |k: &str, d: usize| std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(d);
+    p.linear_memory_keep_resident(env_usize("CAIRN_MEMORY_KEEP_RESIDENT", 8 << 20));
+    p.table_keep_resident(env_usize("CAIRN_TABLE_KEEP_RESIDENT", 1 << 20));
+    p.decommit_batch_size(env_usize("CAIRN_DECOMMIT_BATCH", 32));
+    if std::env::var("CAIRN_PAGEMAP_SCAN").map(|v| v != "0").unwrap_or(true) {
+        p.pagemap_scan(wasmtime::Enabled::Auto);
+    }
     c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
     c.memory_init_cow(true);
     match Engine::new(&c) {

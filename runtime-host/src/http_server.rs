@@ -47,7 +47,8 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let fallback_rid = incoming_request_id(&req);
-    let mut resp = match dispatch(&app, req).await {
+    let stats: Arc<crate::sqlite::DbStats> = Arc::default();
+    let mut resp = match dispatch(&app, req, &stats).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(%method, %path, request_id = %fallback_rid, error = format!("{e:#}"), "request failed in the host");
@@ -62,19 +63,26 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         %path,
         status = resp.status().as_u16(),
         latency_us = started.elapsed().as_micros() as u64,
+        db_us = stats.micros.load(std::sync::atomic::Ordering::Relaxed),
+        db_statements = stats.statements.load(std::sync::atomic::Ordering::Relaxed),
         tenant = tenant.as_ref().and_then(|t| t.to_str().ok()).unwrap_or("-"),
         request_id = %rid,
     );
     Ok(resp)
 }
 
-async fn dispatch(app: &Arc<App>, req: hyper::Request<Incoming>) -> Result<hyper::Response<HyperOutgoingBody>> {
+async fn dispatch(
+    app: &Arc<App>,
+    req: hyper::Request<Incoming>,
+    stats: &Arc<crate::sqlite::DbStats>,
+) -> Result<hyper::Response<HyperOutgoingBody>> {
     let rid = incoming_request_id(&req);
     let Some(route) = app.manifest.route_for(req.uri().path()) else {
         return Ok(json_body(404, "not_found", "no route", &rid));
     };
     let handler = &app.handlers[&route.component];
     let mut store = app.new_store(handler);
+    store.data_mut().sqlite.stats = stats.clone();
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let wreq = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
     let out = store.data_mut().http().new_response_outparam(sender)?;

@@ -1,1 +1,263 @@
+//! The black-box test harness: starts the real `cairn` binary (built by
+//! `make test` / `make build`) on a fresh temporary data dir and a free
+//! port, talks HTTP to it, and stops it by its pid.
 
+use serde_json::Value;
+use std::io::Read;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+}
+
+/// The `cairn` binary under test (`CAIRN_BIN`, else `target/release/cairn`).
+pub fn cairn_bin() -> PathBuf {
+    let p = std::env::var_os("CAIRN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/release/cairn"));
+    assert!(p.exists(), "cairn binary not found at {} — run `make build` (make test does)", p.display());
+    p
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU64 = AtomicU64::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "cairn-test-{tag}-{}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed),
+            Instant::now().elapsed().as_nanos()
+        ));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("addr").port()
+}
+
+/// How to start a server.
+#[derive(Default, Clone)]
+pub struct Options {
+    pub admin_token: Option<String>,
+    pub extra_args: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+/// A running `cairn up`.
+pub struct Server {
+    pub base: String,
+    pub port: u16,
+    pub data_dir: PathBuf,
+    child: Option<Child>,
+    log_path: PathBuf,
+    agent: ureq::Agent,
+    _owned_dir: Option<TempDir>,
+}
+
+/// An HTTP response: status, headers (lowercase names) and JSON body
+/// (`Value::Null` when the body is not JSON).
+#[derive(Debug)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+}
+
+impl Server {
+    /// Starts a server on a fresh data dir.
+    pub fn start() -> Server {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> Server {
+        let dir = TempDir::new("srv");
+        let path = dir.path().to_path_buf();
+        let mut s = Self::spawn(&path, &opts);
+        s._owned_dir = Some(dir);
+        s
+    }
+
+    /// Starts a server on an existing data dir (kept by the caller).
+    pub fn start_on(data_dir: &Path, opts: &Options) -> Server {
+        Self::spawn(data_dir, opts)
+    }
+
+    fn spawn(data_dir: &Path, opts: &Options) -> Server {
+        let root = repo_root();
+        let port = free_port();
+        let log_path = data_dir.join(format!("cairn-{port}.log"));
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let mut cmd = Command::new(cairn_bin());
+        cmd.arg("up")
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--manifest")
+            .arg(root.join("spin.toml"))
+            .arg("--tiers")
+            .arg(root.join("config/tiers.yaml"))
+            .args(&opts.extra_args)
+            .env_remove("CAIRN_ADMIN_TOKEN")
+            .env_remove("SPIN_VARIABLE_ADMIN_TOKEN")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log));
+        if let Some(t) = &opts.admin_token {
+            cmd.arg("--admin-token").arg(t);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("spawn cairn up");
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let s = Server {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            data_dir: data_dir.to_path_buf(),
+            child: Some(child),
+            log_path,
+            agent,
+            _owned_dir: None,
+        };
+        s.wait_ready();
+        s
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(r) = self.agent.get(format!("{}/health", self.base)).call() {
+                if r.status().as_u16() == 200 {
+                    return;
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("cairn did not become ready; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    fn finish(resp: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Resp {
+        let mut resp = resp.expect("HTTP request failed at the transport level");
+        let status = resp.status().as_u16();
+        let headers = resp
+            .headers()
+            .iter()
+            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+            .collect();
+        let mut text = String::new();
+        resp.body_mut().as_reader().read_to_string(&mut text).expect("read body");
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Resp { status, headers, body, text }
+    }
+
+    /// POST a JSON body.
+    pub fn post(&self, path: &str, body: &Value) -> Resp {
+        self.post_with(path, body, &[])
+    }
+
+    /// POST a JSON body with extra headers.
+    pub fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Resp {
+        self.post_raw(path, body.to_string().as_bytes(), headers)
+    }
+
+    /// POST raw bytes (for malformed bodies).
+    pub fn post_raw(&self, path: &str, body: &[u8], headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.agent.post(format!("{}{path}", self.base)).header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Self::finish(req.send(body))
+    }
+
+    pub fn get(&self, path: &str) -> Resp {
+        self.get_with(path, &[])
+    }
+
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Self::finish(req.call())
+    }
+
+    /// Sends `signal` and waits for the process to exit; returns its status.
+    pub fn signal_and_wait(&mut self, signal: i32) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, signal);
+        }
+        child.wait().expect("wait for cairn")
+    }
+
+    /// SIGKILL: the process dies without any chance to clean up.
+    pub fn kill9(&mut self) {
+        self.signal_and_wait(libc::SIGKILL);
+    }
+
+    /// SIGTERM and wait; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.signal_and_wait(libc::SIGTERM)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A minimal write body: one shared event with `client_id`.
+pub fn event_write(client_id: &str, text: &str) -> Value {
+    serde_json::json!({
+        "input_text": format!("write {client_id}: {text}"),
+        "memory_lane": "shared",
+        "nodes": [{"client_id": client_id, "type": "event", "text_summary": text}],
+    })
+}

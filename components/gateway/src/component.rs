@@ -66,21 +66,30 @@ impl Backend for Imports {
     }
 }
 
+/// Beyond the limit, how much more of an oversized body is read and
+/// discarded so the client (still sending) gets the 413 instead of a reset
+/// connection.
+const DRAIN_BYTES: usize = 4 * MAX_BODY_BYTES;
+
 /// Reads the body, refusing to buffer more than the limit.
 async fn read_body(req: IncomingRequest, declared: Option<usize>) -> Result<Vec<u8>, BodyError> {
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES) {
+    if declared.is_some_and(|n| n > DRAIN_BYTES) {
         return Err(BodyError::TooLarge);
     }
     let mut body = Vec::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES));
+    let mut seen = 0usize;
     let mut stream = req.into_body_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
+        seen += chunk.len();
+        if seen > DRAIN_BYTES {
             return Err(BodyError::TooLarge);
         }
-        body.extend_from_slice(&chunk);
+        if seen <= MAX_BODY_BYTES {
+            body.extend_from_slice(&chunk);
+        }
     }
-    Ok(body)
+    if seen > MAX_BODY_BYTES { Err(BodyError::TooLarge) } else { Ok(body) }
 }
 
 #[http_component]

@@ -27,7 +27,9 @@ pub const MIGRATIONS: &[&[&str]] = &[
             prompt_version TEXT,
             request_sha256 TEXT NOT NULL,
             created_at TEXT NOT NULL,
-            commit_hash TEXT NOT NULL UNIQUE,
+            -- Unique without an index of its own: the id is derived from
+            -- (scope, commit_hash).
+            commit_hash TEXT NOT NULL,
             UNIQUE (scope, seq),
             UNIQUE (scope, request_sha256)
         )",
@@ -65,7 +67,6 @@ pub const MIGRATIONS: &[&[&str]] = &[
         "CREATE UNIQUE INDEX IF NOT EXISTS memory_nodes_scope_client_id ON memory_nodes (scope, client_id) WHERE client_id IS NOT NULL",
         "CREATE INDEX IF NOT EXISTS memory_nodes_scope_created ON memory_nodes (scope, created_at DESC, id DESC)",
         "CREATE INDEX IF NOT EXISTS memory_nodes_scope_type_created ON memory_nodes (scope, type, created_at DESC, id DESC)",
-        "CREATE INDEX IF NOT EXISTS memory_nodes_commit ON memory_nodes (commit_id)",
         "CREATE TABLE IF NOT EXISTS memory_edges (
             id TEXT PRIMARY KEY,
             scope TEXT NOT NULL,
@@ -83,7 +84,6 @@ pub const MIGRATIONS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS memory_edges_scope_src ON memory_edges (scope, src_id, type)",
         "CREATE INDEX IF NOT EXISTS memory_edges_scope_dst ON memory_edges (scope, dst_id, type)",
-        "CREATE INDEX IF NOT EXISTS memory_edges_commit ON memory_edges (commit_id)",
         "CREATE TABLE IF NOT EXISTS memory_outbox (
             id INTEGER PRIMARY KEY AUTOINCREMENT,
             scope TEXT NOT NULL,

@@ -1,6 +1,6 @@
 //! `spin:sqlite/sqlite@3.0.0` host implementation.
 
-use super::SqliteDb;
+use super::{PooledConn, SqliteDb};
 use crate::spin_bindings::sqlite::{self, Error, QueryResult, RowResult, Value};
 use crate::state::RequestState;
 use std::sync::Arc;
@@ -8,22 +8,22 @@ use wasmtime::component::Resource;
 
 /// An open connection held by a guest.
 pub struct ConnectionHandle {
-    conn: Option<libsql::Connection>,
+    conn: Option<PooledConn>,
     db: Arc<SqliteDb>,
     writer: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Drop for ConnectionHandle {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take() {
-            if !conn.is_autocommit() {
+        if let Some(pooled) = self.conn.take() {
+            if !pooled.conn.is_autocommit() {
                 // The guest went away mid-transaction (trap, timeout or bug):
                 // undo it before anyone else can use the connection. Local
                 // libsql calls never actually suspend, so this completes.
-                let _ = futures::executor::block_on(conn.execute("ROLLBACK", ()));
+                let _ = futures::executor::block_on(pooled.conn.execute("ROLLBACK", ()));
             }
-            if conn.is_autocommit() {
-                self.db.release(conn);
+            if pooled.conn.is_autocommit() {
+                self.db.release(pooled);
             }
         }
         // `writer` drops after the rollback, releasing the write lock.
@@ -64,9 +64,21 @@ fn map_err(e: libsql::Error) -> Error {
     }
 }
 
-async fn run(conn: &libsql::Connection, sql: &str, params: Vec<Value>) -> Result<QueryResult, Error> {
+async fn run(pooled: &mut PooledConn, sql: &str, params: Vec<Value>) -> Result<QueryResult, Error> {
+    let n = params.len();
     let params: Vec<libsql::Value> = params.into_iter().map(to_libsql).collect();
-    let mut rows = conn.query(sql, libsql::params::Params::Positional(params)).await.map_err(map_err)?;
+    if let Some(stmt) = pooled.cached(sql, n).await.map_err(map_err)? {
+        let result = collect(stmt, params).await;
+        // Release the statement's locks now, not when it is next used.
+        stmt.reset();
+        return result;
+    }
+    let stmt = pooled.conn.prepare(sql).await.map_err(map_err)?;
+    collect(&stmt, params).await
+}
+
+async fn collect(stmt: &libsql::Statement, params: Vec<libsql::Value>) -> Result<QueryResult, Error> {
+    let mut rows = stmt.query(libsql::params::Params::Positional(params)).await.map_err(map_err)?;
     let n = rows.column_count();
     let columns = (0..n).map(|i| rows.column_name(i).unwrap_or_default().to_string()).collect();
     let mut out = Vec::new();
@@ -108,22 +120,27 @@ impl sqlite::HostConnection for RequestState {
         if h.writer.is_none() && begins_write(&statement) {
             h.writer = Some(h.db.writer.clone().lock_owned().await);
         }
-        let Some(c) = h.conn.as_ref() else {
+        let Some(c) = h.conn.as_mut() else {
             return Ok(Err(Error::InvalidConnection));
         };
+        let started = std::time::Instant::now();
         let result = run(c, &statement, parameters).await;
-        if h.writer.is_some() && c.is_autocommit() {
+        let autocommit = c.conn.is_autocommit();
+        let stats = &self.sqlite.stats;
+        stats.statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        stats.micros.fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
+        if h.writer.is_some() && autocommit {
             h.writer = None;
         }
         Ok(result)
     }
 
     async fn last_insert_rowid(&mut self, conn: Resource<ConnectionHandle>) -> wasmtime::Result<i64> {
-        Ok(self.table.get(&conn)?.conn.as_ref().map(|c| c.last_insert_rowid()).unwrap_or(0))
+        Ok(self.table.get(&conn)?.conn.as_ref().map(|c| c.conn.last_insert_rowid()).unwrap_or(0))
     }
 
     async fn changes(&mut self, conn: Resource<ConnectionHandle>) -> wasmtime::Result<u64> {
-        Ok(self.table.get(&conn)?.conn.as_ref().map(|c| c.changes()).unwrap_or(0))
+        Ok(self.table.get(&conn)?.conn.as_ref().map(|c| c.conn.changes()).unwrap_or(0))
     }
 
     async fn drop(&mut self, conn: Resource<ConnectionHandle>) -> wasmtime::Result<()> {

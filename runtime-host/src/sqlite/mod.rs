@@ -11,6 +11,11 @@
 //! runs, so a waiting writer parks its task instead of spinning in SQLite's
 //! busy handler; readers never wait (WAL). Connections are pooled; one
 //! dropped mid-transaction is rolled back before it returns to the pool.
+//!
+//! Checkpoints run on a background thread (`PRAGMA wal_checkpoint(PASSIVE)`
+//! once a second when the WAL has grown) instead of inside whichever commit
+//! crosses SQLite's auto-checkpoint threshold, so no request pays for the
+//! checkpoint's fsync.
 
 pub mod host;
 pub mod runtime_config;
@@ -25,7 +30,7 @@ pub use runtime_config::SqliteConfig;
 pub struct SqliteDb {
     pub label: String,
     db: libsql::Database,
-    idle: Mutex<Vec<libsql::Connection>>,
+    idle: Mutex<Vec<PooledConn>>,
     pub(crate) writer: Arc<tokio::sync::Mutex<()>>,
     config: SqliteConfig,
 }
@@ -50,8 +55,34 @@ impl SqliteDb {
         let conn = this.new_connection().await?;
         let mut rows = conn.query("PRAGMA journal_mode=WAL", ()).await?;
         while rows.next().await?.is_some() {}
-        this.release(conn);
+        drop(rows);
+        this.release(PooledConn::new(conn));
         Ok(this)
+    }
+
+    /// Starts the background checkpointer for this database.
+    fn start_checkpointer(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        let interval = std::time::Duration::from_millis(self.config.checkpoint_interval_ms);
+        std::thread::Builder::new()
+            .name(format!("cairn-ckpt-{}", self.label))
+            .spawn(move || {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else { return };
+                let mut conn: Option<libsql::Connection> = None;
+                loop {
+                    std::thread::sleep(interval);
+                    let Some(db) = weak.upgrade() else { return };
+                    if conn.is_none() {
+                        conn = rt.block_on(db.new_connection()).ok();
+                    }
+                    if let Some(c) = &conn {
+                        if let Err(e) = rt.block_on(checkpoint(c)) {
+                            tracing::warn!(database = %db.label, error = %e, "wal checkpoint failed");
+                        }
+                    }
+                }
+            })
+            .expect("spawning checkpointer");
     }
 
     async fn new_connection(&self) -> Result<libsql::Connection> {
@@ -62,6 +93,8 @@ impl SqliteDb {
             "PRAGMA foreign_keys=ON".to_string(),
             "PRAGMA temp_store=MEMORY".to_string(),
             format!("PRAGMA cache_size=-{}", self.config.cache_kib),
+            // Checkpoints are the background thread's job.
+            "PRAGMA wal_autocheckpoint=0".to_string(),
         ] {
             let mut rows = conn.query(&pragma, ()).await?;
             while rows.next().await?.is_some() {}
@@ -70,20 +103,64 @@ impl SqliteDb {
     }
 
     /// An idle pooled connection, or a new one.
-    pub async fn acquire(&self) -> Result<libsql::Connection> {
+    pub async fn acquire(&self) -> Result<PooledConn> {
         if let Some(c) = self.idle.lock().expect("pool lock").pop() {
             return Ok(c);
         }
-        self.new_connection().await
+        Ok(PooledConn::new(self.new_connection().await?))
     }
 
     /// Returns a connection (outside any transaction) to the pool.
-    pub fn release(&self, conn: libsql::Connection) {
+    pub fn release(&self, conn: PooledConn) {
         let mut idle = self.idle.lock().expect("pool lock");
         if idle.len() < self.config.max_idle_connections {
             idle.push(conn);
         }
     }
+}
+
+/// A pooled connection and its prepared statements, reused across requests
+/// so hot statements are parsed and planned once per connection.
+pub struct PooledConn {
+    pub conn: libsql::Connection,
+    statements: HashMap<String, libsql::Statement>,
+}
+
+/// Most statements a connection keeps prepared (dynamic SQL beyond this
+/// just clears the cache).
+const MAX_CACHED_STATEMENTS: usize = 256;
+
+impl PooledConn {
+    fn new(conn: libsql::Connection) -> PooledConn {
+        PooledConn { conn, statements: HashMap::new() }
+    }
+
+    /// The cached prepared statement for `sql`, preparing and caching it on
+    /// first use. `None` when its parameter count differs from `params` (the
+    /// caller then prepares a fresh one, so no binding from an earlier use
+    /// can survive into this one).
+    pub async fn cached(&mut self, sql: &str, params: usize) -> libsql::Result<Option<&libsql::Statement>> {
+        if !self.statements.contains_key(sql) {
+            let stmt = self.conn.prepare(sql).await?;
+            if self.statements.len() >= MAX_CACHED_STATEMENTS {
+                self.statements.clear();
+            }
+            self.statements.insert(sql.to_string(), stmt);
+        }
+        let stmt = &self.statements[sql];
+        if stmt.parameter_count() != params {
+            return Ok(None);
+        }
+        stmt.reset();
+        Ok(Some(stmt))
+    }
+}
+
+/// One passive checkpoint; returns without waiting for readers or writers.
+async fn checkpoint(conn: &libsql::Connection) -> Result<()> {
+    let mut rows = conn.query("PRAGMA wal_checkpoint(PASSIVE)", ()).await?;
+    while rows.next().await?.is_some() {}
+    Ok(())
 }
 
 /// Every database the app may open, by label.
@@ -97,7 +174,9 @@ impl SqliteCapability {
     pub async fn open(configs: &HashMap<String, SqliteConfig>) -> Result<SqliteCapability> {
         let mut dbs = HashMap::new();
         for (label, cfg) in configs {
-            dbs.insert(label.clone(), Arc::new(SqliteDb::open(label, cfg).await?));
+            let db = Arc::new(SqliteDb::open(label, cfg).await?);
+            db.start_checkpointer();
+            dbs.insert(label.clone(), db);
         }
         Ok(SqliteCapability { dbs: Arc::new(dbs) })
     }
@@ -108,7 +187,7 @@ impl SqliteCapability {
 
     /// Per-instance state for a component allowed to open `allowed`.
     pub fn instance(&self, allowed: &[String]) -> InstanceState {
-        InstanceState { capability: self.clone(), allowed: Arc::new(allowed.to_vec()) }
+        InstanceState { capability: self.clone(), allowed: Arc::new(allowed.to_vec()), stats: Arc::default() }
     }
 }
 
@@ -116,4 +195,13 @@ impl SqliteCapability {
 pub struct InstanceState {
     pub capability: SqliteCapability,
     pub allowed: Arc<Vec<String>>,
+    /// Statements run and time spent in SQLite by this request (for its log line).
+    pub stats: Arc<DbStats>,
+}
+
+/// Per-request database counters, shared with the request's log line.
+#[derive(Default, Debug)]
+pub struct DbStats {
+    pub statements: std::sync::atomic::AtomicU64,
+    pub micros: std::sync::atomic::AtomicU64,
 }

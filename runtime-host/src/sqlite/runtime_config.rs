@@ -29,6 +29,8 @@ pub struct SqliteConfig {
     pub max_idle_connections: usize,
     /// Page cache per connection, KiB.
     pub cache_kib: u64,
+    /// How often the background checkpointer runs.
+    pub checkpoint_interval_ms: u64,
 }
 
 impl SqliteConfig {
@@ -39,7 +41,8 @@ impl SqliteConfig {
             synchronous,
             busy_timeout_ms: 5000,
             max_idle_connections: 64,
-            cache_kib: 16 * 1024,
+            cache_kib: 2 * 1024,
+            checkpoint_interval_ms: 1000,
         }
     }
 }

@@ -1,0 +1,122 @@
+//! Health, request ids, routing errors, body limits, CORS, admin token.
+
+use cairn_e2e::{Options, Server};
+use serde_json::json;
+
+#[test]
+fn health_reports_components() {
+    let s = Server::start();
+    let r = s.get("/health");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["ok"], true);
+    for c in ["kernel", "policy", "control"] {
+        assert!(r.body["components"][c]["version"].is_string(), "{c} missing: {}", r.text);
+    }
+    assert_eq!(r.body["components"]["kernel"]["schema_version"], 1);
+    assert_eq!(r.body["memory_store_feature_capabilities"]["packs_export"], true);
+}
+
+#[test]
+fn request_id_is_echoed_or_generated() {
+    let s = Server::start();
+    let r = s.get_with("/health", &[("x-request-id", "  req-123  ")]);
+    assert_eq!(r.header("x-request-id"), Some("req-123"));
+    let r = s.get("/health");
+    let id = r.header("x-request-id").expect("generated id");
+    assert_eq!(id.len(), 36, "uuid expected, got {id}");
+    // Errors carry it too, and the host never leaks its private log header.
+    let r = s.post_with("/v1/memory/write", &json!({}), &[("x-request-id", "bad-1")]);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.header("x-request-id"), Some("bad-1"));
+    assert!(r.header("x-cairn-tenant").is_none());
+}
+
+#[test]
+fn unknown_routes_and_methods_use_the_envelope() {
+    let s = Server::start();
+    let r = s.get("/v1/memory/nope");
+    assert_eq!(r.status, 404);
+    assert_eq!(r.body["error"], "not_found");
+    assert!(r.body["message"].is_string());
+    let r = s.get("/v1/memory/write");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.body["error"], "method_not_allowed");
+    assert_eq!(r.header("allow"), Some("POST"));
+}
+
+#[test]
+fn oversized_and_malformed_bodies_are_4xx() {
+    let s = Server::start();
+    let big = vec![b' '; 5 * 1024 * 1024 + 10];
+    let r = s.post_raw("/v1/memory/write", &big, &[]);
+    assert_eq!(r.status, 413, "{}", r.text);
+    assert_eq!(r.body["error"], "payload_too_large");
+    let r = s.post_raw("/v1/memory/write", b"{\"input_text\": ", &[]);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"], "invalid_json");
+    // Python's json.dumps writes NaN, which is not JSON.
+    let r = s.post_raw("/v1/memory/write", br#"{"input_text":"x","nodes":[{"type":"event","salience":NaN}]}"#, &[]);
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"], "invalid_json");
+    let r = s.post_raw("/v1/memory/write", &[0xff, 0xfe], &[]);
+    assert_eq!(r.status, 400);
+    let r = s.post("/v1/memory/write", &json!([1, 2]));
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body["error"], "invalid_request");
+}
+
+#[test]
+fn cors_preflight() {
+    let s = Server::start();
+    let r = s.agent_options("/v1/memory/write");
+    assert_eq!(r.0, 204);
+    assert_eq!(r.1.as_deref(), Some("*"));
+}
+
+trait Preflight {
+    fn agent_options(&self, path: &str) -> (u16, Option<String>);
+}
+
+impl Preflight for Server {
+    fn agent_options(&self, path: &str) -> (u16, Option<String>) {
+        use std::io::{Read, Write};
+        let mut c = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        write!(c, "OPTIONS {path} HTTP/1.1\r\nHost: x\r\nOrigin: http://app.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n").unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).unwrap();
+        let status = out[9..12].parse().unwrap();
+        let allow = out
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("access-control-allow-origin:"))
+            .map(|l| l.split_once(':').unwrap().1.trim().to_string());
+        (status, allow)
+    }
+}
+
+#[test]
+fn admin_token_semantics_on_packs() {
+    let s = Server::start();
+    let r = s.post("/v1/memory/packs/export", &json!({}));
+    assert_eq!(r.status, 503);
+    assert_eq!(r.body["error"], "admin_not_configured");
+    drop(s);
+    let s = Server::start_with(Options { admin_token: Some("s3cret".into()), ..Default::default() });
+    for headers in [vec![], vec![("x-admin-token", "wrong")]] {
+        let r = s.post_with("/v1/memory/packs/export", &json!({}), &headers);
+        assert_eq!(r.status, 401);
+        assert_eq!(r.body["error"], "unauthorized_admin");
+        let r = s.post_with("/v1/memory/packs/import", &json!({}), &headers);
+        assert_eq!(r.status, 401);
+    }
+    let r = s.post_with("/v1/memory/packs/export", &json!({}), &[("x-admin-token", "s3cret")]);
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[test]
+fn sigterm_exits_cleanly() {
+    let mut s = Server::start();
+    assert_eq!(s.get("/health").status, 200);
+    let status = s.terminate();
+    assert!(status.success(), "exit status {status:?}; log:\n{}", s.log());
+    assert!(s.log().contains("shutting down"), "{}", s.log());
+}
