@@ -1,0 +1,51 @@
+# Cairn: `make up` serves the API on 127.0.0.1:3001; `make test` runs every test.
+# Both install what is missing (the wasm32-wasip2 target) and build first.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Build output lives outside the clone so fresh clones (and CI) reuse it:
+# ./target is a symlink to $(CAIRN_CACHE)/target.
+CAIRN_CACHE ?= $(HOME)/.cache/cairn
+TARGET_CACHE := $(CAIRN_CACHE)/target
+COMPONENTS := cairn-gateway cairn-kernel cairn-policy cairn-control cairn-derive
+LISTEN ?= 127.0.0.1:3001
+DATA_DIR ?= .cairn
+CARGO ?= cargo
+
+.PHONY: help setup build components host up test unit e2e bench clean
+
+help:
+	@echo "make up     build everything and serve the API on $(LISTEN) (data in $(DATA_DIR)/)"
+	@echo "make test   build everything and run every test (unit, black-box HTTP, SDK)"
+	@echo "make bench  write benchmark: 2000 writes after 100k memories"
+
+setup:
+	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
+	@command -v rustup >/dev/null && { rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2; } || true
+	@if [ ! -e target ]; then mkdir -p "$(TARGET_CACHE)" && ln -s "$(TARGET_CACHE)" target; fi
+
+components: setup
+	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(COMPONENTS))
+
+host: setup
+	$(CARGO) build --release -p cairn-runtime-host
+
+build: components host
+
+up: build
+	./target/release/cairn up --listen $(LISTEN) --data-dir $(DATA_DIR)
+
+unit: setup
+	$(CARGO) test --release --workspace --exclude cairn-e2e
+
+e2e: build
+	$(CARGO) test --release -p cairn-e2e
+
+test: build unit e2e
+
+bench: build
+	./target/release/cairn bench write --writes 2000 --concurrency 1 --preload 100000
+
+clean:
+	rm -rf $(DATA_DIR)

@@ -1,0 +1,83 @@
+"""The published Aionis Python client (aionis-sdk 0.2.x), unchanged, against
+a running `cairn up`: write, find, sessions/events, packs, and the error
+shape. Run by tests/tests/sdk_compat.rs, which starts the server and passes
+--base-url and --admin-token; exits non-zero on the first failed check."""
+
+import argparse
+import uuid
+
+from aionis_sdk import AionisApiError, AionisClient
+
+
+def check(cond, what):
+    if not cond:
+        raise SystemExit(f"FAILED: {what}")
+    print(f"ok   {what}")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--base-url", required=True)
+    ap.add_argument("--admin-token", required=True)
+    args = ap.parse_args()
+
+    client = AionisClient(base_url=args.base_url, admin_token=args.admin_token, retry={"max_retries": 0})
+    tenant, scope = "sdk-tenant", f"sdk-{uuid.uuid4().hex[:8]}"
+
+    w = client.write({
+        "tenant_id": tenant, "scope": scope, "input_text": "sdk smoke write", "memory_lane": "shared",
+        "auto_embed": False,
+        "nodes": [
+            {"client_id": "sdk-evt", "type": "event", "text_summary": "The SDK wrote this event", "slots": {"k": "v"}},
+            {"client_id": "sdk-ent", "type": "entity", "title": "SDK"},
+        ],
+        "edges": [{"type": "related_to", "src": {"client_id": "sdk-evt"}, "dst": {"client_id": "sdk-ent"}}],
+    })
+    data = w["data"]
+    check(w["status"] == 200 and len(data["commit_hash"]) == 64, "write returns a commit")
+    check(data["tenant_id"] == tenant and data["scope"] == scope, "write echoes the public tenant and scope")
+    check(w["request_id"], "response carries a request id")
+
+    f = client.find({"tenant_id": tenant, "scope": scope, "client_id": "sdk-evt", "include_slots": True})["data"]
+    check(len(f["nodes"]) == 1 and f["nodes"][0]["slots"] == {"k": "v"}, "find by client_id")
+    uri = f["nodes"][0]["uri"]
+    f2 = client.find({"uri": uri})["data"]
+    check(f2["nodes"][0]["id"] == f["nodes"][0]["id"], "find by aionis:// uri")
+
+    s = client.create_session({"tenant_id": tenant, "scope": scope, "session_id": "sdk-session",
+                               "title": "SDK session", "memory_lane": "shared"})["data"]
+    check(s["session_id"] == "sdk-session" and s["session_uri"].startswith("aionis://"), "create_session")
+    for i in range(2):
+        e = client.write_event({"tenant_id": tenant, "scope": scope, "session_id": "sdk-session",
+                                "event_id": f"e{i}", "text_summary": f"event {i}"})["data"]
+        check(e["event_id"] == f"e{i}" and e["session_node_id"] == s["session_node_id"], f"write_event {i}")
+    ev = client.list_session_events("sdk-session", {"tenant_id": tenant, "scope": scope, "include_meta": True, "limit": 10})["data"]
+    check(ev["session"]["node_id"] == s["session_node_id"], "list_session_events finds the session")
+    check(len(ev["events"]) == 2 and ev["events"][0]["created_at"], "list_session_events lists both events with meta")
+
+    ex = client.pack_export({"tenant_id": tenant, "scope": scope, "max_rows": 1000})["data"]
+    check(ex["manifest"]["counts"]["nodes"] == 5, "pack_export exports every node")
+    v = client.pack_import({"tenant_id": "sdk-copy", "scope": scope, "verify_only": True,
+                            "manifest_sha256": ex["manifest"]["sha256"], "pack": ex["pack"]})["data"]
+    check(v["verified"] is True and v["imported"] is False, "pack_import verify_only")
+    imp = client.pack_import({"tenant_id": "sdk-copy", "scope": scope, "manifest_sha256": ex["manifest"]["sha256"],
+                              "pack": ex["pack"]})["data"]
+    check(imp["imported"] is True and imp["nodes"] == 5, "pack_import")
+    f3 = client.find({"tenant_id": "sdk-copy", "scope": scope, "client_id": "sdk-evt"})["data"]
+    check(len(f3["nodes"]) == 1, "imported node is findable")
+
+    try:
+        client.write({"tenant_id": tenant, "scope": scope, "nodes": [{"type": "nope"}]})
+        check(False, "bad write raises")
+    except AionisApiError as err:
+        check(err.status == 400 and err.code == "invalid_request" and err.issues, "bad write raises AionisApiError with issues")
+    try:
+        client.pack_export({"tenant_id": tenant, "scope": scope}, admin_token="wrong")
+        check(False, "wrong admin token raises")
+    except AionisApiError as err:
+        check(err.status == 401 and err.code == "unauthorized_admin", "wrong admin token -> 401 unauthorized_admin")
+    print("all SDK checks passed")
+
+
+if __name__ == "__main__":
+    main()

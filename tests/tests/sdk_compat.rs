@@ -1,0 +1,49 @@
+//! The published Python client `aionis-sdk` runs unchanged against
+//! `cairn up`. The test installs the pinned version into a venv (cached
+//! under ~/.cache/cairn) the first time, starts the server and runs
+//! tests/python/sdk_compat.py against it.
+
+use cairn_e2e::{Options, Server, repo_root};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The client version this test pins (0.2.x, the newest published).
+const SDK: &str = "aionis-sdk==0.2.21";
+
+fn venv_python() -> PathBuf {
+    let dir = std::env::var_os("CAIRN_SDK_VENV").map(PathBuf::from).unwrap_or_else(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+        cache.join("cairn").join(format!("venv-{}", SDK.replace("==", "-")))
+    });
+    let python = dir.join("bin/python");
+    let ready = python.exists()
+        && Command::new(&python).args(["-c", "import aionis_sdk"]).status().map(|s| s.success()).unwrap_or(false);
+    if !ready {
+        let ok = Command::new("python3").arg("-m").arg("venv").arg(&dir).status().expect("python3 -m venv").success();
+        assert!(ok, "creating the venv at {} failed", dir.display());
+        let ok = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", SDK])
+            .status()
+            .expect("pip install")
+            .success();
+        assert!(ok, "pip install {SDK} failed");
+    }
+    python
+}
+
+#[test]
+fn aionis_python_sdk_works_unchanged() {
+    let python = venv_python();
+    let s = Server::start_with(Options { admin_token: Some("sdk-admin".into()), ..Default::default() });
+    let out = Command::new(python)
+        .arg(repo_root().join("tests/python/sdk_compat.py"))
+        .args(["--base-url", &s.base, "--admin-token", "sdk-admin"])
+        .output()
+        .expect("run sdk_compat.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "SDK checks failed:\n{stdout}\n{stderr}\nserver log:\n{}", s.log());
+    assert!(stdout.contains("all SDK checks passed"), "{stdout}");
+}
