@@ -107,6 +107,8 @@ pub struct NewCommit<'a> {
     pub prompt_version: Option<&'a str>,
     pub diff: &'a Value,
     pub request_sha256: &'a str,
+    /// What the operation reported beyond its diff, replayed on retries.
+    pub result_json: Option<&'a str>,
     pub created_at: &'a str,
 }
 
@@ -137,8 +139,8 @@ pub fn append(db: &dyn Sql, parent: Option<&Head>, c: &NewCommit) -> Result<Appe
     let seq = parent.map(|h| h.seq).unwrap_or(0) + 1;
     db.exec(
         "INSERT INTO memory_commits (id, scope, seq, parent_id, parent_hash, kind, input_sha256, diff_json, actor, \
-         model_version, prompt_version, request_sha256, created_at, commit_hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         model_version, prompt_version, request_sha256, result_json, created_at, commit_hash) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             id.clone().into(),
             c.scope_key.into(),
@@ -152,6 +154,7 @@ pub fn append(db: &dyn Sql, parent: Option<&Head>, c: &NewCommit) -> Result<Appe
             c.model_version.into(),
             c.prompt_version.into(),
             c.request_sha256.into(),
+            c.result_json.into(),
             c.created_at.into(),
             hash.clone().into(),
         ],

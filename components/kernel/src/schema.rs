@@ -13,10 +13,12 @@ pub const COMPONENT: &str = "kernel";
 pub const MIGRATIONS: &[&[&str]] = &[
     // 1: commits, nodes, edges, outbox.
     &[
+        // Clustered by (scope, seq): appending to a chain touches one
+        // table page, and the chain reads in order without a second index.
         "CREATE TABLE IF NOT EXISTS memory_commits (
-            id TEXT PRIMARY KEY,
             scope TEXT NOT NULL,
             seq INTEGER NOT NULL,
+            id TEXT NOT NULL UNIQUE,
             parent_id TEXT,
             parent_hash TEXT NOT NULL,
             kind TEXT NOT NULL,
@@ -26,13 +28,16 @@ pub const MIGRATIONS: &[&[&str]] = &[
             model_version TEXT,
             prompt_version TEXT,
             request_sha256 TEXT NOT NULL,
+            -- What the write reported beyond its diff (derivation jobs
+            -- enqueued), returned again on an identical retry.
+            result_json TEXT,
             created_at TEXT NOT NULL,
             -- Unique without an index of its own: the id is derived from
             -- (scope, commit_hash).
             commit_hash TEXT NOT NULL,
-            UNIQUE (scope, seq),
+            PRIMARY KEY (scope, seq),
             UNIQUE (scope, request_sha256)
-        )",
+        ) WITHOUT ROWID",
         "CREATE TABLE IF NOT EXISTS memory_nodes (
             id TEXT PRIMARY KEY,
             scope TEXT NOT NULL,
@@ -84,8 +89,10 @@ pub const MIGRATIONS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS memory_edges_scope_src ON memory_edges (scope, src_id, type)",
         "CREATE INDEX IF NOT EXISTS memory_edges_scope_dst ON memory_edges (scope, dst_id, type)",
+        // Jobs are deduplicated by job_key where they are enqueued (one per
+        // commit and event type); no unique index on the write path.
         "CREATE TABLE IF NOT EXISTS memory_outbox (
-            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            id INTEGER PRIMARY KEY,
             scope TEXT NOT NULL,
             commit_id TEXT NOT NULL,
             event_type TEXT NOT NULL,
@@ -98,10 +105,9 @@ pub const MIGRATIONS: &[&[&str]] = &[
             attempts INTEGER NOT NULL DEFAULT 0,
             last_error TEXT,
             failed_at TEXT,
-            failed_reason TEXT,
-            UNIQUE (scope, event_type, job_key)
+            failed_reason TEXT
         )",
-        "CREATE INDEX IF NOT EXISTS memory_outbox_pending ON memory_outbox (published_at, failed_at, id)",
+        "CREATE INDEX IF NOT EXISTS memory_outbox_pending ON memory_outbox (id) WHERE published_at IS NULL AND failed_at IS NULL",
     ],
 ];
 

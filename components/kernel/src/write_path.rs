@@ -18,7 +18,7 @@ use cairn_core::digest::sha256_canonical;
 use cairn_core::time_fmt::rfc3339_millis;
 use cairn_spin::sql::{Sql, SqlValue, f32_blob, placeholders, write_txn};
 use serde_json::{Map, Value, json};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Runs the write described by `spec`; returns the response body.
 pub fn write(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, now_ms: i64) -> Result<Value, ApiError> {
@@ -216,6 +216,66 @@ fn apply(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, request_sha: &str,
             "content_sha256": e.content_sha256(),
         })).collect::<Vec<_>>(),
     });
+    // Embedding status of each new node and the derivation jobs this write
+    // enqueues — decided before the commit so its result is recorded with it.
+    let provider = settings.embedding_provider.is_some();
+    let auto_embed = spec.auto_embed.unwrap_or(true) && provider;
+    let mut statuses: Vec<Option<NodeStatus>> = Vec::with_capacity(nodes.len());
+    let mut embed_jobs: Vec<Value> = Vec::new();
+    let mut ready_events: Vec<String> = Vec::new();
+    let mut pending_events: Vec<String> = Vec::new();
+    for (spec_node, (stored, is_new)) in nodes.iter().zip(&stored_nodes) {
+        let embed_text = spec_node.embed_text(spec.input_text.as_deref());
+        if !*is_new {
+            if spec.force_reembed && auto_embed {
+                if let Some(t) = embed_text {
+                    embed_jobs.push(json!({"id": stored.id, "text": t}));
+                }
+            }
+            statuses.push(None);
+            continue;
+        }
+        let st = match (&spec_node.embedding, &embed_text) {
+            (Some(_), _) => NodeStatus::ready(spec_node.embedding_model.clone().unwrap_or_else(|| "client".into()), &now),
+            (None, Some(_)) if auto_embed => NodeStatus::plain("pending", None),
+            (None, None) if auto_embed => NodeStatus::plain("failed", Some("no_embed_text")),
+            _ => NodeStatus::plain("failed", Some("auto_embed_disabled_or_no_provider")),
+        };
+        if st.status == "pending" {
+            embed_jobs.push(json!({"id": stored.id, "text": embed_text}));
+        }
+        if stored.node_type == "event" {
+            match st.status {
+                "ready" => ready_events.push(stored.id.clone()),
+                "pending" => pending_events.push(stored.id.clone()),
+                _ => {}
+            }
+        }
+        statuses.push(Some(st));
+    }
+    let cluster = spec.trigger_topic_cluster.unwrap_or(settings.auto_topic_cluster_on_write);
+    let mut jobs: Vec<(&str, Value)> = Vec::new();
+    let mut response_extra = Map::new();
+    if !embed_jobs.is_empty() {
+        let n = embed_jobs.len();
+        let mut payload = json!({"nodes": embed_jobs});
+        if spec.force_reembed {
+            payload["force_reembed"] = json!(true);
+        }
+        if cluster && !pending_events.is_empty() {
+            payload["after_topic_cluster_event_ids"] = json!(pending_events);
+        }
+        jobs.push(("embed_nodes", payload));
+        response_extra.insert("embedding_backfill".into(), json!({"enqueued": true, "pending_nodes": n}));
+    }
+    if cluster && !ready_events.is_empty() {
+        jobs.push(("topic_cluster", json!({"event_ids": ready_events})));
+    }
+    if cluster && (!ready_events.is_empty() || !pending_events.is_empty()) {
+        response_extra.insert("topic_cluster".into(), json!({"enqueued": true}));
+    }
+    let result_json = (!response_extra.is_empty()).then(|| Value::Object(response_extra.clone()).to_string());
+
     let appended = commit_chain::append(
         db,
         head.as_ref(),
@@ -228,61 +288,22 @@ fn apply(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, request_sha: &str,
             prompt_version: spec.prompt_version.as_deref(),
             diff: &diff,
             request_sha256: request_sha,
+            result_json: result_json.as_deref(),
             created_at: &now,
         },
     )?;
 
-    // Rows.
-    let provider = settings.embedding_provider.is_some();
-    let auto_embed = spec.auto_embed.unwrap_or(true) && provider;
-    let mut embed_jobs: Vec<Value> = Vec::new();
-    let mut ready_events: Vec<String> = Vec::new();
-    let mut pending_events: Vec<String> = Vec::new();
-    for (spec_node, (stored, is_new)) in nodes.iter().zip(&stored_nodes) {
-        let embed_text = spec_node.embed_text(spec.input_text.as_deref());
-        if *is_new {
-            let (status, last_error, model, ready_at) = match (&spec_node.embedding, &embed_text) {
-                (Some(_), _) => ("ready", None, Some(spec_node.embedding_model.clone().unwrap_or_else(|| "client".into())), Some(now.clone())),
-                (None, Some(_)) if auto_embed => ("pending", None, None, None),
-                (None, None) if auto_embed => ("failed", Some("no_embed_text"), None, None),
-                _ => ("failed", Some("auto_embed_disabled_or_no_provider"), None, None),
-            };
-            insert_node(db, stored, spec_node.embedding.as_deref(), status, last_error, model.as_deref(), ready_at.as_deref(), &appended.id)?;
-            if status == "pending" {
-                embed_jobs.push(json!({"id": stored.id, "text": embed_text}));
-            }
-            if stored.node_type == "event" {
-                if status == "ready" { ready_events.push(stored.id.clone()) } else if status == "pending" { pending_events.push(stored.id.clone()) }
-            }
-        } else if spec.force_reembed && auto_embed {
-            if let Some(t) = embed_text {
-                embed_jobs.push(json!({"id": stored.id, "text": t}));
-            }
+    // Rows and jobs, in the same transaction.
+    for ((spec_node, (stored, _)), st) in nodes.iter().zip(&stored_nodes).zip(&statuses) {
+        if let Some(st) = st {
+            insert_node(db, stored, spec_node.embedding.as_deref(), st, &appended.id)?;
         }
     }
     for (edge, is_new) in &stored_edges {
         upsert_edge(db, edge, *is_new, &appended.id, &now)?;
     }
-
-    // Derivation jobs, in the same transaction.
-    let mut response_extra = Map::new();
-    let cluster = spec.trigger_topic_cluster.unwrap_or(settings.auto_topic_cluster_on_write);
-    if !embed_jobs.is_empty() {
-        let mut payload = json!({"nodes": embed_jobs});
-        if spec.force_reembed {
-            payload["force_reembed"] = json!(true);
-        }
-        if cluster && !pending_events.is_empty() {
-            payload["after_topic_cluster_event_ids"] = json!(pending_events);
-        }
-        enqueue(db, key, &appended.id, "embed_nodes", &payload, &now)?;
-        response_extra.insert("embedding_backfill".into(), json!({"enqueued": true, "pending_nodes": embed_jobs.len()}));
-    }
-    if cluster && !ready_events.is_empty() {
-        enqueue(db, key, &appended.id, "topic_cluster", &json!({"event_ids": ready_events}), &now)?;
-    }
-    if cluster && (!ready_events.is_empty() || !pending_events.is_empty()) {
-        response_extra.insert("topic_cluster".into(), json!({"enqueued": true}));
+    for (event_type, payload) in &jobs {
+        enqueue(db, key, &appended.id, event_type, payload, &now)?;
     }
 
     let mut resp = response_head(spec, &appended.id, &appended.commit_hash, &diff);
@@ -319,17 +340,24 @@ fn new_stored_node(n: &NodeSpec, key: &str, now: &str) -> StoredNode {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn insert_node(
-    db: &dyn Sql,
-    n: &StoredNode,
-    embedding: Option<&[f32]>,
-    status: &str,
-    last_error: Option<&str>,
-    model: Option<&str>,
-    ready_at: Option<&str>,
-    commit_id: &str,
-) -> Result<(), ApiError> {
+/// The embedding state a new node starts in.
+struct NodeStatus {
+    status: &'static str,
+    last_error: Option<&'static str>,
+    model: Option<String>,
+    ready_at: Option<String>,
+}
+
+impl NodeStatus {
+    fn plain(status: &'static str, last_error: Option<&'static str>) -> NodeStatus {
+        NodeStatus { status, last_error, model: None, ready_at: None }
+    }
+    fn ready(model: String, now: &str) -> NodeStatus {
+        NodeStatus { status: "ready", last_error: None, model: Some(model), ready_at: Some(now.to_string()) }
+    }
+}
+
+fn insert_node(db: &dyn Sql, n: &StoredNode, embedding: Option<&[f32]>, st: &NodeStatus, commit_id: &str) -> Result<(), ApiError> {
     db.exec(
         "INSERT INTO memory_nodes (id, scope, client_id, type, tier, title, text_summary, slots, raw_ref, evidence_ref, \
          embedding, embedding_dims, embedding_model, embedding_status, embedding_last_error, embedding_ready_at, \
@@ -349,10 +377,10 @@ fn insert_node(
             n.evidence_ref.clone().into(),
             embedding.map(f32_blob).into(),
             embedding.map(|e| e.len() as i64).into(),
-            model.into(),
-            status.into(),
-            last_error.into(),
-            ready_at.into(),
+            st.model.clone().into(),
+            st.status.into(),
+            st.last_error.into(),
+            st.ready_at.clone().into(),
             n.salience.into(),
             n.importance.into(),
             n.confidence.into(),
@@ -385,13 +413,15 @@ fn upsert_edge(db: &dyn Sql, e: &StoredEdge, is_new: bool, commit_id: &str, now:
     }
 }
 
-/// Adds a derivation job (deduplicated by its job key).
+/// Adds a derivation job. `job_key` identifies it (the same job for the
+/// same commit always has the same key); a commit enqueues each event type
+/// once, inside its own transaction, so no duplicate can arise here.
 pub fn enqueue(db: &dyn Sql, key: &str, commit_id: &str, event_type: &str, payload: &Value, now: &str) -> Result<(), ApiError> {
     let payload_sha = sha256_canonical(payload);
     let job_key = sha256_canonical(&json!({"v": 1, "scope": key, "commit_id": commit_id, "event_type": event_type, "payloadSha": payload_sha}));
     db.exec(
         "INSERT INTO memory_outbox (scope, commit_id, event_type, payload, payload_sha256, job_key, created_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope, event_type, job_key) DO NOTHING",
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
         &[key.into(), commit_id.into(), event_type.into(), cairn_core::canonical_json::to_string(payload).into(),
           payload_sha.into(), job_key.into(), now.into()],
     )
@@ -432,26 +462,16 @@ fn response_head(spec: &WriteSpec, commit_id: &str, commit_hash: &str, diff: &Va
 /// The response of the commit an identical earlier request made, if any.
 fn replay_existing(db: &dyn Sql, spec: &WriteSpec, request_sha: &str) -> Result<Option<Value>, ApiError> {
     let Some(row) = db.query_one(
-        "SELECT id, commit_hash, diff_json FROM memory_commits WHERE scope = ? AND request_sha256 = ?",
+        "SELECT id, commit_hash, diff_json, result_json FROM memory_commits WHERE scope = ? AND request_sha256 = ?",
         &[(&spec.ts.scope_key).into(), request_sha.into()],
     )?
     else {
         return Ok(None);
     };
-    let commit_id = row.string(0);
     let diff: Value = serde_json::from_str(row.text(2).unwrap_or("{}")).unwrap_or(Value::Null);
-    let mut resp = response_head(spec, &commit_id, &row.string(1), &diff);
-    let m = resp.as_object_mut().expect("object");
-    let mut jobs: BTreeMap<String, Value> = BTreeMap::new();
-    for j in db.query("SELECT event_type, payload FROM memory_outbox WHERE commit_id = ?", &[(&commit_id).into()])? {
-        jobs.insert(j.string(0), serde_json::from_str(j.text(1).unwrap_or("{}")).unwrap_or(Value::Null));
-    }
-    if let Some(p) = jobs.get("embed_nodes") {
-        let n = p["nodes"].as_array().map(|a| a.len()).unwrap_or(0);
-        m.insert("embedding_backfill".into(), json!({"enqueued": true, "pending_nodes": n}));
-    }
-    if jobs.contains_key("topic_cluster") || jobs.get("embed_nodes").is_some_and(|p| p.get("after_topic_cluster_event_ids").is_some()) {
-        m.insert("topic_cluster".into(), json!({"enqueued": true}));
+    let mut resp = response_head(spec, &row.string(0), &row.string(1), &diff);
+    if let Some(Value::Object(extra)) = row.text(3).and_then(|t| serde_json::from_str(t).ok()) {
+        resp.as_object_mut().expect("object").extend(extra);
     }
     Ok(Some(resp))
 }

@@ -126,6 +126,7 @@ impl sqlite::HostConnection for RequestState {
         let started = std::time::Instant::now();
         let result = run(c, &statement, parameters).await;
         let autocommit = c.conn.is_autocommit();
+        tracing::trace!(target: "cairn::sql", us = started.elapsed().as_micros() as u64, sql = %statement.chars().take(60).collect::<String>());
         let stats = &self.sqlite.stats;
         stats.statements.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         stats.micros.fetch_add(started.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
