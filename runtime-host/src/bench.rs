@@ -101,33 +101,31 @@ fn memory_text(i: usize) -> String {
     format!("memory {i}: {} {} {} after {} ms", WORDS[i % 12], WORDS[(i / 12) % 12], WORDS[(i / 144) % 12], i % 997)
 }
 
-pub async fn run(cmd: BenchCmd) -> Result<()> {
-    match cmd {
-        BenchCmd::Write(b) => write_bench(b).await,
-    }
+/// What the client side measured.
+struct ClientResult {
+    preload_secs: f64,
+    lat: Vec<Duration>,
+    errors: usize,
+    secs: f64,
+    verify: Option<(u16, Value, f64)>,
 }
 
-async fn write_bench(b: WriteBench) -> Result<()> {
-    if b.concurrency == 0 || b.writes == 0 {
-        bail!("--writes and --concurrency must be at least 1");
-    }
-    let temp = b.data_dir.is_none();
-    let data_dir = match &b.data_dir {
-        Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("cairn-bench-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos())),
-    };
-    if temp && data_dir.exists() {
-        std::fs::remove_dir_all(&data_dir)?;
-    }
-    let mut server = start_server(&b.app, &data_dir).await.context("starting the server")?;
+/// Preloads, then runs the measured writes, then optionally verifies.
+async fn client_phase(
+    base: String,
+    preload: usize,
+    preload_batch: usize,
+    writes: usize,
+    concurrency: usize,
+    verify: bool,
+) -> Result<ClientResult> {
     let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
-    let write_url = format!("{}/v1/memory/write", server.base);
+    let write_url = format!("{base}/v1/memory/write");
 
-    // Preload.
     let started = Instant::now();
     let mut next = 0usize;
-    while next < b.preload {
-        let n = b.preload_batch.min(b.preload - next);
+    while next < preload {
+        let n = preload_batch.min(preload - next);
         let nodes: Vec<Value> = (next..next + n)
             .map(|i| json!({"client_id": format!("m-{i}"), "type": "event", "text_summary": memory_text(i), "memory_lane": "shared"}))
             .collect();
@@ -140,19 +138,17 @@ async fn write_bench(b: WriteBench) -> Result<()> {
     }
     let preload_secs = started.elapsed().as_secs_f64();
 
-    // Measured writes.
     let counter = Arc::new(AtomicUsize::new(0));
     let errors = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut workers = Vec::new();
-    for _ in 0..b.concurrency {
+    for _ in 0..concurrency {
         let (client, url, counter, errors) = (client.clone(), write_url.clone(), counter.clone(), errors.clone());
-        let total = b.writes;
         workers.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
                 let i = counter.fetch_add(1, Ordering::Relaxed);
-                if i >= total {
+                if i >= writes {
                     break;
                 }
                 let body = json!({
@@ -172,20 +168,53 @@ async fn write_bench(b: WriteBench) -> Result<()> {
             lat
         }));
     }
-    let mut lat = Vec::with_capacity(b.writes);
+    let mut lat = Vec::with_capacity(writes);
     for w in workers {
         lat.extend(w.await?);
     }
     let secs = started.elapsed().as_secs_f64();
-    lat.sort();
-
-    let verify = if b.verify {
+    let verify = if verify {
         let t = Instant::now();
-        let (status, resp) = post(&client, &format!("{}/v1/memory/commits/verify", server.base), &json!({"scope": SCOPE})).await?;
+        let (status, resp) = post(&client, &format!("{base}/v1/memory/commits/verify"), &json!({"scope": SCOPE})).await?;
         Some((status, resp, t.elapsed().as_secs_f64()))
     } else {
         None
     };
+    Ok(ClientResult { preload_secs, lat, errors: errors.load(Ordering::Relaxed), secs, verify })
+}
+
+pub async fn run(cmd: BenchCmd) -> Result<()> {
+    match cmd {
+        BenchCmd::Write(b) => write_bench(b).await,
+    }
+}
+
+async fn write_bench(b: WriteBench) -> Result<()> {
+    if b.concurrency == 0 || b.writes == 0 {
+        bail!("--writes and --concurrency must be at least 1");
+    }
+    let temp = b.data_dir.is_none();
+    let data_dir = match &b.data_dir {
+        Some(d) => d.clone(),
+        None => std::env::temp_dir().join(format!("cairn-bench-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos())),
+    };
+    if temp && data_dir.exists() {
+        std::fs::remove_dir_all(&data_dir)?;
+    }
+    let mut server = start_server(&b.app, &data_dir).await.context("starting the server")?;
+
+    // The client runs on its own thread and runtime, like a separate
+    // process would, so it does not compete for the server's workers.
+    let base = server.base.clone();
+    let (preload, preload_batch, writes, concurrency, verify) = (b.preload, b.preload_batch, b.writes, b.concurrency, b.verify);
+    let client_thread = std::thread::spawn(move || -> Result<ClientResult> {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        rt.block_on(client_phase(base, preload, preload_batch, writes, concurrency, verify))
+    });
+    let ClientResult { preload_secs, mut lat, errors, secs, verify } =
+        tokio::task::spawn_blocking(move || client_thread.join()).await?.map_err(|_| anyhow::anyhow!("bench client panicked"))??;
+    lat.sort();
+    let errors = Arc::new(AtomicUsize::new(errors));
 
     let result = json!({
         "bench": "write",

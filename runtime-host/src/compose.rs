@@ -55,6 +55,14 @@ pub fn matches_import(dep: &str, import: &str) -> bool {
     }
 }
 
+/// A dependency instance that may satisfy an import.
+struct Plug {
+    dep_name: String,
+    instance: wac_graph::NodeId,
+    world: wac_graph::types::WorldId,
+    export: Option<String>,
+}
+
 /// Reads the component's and its dependencies' files and composes them.
 /// Returns the main component's bytes unchanged when it has no dependencies.
 pub fn compose(decl: &ComponentDecl) -> Result<Vec<u8>> {
@@ -71,8 +79,8 @@ pub fn compose(decl: &ComponentDecl) -> Result<Vec<u8>> {
     let main_inst = graph.instantiate(main_pkg);
     let imports: Vec<String> = graph.types()[world].imports.keys().cloned().collect();
 
-    // import name -> (dependency name, dependency instance, its world)
-    let mut plugs: BTreeMap<String, Vec<(String, wac_graph::NodeId, wac_graph::types::WorldId, Option<String>)>> = BTreeMap::new();
+    // import name -> the dependencies that could satisfy it
+    let mut plugs: BTreeMap<String, Vec<Plug>> = BTreeMap::new();
     for (i, dep) in decl.dependencies.iter().enumerate() {
         if !dep.inherit_configuration {
             bail!(
@@ -93,7 +101,12 @@ pub fn compose(decl: &ComponentDecl) -> Result<Vec<u8>> {
         let dep_id = graph.register_package(dep_pkg)?;
         let dep_inst = graph.instantiate(dep_id);
         for imp in matched {
-            plugs.entry(imp.clone()).or_default().push((dep.name.clone(), dep_inst, dep_world, dep.export.clone()));
+            plugs.entry(imp.clone()).or_default().push(Plug {
+                dep_name: dep.name.clone(),
+                instance: dep_inst,
+                world: dep_world,
+                export: dep.export.clone(),
+            });
         }
     }
 
@@ -101,10 +114,10 @@ pub fn compose(decl: &ComponentDecl) -> Result<Vec<u8>> {
     let mut checker = SubtypeChecker::new(&mut cache);
     for (import, candidates) in plugs {
         if candidates.len() > 1 {
-            let names: Vec<&str> = candidates.iter().map(|c| c.0.as_str()).collect();
+            let names: Vec<&str> = candidates.iter().map(|c| c.dep_name.as_str()).collect();
             bail!("component '{}': import '{import}' is satisfied by several dependencies: {}", decl.id, names.join(", "));
         }
-        let (dep_name, dep_inst, dep_world, export) = &candidates[0];
+        let Plug { dep_name, instance: dep_inst, world: dep_world, export } = &candidates[0];
         let export_name = export.clone().unwrap_or_else(|| import.clone());
         let Some(export_ty) = graph.types()[*dep_world].exports.get(&export_name).copied() else {
             bail!("dependency '{dep_name}' doesn't export '{export_name}' to satisfy import '{import}'");

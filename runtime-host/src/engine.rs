@@ -105,7 +105,24 @@ pub fn load_component(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -
     if let Err(e) = write_cache(&path, &component) {
         tracing::warn!(path = %path.display(), error = %e, "could not write compiled-component cache");
     }
+    prune_cache(dir, KEEP_CACHED);
     Ok(component)
+}
+
+/// Compiled components kept in the cache (newest first); older builds go.
+const KEEP_CACHED: usize = 16;
+
+fn prune_cache(dir: &Path, keep: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .collect();
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
+    for (_, p) in files.into_iter().skip(keep) {
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 fn write_cache(path: &Path, component: &Component) -> Result<()> {

@@ -65,6 +65,7 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         latency_us = started.elapsed().as_micros() as u64,
         db_us = stats.micros.load(std::sync::atomic::Ordering::Relaxed),
         db_statements = stats.statements.load(std::sync::atomic::Ordering::Relaxed),
+        instantiate_us = stats.instantiate_us.load(std::sync::atomic::Ordering::Relaxed),
         tenant = tenant.as_ref().and_then(|t| t.to_str().ok()).unwrap_or("-"),
         request_id = %rid,
     );
@@ -88,8 +89,11 @@ async fn dispatch(
     let out = store.data_mut().http().new_response_outparam(sender)?;
     let pre = handler.pre.clone();
     let component = handler.id.clone();
+    let stats2 = stats.clone();
     let task = tokio::task::spawn(async move {
+        let t = Instant::now();
         let proxy = pre.instantiate_async(&mut store).await?;
+        stats2.instantiate_us.store(t.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
         proxy.wasi_http_incoming_handler().call_handle(&mut store, wreq, out).await
     });
     match receiver.await {

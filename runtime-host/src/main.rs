@@ -180,6 +180,13 @@ fn init_tracing() {
 }
 
 fn main() -> Result<()> {
+    // Error values should not capture backtraces on the request path (an
+    // environment with RUST_BACKTRACE=1 would otherwise pay a stack walk per
+    // error); panics still print theirs. Set RUST_LIB_BACKTRACE to override.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
     let cli = Cli::parse();
     init_tracing();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

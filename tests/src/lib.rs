@@ -157,11 +157,10 @@ impl Server {
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
-            if let Ok(r) = self.agent.get(format!("{}/health", self.base)).call() {
-                if r.status().as_u16() == 200 {
+            if let Ok(r) = self.agent.get(format!("{}/health", self.base)).call()
+                && r.status().as_u16() == 200 {
                     return;
                 }
-            }
             if Instant::now() > deadline {
                 panic!("cairn did not become ready; log:\n{}", self.log());
             }

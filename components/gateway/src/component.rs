@@ -113,7 +113,12 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         read_body(req, declared).await
     };
     let resp = dispatch::handle(&Imports, HttpRequest { method, path, query, headers, body });
-    let header_list: Vec<(String, Vec<u8>)> = resp.headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let mut header_list: Vec<(String, Vec<u8>)> = resp.headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    // A known length lets the host send head and body together instead of
+    // chunked framing.
+    if resp.status != 204 {
+        header_list.push(("content-length".into(), resp.body.len().to_string().into_bytes()));
+    }
     let fields = Fields::from_list(&header_list).unwrap_or_else(|_| Fields::new());
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(resp.status);

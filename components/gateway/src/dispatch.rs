@@ -158,21 +158,19 @@ fn body_text(req: &HttpRequest) -> Result<String, ApiError> {
     };
     let mut v: Value = serde_json::from_str(text)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))?;
-    if let Some(m) = v.as_object_mut() {
-        if m.get("tenant_id").is_none_or(Value::is_null) {
+    if let Some(m) = v.as_object_mut()
+        && m.get("tenant_id").is_none_or(Value::is_null) {
             m.insert("tenant_id".into(), json!(tenant));
         }
-    }
     Ok(v.to_string())
 }
 
 fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
     let mut q = cairn_core::encoding::parse_query(&req.query);
-    if let Some(t) = req.header("x-tenant-id").map(str::trim).filter(|t| !t.is_empty()) {
-        if !q.iter().any(|(k, v)| k == "tenant_id" && !v.is_empty()) {
+    if let Some(t) = req.header("x-tenant-id").map(str::trim).filter(|t| !t.is_empty())
+        && !q.iter().any(|(k, v)| k == "tenant_id" && !v.is_empty()) {
             q.push(("tenant_id".into(), t.to_string()));
         }
-    }
     q
 }
 

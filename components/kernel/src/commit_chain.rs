@@ -81,22 +81,6 @@ pub struct Head {
     pub seq: i64,
 }
 
-impl Head {
-    pub fn to_json(&self) -> Value {
-        json!({"commit_id": self.id, "commit_hash": self.commit_hash, "seq": self.seq})
-    }
-}
-
-/// Reads the head of `scope_key` (inside the caller's transaction).
-pub fn head(db: &dyn Sql, scope_key: &str) -> Result<Option<Head>, ApiError> {
-    Ok(db
-        .query_one(
-            "SELECT id, commit_hash, seq FROM memory_commits WHERE scope = ? ORDER BY seq DESC LIMIT 1",
-            &[scope_key.into()],
-        )?
-        .map(|r| Head { id: r.string(0), commit_hash: r.string(1), seq: r.int(2) }))
-}
-
 /// A commit ready to append.
 pub struct NewCommit<'a> {
     pub scope_key: &'a str,

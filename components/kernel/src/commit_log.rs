@@ -228,11 +228,10 @@ fn verify_in_snapshot(db: &dyn Sql, key: &str) -> Result<ScopeReport, ApiError> 
             if commit_id(key, &c.commit_hash) != c.id {
                 return Ok(report_broken(checked, &c.id, "commit id is not the one derived from its hash".into()));
             }
-            if let Some(t) = diff.get("created_at").and_then(Value::as_str) {
-                if t != c.created_at {
+            if let Some(t) = diff.get("created_at").and_then(Value::as_str)
+                && t != c.created_at {
                     return Ok(report_broken(checked, &c.id, "created_at differs from the time recorded in the diff".into()));
                 }
-            }
             // 2. The rows it lists.
             for (kind, list, rows, attested) in [
                 ("node", diff.get("nodes"), &nodes, &mut attested_nodes),

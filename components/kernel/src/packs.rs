@@ -212,12 +212,11 @@ pub fn import(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64) -> R
             .with_details(json!({"pack_scope": pack_scope, "scope": ts.scope})));
     }
     let sha = sha256_canonical(&pack_value);
-    if let Some(expected) = &manifest_sha {
-        if *expected != sha {
+    if let Some(expected) = &manifest_sha
+        && *expected != sha {
             return Err(ApiError::bad_request("pack_hash_mismatch", "manifest_sha256 does not match the pack")
                 .with_details(json!({"expected": expected, "actual": sha})));
         }
-    }
 
     // Re-key: nodes by client_id (or a pack-derived one), edges by the
     // client ids of their endpoints.
@@ -278,7 +277,7 @@ pub fn import(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64) -> R
     // Validate as a write even when only verifying, so verify_only catches
     // everything an import would refuse.
     let spec = write_request::parse_in_scope(Reader::root(&wbody)?, ts.clone(), settings)
-        .map_err(|e| prefix_pack_paths(e))?;
+        .map_err(prefix_pack_paths)?;
     if verify_only {
         return Ok(json!({
             "ok": true, "verified": true, "imported": false, "tenant_id": ts.tenant_id, "scope": ts.scope,

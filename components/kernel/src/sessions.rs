@@ -11,7 +11,6 @@ use crate::write_request::{self, LANES};
 use cairn_core::ApiError;
 use cairn_core::encoding::encode_uri_component;
 use cairn_core::request_reader::{Obj, Reader, query_int};
-use cairn_core::stable_id::stable_uuid;
 use cairn_core::tenant_scope::{self, TenantScope};
 use cairn_spin::sql::{Sql, SqlValue};
 use serde_json::{Map, Value, json};
@@ -279,9 +278,4 @@ pub fn list_events(db: &dyn Sql, settings: &Settings, session_id: &str, query: &
         "events": events,
         "page": {"limit": limit, "offset": offset, "returned": returned, "has_more": has_more},
     }))
-}
-
-/// Deterministic id helper for tests and packs.
-pub fn session_node_id(scope_key: &str, session_id: &str) -> String {
-    stable_uuid(&format!("{scope_key}:node:{}", session_client_id(session_id)))
 }

@@ -20,14 +20,25 @@ use cairn_spin::sql::{Sql, SqlValue, f32_blob, placeholders, write_txn};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
+/// An edge's identity within a scope: (type, src id, dst id).
+type EdgeKey = (String, String, String);
+
+/// The request's edges with the same identity, merged (greatest weight and
+/// confidence, first id and decay rate).
+#[derive(Clone)]
+struct MergedEdge {
+    id: String,
+    weight: f64,
+    confidence: f64,
+    decay_rate: f64,
+}
+
 /// Runs the write described by `spec`; returns the response body.
 pub fn write(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, now_ms: i64) -> Result<Value, ApiError> {
     let request_sha = spec.request_sha256();
-    write_txn(db, |db| {
-        if let Some(resp) = replay_existing(db, spec, &request_sha)? {
-            return Ok(resp);
-        }
-        apply(db, settings, spec, &request_sha, now_ms)
+    write_txn(db, |db| match earlier_commit_or_head(db, spec, &request_sha)? {
+        Prior::Replay(resp) => Ok(resp),
+        Prior::Head(head) => apply(db, settings, spec, &request_sha, head, now_ms),
     })
 }
 
@@ -49,10 +60,16 @@ fn load_nodes(db: &dyn Sql, ids: &[&str]) -> Result<HashMap<String, StoredNode>,
     Ok(out)
 }
 
-fn apply(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, request_sha: &str, now_ms: i64) -> Result<Value, ApiError> {
+fn apply(
+    db: &dyn Sql,
+    settings: &Settings,
+    spec: &WriteSpec,
+    request_sha: &str,
+    head: Option<commit_chain::Head>,
+    now_ms: i64,
+) -> Result<Value, ApiError> {
     let key = spec.ts.scope_key.as_str();
     let now = rfc3339_millis(now_ms);
-    let head = commit_chain::head(db, key)?;
 
     if let Some(p) = &spec.parent_commit_id {
         let found = db.query_one("SELECT seq FROM memory_commits WHERE id = ? AND scope = ?", &[p.into(), key.into()])?;
@@ -97,12 +114,11 @@ fn apply(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, request_sha: &str,
 
     let default_tenant = settings.defaults.tenant_id.as_str();
     for (i, n) in spec.nodes.iter().enumerate() {
-        if let Some(e) = existing.get(&n.id) {
-            if e.scope_key != key {
+        if let Some(e) = existing.get(&n.id)
+            && e.scope_key != key {
                 return Err(ApiError::bad_request("node_id_conflict", "node id is already used outside this scope")
                     .with_details(json!({"node_id": n.id, "index": i})));
             }
-        }
     }
 
     // Resolve edge endpoints.
@@ -133,8 +149,8 @@ fn apply(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, request_sha: &str,
         }
     };
     // (type, src, dst) -> merged edge, in request order.
-    let mut edge_order: Vec<(String, String, String)> = Vec::new();
-    let mut merged: HashMap<(String, String, String), (String, f64, f64, f64)> = HashMap::new();
+    let mut edge_order: Vec<EdgeKey> = Vec::new();
+    let mut merged: HashMap<EdgeKey, MergedEdge> = HashMap::new();
     for e in &spec.edges {
         let src = resolve(&e.src, e.index, "src")?;
         let dst = resolve(&e.dst, e.index, "dst")?;
@@ -144,12 +160,15 @@ fn apply(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, request_sha: &str,
         let k = (e.edge_type.clone(), src, dst);
         match merged.get_mut(&k) {
             Some(m) => {
-                m.1 = m.1.max(e.weight);
-                m.2 = m.2.max(e.confidence);
+                m.weight = m.weight.max(e.weight);
+                m.confidence = m.confidence.max(e.confidence);
             }
             None => {
                 edge_order.push(k.clone());
-                merged.insert(k, (e.id.clone().unwrap_or_default(), e.weight, e.confidence, e.decay_rate));
+                merged.insert(
+                    k,
+                    MergedEdge { id: e.id.clone().unwrap_or_default(), weight: e.weight, confidence: e.confidence, decay_rate: e.decay_rate },
+                );
             }
         }
     }
@@ -164,7 +183,7 @@ fn apply(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, request_sha: &str,
     }
     let mut stored_edges: Vec<(StoredEdge, bool)> = Vec::with_capacity(edge_order.len());
     for k in &edge_order {
-        let (id, w, c, d) = merged[k].clone();
+        let MergedEdge { id, weight: w, confidence: c, decay_rate: d } = merged[k].clone();
         let prior = db
             .query_one(
                 &format!("SELECT {EDGE_COLUMNS} FROM memory_edges WHERE scope = ? AND type = ? AND src_id = ? AND dst_id = ?"),
@@ -227,11 +246,10 @@ fn apply(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, request_sha: &str,
     for (spec_node, (stored, is_new)) in nodes.iter().zip(&stored_nodes) {
         let embed_text = spec_node.embed_text(spec.input_text.as_deref());
         if !*is_new {
-            if spec.force_reembed && auto_embed {
-                if let Some(t) = embed_text {
+            if spec.force_reembed && auto_embed
+                && let Some(t) = embed_text {
                     embed_jobs.push(json!({"id": stored.id, "text": t}));
                 }
-            }
             statuses.push(None);
             continue;
         }
@@ -459,21 +477,32 @@ fn response_head(spec: &WriteSpec, commit_id: &str, commit_hash: &str, diff: &Va
     })
 }
 
-/// The response of the commit an identical earlier request made, if any.
-fn replay_existing(db: &dyn Sql, spec: &WriteSpec, request_sha: &str) -> Result<Option<Value>, ApiError> {
-    let Some(row) = db.query_one(
-        "SELECT id, commit_hash, diff_json, result_json FROM memory_commits WHERE scope = ? AND request_sha256 = ?",
+/// What the scope already holds for this request.
+enum Prior {
+    /// An identical earlier request's response (idempotent retry).
+    Replay(Value),
+    /// No such request: the chain's head to append after.
+    Head(Option<commit_chain::Head>),
+}
+
+/// Looks up an identical earlier request and the scope's head in one
+/// statement (the write path's hottest read).
+fn earlier_commit_or_head(db: &dyn Sql, spec: &WriteSpec, request_sha: &str) -> Result<Prior, ApiError> {
+    let rows = db.query(
+        "SELECT 0, id, commit_hash, seq, diff_json, result_json FROM memory_commits WHERE scope = ?1 AND request_sha256 = ?2 \
+         UNION ALL \
+         SELECT * FROM (SELECT 1, id, commit_hash, seq, NULL, NULL FROM memory_commits WHERE scope = ?1 ORDER BY seq DESC LIMIT 1)",
         &[(&spec.ts.scope_key).into(), request_sha.into()],
-    )?
-    else {
-        return Ok(None);
-    };
-    let diff: Value = serde_json::from_str(row.text(2).unwrap_or("{}")).unwrap_or(Value::Null);
-    let mut resp = response_head(spec, &row.string(0), &row.string(1), &diff);
-    if let Some(Value::Object(extra)) = row.text(3).and_then(|t| serde_json::from_str(t).ok()) {
-        resp.as_object_mut().expect("object").extend(extra);
+    )?;
+    if let Some(row) = rows.iter().find(|r| r.int(0) == 0) {
+        let diff: Value = serde_json::from_str(row.text(4).unwrap_or("{}")).unwrap_or(Value::Null);
+        let mut resp = response_head(spec, &row.string(1), &row.string(2), &diff);
+        if let Some(Value::Object(extra)) = row.text(5).and_then(|t| serde_json::from_str(t).ok()) {
+            resp.as_object_mut().expect("object").extend(extra);
+        }
+        return Ok(Prior::Replay(resp));
     }
-    Ok(Some(resp))
+    Ok(Prior::Head(rows.first().map(|r| commit_chain::Head { id: r.string(1), commit_hash: r.string(2), seq: r.int(3) })))
 }
 
 #[cfg(test)]

@@ -172,11 +172,10 @@ struct Defaults {
 pub fn read_input(r: &mut Reader, o: Obj) -> (Option<String>, String) {
     let raw = r.str_any(o, "input_text");
     let given_sha = r.str_any(o, "input_sha256");
-    if let Some(s) = &given_sha {
-        if !is_sha256_hex(s) {
+    if let Some(s) = &given_sha
+        && !is_sha256_hex(s) {
             r.issue(Reader::path(o, "input_sha256"), "Invalid: must match ^[a-f0-9]{64}$");
         }
-    }
     let text = raw.as_deref().map(text::normalize);
     match (&text, &given_sha) {
         (None, None) => r.issue("", "must set input_text or input_sha256"),
@@ -288,14 +287,13 @@ pub fn parse_in_scope(o: Obj, ts: TenantScope, settings: &Settings) -> Result<Wr
 /// Checks a per-row `scope` override: it must name the request's scope, since
 /// each scope's content is attested by that scope's own chain.
 fn check_row_scope(r: &mut Reader, o: Obj, ts: &TenantScope) {
-    if let Some(s) = r.str_any(o, "scope") {
-        if s.trim() != ts.scope {
+    if let Some(s) = r.str_any(o, "scope")
+        && s.trim() != ts.scope {
             r.issue(
                 Reader::path(o, "scope"),
                 format!("must equal the request scope '{}' (each scope has its own commit chain)", ts.scope),
             );
         }
-    }
 }
 
 fn read_node(r: &mut Reader, v: &Value, path: &str, ts: &TenantScope, d: &Defaults, settings: &Settings) -> Option<NodeSpec> {

@@ -96,7 +96,7 @@ impl sqlite::Host for RequestState {}
 
 impl sqlite::HostConnection for RequestState {
     async fn open(&mut self, database: String) -> wasmtime::Result<Result<Resource<ConnectionHandle>, Error>> {
-        if !self.sqlite.allowed.iter().any(|d| *d == database) {
+        if !self.sqlite.allowed.contains(&database) {
             return Ok(Err(Error::AccessDenied));
         }
         let Some(db) = self.sqlite.capability.get(&database).cloned() else {

@@ -75,11 +75,10 @@ impl SqliteDb {
                     if conn.is_none() {
                         conn = rt.block_on(db.new_connection()).ok();
                     }
-                    if let Some(c) = &conn {
-                        if let Err(e) = rt.block_on(checkpoint(c)) {
+                    if let Some(c) = &conn
+                        && let Err(e) = rt.block_on(checkpoint(c)) {
                             tracing::warn!(database = %db.label, error = %e, "wal checkpoint failed");
                         }
-                    }
                 }
             })
             .expect("spawning checkpointer");
@@ -204,4 +203,6 @@ pub struct InstanceState {
 pub struct DbStats {
     pub statements: std::sync::atomic::AtomicU64,
     pub micros: std::sync::atomic::AtomicU64,
+    /// Time to instantiate the component for the request.
+    pub instantiate_us: std::sync::atomic::AtomicU64,
 }
