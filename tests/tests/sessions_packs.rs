@@ -183,3 +183,23 @@ fn exported_packs_verify_offline_with_the_documented_script() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("content does not match"), "{}", String::from_utf8_lossy(&out.stdout));
 }
+
+/// Responses larger than the host buffers in one piece are streamed; the
+/// client still receives every byte.
+#[test]
+fn large_responses_stream_completely() {
+    let s = admin();
+    let text = "x".repeat(700);
+    for batch in 0..4 {
+        let nodes: Vec<Value> = (0..500)
+            .map(|i| json!({"client_id": format!("n{batch}-{i}"), "type": "event", "text_summary": format!("{i} {text}"), "memory_lane": "shared"}))
+            .collect();
+        let r = s.post("/v1/memory/write", &json!({"input_text": format!("batch {batch}"), "nodes": nodes}));
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let ex = s.post_with("/v1/memory/packs/export", &json!({"max_rows": 5000, "include_commits": false}), &[("x-admin-token", TOKEN)]);
+    assert_eq!(ex.status, 200);
+    assert!(ex.text.len() > 2 * 1024 * 1024, "response is {} bytes", ex.text.len());
+    assert_eq!(ex.body["pack"]["nodes"].as_array().unwrap().len(), 2000);
+    assert_eq!(ex.body["manifest"]["sha256"], cairn_core::digest::sha256_canonical(&ex.body["pack"]));
+}

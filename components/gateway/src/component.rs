@@ -122,7 +122,39 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     let fields = Fields::from_list(&header_list).unwrap_or_else(|_| Fields::new());
     let response = OutgoingResponse::new(fields);
     let _ = response.set_status_code(resp.status);
-    if let Err(e) = out.set_with_body(response, resp.body).await {
-        eprintln!("could not send response: {e}");
+    send(out, response, &resp.body);
+}
+
+/// Sends the response. When the host can buffer the whole body at once it
+/// is written and finished before the response is handed over, so head and
+/// body leave together; otherwise it is streamed after the hand-over.
+fn send(out: ResponseOutparam, response: OutgoingResponse, body: &[u8]) {
+    use spin_sdk::wit::wasi::http0_2_0::types::OutgoingBody;
+    let Ok(outgoing) = response.body() else {
+        eprintln!("could not take the response body");
+        return;
+    };
+    let Ok(stream) = outgoing.write() else {
+        eprintln!("could not open the response body stream");
+        return;
+    };
+    let fits = stream.check_write().map(|permit| permit as usize >= body.len()).unwrap_or(false);
+    if fits {
+        if !body.is_empty() && stream.write(body).is_err() {
+            eprintln!("could not write the response body");
+        }
+        drop(stream);
+        let _ = OutgoingBody::finish(outgoing, None);
+        out.set(response);
+        return;
     }
+    out.set(response);
+    for chunk in body.chunks(4096) {
+        if let Err(e) = stream.blocking_write_and_flush(chunk) {
+            eprintln!("could not stream the response body: {e}");
+            return;
+        }
+    }
+    drop(stream);
+    let _ = OutgoingBody::finish(outgoing, None);
 }
