@@ -120,3 +120,20 @@ fn sigterm_exits_cleanly() {
     assert!(status.success(), "exit status {status:?}; log:\n{}", s.log());
     assert!(s.log().contains("shutting down"), "{}", s.log());
 }
+
+/// spin.toml routes `/v1/admin/derive/...` to the derive component (the
+/// longest matching route wins); it reports the outbox the writes filled.
+#[test]
+fn derive_component_reports_the_outbox() {
+    let s = Server::start_with(Options { admin_token: Some("t0k".into()), ..Default::default() });
+    let r = s.get("/v1/admin/derive/status");
+    assert_eq!(r.status, 401);
+    assert_eq!(r.body["error"], "unauthorized_admin");
+    let w = s.post("/v1/memory/write", &cairn_e2e::event_write("e1", "needs an embedding"));
+    assert_eq!(w.body["embedding_backfill"]["pending_nodes"], 1);
+    let r = s.get_with("/v1/admin/derive/status", &[("x-admin-token", "t0k")]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["outbox"]["pending"], 1);
+    assert_eq!(r.body["outbox"]["dead_letter"], 0);
+    assert!(r.body["outbox"]["oldest_pending_age_sec"].is_number());
+}
