@@ -100,10 +100,11 @@ impl App {
         Ok(App { engine, manifest: opts.manifest, handlers, sqlite: opts.sqlite, limits: opts.limits })
     }
 
-    /// A fresh store for one request to `handler`.
-    pub fn new_store(&self, handler: &Handler) -> wasmtime::Store<RequestState> {
+    /// A fresh store for one request to `handler`, counting its database
+    /// work into `stats`.
+    pub fn new_store(&self, handler: &Handler, stats: std::sync::Arc<crate::sqlite::DbStats>) -> wasmtime::Store<RequestState> {
         let state = RequestState::new(
-            self.sqlite.instance(&handler.sqlite_databases),
+            self.sqlite.instance(&handler.sqlite_databases, stats),
             handler.variables.clone(),
             self.limits.max_memory_bytes,
         );

@@ -214,7 +214,6 @@ async fn write_bench(b: WriteBench) -> Result<()> {
     let ClientResult { preload_secs, mut lat, errors, secs, verify } =
         tokio::task::spawn_blocking(move || client_thread.join()).await?.map_err(|_| anyhow::anyhow!("bench client panicked"))??;
     lat.sort();
-    let errors = Arc::new(AtomicUsize::new(errors));
 
     let result = json!({
         "bench": "write",
@@ -228,7 +227,7 @@ async fn write_bench(b: WriteBench) -> Result<()> {
             "max": lat.last().map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0),
         },
         "throughput_writes_per_sec": lat.len() as f64 / secs,
-        "errors": errors.load(Ordering::Relaxed),
+        "errors": errors,
         "verify": verify.as_ref().map(|(s, r, t)| json!({"status": s, "ok": r["ok"], "checked": r["checked"], "seconds": t})),
         "sync": format!("{:?}", b.app.sync).to_lowercase(),
     });

@@ -82,8 +82,7 @@ async fn dispatch(
         return Ok(json_body(404, "not_found", "no route", &rid));
     };
     let handler = &app.handlers[&route.component];
-    let mut store = app.new_store(handler);
-    store.data_mut().sqlite.stats = stats.clone();
+    let mut store = app.new_store(handler, stats.clone());
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let wreq = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
     let out = store.data_mut().http().new_response_outparam(sender)?;

@@ -189,7 +189,12 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
             admin_auth::check(backend.admin_token().as_deref(), req.header("x-admin-token"))?;
             true
         }
-        false => backend.admin_token().is_some_and(|t| admin_auth::check(Some(&t), req.header("x-admin-token")).is_ok()),
+        // Only a request that presents a token can be an admin one; the
+        // others skip the variable lookup.
+        false => {
+            req.header("x-admin-token").is_some()
+                && backend.admin_token().is_some_and(|t| admin_auth::check(Some(&t), req.header("x-admin-token")).is_ok())
+        }
     };
     if route == Route::Health {
         return Ok(json_response(200, health(backend).to_string().into_bytes()));

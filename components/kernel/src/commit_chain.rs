@@ -17,7 +17,7 @@
 //! repeated inside the diff, so it is covered too.
 
 use cairn_core::ApiError;
-use cairn_core::digest::sha256_canonical;
+use cairn_core::digest::{sha256_canonical, sha256_hex};
 use cairn_core::stable_id::stable_uuid;
 use cairn_spin::sql::{Sql, SqlValue};
 use serde_json::{Value, json};
@@ -106,7 +106,8 @@ pub struct Appended {
 
 /// Appends `c` after `parent` (the head read in the same write transaction).
 pub fn append(db: &dyn Sql, parent: Option<&Head>, c: &NewCommit) -> Result<Appended, ApiError> {
-    let diff_sha = sha256_canonical(c.diff);
+    let diff_text = cairn_core::canonical_json::to_string(c.diff);
+    let diff_sha = sha256_hex(&diff_text);
     let parent_hash = parent.map(|h| h.commit_hash.as_str()).unwrap_or("");
     let hash = CommitPreimage {
         parent_hash,
@@ -133,7 +134,7 @@ pub fn append(db: &dyn Sql, parent: Option<&Head>, c: &NewCommit) -> Result<Appe
             parent_hash.into(),
             c.kind.into(),
             c.input_sha256.into(),
-            cairn_core::canonical_json::to_string(c.diff).into(),
+            diff_text.into(),
             c.actor.into(),
             c.model_version.into(),
             c.prompt_version.into(),

@@ -292,7 +292,7 @@ fn apply(
     if cluster && (!ready_events.is_empty() || !pending_events.is_empty()) {
         response_extra.insert("topic_cluster".into(), json!({"enqueued": true}));
     }
-    let result_json = (!response_extra.is_empty()).then(|| Value::Object(response_extra.clone()).to_string());
+    let result_json = (!response_extra.is_empty()).then(|| serde_json::to_string(&response_extra).expect("a JSON map serializes"));
 
     let appended = commit_chain::append(
         db,
@@ -341,7 +341,7 @@ fn new_stored_node(n: &NodeSpec, key: &str, now: &str) -> StoredNode {
         slots: n.slots.clone(),
         raw_ref: n.raw_ref.clone(),
         evidence_ref: n.evidence_ref.clone(),
-        embedding_sha256: n.embedding.as_ref().map(|e| cairn_core::digest::sha256_hex(f32_blob(e))),
+        embedding_sha256: n.embedding_sha256.clone(),
         salience: n.salience,
         importance: n.importance,
         confidence: n.confidence,

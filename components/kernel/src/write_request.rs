@@ -29,6 +29,8 @@ pub struct NodeSpec {
     pub raw_ref: Option<String>,
     pub evidence_ref: Option<String>,
     pub embedding: Option<Vec<f32>>,
+    /// sha256 of the vector's little-endian f32 bytes (computed once).
+    pub embedding_sha256: Option<String>,
     pub embedding_model: Option<String>,
     pub salience: f64,
     pub importance: f64,
@@ -107,7 +109,7 @@ impl NodeSpec {
             "slots": Value::Object(self.slots.clone()),
             "raw_ref": self.raw_ref,
             "evidence_ref": self.evidence_ref,
-            "embedding_sha256": self.embedding.as_ref().map(|e| sha256_hex(cairn_spin::sql::f32_blob(e))),
+            "embedding_sha256": self.embedding_sha256,
             "embedding_model": self.embedding_model,
             "salience": self.salience,
             "importance": self.importance,
@@ -339,6 +341,7 @@ fn read_node(r: &mut Reader, v: &Value, path: &str, ts: &TenantScope, d: &Defaul
     }
     let producer = producer.or_else(|| d.producer.clone());
     let owner_agent_id = owner_agent.or_else(|| d.owner_agent.clone()).or_else(|| producer.clone());
+    let embedding_sha256 = embedding.as_ref().map(|e| sha256_hex(cairn_spin::sql::f32_blob(e)));
     Some(NodeSpec {
         id,
         client_id,
@@ -350,6 +353,7 @@ fn read_node(r: &mut Reader, v: &Value, path: &str, ts: &TenantScope, d: &Defaul
         raw_ref,
         evidence_ref,
         embedding,
+        embedding_sha256,
         embedding_model,
         salience,
         importance,

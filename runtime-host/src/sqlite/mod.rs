@@ -184,9 +184,10 @@ impl SqliteCapability {
         self.dbs.get(label)
     }
 
-    /// Per-instance state for a component allowed to open `allowed`.
-    pub fn instance(&self, allowed: &[String]) -> InstanceState {
-        InstanceState { capability: self.clone(), allowed: Arc::new(allowed.to_vec()), stats: Arc::default() }
+    /// Per-instance state for a component allowed to open `allowed`,
+    /// counting into `stats`.
+    pub fn instance(&self, allowed: &[String], stats: Arc<DbStats>) -> InstanceState {
+        InstanceState { capability: self.clone(), allowed: Arc::new(allowed.to_vec()), stats }
     }
 }
 
