@@ -74,11 +74,14 @@ impl App {
             let component = engine::load_component(&engine, &bytes, opts.cache_dir.as_deref())
                 .with_context(|| format!("compiling component '{}'", decl.id))?;
             let pre = linker.instantiate_pre(&component).map_err(|e| {
-                anyhow::Error::from(e)
-                    .context(format!("linking component '{}' (does it import something the host does not provide?)", decl.id))
+                anyhow::Error::from(e).context(format!(
+                    "linking component '{}' (does it import something the host does not provide?)",
+                    decl.id
+                ))
             })?;
             let pre = ProxyPre::new(pre).map_err(|e| {
-                anyhow::Error::from(e).context(format!("component '{}' does not export wasi:http/incoming-handler", decl.id))
+                anyhow::Error::from(e)
+                    .context(format!("component '{}' does not export wasi:http/incoming-handler", decl.id))
             })?;
             tracing::info!(
                 component = %decl.id,
@@ -102,7 +105,11 @@ impl App {
 
     /// A fresh store for one request to `handler`, counting its database
     /// work into `stats`.
-    pub fn new_store(&self, handler: &Handler, stats: std::sync::Arc<crate::sqlite::DbStats>) -> wasmtime::Store<RequestState> {
+    pub fn new_store(
+        &self,
+        handler: &Handler,
+        stats: std::sync::Arc<crate::sqlite::DbStats>,
+    ) -> wasmtime::Store<RequestState> {
         let state = RequestState::new(
             self.sqlite.instance(&handler.sqlite_databases, stats),
             handler.variables.clone(),

@@ -97,7 +97,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 const SCOPE: &str = "bench";
 
 fn memory_text(i: usize) -> String {
-    const WORDS: &[&str] = &["deploy", "rollback", "latency", "user", "invoice", "schema", "agent", "tool", "cache", "retry", "token", "budget"];
+    const WORDS: &[&str] = &[
+        "deploy", "rollback", "latency", "user", "invoice", "schema", "agent", "tool", "cache", "retry", "token",
+        "budget",
+    ];
     format!("memory {i}: {} {} {} after {} ms", WORDS[i % 12], WORDS[(i / 12) % 12], WORDS[(i / 144) % 12], i % 997)
 }
 
@@ -175,7 +178,8 @@ async fn client_phase(
     let secs = started.elapsed().as_secs_f64();
     let verify = if verify {
         let t = Instant::now();
-        let (status, resp) = post(&client, &format!("{base}/v1/memory/commits/verify"), &json!({"scope": SCOPE})).await?;
+        let (status, resp) =
+            post(&client, &format!("{base}/v1/memory/commits/verify"), &json!({"scope": SCOPE})).await?;
         Some((status, resp, t.elapsed().as_secs_f64()))
     } else {
         None
@@ -196,7 +200,11 @@ async fn write_bench(b: WriteBench) -> Result<()> {
     let temp = b.data_dir.is_none();
     let data_dir = match &b.data_dir {
         Some(d) => d.clone(),
-        None => std::env::temp_dir().join(format!("cairn-bench-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos())),
+        None => std::env::temp_dir().join(format!(
+            "cairn-bench-{}-{}",
+            std::process::id(),
+            Instant::now().elapsed().as_nanos()
+        )),
     };
     if temp && data_dir.exists() {
         std::fs::remove_dir_all(&data_dir)?;
@@ -206,13 +214,16 @@ async fn write_bench(b: WriteBench) -> Result<()> {
     // The client runs on its own thread and runtime, like a separate
     // process would, so it does not compete for the server's workers.
     let base = server.base.clone();
-    let (preload, preload_batch, writes, concurrency, verify) = (b.preload, b.preload_batch, b.writes, b.concurrency, b.verify);
+    let (preload, preload_batch, writes, concurrency, verify) =
+        (b.preload, b.preload_batch, b.writes, b.concurrency, b.verify);
     let client_thread = std::thread::spawn(move || -> Result<ClientResult> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         rt.block_on(client_phase(base, preload, preload_batch, writes, concurrency, verify))
     });
     let ClientResult { preload_secs, mut lat, errors, secs, verify } =
-        tokio::task::spawn_blocking(move || client_thread.join()).await?.map_err(|_| anyhow::anyhow!("bench client panicked"))??;
+        tokio::task::spawn_blocking(move || client_thread.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("bench client panicked"))??;
     lat.sort();
 
     let result = json!({
@@ -236,17 +247,31 @@ async fn write_bench(b: WriteBench) -> Result<()> {
     } else {
         println!(
             "cairn bench write: {} writes at concurrency {} into a scope preloaded with {} memories (sync={})",
-            b.writes, b.concurrency, b.preload, result["sync"].as_str().unwrap_or("")
+            b.writes,
+            b.concurrency,
+            b.preload,
+            result["sync"].as_str().unwrap_or("")
         );
         if b.preload > 0 {
-            println!("  preload    {:.1} s ({:.0} memories/s)", preload_secs, result["preload_memories_per_sec"].as_f64().unwrap_or(0.0));
+            println!(
+                "  preload    {:.1} s ({:.0} memories/s)",
+                preload_secs,
+                result["preload_memories_per_sec"].as_f64().unwrap_or(0.0)
+            );
         }
         let l = &result["latency_ms"];
         println!(
             "  latency    p50 {:.3} ms   p95 {:.3} ms   p99 {:.3} ms   max {:.3} ms",
-            l["p50"].as_f64().unwrap_or(0.0), l["p95"].as_f64().unwrap_or(0.0), l["p99"].as_f64().unwrap_or(0.0), l["max"].as_f64().unwrap_or(0.0)
+            l["p50"].as_f64().unwrap_or(0.0),
+            l["p95"].as_f64().unwrap_or(0.0),
+            l["p99"].as_f64().unwrap_or(0.0),
+            l["max"].as_f64().unwrap_or(0.0)
         );
-        println!("  throughput {:.0} writes/s   errors {}", result["throughput_writes_per_sec"].as_f64().unwrap_or(0.0), result["errors"]);
+        println!(
+            "  throughput {:.0} writes/s   errors {}",
+            result["throughput_writes_per_sec"].as_f64().unwrap_or(0.0),
+            result["errors"]
+        );
         if let Some((status, resp, t)) = &verify {
             println!("  verify     {status} ok={} checked={} in {:.2} s", resp["ok"], resp["checked"], t);
         }

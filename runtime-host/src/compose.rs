@@ -66,8 +66,9 @@ struct Plug {
 /// Reads the component's and its dependencies' files and composes them.
 /// Returns the main component's bytes unchanged when it has no dependencies.
 pub fn compose(decl: &ComponentDecl) -> Result<Vec<u8>> {
-    let main = std::fs::read(&decl.source)
-        .with_context(|| format!("reading component '{}' from {} (run `make build`?)", decl.id, decl.source.display()))?;
+    let main = std::fs::read(&decl.source).with_context(|| {
+        format!("reading component '{}' from {} (run `make build`?)", decl.id, decl.source.display())
+    })?;
     if decl.dependencies.is_empty() {
         return Ok(main);
     }
@@ -115,7 +116,11 @@ pub fn compose(decl: &ComponentDecl) -> Result<Vec<u8>> {
     for (import, candidates) in plugs {
         if candidates.len() > 1 {
             let names: Vec<&str> = candidates.iter().map(|c| c.dep_name.as_str()).collect();
-            bail!("component '{}': import '{import}' is satisfied by several dependencies: {}", decl.id, names.join(", "));
+            bail!(
+                "component '{}': import '{import}' is satisfied by several dependencies: {}",
+                decl.id,
+                names.join(", ")
+            );
         }
         let Plug { dep_name, instance: dep_inst, world: dep_world, export } = &candidates[0];
         let export_name = export.clone().unwrap_or_else(|| import.clone());
@@ -123,9 +128,9 @@ pub fn compose(decl: &ComponentDecl) -> Result<Vec<u8>> {
             bail!("dependency '{dep_name}' doesn't export '{export_name}' to satisfy import '{import}'");
         };
         let import_ty = graph.types()[world].imports[&import];
-        checker
-            .is_subtype(export_ty, graph.types(), import_ty, graph.types())
-            .with_context(|| format!("dependency '{dep_name}' export '{export_name}' is not compatible with import '{import}'"))?;
+        checker.is_subtype(export_ty, graph.types(), import_ty, graph.types()).with_context(|| {
+            format!("dependency '{dep_name}' export '{export_name}' is not compatible with import '{import}'")
+        })?;
         let node = graph.alias_instance_export(*dep_inst, &export_name)?;
         graph.set_instantiation_argument(main_inst, &import, node)?;
     }
@@ -139,7 +144,8 @@ pub fn compose(decl: &ComponentDecl) -> Result<Vec<u8>> {
 
 /// A package name wac accepts (`ns:name`, kebab-case) derived from a dependency name.
 fn sanitize(name: &str) -> String {
-    let s: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
+    let s: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     let s = s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
     if s.starts_with(|c: char| c.is_ascii_digit()) { format!("d-{s}") } else { s }
 }

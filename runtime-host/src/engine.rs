@@ -98,7 +98,9 @@ pub fn load_component(engine: &Engine, bytes: &[u8], cache_dir: Option<&Path>) -
         // engine configuration (the key covers both) into our cache dir.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(c) => return Ok(c),
-            Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled-component cache entry"),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "ignoring unusable compiled-component cache entry")
+            }
         }
     }
     let component = Component::new(engine, bytes)?;
@@ -128,7 +130,8 @@ fn prune_cache(dir: &Path, keep: usize) {
 fn write_cache(path: &Path, component: &Component) -> Result<()> {
     let dir = path.parent().context("cache path has no parent")?;
     std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), path.file_name().and_then(|n| n.to_str()).unwrap_or("c")));
+    let tmp =
+        dir.join(format!(".{}.{}.tmp", std::process::id(), path.file_name().and_then(|n| n.to_str()).unwrap_or("c")));
     std::fs::write(&tmp, component.serialize()?)?;
     std::fs::rename(&tmp, path)?;
     Ok(())

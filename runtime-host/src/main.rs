@@ -25,7 +25,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Parser)]
-#[command(name = "cairn", version, about = "Cairn: a verifiable memory kernel for AI agents, as WebAssembly components")]
+#[command(
+    name = "cairn",
+    version,
+    about = "Cairn: a verifiable memory kernel for AI agents, as WebAssembly components"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -136,7 +140,8 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = ctrl_c => tracing::info!("SIGINT received"),
             _ = term.recv() => tracing::info!("SIGTERM received"),
@@ -150,9 +155,8 @@ async fn shutdown_signal() {
 
 async fn up(args: UpArgs) -> Result<()> {
     let app = load_app(&args.app, &args.data_dir).await?;
-    let listener = tokio::net::TcpListener::bind(&args.listen)
-        .await
-        .with_context(|| format!("binding {}", args.listen))?;
+    let listener =
+        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!(
         listen = %addr,

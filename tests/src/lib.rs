@@ -17,9 +17,8 @@ pub fn repo_root() -> PathBuf {
 
 /// The `cairn` binary under test (`CAIRN_BIN`, else `target/release/cairn`).
 pub fn cairn_bin() -> PathBuf {
-    let p = std::env::var_os("CAIRN_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/release/cairn"));
+    let p =
+        std::env::var_os("CAIRN_BIN").map(PathBuf::from).unwrap_or_else(|| repo_root().join("target/release/cairn"));
     assert!(p.exists(), "cairn binary not found at {} — run `make build` (make test does)", p.display());
     p
 }
@@ -158,9 +157,10 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             if let Ok(r) = self.agent.get(format!("{}/health", self.base)).call()
-                && r.status().as_u16() == 200 {
-                    return;
-                }
+                && r.status().as_u16() == 200
+            {
+                return;
+            }
             if Instant::now() > deadline {
                 panic!("cairn did not become ready; log:\n{}", self.log());
             }

@@ -127,7 +127,10 @@ fn tampering_with_a_node_is_detected_and_names_its_commit() {
 fn tampering_with_an_edge_is_detected_and_names_its_commit() {
     let s = Server::start();
     let w = write_chain(&s, 3);
-    tamper(&s, &format!("UPDATE memory_edges SET weight = 0.75 WHERE id = '{}'", w[2]["edges"][0]["id"].as_str().unwrap()));
+    tamper(
+        &s,
+        &format!("UPDATE memory_edges SET weight = 0.75 WHERE id = '{}'", w[2]["edges"][0]["id"].as_str().unwrap()),
+    );
     let v = verify(&s);
     assert_eq!(v["ok"], false);
     assert_eq!(v["first_broken"]["commit_id"], w[2]["commit_id"], "{v}");
@@ -137,7 +140,10 @@ fn tampering_with_an_edge_is_detected_and_names_its_commit() {
 fn tampering_with_a_commit_row_is_detected_and_names_it() {
     let s = Server::start();
     let w = write_chain(&s, 3);
-    tamper(&s, &format!("UPDATE memory_commits SET actor = 'mallory' WHERE id = '{}'", w[1]["commit_id"].as_str().unwrap()));
+    tamper(
+        &s,
+        &format!("UPDATE memory_commits SET actor = 'mallory' WHERE id = '{}'", w[1]["commit_id"].as_str().unwrap()),
+    );
     let v = verify(&s);
     assert_eq!(v["ok"], false);
     assert_eq!(v["first_broken"]["commit_id"], w[1]["commit_id"], "{v}");
@@ -155,17 +161,25 @@ fn a_changed_diff_or_timestamp_or_a_row_outside_any_commit_is_detected() {
     let s = Server::start();
     let w = write_chain(&s, 2);
     let c1 = w[1]["commit_id"].as_str().unwrap().to_string();
-    tamper(&s, &format!("UPDATE memory_commits SET diff_json = replace(diff_json, '\"part_of\"', '\"related_to\"') WHERE id = '{c1}'"));
+    tamper(
+        &s,
+        &format!(
+            "UPDATE memory_commits SET diff_json = replace(diff_json, '\"part_of\"', '\"related_to\"') WHERE id = '{c1}'"
+        ),
+    );
     assert_eq!(verify(&s)["first_broken"]["commit_id"], c1);
 
     // A node inserted behind the kernel's back names a commit that never listed it.
     let s = Server::start();
     let w = write_chain(&s, 1);
     let c0 = w[0]["commit_id"].as_str().unwrap().to_string();
-    tamper(&s, &format!(
-        "INSERT INTO memory_nodes (id, scope, type, embedding_status, memory_lane, created_at, updated_at, commit_id) \
+    tamper(
+        &s,
+        &format!(
+            "INSERT INTO memory_nodes (id, scope, type, embedding_status, memory_lane, created_at, updated_at, commit_id) \
          VALUES ('00000000-0000-4000-8000-000000000001', 'default', 'event', 'failed', 'shared', 'x', 'x', '{c0}')"
-    ));
+        ),
+    );
     let v = verify(&s);
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["first_broken"]["commit_id"], c0);
@@ -175,17 +189,28 @@ fn a_changed_diff_or_timestamp_or_a_row_outside_any_commit_is_detected() {
 #[test]
 fn edge_upserts_re_attest_rows_and_keep_verify_green() {
     let s = Server::start();
-    let a = s.post("/v1/memory/write", &json!({"input_text": "a", "memory_lane": "shared",
+    let a = s
+        .post(
+            "/v1/memory/write",
+            &json!({"input_text": "a", "memory_lane": "shared",
         "nodes": [{"client_id": "x", "type": "event"}, {"client_id": "y", "type": "entity", "title": "Y"}],
-        "edges": [{"type": "related_to", "src": {"client_id": "x"}, "dst": {"client_id": "y"}, "weight": 0.3}]})).body;
+        "edges": [{"type": "related_to", "src": {"client_id": "x"}, "dst": {"client_id": "y"}, "weight": 0.3}]}),
+        )
+        .body;
     let x = a["nodes"][0]["id"].as_str().unwrap();
     let y = a["nodes"][1]["id"].as_str().unwrap();
-    let b = s.post("/v1/memory/write", &json!({"input_text": "b",
-        "edges": [{"type": "related_to", "src": {"id": x}, "dst": {"id": y}, "weight": 0.8}]}));
+    let b = s.post(
+        "/v1/memory/write",
+        &json!({"input_text": "b",
+        "edges": [{"type": "related_to", "src": {"id": x}, "dst": {"id": y}, "weight": 0.8}]}),
+    );
     assert_eq!(b.status, 200, "{}", b.text);
     assert_eq!(b.body["edges"][0]["id"], a["edges"][0]["id"], "the stored edge is updated, not duplicated");
     assert_eq!(verify(&s)["ok"], true);
     // Tampering with it now names the commit that last wrote it.
-    tamper(&s, &format!("UPDATE memory_edges SET confidence = 0.1 WHERE id = '{}'", a["edges"][0]["id"].as_str().unwrap()));
+    tamper(
+        &s,
+        &format!("UPDATE memory_edges SET confidence = 0.1 WHERE id = '{}'", a["edges"][0]["id"].as_str().unwrap()),
+    );
     assert_eq!(verify(&s)["first_broken"]["commit_id"], b.body["commit_id"]);
 }

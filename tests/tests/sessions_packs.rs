@@ -13,14 +13,20 @@ fn admin() -> Server {
 #[test]
 fn sessions_and_events_round_trip() {
     let s = Server::start();
-    let r = s.post("/v1/memory/sessions", &json!({"session_id": "sess/1", "title": "Debugging", "memory_lane": "shared", "metadata": {"user": "u1"}}));
+    let r = s.post(
+        "/v1/memory/sessions",
+        &json!({"session_id": "sess/1", "title": "Debugging", "memory_lane": "shared", "metadata": {"user": "u1"}}),
+    );
     assert_eq!(r.status, 200, "{}", r.text);
     let session_node = r.body["session_node_id"].as_str().unwrap().to_string();
     assert_eq!(session_node, stable_uuid("default:node:session:sess%2F1"));
     assert_eq!(r.body["session_uri"], format!("aionis://default/default/topic/{session_node}"));
     assert!(r.body["commit_hash"].is_string());
     // Re-creating is idempotent.
-    let again = s.post("/v1/memory/sessions", &json!({"session_id": "sess/1", "title": "Debugging", "memory_lane": "shared", "metadata": {"user": "u1"}}));
+    let again = s.post(
+        "/v1/memory/sessions",
+        &json!({"session_id": "sess/1", "title": "Debugging", "memory_lane": "shared", "metadata": {"user": "u1"}}),
+    );
     assert_eq!(again.body["commit_id"], r.body["commit_id"]);
 
     for i in 0..3 {
@@ -61,9 +67,15 @@ fn private_sessions_belong_to_their_owner() {
     let s = Server::start();
     let r = s.post("/v1/memory/sessions", &json!({"session_id": "p1", "owner_agent_id": "agent-a"}));
     assert_eq!(r.status, 200, "{}", r.text);
-    let ok = s.post("/v1/memory/events", &json!({"session_id": "p1", "text_summary": "mine", "producer_agent_id": "agent-a"}));
+    let ok = s.post(
+        "/v1/memory/events",
+        &json!({"session_id": "p1", "text_summary": "mine", "producer_agent_id": "agent-a"}),
+    );
     assert_eq!(ok.status, 200, "{}", ok.text);
-    let other = s.post("/v1/memory/events", &json!({"session_id": "p1", "text_summary": "intruder", "producer_agent_id": "agent-b"}));
+    let other = s.post(
+        "/v1/memory/events",
+        &json!({"session_id": "p1", "text_summary": "intruder", "producer_agent_id": "agent-b"}),
+    );
     assert_eq!(other.status, 403);
     assert_eq!(other.body["error"], "session_owner_mismatch");
     // Invisible to others, visible to the owner.
@@ -139,7 +151,11 @@ fn export_respects_flags_and_truncation() {
     for i in 0..3 {
         s.post("/v1/memory/write", &event_write(&format!("n{i}"), "x"));
     }
-    let r = s.post_with("/v1/memory/packs/export", &json!({"max_rows": 2, "include_meta": false, "include_commits": false}), &auth);
+    let r = s.post_with(
+        "/v1/memory/packs/export",
+        &json!({"max_rows": 2, "include_meta": false, "include_commits": false}),
+        &auth,
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.body["manifest"]["truncated"]["nodes"], true);
     assert_eq!(r.body["pack"]["commits"], json!([]));
@@ -181,7 +197,11 @@ fn exported_packs_verify_offline_with_the_documented_script() {
     forged["manifest"]["sha256"] = json!(cairn_core::digest::sha256_canonical(&forged["pack"]));
     let out = run(&forged);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).contains("content does not match"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("content does not match"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 /// Responses larger than the host buffers in one piece are streamed; the
@@ -197,7 +217,11 @@ fn large_responses_stream_completely() {
         let r = s.post("/v1/memory/write", &json!({"input_text": format!("batch {batch}"), "nodes": nodes}));
         assert_eq!(r.status, 200, "{}", r.text);
     }
-    let ex = s.post_with("/v1/memory/packs/export", &json!({"max_rows": 5000, "include_commits": false}), &[("x-admin-token", TOKEN)]);
+    let ex = s.post_with(
+        "/v1/memory/packs/export",
+        &json!({"max_rows": 5000, "include_commits": false}),
+        &[("x-admin-token", TOKEN)],
+    );
     assert_eq!(ex.status, 200);
     assert!(ex.text.len() > 2 * 1024 * 1024, "response is {} bytes", ex.text.len());
     assert_eq!(ex.body["pack"]["nodes"].as_array().unwrap().len(), 2000);

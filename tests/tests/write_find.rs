@@ -38,10 +38,7 @@ fn write_returns_deterministic_ids_and_a_commit() {
     assert_eq!(b["nodes"][1]["id"], stable_uuid("default:node:alice"));
     assert_eq!(b["nodes"][0]["client_id"], "evt-1");
     assert_eq!(b["edges"][0]["src_id"], stable_uuid("default:node:evt-1"));
-    assert_eq!(
-        b["edges"][0]["id"],
-        stable_uuid(&format!("default:edge:Alice deployed v2:related_to:evt-1:alice"))
-    );
+    assert_eq!(b["edges"][0]["id"], stable_uuid(&format!("default:edge:Alice deployed v2:related_to:evt-1:alice")));
     assert_eq!(b["commit_hash"].as_str().unwrap().len(), 64);
     assert_eq!(b["embedding_backfill"]["pending_nodes"], 2);
     let c = commits(&s, "");
@@ -162,17 +159,45 @@ fn bad_input_is_400_with_issues() {
         (json!({"input_text": "x", "nodes": [{}]}), "invalid_request", "nodes.0.type"),
         (json!({"input_text": 42}), "invalid_request", "input_text"),
         (json!({"input_text": "x", "nodes": "nope"}), "invalid_request", "nodes"),
-        (json!({"input_text": "x", "nodes": [{"type": "event", "salience": 1.5}]}), "invalid_request", "nodes.0.salience"),
-        (json!({"input_text": "x", "nodes": [{"type": "event", "tier": "lukewarm"}]}), "invalid_request", "nodes.0.tier"),
+        (
+            json!({"input_text": "x", "nodes": [{"type": "event", "salience": 1.5}]}),
+            "invalid_request",
+            "nodes.0.salience",
+        ),
+        (
+            json!({"input_text": "x", "nodes": [{"type": "event", "tier": "lukewarm"}]}),
+            "invalid_request",
+            "nodes.0.tier",
+        ),
         (json!({"input_text": "x", "memory_lane": "public"}), "invalid_request", "memory_lane"),
         (json!({"input_text": "x", "nodes": [{"type": "event", "id": "not-a-uuid"}]}), "invalid_request", "nodes.0.id"),
-        (json!({"input_text": "x", "nodes": [{"type": "event", "client_id": "a", "id": "123e4567-e89b-42d3-a456-426614174000"}]}), "invalid_request", "nodes.0.id"),
-        (json!({"input_text": "x", "nodes": [{"type": "event", "embedding": [0.1, 0.2]}]}), "invalid_request", "nodes.0.embedding"),
-        (json!({"input_text": "x", "nodes": [{"type": "event", "scope": "elsewhere"}]}), "invalid_request", "nodes.0.scope"),
-        (json!({"input_text": "x", "edges": [{"type": "links", "src": {"client_id": "a"}, "dst": {}}]}), "invalid_request", "edges.0.type"),
+        (
+            json!({"input_text": "x", "nodes": [{"type": "event", "client_id": "a", "id": "123e4567-e89b-42d3-a456-426614174000"}]}),
+            "invalid_request",
+            "nodes.0.id",
+        ),
+        (
+            json!({"input_text": "x", "nodes": [{"type": "event", "embedding": [0.1, 0.2]}]}),
+            "invalid_request",
+            "nodes.0.embedding",
+        ),
+        (
+            json!({"input_text": "x", "nodes": [{"type": "event", "scope": "elsewhere"}]}),
+            "invalid_request",
+            "nodes.0.scope",
+        ),
+        (
+            json!({"input_text": "x", "edges": [{"type": "links", "src": {"client_id": "a"}, "dst": {}}]}),
+            "invalid_request",
+            "edges.0.type",
+        ),
         (json!({"input_sha256": "xyz"}), "invalid_request", "input_sha256"),
         (json!({"input_text": "   "}), "invalid_request", "input_text"),
-        (json!({"input_text": "x", "nodes": [{"type": "rule", "memory_lane": "private"}]}), "invalid_private_rule_owner", ""),
+        (
+            json!({"input_text": "x", "nodes": [{"type": "rule", "memory_lane": "private"}]}),
+            "invalid_private_rule_owner",
+            "",
+        ),
         (json!({"input_text": "x", "tenant_id": "bad tenant"}), "invalid_tenant_id", ""),
         (json!({"input_text": "x", "scope": "tenant:x"}), "invalid_scope", ""),
         (json!({"input_text": "x", "scope": ""}), "invalid_scope", ""),
@@ -264,7 +289,8 @@ fn private_lane_needs_a_matching_consumer() {
     }));
     assert_eq!(r.status, 200, "{}", r.text);
     let ids = |b: Value| -> Vec<String> {
-        let mut v: Vec<String> = b["nodes"].as_array().unwrap().iter().map(|n| n["client_id"].as_str().unwrap().to_string()).collect();
+        let mut v: Vec<String> =
+            b["nodes"].as_array().unwrap().iter().map(|n| n["client_id"].as_str().unwrap().to_string()).collect();
         v.sort();
         v
     };

@@ -6,10 +6,8 @@ use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
 
 fn now() -> String {
-    let ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
+    let ms =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
     cairn_core::time_fmt::rfc3339_millis(ms)
 }
 

@@ -3,9 +3,9 @@
 //! and the error envelope. The wasm adapter (`component.rs`) only moves
 //! bytes between `wasi:http` and [`handle`].
 
-use cairn_core::admin_token as admin_auth;
 use crate::routes::{Match, Route, match_route};
 use cairn_core::ApiError;
+use cairn_core::admin_token as admin_auth;
 use serde_json::{Value, json};
 
 /// Largest accepted request body (the reference's `bodyLimit`).
@@ -146,12 +146,19 @@ fn body_text(req: &HttpRequest) -> Result<String, ApiError> {
     let bytes = match &req.body {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
-            return Err(ApiError::new(413, "payload_too_large", format!("request body exceeds {MAX_BODY_BYTES} bytes"))
-                .with_details(json!({"limit_bytes": MAX_BODY_BYTES})));
+            return Err(ApiError::new(
+                413,
+                "payload_too_large",
+                format!("request body exceeds {MAX_BODY_BYTES} bytes"),
+            )
+            .with_details(json!({"limit_bytes": MAX_BODY_BYTES})));
         }
-        Err(BodyError::Read(m)) => return Err(ApiError::bad_request("invalid_request", format!("could not read request body: {m}"))),
+        Err(BodyError::Read(m)) => {
+            return Err(ApiError::bad_request("invalid_request", format!("could not read request body: {m}")));
+        }
     };
-    let text = std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?;
+    let text =
+        std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?;
     let text = if text.trim().is_empty() { "{}" } else { text };
     let Some(tenant) = req.header("x-tenant-id").map(str::trim).filter(|t| !t.is_empty()) else {
         return Ok(text.to_string());
@@ -159,18 +166,20 @@ fn body_text(req: &HttpRequest) -> Result<String, ApiError> {
     let mut v: Value = serde_json::from_str(text)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))?;
     if let Some(m) = v.as_object_mut()
-        && m.get("tenant_id").is_none_or(Value::is_null) {
-            m.insert("tenant_id".into(), json!(tenant));
-        }
+        && m.get("tenant_id").is_none_or(Value::is_null)
+    {
+        m.insert("tenant_id".into(), json!(tenant));
+    }
     Ok(v.to_string())
 }
 
 fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
     let mut q = cairn_core::encoding::parse_query(&req.query);
     if let Some(t) = req.header("x-tenant-id").map(str::trim).filter(|t| !t.is_empty())
-        && !q.iter().any(|(k, v)| k == "tenant_id" && !v.is_empty()) {
-            q.push(("tenant_id".into(), t.to_string()));
-        }
+        && !q.iter().any(|(k, v)| k == "tenant_id" && !v.is_empty())
+    {
+        q.push(("tenant_id".into(), t.to_string()));
+    }
     q
 }
 
@@ -178,11 +187,14 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
     let route = match match_route(&req.method, &req.path) {
         Match::Found(r) => r,
         Match::WrongMethod(allowed) => {
-            let mut r = error_response(&ApiError::new(405, "method_not_allowed", format!("use {allowed} for {}", req.path)));
+            let mut r =
+                error_response(&ApiError::new(405, "method_not_allowed", format!("use {allowed} for {}", req.path)));
             r.headers.push(("allow".into(), allowed.into()));
             return Ok(r);
         }
-        Match::NotFound => return Err(ApiError::not_found("not_found", format!("no route for {} {}", req.method, req.path))),
+        Match::NotFound => {
+            return Err(ApiError::not_found("not_found", format!("no route for {} {}", req.method, req.path)));
+        }
     };
     let admin = match route.needs_admin() {
         true => {
@@ -193,7 +205,9 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
         // others skip the variable lookup.
         false => {
             req.header("x-admin-token").is_some()
-                && backend.admin_token().is_some_and(|t| admin_auth::check(Some(&t), req.header("x-admin-token")).is_ok())
+                && backend
+                    .admin_token()
+                    .is_some_and(|t| admin_auth::check(Some(&t), req.header("x-admin-token")).is_ok())
         }
     };
     if route == Route::Health {

@@ -54,11 +54,7 @@ pub fn match_route(method: &str, path: &str) -> Match {
             _ => return Match::NotFound,
         },
     };
-    if method == want || (method == "HEAD" && want == "GET") {
-        Match::Found(route)
-    } else {
-        Match::WrongMethod(want)
-    }
+    if method == want || (method == "HEAD" && want == "GET") { Match::Found(route) } else { Match::WrongMethod(want) }
 }
 
 #[cfg(test)]

@@ -164,7 +164,9 @@ fn verify_in_snapshot(db: &dyn Sql, key: &str) -> Result<ScopeReport, ApiError> 
     loop {
         let after = prev.as_ref().map(|p| p.2).unwrap_or(0);
         let rows = db.query(
-            &format!("SELECT {COMMIT_COLUMNS} FROM memory_commits WHERE scope = ? AND seq > ? ORDER BY seq ASC LIMIT ?"),
+            &format!(
+                "SELECT {COMMIT_COLUMNS} FROM memory_commits WHERE scope = ? AND seq > ? ORDER BY seq ASC LIMIT ?"
+            ),
             &[key.into(), SqlValue::Integer(after), SqlValue::Integer(CHUNK)],
         )?;
         if rows.is_empty() {
@@ -229,9 +231,14 @@ fn verify_in_snapshot(db: &dyn Sql, key: &str) -> Result<ScopeReport, ApiError> 
                 return Ok(report_broken(checked, &c.id, "commit id is not the one derived from its hash".into()));
             }
             if let Some(t) = diff.get("created_at").and_then(Value::as_str)
-                && t != c.created_at {
-                    return Ok(report_broken(checked, &c.id, "created_at differs from the time recorded in the diff".into()));
-                }
+                && t != c.created_at
+            {
+                return Ok(report_broken(
+                    checked,
+                    &c.id,
+                    "created_at differs from the time recorded in the diff".into(),
+                ));
+            }
             // 2. The rows it lists.
             for (kind, list, rows, attested) in [
                 ("node", diff.get("nodes"), &nodes, &mut attested_nodes),
@@ -248,14 +255,22 @@ fn verify_in_snapshot(db: &dyn Sql, key: &str) -> Result<ScopeReport, ApiError> 
                     }
                     if row_commit == &c.id {
                         if actual != recorded {
-                            return Ok(report_broken(checked, &c.id, format!("{kind} {id} content does not match its hash")));
+                            return Ok(report_broken(
+                                checked,
+                                &c.id,
+                                format!("{kind} {id} content does not match its hash"),
+                            ));
                         }
                         attested.insert(id.to_string(), c.id.clone());
                     } else if actual != recorded {
                         // Legitimate only if a later commit of this chain re-attested the row.
                         let later = seq_of.get(row_commit).is_some_and(|s| *s > c.seq);
                         if !later {
-                            return Ok(report_broken(checked, &c.id, format!("{kind} {id} content does not match its hash")));
+                            return Ok(report_broken(
+                                checked,
+                                &c.id,
+                                format!("{kind} {id} content does not match its hash"),
+                            ));
                         }
                     }
                 }
@@ -269,10 +284,17 @@ fn verify_in_snapshot(db: &dyn Sql, key: &str) -> Result<ScopeReport, ApiError> 
     }
 
     // 3. No row outside the chain.
-    for (kind, table, attested) in [("node", "memory_nodes", &attested_nodes), ("edge", "memory_edges", &attested_edges)] {
-        let total = db.query_one(&format!("SELECT count(*) FROM {table} WHERE scope = ?"), &[key.into()])?.map(|r| r.int(0)).unwrap_or(0);
+    for (kind, table, attested) in
+        [("node", "memory_nodes", &attested_nodes), ("edge", "memory_edges", &attested_edges)]
+    {
+        let total = db
+            .query_one(&format!("SELECT count(*) FROM {table} WHERE scope = ?"), &[key.into()])?
+            .map(|r| r.int(0))
+            .unwrap_or(0);
         if total != attested.len() as i64 {
-            for row in db.query(&format!("SELECT id, commit_id FROM {table} WHERE scope = ? ORDER BY id"), &[key.into()])? {
+            for row in
+                db.query(&format!("SELECT id, commit_id FROM {table} WHERE scope = ? ORDER BY id"), &[key.into()])?
+            {
                 let (id, commit) = (row.string(0), row.string(1));
                 if attested.get(&id) != Some(&commit) {
                     let reason = if seq_of.contains_key(&commit) {
@@ -293,7 +315,12 @@ fn report_broken(checked: i64, commit: &str, reason: String) -> ScopeReport {
     ScopeReport { checked, head: None, first_broken: Some(Broken { commit_id: commit.to_string(), reason }) }
 }
 
-fn load<T>(db: &dyn Sql, prefix: &str, ids: &[String], f: impl Fn(&Row) -> (String, T)) -> Result<HashMap<String, T>, ApiError> {
+fn load<T>(
+    db: &dyn Sql,
+    prefix: &str,
+    ids: &[String],
+    f: impl Fn(&Row) -> (String, T),
+) -> Result<HashMap<String, T>, ApiError> {
     let mut ids: Vec<&String> = ids.iter().collect();
     ids.sort_unstable();
     ids.dedup();

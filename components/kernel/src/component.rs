@@ -15,25 +15,17 @@ wit_bindgen::generate!({
     },
 });
 
-use exports::cairn::kernel::memory::{CallContext, ComponentInfo, Guest};
 use cairn::kernel::types::Error;
+use exports::cairn::kernel::memory::{CallContext, ComponentInfo, Guest};
 
 struct Kernel;
 
 fn to_wit(e: ApiError) -> Error {
-    Error {
-        status: e.status,
-        code: e.code,
-        message: e.message,
-        details: e.details.map(|d| d.to_string()),
-    }
+    Error { status: e.status, code: e.code, message: e.message, details: e.details.map(|d| d.to_string()) }
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn random_uuid() -> String {
@@ -77,7 +69,11 @@ impl Guest for Kernel {
     fn write_event(_ctx: CallContext, request: String) -> Result<String, Error> {
         call(Op::WriteEvent, request)
     }
-    fn list_session_events(_ctx: CallContext, session_id: String, query: Vec<(String, String)>) -> Result<String, Error> {
+    fn list_session_events(
+        _ctx: CallContext,
+        session_id: String,
+        query: Vec<(String, String)>,
+    ) -> Result<String, Error> {
         call_query(|db, s| crate::sessions::list_events(db, s, &session_id, &query))
     }
     fn export_pack(_ctx: CallContext, request: String) -> Result<String, Error> {

@@ -35,7 +35,8 @@ pub fn parse_uri(uri: &str) -> Result<AionisUri, ApiError> {
         return Err(bad_uri("uri must be aionis://<tenant>/<scope>/<type>/<id>"));
     }
     let dec = |s: &str| decode_uri_component(s).ok_or_else(|| bad_uri("uri has a malformed percent-escape"));
-    let u = AionisUri { tenant_id: dec(parts[0])?, scope: dec(parts[1])?, node_type: dec(parts[2])?, id: dec(parts[3])? };
+    let u =
+        AionisUri { tenant_id: dec(parts[0])?, scope: dec(parts[1])?, node_type: dec(parts[2])?, id: dec(parts[3])? };
     if !NODE_TYPES.contains(&u.node_type.as_str()) {
         return Err(bad_uri("uri type must be a node type"));
     }
@@ -50,7 +51,12 @@ pub fn parse_uri(uri: &str) -> Result<AionisUri, ApiError> {
 /// require each scalar element to be present. Returns `None` when the
 /// pattern needs something SQL cannot express here (objects inside arrays,
 /// keys with quotes), and the caller filters in Rust instead.
-fn slots_sql(pattern: &Map<String, Value>, path: &str, sql: &mut Vec<String>, params: &mut Vec<SqlValue>) -> Option<()> {
+fn slots_sql(
+    pattern: &Map<String, Value>,
+    path: &str,
+    sql: &mut Vec<String>,
+    params: &mut Vec<SqlValue>,
+) -> Option<()> {
     for (k, v) in pattern {
         if k.contains('"') || k.contains('\\') {
             return None;
@@ -198,7 +204,9 @@ pub fn find(db: &dyn Sql, settings: &Settings, body: &Value) -> Result<Value, Ap
     let where_sql = conds.join(" AND ");
     let (rows, has_more) = if let Some(pattern) = rust_filter {
         // Filter in Rust, then page.
-        let sql = format!("SELECT {NODE_COLUMNS} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.id DESC");
+        let sql = format!(
+            "SELECT {NODE_COLUMNS} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.id DESC"
+        );
         let all: Vec<StoredNode> = db
             .query(&sql, &params)?
             .iter()

@@ -43,9 +43,8 @@ pub enum Op {
 
 /// Parses a JSON request body (`400 invalid_json` when it is not JSON).
 pub fn parse_body(body: &str) -> Result<Value, ApiError> {
-    serde_json::from_str(body).map_err(|e| {
-        ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}"))
-    })
+    serde_json::from_str(body)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))
 }
 
 /// Runs a JSON-bodied operation; migrations are brought up to date first.

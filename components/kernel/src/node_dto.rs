@@ -45,8 +45,10 @@ impl DtoOptions {
         DtoOptions {
             include_meta: query_bool(r, "include_meta", q("include_meta").as_deref()).unwrap_or(false),
             include_slots: query_bool(r, "include_slots", q("include_slots").as_deref()).unwrap_or(false),
-            include_slots_preview: query_bool(r, "include_slots_preview", q("include_slots_preview").as_deref()).unwrap_or(false),
-            slots_preview_keys: query_int(r, "slots_preview_keys", q("slots_preview_keys").as_deref(), 1, 50).unwrap_or(10) as usize,
+            include_slots_preview: query_bool(r, "include_slots_preview", q("include_slots_preview").as_deref())
+                .unwrap_or(false),
+            slots_preview_keys: query_int(r, "slots_preview_keys", q("slots_preview_keys").as_deref(), 1, 50)
+                .unwrap_or(10) as usize,
         }
     }
 }

@@ -73,7 +73,9 @@ pub fn export(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64) -> R
     let (nodes, edges, commits) = read_txn(db, |db| {
         let nodes = if include_nodes {
             db.query(
-                &format!("SELECT {NODE_COLUMNS} FROM memory_nodes WHERE scope = ? ORDER BY created_at ASC, id ASC LIMIT ?"),
+                &format!(
+                    "SELECT {NODE_COLUMNS} FROM memory_nodes WHERE scope = ? ORDER BY created_at ASC, id ASC LIMIT ?"
+                ),
                 &[(&key).into(), lim.clone()],
             )?
             .iter()
@@ -168,7 +170,9 @@ fn pack_array<'a>(r: &mut Reader, o: Obj<'a>, key: &str) -> Vec<&'a Map<String, 
         for (i, v) in items.iter().enumerate() {
             match v {
                 Value::Object(m) => out.push(m),
-                other => r.issue(Reader::elem_path(o, key, i), format!("Expected object, received {}", type_name(other))),
+                other => {
+                    r.issue(Reader::elem_path(o, key, i), format!("Expected object, received {}", type_name(other)))
+                }
             }
         }
     }
@@ -213,10 +217,11 @@ pub fn import(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64) -> R
     }
     let sha = sha256_canonical(&pack_value);
     if let Some(expected) = &manifest_sha
-        && *expected != sha {
-            return Err(ApiError::bad_request("pack_hash_mismatch", "manifest_sha256 does not match the pack")
-                .with_details(json!({"expected": expected, "actual": sha})));
-        }
+        && *expected != sha
+    {
+        return Err(ApiError::bad_request("pack_hash_mismatch", "manifest_sha256 does not match the pack")
+            .with_details(json!({"expected": expected, "actual": sha})));
+    }
 
     // Re-key: nodes by client_id (or a pack-derived one), edges by the
     // client ids of their endpoints.
@@ -236,8 +241,22 @@ pub fn import(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64) -> R
         }
         let mut w = Map::new();
         w.insert("client_id".into(), json!(cid));
-        for k in ["type", "tier", "title", "text_summary", "slots", "raw_ref", "evidence_ref", "salience", "importance",
-                  "confidence", "memory_lane", "producer_agent_id", "owner_agent_id", "owner_team_id"] {
+        for k in [
+            "type",
+            "tier",
+            "title",
+            "text_summary",
+            "slots",
+            "raw_ref",
+            "evidence_ref",
+            "salience",
+            "importance",
+            "confidence",
+            "memory_lane",
+            "producer_agent_id",
+            "owner_agent_id",
+            "owner_team_id",
+        ] {
             if let Some(v) = n.get(k).filter(|v| !v.is_null()) {
                 w.insert(k.into(), v.clone());
             }
@@ -254,8 +273,11 @@ pub fn import(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64) -> R
                 .filter(|c| cid_of.values().any(|v| v == c))
         };
         let (Some(src), Some(dst)) = (end("src"), end("dst")) else {
-            return Err(ApiError::bad_request("pack_edge_reference_missing", "edge endpoint is not a node of the pack")
-                .with_details(json!({"edge_index": i, "edge_id": e.get("id")})));
+            return Err(ApiError::bad_request(
+                "pack_edge_reference_missing",
+                "edge endpoint is not a node of the pack",
+            )
+            .with_details(json!({"edge_index": i, "edge_id": e.get("id")})));
         };
         let mut w = json!({"type": e.get("type"), "src": {"client_id": src}, "dst": {"client_id": dst}});
         for k in ["weight", "confidence", "decay_rate"] {
@@ -276,8 +298,7 @@ pub fn import(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64) -> R
     });
     // Validate as a write even when only verifying, so verify_only catches
     // everything an import would refuse.
-    let spec = write_request::parse_in_scope(Reader::root(&wbody)?, ts.clone(), settings)
-        .map_err(prefix_pack_paths)?;
+    let spec = write_request::parse_in_scope(Reader::root(&wbody)?, ts.clone(), settings).map_err(prefix_pack_paths)?;
     if verify_only {
         return Ok(json!({
             "ok": true, "verified": true, "imported": false, "tenant_id": ts.tenant_id, "scope": ts.scope,
@@ -305,10 +326,14 @@ fn prefix_pack_paths(mut e: ApiError) -> ApiError {
         let issues = e.details.as_ref().and_then(|d| d.get("issues")).cloned().unwrap_or(Value::Null);
         let list: Vec<cairn_core::api_error::Issue> = issues
             .as_array()
-            .map(|a| a.iter().map(|i| cairn_core::api_error::Issue {
-                path: i["path"].as_str().unwrap_or_default().into(),
-                message: i["message"].as_str().unwrap_or_default().into(),
-            }).collect())
+            .map(|a| {
+                a.iter()
+                    .map(|i| cairn_core::api_error::Issue {
+                        path: i["path"].as_str().unwrap_or_default().into(),
+                        message: i["message"].as_str().unwrap_or_default().into(),
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         return ApiError::invalid_request(list);
     }

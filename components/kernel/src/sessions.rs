@@ -41,7 +41,12 @@ fn read_ownership(r: &mut Reader, o: Obj) -> Ownership {
 }
 
 fn put_ownership(m: &mut Map<String, Value>, w: &Ownership) {
-    for (k, v) in [("memory_lane", &w.lane), ("producer_agent_id", &w.producer), ("owner_agent_id", &w.owner_agent), ("owner_team_id", &w.owner_team)] {
+    for (k, v) in [
+        ("memory_lane", &w.lane),
+        ("producer_agent_id", &w.producer),
+        ("owner_agent_id", &w.owner_agent),
+        ("owner_team_id", &w.owner_team),
+    ] {
         if let Some(v) = v {
             m.insert(k.into(), json!(v));
         }
@@ -63,7 +68,12 @@ fn slots_with(metadata: Option<&Map<String, Value>>, system: Value) -> Value {
     Value::Object(m)
 }
 
-fn session_node(session_id: &str, title: Option<&str>, text_summary: Option<&str>, metadata: Option<&Map<String, Value>>) -> Value {
+fn session_node(
+    session_id: &str,
+    title: Option<&str>,
+    text_summary: Option<&str>,
+    metadata: Option<&Map<String, Value>>,
+) -> Value {
     let title = title.map(str::to_string).unwrap_or_else(|| format!("Session {session_id}"));
     let summary = text_summary.map(str::to_string).unwrap_or_else(|| title.clone());
     json!({
@@ -100,7 +110,10 @@ pub fn create_session(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i
     w.insert("auto_embed".into(), json!(auto_embed));
     w.insert("trigger_topic_cluster".into(), json!(false));
     put_ownership(&mut w, &own);
-    w.insert("nodes".into(), json!([session_node(&session_id, title.as_deref(), summary.as_deref(), metadata.as_ref())]));
+    w.insert(
+        "nodes".into(),
+        json!([session_node(&session_id, title.as_deref(), summary.as_deref(), metadata.as_ref())]),
+    );
     let wbody = Value::Object(w);
     let spec = write_request::parse_in_scope(Reader::root(&wbody)?, ts.clone(), settings)?;
     let resp = write_path::write(db, settings, &spec, now_ms)?;
@@ -121,12 +134,21 @@ pub fn create_session(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i
 
 fn load_by_client_id(db: &dyn Sql, key: &str, client_id: &str) -> Result<Option<StoredNode>, ApiError> {
     Ok(db
-        .query_one(&format!("SELECT {NODE_COLUMNS} FROM memory_nodes WHERE scope = ? AND client_id = ?"), &[key.into(), client_id.into()])?
+        .query_one(
+            &format!("SELECT {NODE_COLUMNS} FROM memory_nodes WHERE scope = ? AND client_id = ?"),
+            &[key.into(), client_id.into()],
+        )?
         .map(|r| StoredNode::from_row(&r)))
 }
 
 /// `POST /v1/memory/events`.
-pub fn write_event(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64, random_id: impl FnOnce() -> String) -> Result<Value, ApiError> {
+pub fn write_event(
+    db: &dyn Sql,
+    settings: &Settings,
+    body: &Value,
+    now_ms: i64,
+    random_id: impl FnOnce() -> String,
+) -> Result<Value, ApiError> {
     let o = Reader::root(body)?;
     let mut r = Reader::new();
     let ts = resolve_ts(&mut r, o, settings)?;
@@ -159,8 +181,12 @@ pub fn write_event(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64,
             let agent_ok = writer_agent.is_some() && writer_agent == s.owner_agent_id;
             let team_ok = own.owner_team.is_some() && own.owner_team == s.owner_team_id;
             if !agent_ok && !team_ok {
-                return Err(ApiError::new(403, "session_owner_mismatch", "only the session's owner may append events to a private session")
-                    .with_details(json!({"session_id": session_id})));
+                return Err(ApiError::new(
+                    403,
+                    "session_owner_mismatch",
+                    "only the session's owner may append events to a private session",
+                )
+                .with_details(json!({"session_id": session_id})));
             }
         }
         own.lane = Some(s.memory_lane.clone());
@@ -187,10 +213,13 @@ pub fn write_event(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64,
     w.insert("auto_embed".into(), json!(auto_embed));
     put_ownership(&mut w, &own);
     w.insert("nodes".into(), json!([session_node(&session_id, None, None, None), event]));
-    w.insert("edges".into(), json!([{
-        "type": "part_of", "src": {"client_id": event_cid}, "dst": {"client_id": session_client_id(&session_id)},
-        "weight": edge_weight, "confidence": edge_confidence,
-    }]));
+    w.insert(
+        "edges".into(),
+        json!([{
+            "type": "part_of", "src": {"client_id": event_cid}, "dst": {"client_id": session_client_id(&session_id)},
+            "weight": edge_weight, "confidence": edge_confidence,
+        }]),
+    );
     let wbody = Value::Object(w);
     let spec = write_request::parse_in_scope(Reader::root(&wbody)?, ts.clone(), settings)?;
     let resp = write_path::write(db, settings, &spec, now_ms)?;
@@ -213,7 +242,12 @@ pub fn write_event(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64,
 }
 
 /// `GET /v1/memory/sessions/:session_id/events`.
-pub fn list_events(db: &dyn Sql, settings: &Settings, session_id: &str, query: &[(String, String)]) -> Result<Value, ApiError> {
+pub fn list_events(
+    db: &dyn Sql,
+    settings: &Settings,
+    session_id: &str,
+    query: &[(String, String)],
+) -> Result<Value, ApiError> {
     let q = |k: &str| query.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let mut r = Reader::new();
     let dto = DtoOptions::read_query(&mut r, &q);
@@ -244,7 +278,14 @@ pub fn list_events(db: &dyn Sql, settings: &Settings, session_id: &str, query: &
     );
     let rows = db.query(
         &sql,
-        &[(&ts.scope_key).into(), (&session.id).into(), agent.into(), team.into(), SqlValue::Integer(limit + 1), SqlValue::Integer(offset)],
+        &[
+            (&ts.scope_key).into(),
+            (&session.id).into(),
+            agent.into(),
+            team.into(),
+            SqlValue::Integer(limit + 1),
+            SqlValue::Integer(offset),
+        ],
     )?;
     let has_more = rows.len() as i64 > limit;
     let ncols = NODE_COLUMNS.split(", ").count();

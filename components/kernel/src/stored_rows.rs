@@ -130,10 +130,14 @@ impl StoredNode {
 }
 
 /// The lane rule shared by find, sessions and (later) recall.
-pub fn lane_visible(lane: &str, owner_agent: Option<&str>, owner_team: Option<&str>, agent: Option<&str>, team: Option<&str>) -> bool {
-    lane == "shared"
-        || (agent.is_some() && owner_agent == agent)
-        || (team.is_some() && owner_team == team)
+pub fn lane_visible(
+    lane: &str,
+    owner_agent: Option<&str>,
+    owner_team: Option<&str>,
+    agent: Option<&str>,
+    team: Option<&str>,
+) -> bool {
+    lane == "shared" || (agent.is_some() && owner_agent == agent) || (team.is_some() && owner_team == team)
 }
 
 /// SQL condition implementing [`lane_visible`] for a nodes table alias;
@@ -147,8 +151,7 @@ pub fn lane_visible_sql(alias: &str) -> String {
 }
 
 /// Columns read for a [`StoredEdge`], in [`StoredEdge::from_row`] order.
-pub const EDGE_COLUMNS: &str =
-    "id, scope, type, src_id, dst_id, weight, confidence, decay_rate, created_at, commit_id";
+pub const EDGE_COLUMNS: &str = "id, scope, type, src_id, dst_id, weight, confidence, decay_rate, created_at, commit_id";
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEdge {

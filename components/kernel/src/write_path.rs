@@ -72,7 +72,8 @@ fn apply(
     let now = rfc3339_millis(now_ms);
 
     if let Some(p) = &spec.parent_commit_id {
-        let found = db.query_one("SELECT seq FROM memory_commits WHERE id = ? AND scope = ?", &[p.into(), key.into()])?;
+        let found =
+            db.query_one("SELECT seq FROM memory_commits WHERE id = ? AND scope = ?", &[p.into(), key.into()])?;
         if found.is_none() {
             return Err(ApiError::bad_request("parent_commit_not_found", "parent_commit_id not found in scope")
                 .with_details(json!({"parent_commit_id": p, "scope": spec.ts.scope})));
@@ -115,10 +116,11 @@ fn apply(
     let default_tenant = settings.defaults.tenant_id.as_str();
     for (i, n) in spec.nodes.iter().enumerate() {
         if let Some(e) = existing.get(&n.id)
-            && e.scope_key != key {
-                return Err(ApiError::bad_request("node_id_conflict", "node id is already used outside this scope")
-                    .with_details(json!({"node_id": n.id, "index": i})));
-            }
+            && e.scope_key != key
+        {
+            return Err(ApiError::bad_request("node_id_conflict", "node id is already used outside this scope")
+                .with_details(json!({"node_id": n.id, "index": i})));
+        }
     }
 
     // Resolve edge endpoints.
@@ -167,7 +169,12 @@ fn apply(
                 edge_order.push(k.clone());
                 merged.insert(
                     k,
-                    MergedEdge { id: e.id.clone().unwrap_or_default(), weight: e.weight, confidence: e.confidence, decay_rate: e.decay_rate },
+                    MergedEdge {
+                        id: e.id.clone().unwrap_or_default(),
+                        weight: e.weight,
+                        confidence: e.confidence,
+                        decay_rate: e.decay_rate,
+                    },
                 );
             }
         }
@@ -186,7 +193,9 @@ fn apply(
         let MergedEdge { id, weight: w, confidence: c, decay_rate: d } = merged[k].clone();
         let prior = db
             .query_one(
-                &format!("SELECT {EDGE_COLUMNS} FROM memory_edges WHERE scope = ? AND type = ? AND src_id = ? AND dst_id = ?"),
+                &format!(
+                    "SELECT {EDGE_COLUMNS} FROM memory_edges WHERE scope = ? AND type = ? AND src_id = ? AND dst_id = ?"
+                ),
                 &[key.into(), (&k.0).into(), (&k.1).into(), (&k.2).into()],
             )?
             .map(|r| StoredEdge::from_row(&r));
@@ -246,15 +255,19 @@ fn apply(
     for (spec_node, (stored, is_new)) in nodes.iter().zip(&stored_nodes) {
         let embed_text = spec_node.embed_text(spec.input_text.as_deref());
         if !*is_new {
-            if spec.force_reembed && auto_embed
-                && let Some(t) = embed_text {
-                    embed_jobs.push(json!({"id": stored.id, "text": t}));
-                }
+            if spec.force_reembed
+                && auto_embed
+                && let Some(t) = embed_text
+            {
+                embed_jobs.push(json!({"id": stored.id, "text": t}));
+            }
             statuses.push(None);
             continue;
         }
         let st = match (&spec_node.embedding, &embed_text) {
-            (Some(_), _) => NodeStatus::ready(spec_node.embedding_model.clone().unwrap_or_else(|| "client".into()), &now),
+            (Some(_), _) => {
+                NodeStatus::ready(spec_node.embedding_model.clone().unwrap_or_else(|| "client".into()), &now)
+            }
             (None, Some(_)) if auto_embed => NodeStatus::plain("pending", None),
             (None, None) if auto_embed => NodeStatus::plain("failed", Some("no_embed_text")),
             _ => NodeStatus::plain("failed", Some("auto_embed_disabled_or_no_provider")),
@@ -292,7 +305,8 @@ fn apply(
     if cluster && (!ready_events.is_empty() || !pending_events.is_empty()) {
         response_extra.insert("topic_cluster".into(), json!({"enqueued": true}));
     }
-    let result_json = (!response_extra.is_empty()).then(|| serde_json::to_string(&response_extra).expect("a JSON map serializes"));
+    let result_json =
+        (!response_extra.is_empty()).then(|| serde_json::to_string(&response_extra).expect("a JSON map serializes"));
 
     let appended = commit_chain::append(
         db,
@@ -375,7 +389,13 @@ impl NodeStatus {
     }
 }
 
-fn insert_node(db: &dyn Sql, n: &StoredNode, embedding: Option<&[f32]>, st: &NodeStatus, commit_id: &str) -> Result<(), ApiError> {
+fn insert_node(
+    db: &dyn Sql,
+    n: &StoredNode,
+    embedding: Option<&[f32]>,
+    st: &NodeStatus,
+    commit_id: &str,
+) -> Result<(), ApiError> {
     db.exec(
         "INSERT INTO memory_nodes (id, scope, client_id, type, tier, title, text_summary, slots, raw_ref, evidence_ref, \
          embedding, embedding_dims, embedding_model, embedding_status, embedding_last_error, embedding_ready_at, \
@@ -434,14 +454,30 @@ fn upsert_edge(db: &dyn Sql, e: &StoredEdge, is_new: bool, commit_id: &str, now:
 /// Adds a derivation job. `job_key` identifies it (the same job for the
 /// same commit always has the same key); a commit enqueues each event type
 /// once, inside its own transaction, so no duplicate can arise here.
-pub fn enqueue(db: &dyn Sql, key: &str, commit_id: &str, event_type: &str, payload: &Value, now: &str) -> Result<(), ApiError> {
+pub fn enqueue(
+    db: &dyn Sql,
+    key: &str,
+    commit_id: &str,
+    event_type: &str,
+    payload: &Value,
+    now: &str,
+) -> Result<(), ApiError> {
     let payload_sha = sha256_canonical(payload);
-    let job_key = sha256_canonical(&json!({"v": 1, "scope": key, "commit_id": commit_id, "event_type": event_type, "payloadSha": payload_sha}));
+    let job_key = sha256_canonical(
+        &json!({"v": 1, "scope": key, "commit_id": commit_id, "event_type": event_type, "payloadSha": payload_sha}),
+    );
     db.exec(
         "INSERT INTO memory_outbox (scope, commit_id, event_type, payload, payload_sha256, job_key, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?)",
-        &[key.into(), commit_id.into(), event_type.into(), cairn_core::canonical_json::to_string(payload).into(),
-          payload_sha.into(), job_key.into(), now.into()],
+        &[
+            key.into(),
+            commit_id.into(),
+            event_type.into(),
+            cairn_core::canonical_json::to_string(payload).into(),
+            payload_sha.into(),
+            job_key.into(),
+            now.into(),
+        ],
     )
 }
 
@@ -465,7 +501,11 @@ fn response_head(spec: &WriteSpec, commit_id: &str, commit_hash: &str, diff: &Va
         .unwrap_or_default();
     let edges: Vec<Value> = diff["edges"]
         .as_array()
-        .map(|a| a.iter().map(|e| json!({"id": e["id"], "type": e["type"], "src_id": e["src_id"], "dst_id": e["dst_id"]})).collect())
+        .map(|a| {
+            a.iter()
+                .map(|e| json!({"id": e["id"], "type": e["type"], "src_id": e["src_id"], "dst_id": e["dst_id"]}))
+                .collect()
+        })
         .unwrap_or_default();
     json!({
         "tenant_id": spec.ts.tenant_id,
@@ -502,7 +542,11 @@ fn earlier_commit_or_head(db: &dyn Sql, spec: &WriteSpec, request_sha: &str) -> 
         }
         return Ok(Prior::Replay(resp));
     }
-    Ok(Prior::Head(rows.first().map(|r| commit_chain::Head { id: r.string(1), commit_hash: r.string(2), seq: r.int(3) })))
+    Ok(Prior::Head(rows.first().map(|r| commit_chain::Head {
+        id: r.string(1),
+        commit_hash: r.string(2),
+        seq: r.int(3),
+    })))
 }
 
 #[cfg(test)]

@@ -175,9 +175,10 @@ pub fn read_input(r: &mut Reader, o: Obj) -> (Option<String>, String) {
     let raw = r.str_any(o, "input_text");
     let given_sha = r.str_any(o, "input_sha256");
     if let Some(s) = &given_sha
-        && !is_sha256_hex(s) {
-            r.issue(Reader::path(o, "input_sha256"), "Invalid: must match ^[a-f0-9]{64}$");
-        }
+        && !is_sha256_hex(s)
+    {
+        r.issue(Reader::path(o, "input_sha256"), "Invalid: must match ^[a-f0-9]{64}$");
+    }
     let text = raw.as_deref().map(text::normalize);
     match (&text, &given_sha) {
         (None, None) => r.issue("", "must set input_text or input_sha256"),
@@ -249,7 +250,11 @@ pub fn parse_in_scope(o: Obj, ts: TenantScope, settings: &Settings) -> Result<Wr
             n.id = stable_uuid(&format!("{}:node:{content}", ts.scope_key));
         }
         // Private rules must name an owner, or nobody could ever see them.
-        if n.node_type == "rule" && n.memory_lane == "private" && n.owner_agent_id.is_none() && n.owner_team_id.is_none() {
+        if n.node_type == "rule"
+            && n.memory_lane == "private"
+            && n.owner_agent_id.is_none()
+            && n.owner_team_id.is_none()
+        {
             return Err(ApiError::bad_request(
                 "invalid_private_rule_owner",
                 "private rule requires owner_agent_id or owner_team_id",
@@ -290,15 +295,23 @@ pub fn parse_in_scope(o: Obj, ts: TenantScope, settings: &Settings) -> Result<Wr
 /// each scope's content is attested by that scope's own chain.
 fn check_row_scope(r: &mut Reader, o: Obj, ts: &TenantScope) {
     if let Some(s) = r.str_any(o, "scope")
-        && s.trim() != ts.scope {
-            r.issue(
-                Reader::path(o, "scope"),
-                format!("must equal the request scope '{}' (each scope has its own commit chain)", ts.scope),
-            );
-        }
+        && s.trim() != ts.scope
+    {
+        r.issue(
+            Reader::path(o, "scope"),
+            format!("must equal the request scope '{}' (each scope has its own commit chain)", ts.scope),
+        );
+    }
 }
 
-fn read_node(r: &mut Reader, v: &Value, path: &str, ts: &TenantScope, d: &Defaults, settings: &Settings) -> Option<NodeSpec> {
+fn read_node(
+    r: &mut Reader,
+    v: &Value,
+    path: &str,
+    ts: &TenantScope,
+    d: &Defaults,
+    settings: &Settings,
+) -> Option<NodeSpec> {
     let Value::Object(map) = v else {
         r.issue(path, format!("Expected object, received {}", cairn_core::request_reader::type_name(v)));
         return None;
@@ -459,10 +472,7 @@ mod tests {
         assert_eq!(w.nodes[0].memory_lane, "shared");
         assert_eq!(w.nodes[0].owner_agent_id.as_deref(), Some("agent-1"));
         assert_eq!(w.nodes[1].id.len(), 36);
-        assert_eq!(
-            w.edges[0].id.as_deref(),
-            Some(stable_uuid("default:edge:hello world:related_to:evt-1:x").as_str())
-        );
+        assert_eq!(w.edges[0].id.as_deref(), Some(stable_uuid("default:edge:hello world:related_to:evt-1:x").as_str()));
         // Same request, same identity.
         assert_eq!(w.request_sha256(), parse(&body, &settings()).unwrap().request_sha256());
     }
@@ -475,8 +485,12 @@ mod tests {
         });
         let e = parse(&body, &settings()).unwrap_err();
         assert_eq!(e.code, "invalid_request");
-        let paths: Vec<String> = e.details.unwrap()["issues"].as_array().unwrap().iter()
-            .map(|i| i["path"].as_str().unwrap().to_string()).collect();
+        let paths: Vec<String> = e.details.unwrap()["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["path"].as_str().unwrap().to_string())
+            .collect();
         assert!(paths.contains(&"".to_string()), "{paths:?}");
         assert!(paths.contains(&"nodes.0.type".to_string()));
         assert!(paths.contains(&"nodes.1.embedding".to_string()));
@@ -492,7 +506,8 @@ mod tests {
         assert!(e.message.contains("client_id/id mismatch"), "{e:?}");
         let body = json!({"input_text": "x", "nodes": [{"type": "rule", "memory_lane": "private"}]});
         assert_eq!(parse(&body, &settings()).unwrap_err().code, "invalid_private_rule_owner");
-        let body = json!({"input_text": "x", "nodes": [{"type": "rule", "memory_lane": "private", "owner_team_id": "t"}]});
+        let body =
+            json!({"input_text": "x", "nodes": [{"type": "rule", "memory_lane": "private", "owner_team_id": "t"}]});
         assert!(parse(&body, &settings()).is_ok());
     }
 

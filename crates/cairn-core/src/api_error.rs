@@ -41,11 +41,12 @@ impl ApiError {
             [] => "invalid request".to_string(),
             [one] if one.path.is_empty() => one.message.clone(),
             [one] => format!("{}: {}", one.path, one.message),
-            many if many[0].path.is_empty() => format!("{} problems in request; first: {}", many.len(), many[0].message),
+            many if many[0].path.is_empty() => {
+                format!("{} problems in request; first: {}", many.len(), many[0].message)
+            }
             many => format!("{} problems in request; first: {}: {}", many.len(), many[0].path, many[0].message),
         };
-        let list: Vec<Value> =
-            issues.iter().map(|i| json!({"path": i.path, "message": i.message})).collect();
+        let list: Vec<Value> = issues.iter().map(|i| json!({"path": i.path, "message": i.message})).collect();
         ApiError::new(400, "invalid_request", message).with_details(json!({ "issues": list }))
     }
 

@@ -25,10 +25,7 @@ mod tests {
 
     #[test]
     fn known_vectors() {
-        assert_eq!(
-            sha256_hex(""),
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-        );
+        assert_eq!(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
         assert_eq!(sha256_canonical(&json!({"b": 1, "a": 2})), sha256_hex(r#"{"a":2,"b":1}"#));
         assert!(is_sha256_hex(&sha256_hex("x")));
         assert!(!is_sha256_hex("ABC"));

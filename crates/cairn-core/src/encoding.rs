@@ -93,9 +93,15 @@ mod tests {
         assert_eq!(encode_uri_component("a b/c:d?é"), "a%20b%2Fc%3Ad%3F%C3%A9");
         assert_eq!(decode_uri_component("a%20b%2Fc%3Ad%3F%C3%A9").unwrap(), "a b/c:d?é");
         assert_eq!(decode_uri_component("%zz"), None);
-        assert_eq!(parse_query("a=1&b=x+y&c=%2F&d"), vec![
-            ("a".into(), "1".into()), ("b".into(), "x y".into()), ("c".into(), "/".into()), ("d".into(), "".into())
-        ]);
+        assert_eq!(
+            parse_query("a=1&b=x+y&c=%2F&d"),
+            vec![
+                ("a".into(), "1".into()),
+                ("b".into(), "x y".into()),
+                ("c".into(), "/".into()),
+                ("d".into(), "".into())
+            ]
+        );
     }
 
     #[test]

@@ -65,10 +65,7 @@ impl Reader {
     pub fn root(body: &Value) -> Result<Obj<'_>, ApiError> {
         match body {
             Value::Object(map) => Ok(Obj { map, path: "" }),
-            other => Err(ApiError::invalid(
-                "",
-                format!("Expected object, received {}", type_name(other)),
-            )),
+            other => Err(ApiError::invalid("", format!("Expected object, received {}", type_name(other)))),
         }
     }
 
@@ -197,10 +194,16 @@ impl Reader {
 
     fn check_range(&mut self, o: Obj, key: &str, x: f64, min: f64, max: f64) -> bool {
         if x < min {
-            self.issue(join(o.path, key), format!("Number must be greater than or equal to {}", crate::canonical_json::js_number(min)));
+            self.issue(
+                join(o.path, key),
+                format!("Number must be greater than or equal to {}", crate::canonical_json::js_number(min)),
+            );
             false
         } else if x > max {
-            self.issue(join(o.path, key), format!("Number must be less than or equal to {}", crate::canonical_json::js_number(max)));
+            self.issue(
+                join(o.path, key),
+                format!("Number must be less than or equal to {}", crate::canonical_json::js_number(max)),
+            );
             false
         } else {
             true

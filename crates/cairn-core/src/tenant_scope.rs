@@ -64,36 +64,22 @@ pub fn check_scope(scope: Option<&str>, defaults: &ScopeDefaults) -> Result<Stri
         return Err(ApiError::bad_request("invalid_scope", "scope must not be empty"));
     }
     if scope.starts_with(RESERVED_SCOPE_PREFIX) {
-        return Err(ApiError::bad_request(
-            "invalid_scope",
-            "scope must not start with the reserved prefix 'tenant:'",
-        )
-        .with_details(serde_json::json!({ "scope": scope })));
+        return Err(ApiError::bad_request("invalid_scope", "scope must not start with the reserved prefix 'tenant:'")
+            .with_details(serde_json::json!({ "scope": scope })));
     }
     if scope.len() > MAX_SCOPE_LEN {
-        return Err(ApiError::bad_request(
-            "invalid_scope",
-            format!("scope must be at most {MAX_SCOPE_LEN} bytes"),
-        ));
+        return Err(ApiError::bad_request("invalid_scope", format!("scope must be at most {MAX_SCOPE_LEN} bytes")));
     }
     Ok(scope.to_string())
 }
 
 /// The storage key of (tenant, scope).
 pub fn scope_key(tenant_id: &str, scope: &str, defaults: &ScopeDefaults) -> String {
-    if tenant_id == defaults.tenant_id {
-        scope.to_string()
-    } else {
-        format!("tenant:{tenant_id}::scope:{scope}")
-    }
+    if tenant_id == defaults.tenant_id { scope.to_string() } else { format!("tenant:{tenant_id}::scope:{scope}") }
 }
 
 /// Resolves and validates a request's tenant and scope.
-pub fn resolve(
-    tenant: Option<&str>,
-    scope: Option<&str>,
-    defaults: &ScopeDefaults,
-) -> Result<TenantScope, ApiError> {
+pub fn resolve(tenant: Option<&str>, scope: Option<&str>, defaults: &ScopeDefaults) -> Result<TenantScope, ApiError> {
     let tenant_id = check_tenant(tenant, defaults)?;
     let scope = check_scope(scope, defaults)?;
     let scope_key = scope_key(&tenant_id, &scope, defaults);

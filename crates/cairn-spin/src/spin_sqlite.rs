@@ -11,9 +11,7 @@ pub struct SpinSqlite {
 
 impl SpinSqlite {
     pub fn open(database: &str) -> Result<Self, ApiError> {
-        Connection::open(database)
-            .map(|conn| SpinSqlite { conn })
-            .map_err(|e| map_error(&e, "open"))
+        Connection::open(database).map(|conn| SpinSqlite { conn }).map_err(|e| map_error(&e, "open"))
     }
 }
 

@@ -76,9 +76,10 @@ impl SqliteDb {
                         conn = rt.block_on(db.new_connection()).ok();
                     }
                     if let Some(c) = &conn
-                        && let Err(e) = rt.block_on(checkpoint(c)) {
-                            tracing::warn!(database = %db.label, error = %e, "wal checkpoint failed");
-                        }
+                        && let Err(e) = rt.block_on(checkpoint(c))
+                    {
+                        tracing::warn!(database = %db.label, error = %e, "wal checkpoint failed");
+                    }
                 }
             })
             .expect("spawning checkpointer");

@@ -42,7 +42,10 @@ impl SqliteConfig {
             busy_timeout_ms: 5000,
             max_idle_connections: 64,
             cache_kib: 2 * 1024,
-            checkpoint_interval_ms: std::env::var("CAIRN_CHECKPOINT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(1000),
+            checkpoint_interval_ms: std::env::var("CAIRN_CHECKPOINT_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1000),
         }
     }
 }

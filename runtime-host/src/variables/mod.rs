@@ -72,7 +72,10 @@ impl AppVariables {
     pub fn for_component(&self, c: &ComponentDecl) -> Result<ComponentVariables> {
         let mut out = HashMap::new();
         for (name, template) in &c.variables {
-            out.insert(name.clone(), self.expand(template).map_err(|e| anyhow::anyhow!("component '{}' variable '{name}': {e}", c.id))?);
+            out.insert(
+                name.clone(),
+                self.expand(template).map_err(|e| anyhow::anyhow!("component '{}' variable '{name}': {e}", c.id))?,
+            );
         }
         Ok(ComponentVariables(Arc::new(out)))
     }
@@ -131,7 +134,8 @@ hello = "{{greeting}}, world"
     fn precedence_and_templates() {
         let m = manifest();
         let tiers = BTreeMap::from([("tier_profiles".to_string(), "{\"tiers\":{}}".to_string())]);
-        let env = vec![("SPIN_VARIABLE_ADMIN_TOKEN".to_string(), "from-env".to_string()), ("PATH".into(), "/bin".into())];
+        let env =
+            vec![("SPIN_VARIABLE_ADMIN_TOKEN".to_string(), "from-env".to_string()), ("PATH".into(), "/bin".into())];
         let vars = AppVariables::resolve(&m, &tiers, env.clone().into_iter(), &BTreeMap::new()).unwrap();
         assert_eq!(vars.get("admin_token"), Some("from-env"));
         assert_eq!(vars.get("tier_profiles"), Some("{\"tiers\":{}}"));
