@@ -1,26 +1,34 @@
-//! Loading the app: read the manifest, compose each HTTP-triggered component
-//! with its dependencies, compile (or load from cache), link the host
-//! capabilities and pre-instantiate, ready for one fresh instance per request.
+//! Loading the app: read the manifest, compose each triggered component (HTTP
+//! routes, cron schedules) with its dependencies, compile (or load from
+//! cache), link the host capabilities and pre-instantiate, ready for one
+//! fresh instance per request or tick.
 
 use crate::app_manifest::AppManifest;
 use crate::engine;
+use crate::llm::LlmCapability;
+use crate::spin_bindings::derive::DeriveExportsPre;
 use crate::sqlite::SqliteCapability;
 use crate::state::RequestState;
 use crate::variables::{AppVariables, ComponentVariables};
 use anyhow::{Context, Result};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use wasmtime::Engine;
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::{HasSelf, InstancePre, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-/// A component ready to serve requests.
+/// A component ready to serve requests or ticks.
 pub struct Handler {
     pub id: String,
-    pub pre: ProxyPre<RequestState>,
+    /// Present when the component exports `wasi:http/incoming-handler`.
+    pub proxy: Option<ProxyPre<RequestState>>,
+    /// Present when it exports `cairn:kernel/derive` and `handle-cron-event`.
+    pub derive: Option<DeriveExportsPre<RequestState>>,
     pub sqlite_databases: Vec<String>,
     pub variables: ComponentVariables,
+    pub ai_models: Arc<Vec<String>>,
 }
 
 /// Operator settings that shape how requests run.
@@ -35,6 +43,7 @@ pub struct App {
     pub manifest: AppManifest,
     pub handlers: HashMap<String, Handler>,
     pub sqlite: SqliteCapability,
+    pub llm: Arc<LlmCapability>,
     pub limits: RunLimits,
 }
 
@@ -43,6 +52,7 @@ pub struct LoadOptions {
     pub manifest: AppManifest,
     pub variables: AppVariables,
     pub sqlite: SqliteCapability,
+    pub llm: Arc<LlmCapability>,
     pub cache_dir: Option<PathBuf>,
     pub pool: engine::PoolLimits,
     pub limits: RunLimits,
@@ -55,38 +65,67 @@ pub fn linker(engine: &Engine) -> Result<Linker<RequestState>> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     crate::spin_bindings::sqlite::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
     crate::spin_bindings::variables::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
+    crate::spin_bindings::llm::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
     Ok(linker)
 }
 
 impl App {
+    /// The component that exports the derivation verbs (the cron target).
+    pub fn derive_handler(&self) -> Result<&Handler> {
+        let mut ids: Vec<&String> = self.handlers.keys().collect();
+        ids.sort();
+        ids.into_iter()
+            .map(|id| &self.handlers[id])
+            .find(|h| h.derive.is_some())
+            .context("no component exports cairn:kernel/derive (is the derive component on a trigger in the manifest?)")
+    }
+
     pub fn load(opts: LoadOptions) -> Result<App> {
         let engine = engine::build(&opts.pool)?;
         engine::start_epoch_ticker(&engine);
         let linker = linker(&engine)?;
         let mut handlers = HashMap::new();
-        for route in &opts.manifest.http_routes {
-            if handlers.contains_key(&route.component) {
+        let http: Vec<&str> = opts.manifest.http_routes.iter().map(|r| r.component.as_str()).collect();
+        let cron: Vec<&str> = opts.manifest.cron.iter().map(|c| c.component.as_str()).collect();
+        for id in http.iter().chain(&cron) {
+            if handlers.contains_key(*id) {
                 continue;
             }
-            let decl = &opts.manifest.components[&route.component];
+            let decl = &opts.manifest.components[*id];
             let started = std::time::Instant::now();
             let bytes = crate::compose::compose(decl)?;
             let component = engine::load_component(&engine, &bytes, opts.cache_dir.as_deref())
                 .with_context(|| format!("compiling component '{}'", decl.id))?;
-            let pre = linker.instantiate_pre(&component).map_err(|e| {
+            let pre: InstancePre<RequestState> = linker.instantiate_pre(&component).map_err(|e| {
                 anyhow::Error::from(e).context(format!(
                     "linking component '{}' (does it import something the host does not provide?)",
                     decl.id
                 ))
             })?;
-            let pre = ProxyPre::new(pre).map_err(|e| {
-                anyhow::Error::from(e)
-                    .context(format!("component '{}' does not export wasi:http/incoming-handler", decl.id))
-            })?;
+            let proxy = match ProxyPre::new(pre.clone()) {
+                Ok(p) => Some(p),
+                Err(e) if http.contains(id) => {
+                    return Err(anyhow::Error::from(e)
+                        .context(format!("component '{}' does not export wasi:http/incoming-handler", decl.id)));
+                }
+                Err(_) => None,
+            };
+            let derive = match DeriveExportsPre::new(pre) {
+                Ok(d) => Some(d),
+                Err(e) if cron.contains(id) => {
+                    return Err(anyhow::Error::from(e).context(format!(
+                        "component '{}' is on a cron trigger but does not export handle-cron-event (fermyon:spin-cron@2.0.0)",
+                        decl.id
+                    )));
+                }
+                Err(_) => None,
+            };
             tracing::info!(
                 component = %decl.id,
                 dependencies = decl.dependencies.len(),
                 bytes = bytes.len(),
+                http = proxy.is_some(),
+                derive = derive.is_some(),
                 ms = started.elapsed().as_millis() as u64,
                 "component ready"
             );
@@ -94,13 +133,15 @@ impl App {
                 decl.id.clone(),
                 Handler {
                     id: decl.id.clone(),
-                    pre,
+                    proxy,
+                    derive,
                     sqlite_databases: decl.sqlite_databases.clone(),
                     variables: opts.variables.for_component(decl)?,
+                    ai_models: Arc::new(decl.ai_models.clone()),
                 },
             );
         }
-        Ok(App { engine, manifest: opts.manifest, handlers, sqlite: opts.sqlite, limits: opts.limits })
+        Ok(App { engine, manifest: opts.manifest, handlers, sqlite: opts.sqlite, llm: opts.llm, limits: opts.limits })
     }
 
     /// A fresh store for one request to `handler`, counting its database
@@ -113,6 +154,7 @@ impl App {
         let state = RequestState::new(
             self.sqlite.instance(&handler.sqlite_databases, stats),
             handler.variables.clone(),
+            crate::llm::InstanceState { capability: self.llm.clone(), allowed_models: handler.ai_models.clone() },
             self.limits.max_memory_bytes,
         );
         let mut store = wasmtime::Store::new(&self.engine, state);

@@ -69,6 +69,8 @@ struct RawComponent {
     dependencies: BTreeMap<String, toml::Value>,
     #[serde(default)]
     dependencies_inherit_configuration: bool,
+    #[serde(default)]
+    ai_models: Vec<String>,
 }
 
 /// An application variable declared in `[variables]`.
@@ -101,6 +103,8 @@ pub struct ComponentDecl {
     /// Variable name -> template (`"{{ admin_token }}"` or a literal).
     pub variables: BTreeMap<String, String>,
     pub dependencies: Vec<Dependency>,
+    /// Models the component may use through `fermyon:spin/llm` (Spin's `ai_models`).
+    pub ai_models: Vec<String>,
 }
 
 /// An HTTP route: `/exact` or `/prefix/...` (wildcard).
@@ -187,6 +191,7 @@ impl AppManifest {
                     sqlite_databases: c.sqlite_databases,
                     variables: c.variables,
                     dependencies: deps,
+                    ai_models: c.ai_models,
                 },
             );
         }
@@ -202,12 +207,13 @@ impl AppManifest {
             }
             http_routes.push(HttpRoute { route, component: t.component });
         }
-        let cron = raw
-            .trigger
-            .cron
-            .into_iter()
-            .map(|c| CronSchedule { component: c.component, cron_expression: c.cron_expression })
-            .collect();
+        let mut cron = Vec::new();
+        for c in raw.trigger.cron {
+            if !components.contains_key(&c.component) {
+                bail!("trigger.cron names unknown component {}", c.component);
+            }
+            cron.push(CronSchedule { component: c.component, cron_expression: c.cron_expression });
+        }
         Ok(AppManifest { name: raw.application.name, dir: dir.to_path_buf(), variables, http_routes, cron, components })
     }
 

@@ -20,6 +20,33 @@ pub enum BenchCmd {
     /// Write latency (p50/p95/p99) and throughput: N single-memory writes at
     /// concurrency C into a scope that already holds --preload memories.
     Write(WriteBench),
+    /// Derivation throughput: N writes (one embed job each) through the API,
+    /// then the outbox drained by in-process ticks with the configured embedder.
+    Derive(DeriveBench),
+}
+
+#[derive(Args)]
+pub struct DeriveBench {
+    /// Embed jobs to create (one write each).
+    #[arg(long, short = 'n', default_value_t = 20_000)]
+    jobs: usize,
+    /// Memories per write (= nodes per embed job).
+    #[arg(long, default_value_t = 1)]
+    nodes_per_job: usize,
+    /// Concurrent ticks while draining.
+    #[arg(long, default_value_t = 1)]
+    workers: usize,
+    /// Jobs per claimed batch.
+    #[arg(long, default_value_t = 64)]
+    batch_size: i64,
+    /// Also cluster the events into topics (a topic_cluster job and commit per write).
+    #[arg(long)]
+    with_topics: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    app: AppArgs,
 }
 
 #[derive(Args)]
@@ -56,6 +83,7 @@ type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
 struct Server {
     base: String,
+    app: Arc<crate::app::App>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<Result<()>>,
 }
@@ -66,14 +94,14 @@ async fn start_server(app: &AppArgs, data_dir: &std::path::Path) -> Result<Serve
     let base = format!("http://{}", listener.local_addr()?);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(crate::http_server::serve(
-        app,
+        app.clone(),
         listener,
         async move {
             let _ = rx.await;
         },
         Duration::from_secs(5),
     ));
-    Ok(Server { base, stop: Some(tx), task })
+    Ok(Server { base, app, stop: Some(tx), task })
 }
 
 async fn post(client: &HttpClient, url: &str, body: &Value) -> Result<(u16, Value)> {
@@ -190,7 +218,150 @@ async fn client_phase(
 pub async fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Write(b) => write_bench(b).await,
+        BenchCmd::Derive(b) => derive_bench(b).await,
     }
+}
+
+fn temp_data_dir(kind: &str) -> PathBuf {
+    std::env::temp_dir().join(format!(
+        "cairn-bench-{kind}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    ))
+}
+
+/// Seeds `jobs` writes (concurrency 8) from a client thread.
+fn seed_writes(base: String, jobs: usize, per_job: usize, topics: bool) -> Result<(f64, usize)> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(64).build_http();
+        let url = format!("{base}/v1/memory/write");
+        let counter = Arc::new(AtomicUsize::new(0));
+        let errors = Arc::new(AtomicUsize::new(0));
+        let started = Instant::now();
+        let mut workers = Vec::new();
+        for _ in 0..8 {
+            let (client, url, counter, errors) = (client.clone(), url.clone(), counter.clone(), errors.clone());
+            workers.push(tokio::spawn(async move {
+                loop {
+                    let i = counter.fetch_add(1, Ordering::Relaxed);
+                    if i >= jobs {
+                        break;
+                    }
+                    let nodes: Vec<Value> = (0..per_job)
+                        .map(|k| json!({"client_id": format!("d-{i}-{k}"), "type": "event", "text_summary": memory_text(i * per_job + k)}))
+                        .collect();
+                    let body = json!({"scope": SCOPE, "input_text": format!("derive bench {i}"), "memory_lane": "shared",
+                        "trigger_topic_cluster": topics, "nodes": nodes});
+                    if !matches!(post(&client, &url, &body).await, Ok((200, _))) {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }));
+        }
+        for w in workers {
+            w.await?;
+        }
+        Ok((started.elapsed().as_secs_f64(), errors.load(Ordering::Relaxed)))
+    })
+}
+
+async fn derive_bench(b: DeriveBench) -> Result<()> {
+    if b.jobs == 0 || b.workers == 0 || b.nodes_per_job == 0 {
+        bail!("--jobs, --workers and --nodes-per-job must be at least 1");
+    }
+    let data_dir = temp_data_dir("derive");
+    let mut server = start_server(&b.app, &data_dir).await.context("starting the server")?;
+    let base = server.base.clone();
+    let (jobs, per_job, topics) = (b.jobs, b.nodes_per_job, b.with_topics);
+    let seeding = std::thread::spawn(move || seed_writes(base, jobs, per_job, topics));
+    let (seed_secs, seed_errors) =
+        tokio::task::spawn_blocking(move || seeding.join()).await?.map_err(|_| anyhow::anyhow!("seeding panicked"))??;
+    if seed_errors > 0 {
+        bail!("{seed_errors} seeding writes failed");
+    }
+
+    use crate::derive_calls::{Verb, call_ok};
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..b.workers {
+        let app = server.app.clone();
+        let body = json!({"max_jobs": 100_000, "budget_ms": 600_000, "batch_size": b.batch_size});
+        tasks.push(tokio::spawn(async move {
+            let mut sums = [0i64; 5]; // claimed, done, nodes, topic runs, retrying+dead
+            loop {
+                let rep = call_ok(&app, Verb::Tick(body.clone()), &format!("bench-derive-{w}")).await?;
+                let claimed = rep["claimed"].as_i64().unwrap_or(0);
+                sums[0] += claimed;
+                sums[1] += rep["done"].as_i64().unwrap_or(0);
+                sums[2] += rep["embed"]["nodes_embedded"].as_i64().unwrap_or(0);
+                sums[3] += rep["topic_cluster"]["runs"].as_i64().unwrap_or(0);
+                sums[4] += rep["retrying"].as_i64().unwrap_or(0) + rep["dead_lettered"].as_i64().unwrap_or(0);
+                if claimed == 0 {
+                    return Ok::<_, anyhow::Error>(sums);
+                }
+            }
+        }));
+    }
+    let mut totals = [0i64; 5];
+    for t in tasks {
+        let s = t.await??;
+        for (a, b) in totals.iter_mut().zip(s) {
+            *a += b;
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let status = call_ok(&server.app, Verb::OutboxStatus(vec![]), "bench-derive").await?;
+    let embed_jobs = b.jobs as f64;
+    let result = json!({
+        "bench": "derive",
+        "embedder": b.app.embedder,
+        "jobs_enqueued": {"embed_nodes": b.jobs, "topic_cluster": if b.with_topics { b.jobs } else { 0 }},
+        "nodes": b.jobs * b.nodes_per_job,
+        "workers": b.workers,
+        "batch_size": b.batch_size,
+        "seed_seconds": seed_secs,
+        "drain_seconds": secs,
+        "jobs_done": totals[1],
+        "nodes_embedded": totals[2],
+        "topic_cluster_runs": totals[3],
+        "failed_attempts": totals[4],
+        "embed_jobs_per_sec": embed_jobs / secs,
+        "all_jobs_per_sec": totals[1] as f64 / secs,
+        "nodes_per_sec": totals[2] as f64 / secs,
+        "outbox_after": status["outbox"],
+    });
+    if b.json {
+        println!("{}", serde_json::to_string_pretty(&result)?);
+    } else {
+        println!(
+            "cairn bench derive: {} writes ({} memories each, topics {}) drained by {} worker(s), embedder {}",
+            b.jobs, b.nodes_per_job, if b.with_topics { "on" } else { "off" }, b.workers, b.app.embedder
+        );
+        println!("  seed       {:.1} s ({:.0} writes/s)", seed_secs, b.jobs as f64 / seed_secs);
+        println!(
+            "  drain      {:.2} s: {} jobs done ({:.0} jobs/s, embed jobs {:.0}/s), {} nodes embedded ({:.0}/s), {} topic runs",
+            secs,
+            totals[1],
+            result["all_jobs_per_sec"].as_f64().unwrap_or(0.0),
+            result["embed_jobs_per_sec"].as_f64().unwrap_or(0.0),
+            totals[2],
+            result["nodes_per_sec"].as_f64().unwrap_or(0.0),
+            totals[3]
+        );
+        println!("  outbox     {}", status["outbox"]);
+    }
+    if let Some(stop) = server.stop.take() {
+        let _ = stop.send(());
+    }
+    let _ = (&mut server.task).await;
+    let _ = std::fs::remove_dir_all(&data_dir);
+    let left = status["outbox"]["pending"].as_i64().unwrap_or(0) + status["outbox"]["retrying"].as_i64().unwrap_or(0)
+        + status["outbox"]["dead_letter"].as_i64().unwrap_or(0);
+    if left > 0 {
+        bail!("{left} jobs were not done");
+    }
+    Ok(())
 }
 
 async fn write_bench(b: WriteBench) -> Result<()> {

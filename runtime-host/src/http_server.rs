@@ -86,7 +86,7 @@ async fn dispatch(
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let wreq = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
     let out = store.data_mut().http().new_response_outparam(sender)?;
-    let pre = handler.pre.clone();
+    let pre = handler.proxy.clone().expect("HTTP-routed components export incoming-handler (checked at load)");
     let component = handler.id.clone();
     let stats2 = stats.clone();
     let task = tokio::task::spawn(async move {

@@ -2,14 +2,19 @@
 //!
 //! - `cairn up`: serve the app described by `spin.toml` (the same `.wasm`
 //!   components Spin runs) on the embedded SQLite default.
-//! - `cairn bench write`: write latency and throughput over HTTP.
+//! - `cairn job ...`: derivation and outbox operations on a data dir.
+//! - `cairn bench write|derive`: write latency, derivation throughput.
 
 mod app;
 mod app_manifest;
 mod bench;
 mod compose;
+mod cron;
+mod derive_calls;
 mod engine;
 mod http_server;
+mod jobs;
+mod llm;
 mod spin_bindings;
 mod sqlite;
 mod state;
@@ -39,6 +44,11 @@ struct Cli {
 enum Cmd {
     /// Serve the app (HTTP API on --listen).
     Up(UpArgs),
+    /// Operator jobs on a data dir: derivation, outbox status and replay, rebuilds.
+    Job {
+        #[command(subcommand)]
+        what: jobs::JobCmd,
+    },
     /// Benchmarks over HTTP against a fresh data dir.
     Bench {
         #[command(subcommand)]
@@ -79,6 +89,23 @@ pub struct AppArgs {
     /// Largest memory one guest module may use, MiB.
     #[arg(long, env = "CAIRN_MAX_INSTANCE_MEMORY_MB", default_value_t = 1024)]
     pub max_instance_memory_mb: usize,
+    /// Embedder behind `generate-embeddings`: `local` (built-in, lexical,
+    /// deterministic), `openai` (an OpenAI-compatible /v1/embeddings
+    /// endpoint) or `fail` (every call fails; for testing).
+    #[arg(long, env = "CAIRN_EMBEDDER", default_value = "local")]
+    pub embedder: String,
+    /// URL of the OpenAI-compatible endpoint (base URL or full .../v1/embeddings).
+    #[arg(long, env = "CAIRN_EMBEDDER_URL")]
+    pub embedder_url: Option<String>,
+    /// Model name sent to the endpoint.
+    #[arg(long, env = "CAIRN_EMBEDDER_MODEL", default_value = "text-embedding-3-small")]
+    pub embedder_model: String,
+    /// Bearer token for the endpoint.
+    #[arg(long, env = "CAIRN_EMBEDDER_API_KEY", hide_env_values = true)]
+    pub embedder_api_key: Option<String>,
+    /// Timeout of one embeddings request, ms.
+    #[arg(long, env = "CAIRN_EMBEDDER_TIMEOUT_MS", default_value_t = 10_000)]
+    pub embedder_timeout_ms: u64,
 }
 
 #[derive(Args)]
@@ -89,6 +116,10 @@ struct UpArgs {
     /// Data directory (the embedded SQLite database lives here).
     #[arg(long, env = "CAIRN_DATA_DIR", default_value = ".cairn")]
     data_dir: PathBuf,
+    /// Do not run the manifest's cron schedules (derivation then runs only
+    /// through `POST /v1/admin/derive/tick` or `cairn job derive`).
+    #[arg(long, env = "CAIRN_NO_CRON")]
+    no_cron: bool,
     #[command(flatten)]
     app: AppArgs,
 }
@@ -107,7 +138,19 @@ fn default_cache_dir() -> Option<PathBuf> {
 /// Loads the app for `args` with its data in `data_dir`.
 pub async fn load_app(args: &AppArgs, data_dir: &Path) -> Result<Arc<app::App>> {
     let manifest = app_manifest::AppManifest::load(&args.manifest)?;
-    let tier_vars = tiers::load(&args.tiers)?;
+    let mut tier_vars = tiers::load(&args.tiers)?;
+    let dims = tiers::embedding_dims(&tier_vars).unwrap_or(384);
+    let embedder = llm::Embedder::from_config(&llm::EmbedderConfig {
+        kind: args.embedder.clone(),
+        url: args.embedder_url.clone(),
+        model: args.embedder_model.clone(),
+        api_key: args.embedder_api_key.clone(),
+        timeout: Duration::from_millis(args.embedder_timeout_ms.max(1)),
+        dims,
+    })?;
+    // What derived vectors are labelled with (below env and --var in precedence).
+    tier_vars.insert("embedding_model_label".into(), embedder.label());
+    tracing::debug!(embedder = %embedder.label(), dims, "embedder configured");
     let mut cli_vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
     if let Some(t) = &args.admin_token {
         cli_vars.insert("admin_token".into(), t.clone());
@@ -122,6 +165,7 @@ pub async fn load_app(args: &AppArgs, data_dir: &Path) -> Result<Arc<app::App>> 
         manifest,
         variables,
         sqlite,
+        llm: llm::LlmCapability::new(embedder),
         cache_dir,
         pool: engine::PoolLimits {
             instances: args.max_concurrency.max(1),
@@ -166,7 +210,11 @@ async fn up(args: UpArgs) -> Result<()> {
         admin_token = if args.app.admin_token.is_some() || std::env::var_os("SPIN_VARIABLE_ADMIN_TOKEN").is_some() { "set" } else { "unset" },
         "cairn listening on http://{addr}"
     );
+    let cron_tasks = if args.no_cron { Vec::new() } else { cron::start(&app)? };
     http_server::serve(app, listener, shutdown_signal(), Duration::from_secs(30)).await?;
+    for t in cron_tasks {
+        t.abort();
+    }
     tracing::info!("bye");
     Ok(())
 }
@@ -197,6 +245,7 @@ fn main() -> Result<()> {
     let result = rt.block_on(async move {
         match cli.cmd {
             Cmd::Up(args) => up(args).await,
+            Cmd::Job { what } => jobs::run(what).await,
             Cmd::Bench { what } => bench::run(what).await,
         }
     });

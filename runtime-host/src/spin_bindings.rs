@@ -11,5 +11,16 @@ wasmtime::component::bindgen!({
     },
 });
 
+pub use fermyon::spin::llm;
 pub use fermyon::spin::variables;
+
+/// The derivation component's exports (`cairn:kernel/derive` and the cron
+/// trigger's `handle-cron-event`), which the scheduler and `cairn job` call.
+pub mod derive {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "cairn:kernel/derive-exports",
+        exports: { default: async },
+    });
+}
 pub use spin::sqlite::sqlite;

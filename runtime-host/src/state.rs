@@ -1,6 +1,7 @@
 //! The per-request store data: WASI, `wasi:http`, and the state of each
-//! Spin capability (SQLite, variables), plus the store's resource limits.
+//! Spin capability (SQLite, variables, embeddings), plus the store's resource limits.
 
+use crate::llm;
 use crate::sqlite;
 use crate::variables::ComponentVariables;
 use wasmtime::StoreLimits;
@@ -14,11 +15,17 @@ pub struct RequestState {
     pub table: ResourceTable,
     pub sqlite: sqlite::InstanceState,
     pub variables: ComponentVariables,
+    pub llm: llm::InstanceState,
     pub limits: StoreLimits,
 }
 
 impl RequestState {
-    pub fn new(sqlite: sqlite::InstanceState, variables: ComponentVariables, max_memory: usize) -> RequestState {
+    pub fn new(
+        sqlite: sqlite::InstanceState,
+        variables: ComponentVariables,
+        llm: llm::InstanceState,
+        max_memory: usize,
+    ) -> RequestState {
         RequestState {
             // Guests' stdout/stderr go to the host's (their panics and
             // eprintln! land next to our request log).
@@ -27,6 +34,7 @@ impl RequestState {
             table: ResourceTable::new(),
             sqlite,
             variables,
+            llm,
             limits: wasmtime::StoreLimitsBuilder::new().memory_size(max_memory).trap_on_grow_failure(true).build(),
         }
     }

@@ -38,6 +38,14 @@ pub fn to_variables(yaml: &str) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// `resource_caps.embedding_dims` of the default tier, from [`to_variables`]' output.
+pub fn embedding_dims(vars: &BTreeMap<String, String>) -> Option<usize> {
+    let profiles: Value = serde_json::from_str(vars.get("tier_profiles")?).ok()?;
+    let tier = vars.get("default_tier")?;
+    let dims = profiles.get("tiers")?.get(tier)?.get("resource_caps")?.get("embedding_dims")?.as_u64()?;
+    (1..=8192).contains(&dims).then_some(dims as usize)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,13 +121,14 @@ impl Server {
             .arg(data_dir)
             .arg("--manifest")
             .arg(root.join("spin.toml"))
-            .arg("--tiers")
-            .arg(root.join("config/tiers.yaml"))
             .args(&opts.extra_args)
             .env_remove("CAIRN_ADMIN_TOKEN")
             .env_remove("SPIN_VARIABLE_ADMIN_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
+        if !opts.extra_args.iter().any(|a| a == "--tiers") {
+            cmd.arg("--tiers").arg(root.join("config/tiers.yaml"));
+        }
         if let Some(t) = &opts.admin_token {
             cmd.arg("--admin-token").arg(t);
         }
@@ -259,4 +260,134 @@ pub fn event_write(client_id: &str, text: &str) -> Value {
         "memory_lane": "shared",
         "nodes": [{"client_id": client_id, "type": "event", "text_summary": text}],
     })
+}
+
+/// Runs the `cairn` binary with `args` (from the repository root) and
+/// returns its exit status, stdout and stderr.
+pub fn cairn(args: &[&str]) -> (std::process::ExitStatus, String, String) {
+    let out = Command::new(cairn_bin()).args(args).current_dir(repo_root()).output().expect("run cairn");
+    (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Writes a tiers file for tests: one `solo` tier whose `ops.outbox` sets
+/// the attempt limit and backoff.
+pub fn tiers_with_outbox(dir: &Path, max_attempts: i64, retry_base_ms: i64, retry_max_ms: i64) -> PathBuf {
+    let text = format!(
+        "version: 1\ndefault_tier: solo\ntiers:\n  solo:\n    resource_caps: {{embedding_dims: 384, vector_index: flat}}\n    \
+         ops:\n      outbox: {{max_attempts: {max_attempts}, retry_base_ms: {retry_base_ms}, retry_max_ms: {retry_max_ms}}}\n"
+    );
+    let path = dir.join("tiers-test.yaml");
+    std::fs::write(&path, text).expect("write tiers");
+    path
+}
+
+/// A stand-in for an OpenAI-compatible `POST /v1/embeddings` endpoint, on
+/// a free port, whose behaviour tests switch at run time.
+pub struct FakeEmbedder {
+    pub url: String,
+    pub state: std::sync::Arc<std::sync::Mutex<FakeState>>,
+}
+
+#[derive(Debug, Default)]
+pub struct FakeState {
+    /// Answer every request with 503.
+    pub down: bool,
+    /// Inputs containing this answer 503 (a retryable poison pill).
+    pub retryable_poison: Option<String>,
+    /// Inputs containing this answer 400 (non-retryable).
+    pub fatal_poison: Option<String>,
+    /// Requests and inputs seen (answered 200 or not).
+    pub requests: usize,
+    pub inputs: usize,
+}
+
+impl FakeEmbedder {
+    pub fn start() -> FakeEmbedder {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind fake embedder");
+        let url = format!("http://{}/v1/embeddings", listener.local_addr().unwrap());
+        let state: std::sync::Arc<std::sync::Mutex<FakeState>> = Default::default();
+        let st = state.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let st = st.clone();
+                std::thread::spawn(move || serve_fake(conn, &st));
+            }
+        });
+        FakeEmbedder { url, state }
+    }
+
+    pub fn set(&self, f: impl FnOnce(&mut FakeState)) {
+        f(&mut self.state.lock().unwrap());
+    }
+}
+
+fn serve_fake(mut conn: std::net::TcpStream, st: &std::sync::Mutex<FakeState>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    loop {
+        let mut len = 0usize;
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0u8; len];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let inputs: Vec<String> =
+            req["input"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+        let (status, resp) = {
+            let mut s = st.lock().unwrap();
+            s.requests += 1;
+            s.inputs += inputs.len();
+            let has = |p: &Option<String>| p.as_ref().is_some_and(|p| inputs.iter().any(|i| i.contains(p.as_str())));
+            if s.down || has(&s.retryable_poison) {
+                (503, serde_json::json!({"error": {"message": "overloaded"}}))
+            } else if has(&s.fatal_poison) {
+                (400, serde_json::json!({"error": {"message": "input rejected"}}))
+            } else {
+                let data: Vec<Value> = inputs
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| serde_json::json!({"index": i, "embedding": fake_vector(t)}))
+                    .collect();
+                (200, serde_json::json!({"data": data, "usage": {"prompt_tokens": inputs.len()}}))
+            }
+        };
+        let text = resp.to_string();
+        let head = format!(
+            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+            text.len()
+        );
+        if conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(text.as_bytes())).is_err() {
+            return;
+        }
+    }
+}
+
+/// A deterministic 384-dim vector of a text (character bigram counts).
+pub fn fake_vector(t: &str) -> Vec<f32> {
+    let mut v = vec![0f32; 384];
+    let b = t.as_bytes();
+    for w in b.windows(2) {
+        v[(w[0] as usize * 31 + w[1] as usize) % 384] += 1.0;
+    }
+    v[0] += 0.5;
+    v
 }

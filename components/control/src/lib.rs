@@ -1,8 +1,9 @@
 //! Cairn's control plane component: tenants, projects, API keys, quotas,
 //! audit events and tier profiles.
 //!
-//! So far it is composed into the gateway and reports itself in
-//! `GET /health`; the control plane lands with its issue. It keeps no schema yet.
+//! A thin adapter over `crates/cairn-control-plane` (so far the audit log;
+//! tenants, keys and quotas land with the control-plane issue), composed
+//! into the gateway and reporting itself in `GET /health`.
 
 #[cfg(target_arch = "wasm32")]
 mod component {
@@ -12,6 +13,7 @@ mod component {
         with: {
             "spin:sqlite/sqlite@3.0.0": cairn_spin::bindings::spin::sqlite::sqlite,
             "fermyon:spin/variables@2.0.0": cairn_spin::bindings::fermyon::spin::variables,
+            "fermyon:spin/llm@2.0.0": cairn_spin::bindings::fermyon::spin::llm,
         },
     });
 
@@ -22,7 +24,7 @@ mod component {
             cairn::kernel::types::ComponentInfo {
                 name: "control".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
-                schema_version: 0,
+                schema_version: cairn_control_plane::schema::current_version() as u32,
             }
         }
     }

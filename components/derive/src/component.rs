@@ -1,33 +1,127 @@
-//! The wasm adapter: a Spin HTTP component for `/v1/admin/derive/...`.
+//! The wasm adapter. One component, three entries:
+//! - Spin's cron trigger calls `handle-cron-event` (`fermyon:spin-cron@2.0.0`);
+//! - HTTP (`spin-sdk`): `/v1/admin/derive/{status,tick,rebuild}` and
+//!   `/v1/admin/control/outbox[/replay]`, all behind the admin token;
+//! - the `cairn:kernel/derive` export, which `cairn job ...` calls directly.
 
+use crate::embedder::{EmbedFailure, Embedder};
+use crate::outbox_admin::{self, Caller};
+use crate::settings::{DeriveSettings, EMBEDDING_MODEL};
+use crate::tick::{self, TickOptions};
 use cairn_core::ApiError;
 use cairn_spin::spin_sqlite::SpinSqlite;
+use serde_json::Value;
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
 
-fn now() -> String {
-    let ms =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-    cairn_core::time_fmt::rfc3339_millis(ms)
+wit_bindgen::generate!({
+    world: "derive-worker",
+    path: "../../wit",
+    with: {
+        "spin:sqlite/sqlite@3.0.0": cairn_spin::bindings::spin::sqlite::sqlite,
+        "fermyon:spin/variables@2.0.0": cairn_spin::bindings::fermyon::spin::variables,
+        "fermyon:spin/llm@2.0.0": cairn_spin::bindings::fermyon::spin::llm,
+        "fermyon:spin-cron/cron-types@2.0.0": generate,
+    },
+});
+
+use exports::cairn::kernel::derive::{CallContext, ComponentInfo, Guest as DeriveGuest};
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn route(req: &Request) -> Result<serde_json::Value, ApiError> {
-    let token = spin_sdk::variables::get("admin_token").ok();
+fn random_id() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    cairn_core::stable_id::uuid_v4(b)
+}
+
+fn settings() -> DeriveSettings {
+    DeriveSettings::from_lookup(cairn_spin::variables::get)
+}
+
+/// `fermyon:spin/llm` `generate-embeddings`, model `all-minilm-l6-v2`.
+struct SpinEmbedder {
+    label: String,
+}
+
+impl SpinEmbedder {
+    fn new(s: &DeriveSettings) -> SpinEmbedder {
+        let provider = s.kernel.embedding_provider.clone().unwrap_or_else(|| "none".into());
+        let label =
+            cairn_spin::variables::get("embedding_model_label").unwrap_or_else(|| format!("{provider}:{EMBEDDING_MODEL}"));
+        SpinEmbedder { label }
+    }
+}
+
+impl Embedder for SpinEmbedder {
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedFailure> {
+        cairn_spin::embeddings::generate(EMBEDDING_MODEL, texts)
+            .map_err(|f| EmbedFailure { retryable: f.retryable, message: f.message })
+    }
+    fn model_name(&self) -> String {
+        self.label.clone()
+    }
+}
+
+fn open() -> Result<SpinSqlite, ApiError> {
+    let db = SpinSqlite::open("default")?;
+    let now = cairn_core::time_fmt::rfc3339_millis(now_ms());
+    cairn_memory::schema::ensure(&db, &now)?;
+    cairn_control_plane::schema::ensure(&db, &now)?;
+    Ok(db)
+}
+
+fn parse(body: &str) -> Result<Value, ApiError> {
+    if body.trim().is_empty() { Ok(Value::Object(Default::default())) } else { cairn_memory::parse_body(body) }
+}
+
+fn run_tick(body: &Value) -> Result<Value, ApiError> {
+    let db = open()?;
+    let s = settings();
+    let opts = TickOptions::parse(body, &s)?;
+    let embedder = SpinEmbedder::new(&s);
+    let rep = tick::tick(&db, &s, &embedder, &opts, &now_ms, random_id)?;
+    Ok(rep.to_json())
+}
+
+fn replay(body: &Value, actor: &str, request_id: &str) -> Result<Value, ApiError> {
+    let db = open()?;
+    let caller = Caller { actor, request_id: Some(request_id), event_id: random_id() };
+    outbox_admin::replay(&db, &settings(), body, &caller, now_ms())
+}
+
+fn rebuild(body: &Value) -> Result<Value, ApiError> {
+    let db = open()?;
+    let s = settings();
+    let mut out = crate::rebuild::rebuild(&db, &s, body, now_ms())?;
+    out["pending_jobs"] = crate::rebuild::pending_in_scope(&db, &s, body)?.into();
+    Ok(out)
+}
+
+// ---- HTTP ----
+
+fn route(req: &Request, request_id: &str) -> Result<Value, ApiError> {
     let presented = req.header("x-admin-token").and_then(|h| h.as_str());
-    cairn_core::admin_token::check(token.as_deref(), presented)?;
+    cairn_core::admin_token::check(cairn_spin::variables::get("admin_token").as_deref(), presented)?;
+    let body = || parse(std::str::from_utf8(req.body()).unwrap_or(""));
+    let query = || cairn_core::encoding::parse_query(req.query());
     match (req.method().to_string().as_str(), req.path().trim_end_matches('/')) {
-        ("GET", "/v1/admin/derive/status") => {
-            let db = SpinSqlite::open("default")?;
-            crate::outbox_status::status(&db, &now())
+        ("GET", "/v1/admin/derive/status") | ("GET", "/v1/admin/control/outbox") => {
+            outbox_admin::status(&open()?, &settings(), &query(), now_ms())
         }
+        ("POST", "/v1/admin/derive/tick") => run_tick(&body()?),
+        ("POST", "/v1/admin/derive/rebuild") => rebuild(&body()?),
+        ("POST", "/v1/admin/control/outbox/replay") => replay(&body()?, "admin_token", request_id),
         (m, p) => Err(ApiError::not_found("not_found", format!("no route for {m} {p}"))),
     }
 }
 
 #[http_component]
 fn handle(req: Request) -> impl IntoResponse {
-    let rid = req.header("x-request-id").and_then(|h| h.as_str()).unwrap_or("-").to_string();
-    let (status, body) = match route(&req) {
+    let rid = req.header("x-request-id").and_then(|h| h.as_str()).map(str::to_string).unwrap_or_else(random_id);
+    let (status, body) = match route(&req, &rid) {
         Ok(v) => (200, v),
         Err(e) => (e.status, e.to_body()),
     };
@@ -38,3 +132,56 @@ fn handle(req: Request) -> impl IntoResponse {
         .body(body.to_string())
         .build()
 }
+
+// ---- cron ----
+
+struct Derive;
+
+impl Guest for Derive {
+    fn handle_cron_event(metadata: Metadata) -> Result<(), Error> {
+        match run_tick(&Value::Object(Default::default())) {
+            Ok(rep) => {
+                if rep["claimed"].as_i64().unwrap_or(0) > 0 || rep["swept_dead_letter"].as_i64().unwrap_or(0) > 0 {
+                    eprintln!("derive: cron tick at {}: {rep}", metadata.timestamp);
+                }
+                Ok(())
+            }
+            Err(e) => Err(Error::Other(format!("{}: {}", e.code, e.message))),
+        }
+    }
+}
+
+// ---- cairn:kernel/derive ----
+
+fn to_wit(e: ApiError) -> cairn::kernel::types::Error {
+    cairn::kernel::types::Error {
+        status: e.status,
+        code: e.code,
+        message: e.message,
+        details: e.details.map(|d| d.to_string()),
+    }
+}
+
+impl DeriveGuest for Derive {
+    fn info() -> ComponentInfo {
+        ComponentInfo {
+            name: "derive".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            schema_version: cairn_memory::schema::current_version() as u32,
+        }
+    }
+    fn tick(_ctx: CallContext, request: String) -> Result<String, cairn::kernel::types::Error> {
+        parse(&request).and_then(|b| run_tick(&b)).map(|v| v.to_string()).map_err(to_wit)
+    }
+    fn outbox_status(_ctx: CallContext, query: Vec<(String, String)>) -> Result<String, cairn::kernel::types::Error> {
+        open().and_then(|db| outbox_admin::status(&db, &settings(), &query, now_ms())).map(|v| v.to_string()).map_err(to_wit)
+    }
+    fn outbox_replay(ctx: CallContext, request: String) -> Result<String, cairn::kernel::types::Error> {
+        parse(&request).and_then(|b| replay(&b, "operator", &ctx.request_id)).map(|v| v.to_string()).map_err(to_wit)
+    }
+    fn rebuild_derived(_ctx: CallContext, request: String) -> Result<String, cairn::kernel::types::Error> {
+        parse(&request).and_then(|b| rebuild(&b)).map(|v| v.to_string()).map_err(to_wit)
+    }
+}
+
+export!(Derive);

@@ -1,12 +1,28 @@
-//! Cairn's derivation component. Derived data (embeddings, topics, the
-//! vector index) is computed from the outbox the write path fills; this
-//! component is where that worker runs, driven by Spin's cron trigger, an
-//! HTTP tick or the host's scheduler.
+//! Cairn's derivation component: the outbox worker.
 //!
-//! So far it reports the outbox backlog (`GET /v1/admin/derive/status`,
-//! admin token): the worker itself lands with the derivation issue.
+//! Derived data — embeddings, topics, (with the recall issue) the vector
+//! index — is computed from the jobs the write path enqueues in the same
+//! transaction as its commit. Failure here degrades recall, never a write.
+//!
+//! - [`tick`]: one pass of the worker (claim → run → record), driven by
+//!   Spin's cron trigger, `POST /v1/admin/derive/tick`, the host's scheduler
+//!   or `cairn job derive --once`;
+//! - [`outbox`]: claims (fair across scopes, fenced), completion, backoff,
+//!   dead-letter; [`outbox_admin`]: backlog listing and replay;
+//! - [`embed_job`], [`topic_cluster`]: the job kinds; [`rebuild`]: drop and
+//!   recompute a scope's derived data;
+//! - [`embedder`]: the provider seam (`fermyon:spin/llm` in the component);
+//!   [`vectors`]: vector arithmetic; [`settings`]: configuration.
 
-pub mod outbox_status;
+pub mod embed_job;
+pub mod embedder;
+pub mod outbox;
+pub mod outbox_admin;
+pub mod rebuild;
+pub mod settings;
+pub mod tick;
+pub mod topic_cluster;
+pub mod vectors;
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -1,8 +1,8 @@
 //! The wasm adapter: exports `cairn:kernel/memory`, opens the `default`
 //! SQLite database and reads settings from Spin variables.
 
-use crate::settings::Settings;
-use crate::{Op, run};
+use cairn_memory::settings::Settings;
+use cairn_memory::{Op, run};
 use cairn_core::ApiError;
 use cairn_spin::spin_sqlite::SpinSqlite;
 
@@ -12,6 +12,7 @@ wit_bindgen::generate!({
     with: {
         "spin:sqlite/sqlite@3.0.0": cairn_spin::bindings::spin::sqlite::sqlite,
         "fermyon:spin/variables@2.0.0": cairn_spin::bindings::fermyon::spin::variables,
+        "fermyon:spin/llm@2.0.0": cairn_spin::bindings::fermyon::spin::llm,
     },
 });
 
@@ -45,7 +46,7 @@ fn call(op: Op, body: String) -> Result<String, Error> {
 
 fn call_query(f: impl FnOnce(&SpinSqlite, &Settings) -> Result<serde_json::Value, ApiError>) -> Result<String, Error> {
     let db = SpinSqlite::open("default").map_err(to_wit)?;
-    crate::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now_ms())).map_err(to_wit)?;
+    cairn_memory::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now_ms())).map_err(to_wit)?;
     f(&db, &settings()).map(|v| v.to_string()).map_err(to_wit)
 }
 
@@ -54,7 +55,7 @@ impl Guest for Kernel {
         ComponentInfo {
             name: "kernel".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            schema_version: crate::schema::current_version() as u32,
+            schema_version: cairn_memory::schema::current_version() as u32,
         }
     }
     fn write(_ctx: CallContext, request: String) -> Result<String, Error> {
@@ -74,7 +75,7 @@ impl Guest for Kernel {
         session_id: String,
         query: Vec<(String, String)>,
     ) -> Result<String, Error> {
-        call_query(|db, s| crate::sessions::list_events(db, s, &session_id, &query))
+        call_query(|db, s| cairn_memory::sessions::list_events(db, s, &session_id, &query))
     }
     fn export_pack(_ctx: CallContext, request: String) -> Result<String, Error> {
         call(Op::ExportPack, request)
@@ -83,7 +84,7 @@ impl Guest for Kernel {
         call(Op::ImportPack, request)
     }
     fn list_commits(_ctx: CallContext, query: Vec<(String, String)>) -> Result<String, Error> {
-        call_query(|db, s| crate::commit_log::list(db, s, &query))
+        call_query(|db, s| cairn_memory::commit_log::list(db, s, &query))
     }
     fn verify_commits(_ctx: CallContext, request: String) -> Result<String, Error> {
         call(Op::VerifyCommits, request)

@@ -12,6 +12,7 @@ mod component {
         with: {
             "spin:sqlite/sqlite@3.0.0": cairn_spin::bindings::spin::sqlite::sqlite,
             "fermyon:spin/variables@2.0.0": cairn_spin::bindings::fermyon::spin::variables,
+            "fermyon:spin/llm@2.0.0": cairn_spin::bindings::fermyon::spin::llm,
         },
     });
 

@@ -4,7 +4,8 @@
 //! - [`sql`]: the storage seam ([`sql::Sql`]) and transaction helpers;
 //! - [`migrations`]: versioned, idempotent schema migrations run in-app;
 //! - `spin_sqlite` (wasm only): [`sql::Sql`] over `spin:sqlite/sqlite@3.0.0`;
-//! - `variables` (wasm only): `fermyon:spin/variables@2.0.0`.
+//! - `variables` (wasm only): `fermyon:spin/variables@2.0.0`;
+//! - `embeddings` (wasm only): `fermyon:spin/llm@2.0.0` `generate-embeddings`.
 
 pub mod migrations;
 pub mod sql;
@@ -22,3 +23,5 @@ pub mod bindings {
 pub mod spin_sqlite;
 #[cfg(target_arch = "wasm32")]
 pub mod variables;
+#[cfg(target_arch = "wasm32")]
+pub mod embeddings;

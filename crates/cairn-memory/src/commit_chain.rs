@@ -104,6 +104,16 @@ pub struct Appended {
     pub seq: i64,
 }
 
+/// The scope's head, read inside the caller's write transaction.
+pub fn head(db: &dyn Sql, scope_key: &str) -> Result<Option<Head>, ApiError> {
+    Ok(db
+        .query_one(
+            "SELECT id, commit_hash, seq FROM memory_commits WHERE scope = ? ORDER BY seq DESC LIMIT 1",
+            &[scope_key.into()],
+        )?
+        .map(|r| Head { id: r.string(0), commit_hash: r.string(1), seq: r.int(2) }))
+}
+
 /// Appends `c` after `parent` (the head read in the same write transaction).
 pub fn append(db: &dyn Sql, parent: Option<&Head>, c: &NewCommit) -> Result<Appended, ApiError> {
     let diff_text = cairn_core::canonical_json::to_string(c.diff);

@@ -109,6 +109,43 @@ pub const MIGRATIONS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS memory_outbox_pending ON memory_outbox (id) WHERE published_at IS NULL AND failed_at IS NULL",
     ],
+    // 2: the derivation worker's state. Outbox rows gain a backoff time, a
+    // claim fence and an outcome; pending rows are indexed by scope so the
+    // worker can take fair turns; derived vectors and topic centroids live
+    // in their own tables (outside the hashed node content, rebuildable).
+    &[
+        "ALTER TABLE memory_outbox ADD COLUMN next_attempt_at TEXT",
+        "ALTER TABLE memory_outbox ADD COLUMN claim_token TEXT",
+        "ALTER TABLE memory_outbox ADD COLUMN result TEXT",
+        "DROP INDEX IF EXISTS memory_outbox_pending",
+        "CREATE INDEX IF NOT EXISTS memory_outbox_pending_scope ON memory_outbox (scope, id) WHERE published_at IS NULL AND failed_at IS NULL",
+        "CREATE INDEX IF NOT EXISTS memory_outbox_dead ON memory_outbox (scope, id) WHERE failed_at IS NOT NULL",
+        // One derived vector per node (client vectors stay in memory_nodes).
+        "CREATE TABLE IF NOT EXISTS memory_derived_vectors (
+            node_id TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            model TEXT NOT NULL,
+            dims INTEGER NOT NULL,
+            vector BLOB NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS memory_derived_vectors_scope ON memory_derived_vectors (scope)",
+        // A topic's centroid as the exact (fixed-point) sum of its members'
+        // unit vectors: order-independent, so a rebuild reproduces it bit for bit.
+        "CREATE TABLE IF NOT EXISTS memory_topic_centroids (
+            topic_id TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            member_count INTEGER NOT NULL,
+            sum BLOB NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS memory_topic_centroids_scope ON memory_topic_centroids (scope)",
+        // Small named values the worker keeps (the scope it served last).
+        "CREATE TABLE IF NOT EXISTS memory_derive_state (
+            name TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )",
+    ],
 ];
 
 /// The version this build of the kernel needs.

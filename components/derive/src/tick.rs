@@ -1,0 +1,238 @@
+//! One derivation tick: sweep, then claim → run → record, batch after
+//! batch, until nothing is eligible or the tick's budget is spent.
+//!
+//! Driven by Spin's cron trigger, `POST /v1/admin/derive/tick`, the host's
+//! scheduler or `cairn job derive --once` — any number at once: claims are
+//! fenced, so concurrent ticks share the work and never run a job twice.
+
+use crate::embed_job;
+use crate::embedder::Embedder;
+use crate::outbox::{self, ClaimFilter, Job};
+use crate::settings::DeriveSettings;
+use crate::topic_cluster;
+use cairn_core::ApiError;
+use cairn_core::request_reader::Reader;
+use cairn_core::time_fmt::rfc3339_millis;
+use cairn_spin::sql::{Sql, write_txn};
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+
+/// Limits of one tick.
+#[derive(Debug, Clone)]
+pub struct TickOptions {
+    /// Most jobs claimed in the whole tick.
+    pub max_jobs: i64,
+    /// Jobs claimed per batch (one provider call per batch).
+    pub batch_size: i64,
+    /// Stop claiming after this many milliseconds.
+    pub budget_ms: i64,
+    pub filter: ClaimFilter,
+}
+
+impl Default for TickOptions {
+    fn default() -> Self {
+        TickOptions { max_jobs: 5000, batch_size: 64, budget_ms: 5000, filter: ClaimFilter::default() }
+    }
+}
+
+impl TickOptions {
+    /// Reads `{max_jobs?, batch_size?, budget_ms?, tenant_id?, scope?}`
+    /// (`scope` limits the tick to one scope).
+    pub fn parse(body: &Value, s: &DeriveSettings) -> Result<TickOptions, ApiError> {
+        let mut r = Reader::new();
+        let root = Reader::root(body)?;
+        let d = TickOptions::default();
+        let max_jobs = r.int_opt(root, "max_jobs", 1, 100_000).unwrap_or(d.max_jobs);
+        let batch_size = r.int_opt(root, "batch_size", 1, 500).unwrap_or(d.batch_size);
+        let budget_ms = r.int_opt(root, "budget_ms", 1, 600_000).unwrap_or(d.budget_ms);
+        let tenant = r.str_opt(root, "tenant_id");
+        let scope = r.str_opt(root, "scope");
+        r.finish()?;
+        let filter = match scope {
+            Some(sc) => {
+                let ts = cairn_core::tenant_scope::resolve(tenant.as_deref(), Some(&sc), &s.kernel.defaults)?;
+                ClaimFilter { scope: Some(ts.scope_key) }
+            }
+            None => ClaimFilter::default(),
+        };
+        Ok(TickOptions { max_jobs, batch_size, budget_ms, filter })
+    }
+}
+
+/// What a tick did (also the JSON the routes and CLI print).
+#[derive(Debug, Default, Clone)]
+pub struct TickReport {
+    pub swept: i64,
+    pub claimed: i64,
+    pub done: i64,
+    pub retrying: i64,
+    pub dead_lettered: i64,
+    pub claims_lost: i64,
+    pub skipped_unknown: i64,
+    pub nodes_embedded: i64,
+    pub provider_calls: i64,
+    pub topic_cluster_runs: i64,
+    pub topics_created: i64,
+    pub events_clustered: i64,
+    pub topic_commit_hashes: Vec<String>,
+    pub scopes: BTreeSet<String>,
+    pub batches: i64,
+    pub elapsed_ms: i64,
+}
+
+impl TickReport {
+    pub fn to_json(&self) -> Value {
+        json!({
+            "ok": true,
+            "swept_dead_letter": self.swept,
+            "claimed": self.claimed,
+            "done": self.done,
+            "retrying": self.retrying,
+            "dead_lettered": self.dead_lettered,
+            "claims_lost": self.claims_lost,
+            "skipped_unknown": self.skipped_unknown,
+            "embed": {"nodes_embedded": self.nodes_embedded, "provider_calls": self.provider_calls},
+            "topic_cluster": {
+                "runs": self.topic_cluster_runs,
+                "events_clustered": self.events_clustered,
+                "topics_created": self.topics_created,
+                "commit_hashes": self.topic_commit_hashes,
+            },
+            "scopes_claimed": self.scopes,
+            "batches": self.batches,
+            "elapsed_ms": self.elapsed_ms,
+        })
+    }
+}
+
+/// Runs one tick. `clock` gives wall-clock ms; `token` a fresh claim token.
+pub fn tick(
+    db: &dyn Sql,
+    s: &DeriveSettings,
+    embedder: &dyn Embedder,
+    opts: &TickOptions,
+    clock: &dyn Fn() -> i64,
+    mut token: impl FnMut() -> String,
+) -> Result<TickReport, ApiError> {
+    let started = clock();
+    let mut rep = TickReport { swept: outbox::sweep(db, s, started)?, ..Default::default() };
+    while rep.claimed < opts.max_jobs && clock() - started < opts.budget_ms {
+        let want = opts.batch_size.min(opts.max_jobs - rep.claimed);
+        let tok = token();
+        let jobs = write_txn(db, |db| outbox::claim(db, s, &opts.filter, want, clock(), &tok))?;
+        if jobs.is_empty() {
+            break;
+        }
+        rep.batches += 1;
+        rep.claimed += jobs.len() as i64;
+        rep.scopes.extend(jobs.iter().map(|j| j.scope.clone()));
+        run_batch(db, s, embedder, &jobs, clock, &mut rep)?;
+    }
+    rep.elapsed_ms = clock() - started;
+    Ok(rep)
+}
+
+fn run_batch(
+    db: &dyn Sql,
+    s: &DeriveSettings,
+    embedder: &dyn Embedder,
+    jobs: &[Job],
+    clock: &dyn Fn() -> i64,
+    rep: &mut TickReport,
+) -> Result<(), ApiError> {
+    let embeds: Vec<Job> = jobs.iter().filter(|j| j.event_type == "embed_nodes").cloned().collect();
+    match embed_job::run(db, s, embedder, &embeds, clock) {
+        Ok(r) => {
+            rep.done += r.done;
+            rep.retrying += r.retrying;
+            rep.dead_lettered += r.dead_lettered;
+            rep.claims_lost += r.claims_lost;
+            rep.nodes_embedded += r.nodes_embedded;
+            rep.provider_calls += r.provider_calls;
+        }
+        Err(e) => {
+            for j in &embeds {
+                record_error(db, s, j, &e, clock(), rep)?;
+            }
+        }
+    }
+    for j in jobs.iter().filter(|j| j.event_type != "embed_nodes") {
+        let outcome = match j.event_type.as_str() {
+            "topic_cluster" => topic_cluster::run_job(db, s, j, clock()).map(|r| {
+                if r.claim_lost {
+                    rep.claims_lost += 1;
+                    return;
+                }
+                rep.done += 1;
+                rep.topic_cluster_runs += 1;
+                rep.events_clustered += r.processed_events;
+                rep.topics_created += r.created_topics;
+                rep.topic_commit_hashes.extend(r.commit_hash);
+            }),
+            "topic_refresh" => run_topic_refresh(db, s, j, clock(), rep),
+            _ => {
+                // Poison-pill guard: a job nobody knows is closed, not retried forever.
+                let now = rfc3339_millis(clock());
+                write_txn(db, |db| outbox::finish(db, j, &json!({"skipped": true, "reason": "unknown_event_type"}), &now))
+                    .map(|held| if held { rep.skipped_unknown += 1 } else { rep.claims_lost += 1 })
+            }
+        };
+        if let Err(e) = outcome {
+            record_error(db, s, j, &e, clock(), rep)?;
+        }
+    }
+    Ok(())
+}
+
+/// A job whose processing failed inside the database (its transaction
+/// rolled back): count it as a retryable failure so it backs off.
+fn record_error(
+    db: &dyn Sql,
+    s: &DeriveSettings,
+    job: &Job,
+    e: &ApiError,
+    now_ms: i64,
+    rep: &mut TickReport,
+) -> Result<(), ApiError> {
+    let msg = format!("{}: {}", e.code, e.message);
+    match write_txn(db, |db| outbox::fail(db, s, job, true, &msg, now_ms))? {
+        outbox::FailOutcome::Retrying => rep.retrying += 1,
+        outbox::FailOutcome::DeadLettered => rep.dead_lettered += 1,
+        outbox::FailOutcome::ClaimLost => rep.claims_lost += 1,
+    }
+    Ok(())
+}
+
+/// `topic_refresh` (enqueued by a rebuild): recompute the scope's topic
+/// centroids once every member has its vector again.
+fn run_topic_refresh(
+    db: &dyn Sql,
+    s: &DeriveSettings,
+    job: &Job,
+    now_ms: i64,
+    rep: &mut TickReport,
+) -> Result<(), ApiError> {
+    let now = rfc3339_millis(now_ms);
+    let waiting = write_txn(db, |db| {
+        if !outbox::still_claimed(db, job)? {
+            return Ok(None);
+        }
+        let (refreshed, waiting) = topic_cluster::refresh_centroids(db, &job.scope, &now)?;
+        if waiting == 0 {
+            outbox::finish(db, job, &json!({"topic_refresh": {"topics": refreshed}}), &now)?;
+        }
+        Ok(Some(waiting))
+    })?;
+    match waiting {
+        None => rep.claims_lost += 1,
+        Some(0) => rep.done += 1,
+        Some(n) => {
+            let msg = format!("waiting_for_member_vectors: {n} topic members are not embedded yet");
+            match write_txn(db, |db| outbox::fail(db, s, job, true, &msg, now_ms))? {
+                outbox::FailOutcome::DeadLettered => rep.dead_lettered += 1,
+                _ => rep.retrying += 1,
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,370 @@
+//! Derivation over HTTP and the CLI: the outbox drains after writes, ticks
+//! never double-process, a failing embedder never blocks a write, poison
+//! jobs dead-letter and replay, rebuilds reproduce derived data, and cron
+//! drives it all without a manual call.
+
+use cairn_e2e::{FakeEmbedder, Options, Server, TempDir, cairn, event_write, tiers_with_outbox};
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "derive-test-token";
+
+fn opts(extra: &[&str]) -> Options {
+    Options {
+        admin_token: Some(TOKEN.into()),
+        extra_args: extra.iter().map(|s| s.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+fn admin_post(s: &Server, path: &str, body: &Value) -> cairn_e2e::Resp {
+    s.post_with(path, body, &[("x-admin-token", TOKEN)])
+}
+
+fn admin_get(s: &Server, path: &str) -> cairn_e2e::Resp {
+    s.get_with(path, &[("x-admin-token", TOKEN)])
+}
+
+fn tick(s: &Server, body: &Value) -> Value {
+    let r = admin_post(s, "/v1/admin/derive/tick", body);
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+}
+
+/// Ticks until a tick claims nothing.
+fn drain(s: &Server) -> Vec<Value> {
+    let mut reps = Vec::new();
+    for _ in 0..200 {
+        let r = tick(s, &json!({}));
+        let claimed = r["claimed"].as_i64().unwrap();
+        reps.push(r);
+        if claimed == 0 {
+            return reps;
+        }
+    }
+    panic!("outbox did not drain");
+}
+
+fn outbox(s: &Server, query: &str) -> Value {
+    let r = admin_get(s, &format!("/v1/admin/control/outbox{query}"));
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body
+}
+
+fn find_all(s: &Server, extra: Value) -> Vec<Value> {
+    let mut body = json!({"limit": 200, "include_meta": true, "include_slots": true});
+    body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+    let r = s.post("/v1/memory/find", &body);
+    assert_eq!(r.status, 200, "{}", r.text);
+    r.body["nodes"].as_array().unwrap().clone()
+}
+
+fn verify_ok(s: &Server) {
+    let r = s.post("/v1/memory/commits/verify", &json!({}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["ok"], true, "verify: {}", r.text);
+}
+
+/// Read-only queries on the server's database file.
+fn db_query(dir: &std::path::Path, sql: &str) -> Vec<Vec<libsql::Value>> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let db = libsql::Builder::new_local(dir.join("cairn.db")).build().await.unwrap();
+        let conn = db.connect().unwrap();
+        let mut rows = conn.query(sql, ()).await.unwrap();
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().await.unwrap() {
+            out.push((0..r.column_count()).map(|i| r.get_value(i).unwrap()).collect());
+        }
+        out
+    })
+}
+
+fn int(v: &libsql::Value) -> i64 {
+    match v {
+        libsql::Value::Integer(i) => *i,
+        other => panic!("not an integer: {other:?}"),
+    }
+}
+
+#[test]
+fn jobs_drain_after_writes_nodes_become_ready_and_topics_form() {
+    let s = Server::start_with(opts(&["--no-cron"]));
+    for (i, text) in ["deploy rollback failed on node a", "deploy rollback failed on node b", "invoice paid late"]
+        .iter()
+        .enumerate()
+    {
+        let r = s.post("/v1/memory/write", &event_write(&format!("e{i}"), text));
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["embedding_backfill"], json!({"enqueued": true, "pending_nodes": 1}));
+    }
+    let before = outbox(&s, "");
+    assert_eq!(before["outbox"]["pending"], 3, "{before}");
+    assert!(find_all(&s, json!({"type": "event"})).iter().all(|n| n["embedding_status"] == "pending"));
+
+    let reps = drain(&s);
+    let done: i64 = reps.iter().map(|r| r["done"].as_i64().unwrap()).sum();
+    assert_eq!(done, 6, "3 embed jobs + 3 topic_cluster jobs: {reps:?}");
+    let events = find_all(&s, json!({"type": "event"}));
+    assert_eq!(events.len(), 3);
+    for n in &events {
+        assert_eq!(n["embedding_status"], "ready", "{n}");
+        assert_eq!(n["embedding_model"], "local:lexical-hash-v1");
+    }
+    let topics = find_all(&s, json!({"type": "topic"}));
+    assert!(!topics.is_empty(), "clustering created topics");
+    let members: i64 = topics.iter().map(|t| t["member_count"].as_i64().unwrap()).sum();
+    assert_eq!(members, 3, "every event is in exactly one topic: {topics:?}");
+    let after = outbox(&s, "");
+    assert_eq!((after["outbox"]["pending"].as_i64(), after["outbox"]["done"].as_i64()), (Some(0), Some(6)));
+    // Topic clustering is on the chain, and the chain verifies.
+    let commits = s.get("/v1/memory/commits?limit=50");
+    let kinds: Vec<&str> = commits.body["commits"].as_array().unwrap().iter().filter_map(|c| c["kind"].as_str()).collect();
+    assert!(kinds.contains(&"topic_cluster"), "{kinds:?}");
+    verify_ok(&s);
+    // The status route needs the admin token.
+    assert_eq!(s.get("/v1/admin/control/outbox").status, 401);
+    assert_eq!(s.post("/v1/admin/derive/tick", &json!({})).status, 401);
+}
+
+#[test]
+fn concurrent_ticks_never_process_a_job_twice() {
+    let s = Server::start_with(opts(&["--no-cron"]));
+    let n = 120;
+    for i in 0..n {
+        let r = s.post("/v1/memory/write", &event_write(&format!("c{i}"), &format!("memory number {i} about topic {}", i % 7)));
+        assert_eq!(r.status, 200);
+    }
+    let claimed: i64 = std::thread::scope(|sc| {
+        let workers: Vec<_> = (0..4)
+            .map(|_| {
+                sc.spawn(|| {
+                    let mut claimed = 0;
+                    loop {
+                        let r = tick(&s, &json!({"batch_size": 5, "max_jobs": 20}));
+                        claimed += r["claimed"].as_i64().unwrap();
+                        if r["claimed"] == 0 {
+                            return claimed;
+                        }
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().map(|w| w.join().unwrap()).sum()
+    });
+    // Every job was claimed exactly once: n embed + n topic_cluster jobs.
+    assert_eq!(claimed, 2 * n);
+    // Side effects: each node embedded once, each event in one topic.
+    let rows = db_query(&s.data_dir, "SELECT embedding_attempts, count(*) FROM memory_nodes WHERE type = 'event' GROUP BY 1");
+    assert_eq!(rows.len(), 1, "every event embedded exactly once: {rows:?}");
+    assert_eq!((int(&rows[0][0]), int(&rows[0][1])), (1, n));
+    let rows = db_query(
+        &s.data_dir,
+        "SELECT count(*), count(DISTINCT src_id) FROM memory_edges WHERE type = 'part_of'",
+    );
+    assert_eq!((int(&rows[0][0]), int(&rows[0][1])), (n, n));
+    let rows = db_query(&s.data_dir, "SELECT count(*) FROM memory_commits WHERE kind = 'topic_cluster'");
+    assert_eq!(int(&rows[0][0]), n, "one topic_cluster commit per job");
+    let rows = db_query(&s.data_dir, "SELECT count(*) FROM memory_outbox WHERE published_at IS NULL OR attempts <> 1");
+    assert_eq!(int(&rows[0][0]), 0);
+    verify_ok(&s);
+}
+
+#[test]
+fn a_failing_embedder_never_blocks_writes_and_jobs_drain_once_it_recovers() {
+    // 1. The embedder switched to fail: writes still succeed; jobs back off.
+    let dir = TempDir::new("failemb");
+    let tiers = tiers_with_outbox(dir.path(), 50, 50, 100);
+    let tiers = tiers.to_str().unwrap();
+    {
+        let s = Server::start_on(dir.path(), &opts(&["--no-cron", "--embedder", "fail", "--tiers", tiers]));
+        let r = s.post("/v1/memory/write", &event_write("f1", "written while the embedder fails"));
+        assert_eq!(r.status, 200, "{}", r.text);
+        let t = tick(&s, &json!({}));
+        assert_eq!((t["retrying"].as_i64(), t["done"].as_i64()), (Some(1), Some(0)), "{t}");
+        let n = &find_all(&s, json!({"client_id": "f1"}))[0];
+        assert_eq!(n["embedding_status"], "pending");
+        let o = outbox(&s, "?status=retrying");
+        assert_eq!(o["outbox"]["retrying"], 1, "{o}");
+        assert!(o["samples"][0]["last_error"].as_str().unwrap().contains("configured to fail"), "{o}");
+    }
+    // 2. An endpoint that is down, then recovers.
+    let fake = FakeEmbedder::start();
+    fake.set(|f| f.down = true);
+    let s = Server::start_on(dir.path(), &opts(&["--no-cron", "--embedder", "openai", "--embedder-url", &fake.url, "--tiers", tiers]));
+    for i in 0..5 {
+        let r = s.post("/v1/memory/write", &event_write(&format!("d{i}"), &format!("written while down {i}")));
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    let t = tick(&s, &json!({}));
+    assert_eq!(t["done"], 0, "{t}");
+    assert!(t["retrying"].as_i64().unwrap() >= 5, "{t}");
+    assert!(fake.state.lock().unwrap().requests >= 1);
+    fake.set(|f| f.down = false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        std::thread::sleep(Duration::from_millis(120));
+        tick(&s, &json!({}));
+        let o = outbox(&s, "");
+        if o["outbox"]["pending"] == 0 && o["outbox"]["retrying"] == 0 {
+            assert_eq!(o["outbox"]["dead_letter"], 0);
+            break;
+        }
+        assert!(Instant::now() < deadline, "jobs did not drain after recovery: {o}");
+    }
+    for n in find_all(&s, json!({"type": "event"})) {
+        assert_eq!(n["embedding_status"], "ready", "{n}");
+        assert_eq!(n["embedding_model"], "openai:text-embedding-3-small");
+    }
+    verify_ok(&s);
+}
+
+#[test]
+fn poison_jobs_dead_letter_and_replay_completes_them_after_the_fix() {
+    let dir = TempDir::new("poison");
+    let tiers = tiers_with_outbox(dir.path(), 3, 0, 0);
+    let fake = FakeEmbedder::start();
+    fake.set(|f| {
+        f.retryable_poison = Some("POISON".into());
+        f.fatal_poison = Some("REJECT".into());
+    });
+    let s = Server::start_on(
+        dir.path(),
+        &opts(&["--no-cron", "--embedder", "openai", "--embedder-url", &fake.url, "--tiers", tiers.to_str().unwrap()]),
+    );
+    for (cid, text) in [("ok1", "a healthy memory"), ("p1", "a POISON memory"), ("r1", "a REJECT memory"), ("ok2", "another one")] {
+        let mut w = event_write(cid, text);
+        w["trigger_topic_cluster"] = json!(false);
+        assert_eq!(s.post("/v1/memory/write", &w).status, 200);
+    }
+    // Attempt 1: the batch fails, each job is retried alone: two succeed, the
+    // 400 dead-letters at once, the 503 backs off. Attempts 2 and 3 exhaust it.
+    let mut dead = 0;
+    for _ in 0..4 {
+        dead += tick(&s, &json!({}))["dead_lettered"].as_i64().unwrap();
+    }
+    assert_eq!(dead, 2);
+    let o = outbox(&s, "?status=dead_letter");
+    assert_eq!(o["outbox"]["dead_letter"], 2, "{o}");
+    let reasons: Vec<&str> = o["samples"].as_array().unwrap().iter().map(|j| j["failed_reason"].as_str().unwrap()).collect();
+    assert!(reasons.iter().any(|r| r.starts_with("max_attempts_exceeded")), "{reasons:?}");
+    assert!(reasons.iter().any(|r| r.starts_with("fatal")), "{reasons:?}");
+    assert!(o["samples"].as_array().unwrap().iter().all(|j| j["attempts"].as_i64().unwrap() <= 3));
+    let status = |cid: &str| find_all(&s, json!({"client_id": cid}))[0]["embedding_status"].clone();
+    assert_eq!((status("ok1"), status("p1"), status("r1")), (json!("ready"), json!("failed"), json!("failed")));
+
+    // Replay needs a tenant or ids.
+    let r = admin_post(&s, "/v1/admin/control/outbox/replay", &json!({}));
+    assert_eq!(r.status, 400, "{}", r.text);
+    assert_eq!(r.body["error"], "invalid_request");
+    // A dry run changes nothing.
+    let r = admin_post(&s, "/v1/admin/control/outbox/replay", &json!({"tenant_id": "default", "dry_run": true}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!((r.body["candidate_count"].as_i64(), r.body["replayed_count"].as_i64()), (Some(2), Some(0)));
+    assert_eq!(outbox(&s, "")["outbox"]["dead_letter"], 2);
+    assert_eq!(status("p1"), json!("failed"));
+
+    // Fix the cause, replay one through HTTP and one through the CLI.
+    fake.set(|f| {
+        f.retryable_poison = None;
+        f.fatal_poison = None;
+    });
+    let p1_job = o["samples"].as_array().unwrap().iter().find(|j| j["failed_reason"].as_str().unwrap().starts_with("max")).unwrap()["id"].clone();
+    let r = admin_post(&s, "/v1/admin/control/outbox/replay", &json!({"ids": [p1_job], "reason": "provider fixed"}));
+    assert_eq!((r.status, r.body["replayed_count"].as_i64()), (200, Some(1)), "{}", r.text);
+    let (st, out, err) = cairn(&[
+        "job", "outbox-replay", "--tenant", "default", "--data-dir", dir.path().to_str().unwrap(),
+        "--tiers", tiers.to_str().unwrap(), "--embedder", "openai", "--embedder-url", &fake.url,
+    ]);
+    assert!(st.success(), "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["replayed_count"], 1, "{v}");
+    drain(&s);
+    assert_eq!((status("p1"), status("r1")), (json!("ready"), json!("ready")));
+    let o = outbox(&s, "");
+    assert_eq!((o["outbox"]["dead_letter"].as_i64(), o["outbox"]["pending"].as_i64()), (Some(0), Some(0)), "{o}");
+    // Every replay call — the dry run too — is an audit event, hash-chained.
+    let rows = db_query(dir.path(), "SELECT action, actor, prev_hash, event_hash FROM control_audit_events ORDER BY seq");
+    let actions: Vec<String> = rows.iter().map(|r| format!("{:?}/{:?}", r[0], r[1])).collect();
+    assert_eq!(rows.len(), 3, "{actions:?}");
+    assert!(actions[0].contains("outbox.replay.preview") && actions[0].contains("admin_token"), "{actions:?}");
+    assert!(actions[2].contains("operator"), "{actions:?}");
+    assert_eq!(rows[1][2], rows[0][3], "events are chained");
+    verify_ok(&s);
+}
+
+#[test]
+fn rebuild_derived_reproduces_the_same_derived_data() {
+    let dir = TempDir::new("rebuild");
+    let s = Server::start_on(dir.path(), &opts(&["--no-cron", "--var", "memory_scope=default"]));
+    let texts = [
+        "the deploy pipeline failed at the migration step",
+        "the deploy pipeline failed at the migration step again",
+        "customer asked about invoice due dates",
+        "customer asked about invoice due dates twice",
+        "lunch",
+    ];
+    for (i, t) in texts.iter().enumerate() {
+        assert_eq!(s.post("/v1/memory/write", &event_write(&format!("r{i}"), t)).status, 200);
+    }
+    // One node written with its own vector (never touched by a rebuild).
+    let mut w = event_write("client-vec", "has a client vector");
+    w["nodes"][0]["embedding"] = json!(vec![0.25f32; 384]);
+    assert_eq!(s.post("/v1/memory/write", &w).status, 200);
+    // The CLI runs the same ticks as the HTTP route.
+    let data = dir.path().to_str().unwrap();
+    let (st, out, err) = cairn(&["job", "derive", "--once", "--data-dir", data]);
+    assert!(st.success(), "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["done"].as_i64().unwrap() >= 6, "{v}");
+    drain(&s);
+    let snapshot = || {
+        (
+            find_all(&s, json!({})),
+            db_query(dir.path(), "SELECT node_id, model, vector FROM memory_derived_vectors ORDER BY node_id")
+                .into_iter()
+                .map(|r| format!("{r:?}"))
+                .collect::<Vec<_>>(),
+            db_query(dir.path(), "SELECT topic_id, member_count, sum FROM memory_topic_centroids ORDER BY topic_id")
+                .into_iter()
+                .map(|r| format!("{r:?}"))
+                .collect::<Vec<_>>(),
+        )
+    };
+    let before = snapshot();
+    assert!(before.0.iter().any(|n| n["type"] == "topic"));
+    assert!(before.1.len() >= 6, "derived vectors exist");
+
+    let (st, out, err) = cairn(&["job", "rebuild-derived", "--scope", "default", "--data-dir", data]);
+    assert!(st.success(), "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["vectors_dropped"].as_i64().unwrap() >= 6, "{v}");
+    assert_eq!(v["nodes_reset"], 5, "{v}");
+    let after = snapshot();
+    assert_eq!(before.0, after.0, "find results are identical");
+    assert_eq!(before.1, after.1, "derived vectors are identical");
+    assert_eq!(before.2, after.2, "topic centroids are identical");
+    verify_ok(&s);
+    // Unknown scope → 404 envelope, no half-done rebuild.
+    let (st, _, err) = cairn(&["job", "rebuild-derived", "--scope", "nope", "--data-dir", data]);
+    assert!(!st.success());
+    assert!(err.contains("scope_not_found"), "{err}");
+}
+
+#[test]
+fn cron_drives_derivation_without_any_manual_call() {
+    let s = Server::start_with(Options::default());
+    let r = s.post("/v1/memory/write", &event_write("cron1", "derived by the scheduler"));
+    assert_eq!(r.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let n = &find_all(&s, json!({"client_id": "cron1"}))[0];
+        if n["embedding_status"] == "ready" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "cron did not derive the node; log:\n{}", s.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(s.log().contains("cron schedule started"));
+}
