@@ -286,7 +286,7 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
     let mut tasks = Vec::new();
     for w in 0..b.workers {
         let app = server.app.clone();
-        let body = json!({"max_jobs": 100_000, "budget_ms": 600_000, "batch_size": b.batch_size});
+        let body = json!({"max_jobs": 100_000, "budget_ms": 20_000, "batch_size": b.batch_size});
         tasks.push(tokio::spawn(async move {
             let mut sums = [0i64; 5]; // claimed, done, nodes, topic runs, retrying+dead
             loop {

@@ -38,7 +38,7 @@ fn write_returns_deterministic_ids_and_a_commit() {
     assert_eq!(b["nodes"][1]["id"], stable_uuid("default:node:alice"));
     assert_eq!(b["nodes"][0]["client_id"], "evt-1");
     assert_eq!(b["edges"][0]["src_id"], stable_uuid("default:node:evt-1"));
-    assert_eq!(b["edges"][0]["id"], stable_uuid(&format!("default:edge:Alice deployed v2:related_to:evt-1:alice")));
+    assert_eq!(b["edges"][0]["id"], stable_uuid("default:edge:Alice deployed v2:related_to:evt-1:alice"));
     assert_eq!(b["commit_hash"].as_str().unwrap().len(), 64);
     assert_eq!(b["embedding_backfill"]["pending_nodes"], 2);
     let c = commits(&s, "");

@@ -27,7 +27,6 @@ pub struct DeriveSettings {
     pub retry_max_ms: i64,
     pub claim_timeout_ms: i64,
     pub topic_sim_threshold: f64,
-    pub topic_max_candidates: usize,
     pub topic_min_events: i64,
 }
 
@@ -40,7 +39,6 @@ impl Default for DeriveSettings {
             retry_max_ms: 300_000,
             claim_timeout_ms: 300_000,
             topic_sim_threshold: 0.78,
-            topic_max_candidates: 5,
             topic_min_events: 5,
         }
     }

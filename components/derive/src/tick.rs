@@ -116,6 +116,10 @@ pub fn tick(
 ) -> Result<TickReport, ApiError> {
     let started = clock();
     let mut rep = TickReport { swept: outbox::sweep(db, s, started)?, ..Default::default() };
+    // Topic candidates of the scope clustered last, kept for the tick (a
+    // concurrent tick's new topics are seen from the next tick on; sums are
+    // always re-read before they change).
+    let mut topics = None;
     while rep.claimed < opts.max_jobs && clock() - started < opts.budget_ms {
         let want = opts.batch_size.min(opts.max_jobs - rep.claimed);
         let tok = token();
@@ -126,7 +130,7 @@ pub fn tick(
         rep.batches += 1;
         rep.claimed += jobs.len() as i64;
         rep.scopes.extend(jobs.iter().map(|j| j.scope.clone()));
-        run_batch(db, s, embedder, &jobs, clock, &mut rep)?;
+        run_batch(db, s, embedder, &jobs, clock, &mut rep, &mut topics)?;
     }
     rep.elapsed_ms = clock() - started;
     Ok(rep)
@@ -139,6 +143,7 @@ fn run_batch(
     jobs: &[Job],
     clock: &dyn Fn() -> i64,
     rep: &mut TickReport,
+    topics: &mut Option<topic_cluster::TopicCache>,
 ) -> Result<(), ApiError> {
     let embeds: Vec<Job> = jobs.iter().filter(|j| j.event_type == "embed_nodes").cloned().collect();
     match embed_job::run(db, s, embedder, &embeds, clock) {
@@ -156,9 +161,12 @@ fn run_batch(
             }
         }
     }
-    for j in jobs.iter().filter(|j| j.event_type != "embed_nodes") {
+    // Grouped by scope, so the topics of a scope are read once per batch.
+    let mut others: Vec<&Job> = jobs.iter().filter(|j| j.event_type != "embed_nodes").collect();
+    others.sort_by(|a, b| (&a.scope, a.id).cmp(&(&b.scope, b.id)));
+    for j in others {
         let outcome = match j.event_type.as_str() {
-            "topic_cluster" => topic_cluster::run_job(db, s, j, clock()).map(|r| {
+            "topic_cluster" => topic_cluster::run_job(db, s, j, clock(), topics).map(|r| {
                 if r.claim_lost {
                     rep.claims_lost += 1;
                     return;

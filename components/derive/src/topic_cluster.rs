@@ -4,8 +4,9 @@
 //!
 //! Each ready event not yet in a topic is compared (cosine) with the
 //! centroids of the scope's topics in the same lane and ownership — private
-//! memory never clusters with someone else's; the nearest of the top
-//! `k = 5` joins it when similarity ≥ 0.78, otherwise the event seeds a new
+//! memory never clusters with someone else's; the event joins the nearest
+//! one (the best of the reference's top k) when similarity ≥ 0.78 (ties to
+//! the smaller id), otherwise it seeds a new
 //! draft topic (`stableUuid("<scope>:topic:draft:<sha256(summary)>:<event>")`),
 //! promoted to `active` at 5 members. Membership is two edges with stable
 //! ids: `part_of` event→topic (weight = confidence = similarity, 0.5 for a
@@ -54,15 +55,28 @@ struct Topic {
     sum: FixedSum,
     members: i64,
     direction: Vec<f32>,
-    lane: LaneKey,
     touched: bool,
     is_new: bool,
 }
 
-/// Runs one `topic_cluster` job in its own write transaction.
-pub fn run_job(db: &dyn Sql, s: &DeriveSettings, job: &Job, now_ms: i64) -> Result<ClusterReport, ApiError> {
+/// The topics of one scope as clustering last left them, kept across the
+/// jobs of a tick so each job does not re-read every centroid.
+pub struct TopicCache {
+    scope: String,
+    candidates: Vec<Candidate>,
+}
+
+/// Runs one `topic_cluster` job in its own write transaction. `cache` is
+/// reused when it holds the job's scope and dropped if the job fails.
+pub fn run_job(
+    db: &dyn Sql,
+    s: &DeriveSettings,
+    job: &Job,
+    now_ms: i64,
+    cache: &mut Option<TopicCache>,
+) -> Result<ClusterReport, ApiError> {
     let now = rfc3339_millis(now_ms);
-    write_txn(db, |db| {
+    let out = write_txn(db, |db| {
         if !outbox::still_claimed(db, job)? {
             return Ok(ClusterReport { claim_lost: true, ..Default::default() });
         }
@@ -78,7 +92,15 @@ pub fn run_job(db: &dyn Sql, s: &DeriveSettings, job: &Job, now_ms: i64) -> Resu
             outbox::finish(db, job, &json!({"skipped": true, "reason": "no_event_ids"}), &now)?;
             return Ok(ClusterReport::default());
         }
-        let report = cluster(db, s, job, &event_ids, &now)?;
+        if cache.as_ref().is_none_or(|c| c.scope != job.scope) {
+            *cache = Some(TopicCache { scope: job.scope.clone(), candidates: load_candidates(db, &job.scope)? });
+        }
+        let candidates = &mut cache.as_mut().expect("filled above").candidates;
+        let report = cluster(db, s, job, &event_ids, &now, candidates);
+        for c in candidates.iter_mut() {
+            c.loaded = None;
+        }
+        let report = report?;
         let result = json!({
             "topic_cluster": {
                 "processed_events": report.processed_events,
@@ -92,7 +114,11 @@ pub fn run_job(db: &dyn Sql, s: &DeriveSettings, job: &Job, now_ms: i64) -> Resu
         });
         outbox::finish(db, job, &result, &now)?;
         Ok(report)
-    })
+    });
+    if out.is_err() {
+        *cache = None;
+    }
+    out
 }
 
 /// An event to cluster.
@@ -102,28 +128,42 @@ struct Event {
     lane: LaneKey,
 }
 
-fn cluster(db: &dyn Sql, s: &DeriveSettings, job: &Job, event_ids: &[String], now: &str) -> Result<ClusterReport, ApiError> {
+fn cluster(
+    db: &dyn Sql,
+    s: &DeriveSettings,
+    job: &Job,
+    event_ids: &[String],
+    now: &str,
+    candidates: &mut Vec<Candidate>,
+) -> Result<ClusterReport, ApiError> {
     let scope = job.scope.as_str();
     let mut report = ClusterReport::default();
     let events = load_events(db, scope, event_ids)?;
     if events.is_empty() {
         return Ok(report);
     }
-    let mut topics = load_topics(db, scope)?;
+    // A topic's full row and centroid are read only when an event joins it.
+    let mut topics: Vec<Topic> = Vec::new();
     let mut new_edges: Vec<StoredEdge> = Vec::new();
     for ev in &events {
         report.processed_events += 1;
         let mut best: Option<(usize, f64)> = None;
-        let mut candidates: Vec<(usize, f64)> =
-            topics.iter().enumerate().filter(|(_, t)| t.lane == ev.lane).map(|(i, t)| (i, vectors::dot(&ev.unit, &t.direction))).collect();
-        candidates.sort_by(|a, b| b.1.total_cmp(&a.1).then(topics[a.0].node.id.cmp(&topics[b.0].node.id)));
-        candidates.truncate(s.topic_max_candidates);
-        if let Some(&(i, sim)) = candidates.first()
-            && sim >= s.topic_sim_threshold
-        {
-            best = Some((i, sim));
+        for (i, c) in candidates.iter().enumerate() {
+            if c.lane != ev.lane {
+                continue;
+            }
+            let sim = vectors::dot(&ev.unit, &c.direction);
+            // Highest similarity wins; ties go to the smaller id (deterministic).
+            let better = match best {
+                None => true,
+                Some((b, bs)) => sim > bs || (sim == bs && c.id < candidates[b].id),
+            };
+            if better {
+                best = Some((i, sim));
+            }
         }
-        let (ti, weight) = match best {
+        let best = best.filter(|(_, sim)| *sim >= s.topic_sim_threshold);
+        let (ci, weight) = match best {
             Some((i, sim)) => {
                 report.assigned += 1;
                 (i, sim.clamp(0.0, 1.0))
@@ -131,15 +171,26 @@ fn cluster(db: &dyn Sql, s: &DeriveSettings, job: &Job, event_ids: &[String], no
             None => {
                 let summary = load_summary(db, &ev.id)?;
                 let id = stable_uuid(&format!("{scope}:topic:draft:{}:{}", sha256_hex(&summary), ev.id));
-                topics.push(new_topic(id, scope, &summary, ev, s, now));
+                topics.push(new_topic(id.clone(), scope, &summary, ev, s, now));
+                candidates.push(Candidate { id, lane: ev.lane.clone(), direction: ev.unit.clone(), loaded: Some(topics.len() - 1) });
                 report.created_topics += 1;
-                (topics.len() - 1, 0.5)
+                (candidates.len() - 1, 0.5)
+            }
+        };
+        let ti = match candidates[ci].loaded {
+            Some(t) => t,
+            None => {
+                let Some(t) = load_topic(db, &candidates[ci].id)? else { continue };
+                topics.push(t);
+                candidates[ci].loaded = Some(topics.len() - 1);
+                topics.len() - 1
             }
         };
         let t = &mut topics[ti];
         t.sum.add(&ev.unit);
         t.members += 1;
         t.direction = t.sum.direction().unwrap_or_else(|| ev.unit.clone());
+        candidates[ci].direction = t.direction.clone();
         t.touched = true;
         let was_draft = t.node.slots.get("topic_state").and_then(Value::as_str) == Some("draft");
         let state = if t.members >= s.topic_min_events { "active" } else { "draft" };
@@ -228,31 +279,53 @@ fn load_events(db: &dyn Sql, scope: &str, ids: &[String]) -> Result<Vec<Event>, 
     Ok(ids.iter().filter(|id| seen.insert(id.as_str())).filter_map(|id| found.remove(id)).collect())
 }
 
-/// The scope's derived topics with their centroids.
-fn load_topics(db: &dyn Sql, scope: &str) -> Result<Vec<Topic>, ApiError> {
+/// A topic an event may join.
+struct Candidate {
+    id: String,
+    lane: LaneKey,
+    direction: Vec<f32>,
+    /// Index into the job's loaded topics, once read.
+    loaded: Option<usize>,
+}
+
+/// The scope's derived topics: id, lane and centroid direction.
+fn load_candidates(db: &dyn Sql, scope: &str) -> Result<Vec<Candidate>, ApiError> {
+    let rows = db.query(
+        "SELECT n.id, n.memory_lane, n.owner_agent_id, n.owner_team_id, v.vector FROM memory_topic_centroids c \
+         JOIN memory_nodes n ON n.id = c.topic_id JOIN memory_derived_vectors v ON v.node_id = c.topic_id \
+         WHERE c.scope = ? AND n.tier = 'hot'",
+        &[scope.into()],
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            let direction = vectors::from_blob(r.blob(4)?);
+            Some(Candidate { id: r.string(0), lane: (r.string(1), r.opt_string(2), r.opt_string(3)), direction, loaded: None })
+        })
+        .collect())
+}
+
+/// A topic's row and centroid.
+fn load_topic(db: &dyn Sql, id: &str) -> Result<Option<Topic>, ApiError> {
     let cols = cairn_memory::stored_rows::NODE_COLUMNS
         .split(", ")
         .map(|c| format!("n.{}", c.trim()))
         .collect::<Vec<_>>()
         .join(", ");
-    let rows = db.query(
+    let ncols = cairn_memory::stored_rows::NODE_COLUMNS.split(", ").count();
+    let row = db.query_one(
         &format!(
             "SELECT {cols}, c.member_count, c.sum FROM memory_nodes n JOIN memory_topic_centroids c ON c.topic_id = n.id \
-             WHERE n.scope = ? AND n.type = 'topic' AND n.tier = 'hot' ORDER BY n.id"
+             WHERE n.id = ?"
         ),
-        &[scope.into()],
+        &[id.into()],
     )?;
-    let ncols = cairn_memory::stored_rows::NODE_COLUMNS.split(", ").count();
-    Ok(rows
-        .iter()
-        .filter_map(|r| {
-            let node = StoredNode::from_row(r);
-            let sum = FixedSum::from_blob(r.blob(ncols + 1)?);
-            let direction = sum.direction()?;
-            let lane = (node.memory_lane.clone(), node.owner_agent_id.clone(), node.owner_team_id.clone());
-            Some(Topic { members: r.int(ncols), sum, direction, lane, node, touched: false, is_new: false })
-        })
-        .collect())
+    Ok(row.and_then(|r| {
+        let node = StoredNode::from_row(&r);
+        let sum = FixedSum::from_blob(r.blob(ncols + 1)?);
+        let direction = sum.direction()?;
+        Some(Topic { members: r.int(ncols), sum, direction, node, touched: false, is_new: false })
+    }))
 }
 
 fn load_summary(db: &dyn Sql, event_id: &str) -> Result<String, ApiError> {
@@ -295,7 +368,7 @@ fn new_topic(id: String, scope: &str, summary: &str, seed: &Event, s: &DeriveSet
         updated_at: now.to_string(),
         last_activated: None,
     };
-    Topic { node, sum: FixedSum::zeros(seed.unit.len()), members: 0, direction: Vec::new(), lane: lane.clone(), touched: true, is_new: true }
+    Topic { node, sum: FixedSum::zeros(seed.unit.len()), members: 0, direction: Vec::new(), touched: true, is_new: true }
 }
 
 #[allow(clippy::too_many_arguments)]

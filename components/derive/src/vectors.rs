@@ -20,9 +20,25 @@ pub fn unit(v: &[f32]) -> Option<Vec<f32>> {
     (norm.is_finite() && norm > 0.0).then(|| v.iter().map(|x| (*x as f64 / norm) as f32).collect())
 }
 
-/// Cosine similarity of two unit vectors (their dot product).
+/// Cosine similarity of two unit vectors (their dot product), in f32 with
+/// eight independent accumulators so the compiler can use SIMD lanes
+/// (wasm `simd128`). Deterministic: the same inputs always give the same sum.
 pub fn dot(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| *x as f64 * *y as f64).sum()
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
+    let mut acc = [0f32; 8];
+    let chunks = n / 8;
+    for i in 0..chunks {
+        let (x, y) = (&a[i * 8..i * 8 + 8], &b[i * 8..i * 8 + 8]);
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut tail = 0f32;
+    for i in chunks * 8..n {
+        tail += a[i] * b[i];
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail) as f64
 }
 
 /// A centroid's exact sum of member unit vectors.

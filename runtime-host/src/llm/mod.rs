@@ -27,7 +27,7 @@ pub const EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 /// Which embedder answers `generate-embeddings`.
 pub enum Embedder {
     Local { dims: usize },
-    OpenAi(openai::OpenAiEmbedder),
+    OpenAi(Box<openai::OpenAiEmbedder>),
     Fail { message: String },
 }
 
@@ -48,7 +48,7 @@ impl Embedder {
             "local" => Embedder::Local { dims: c.dims },
             "openai" => {
                 let Some(url) = &c.url else { bail!("--embedder openai needs --embedder-url") };
-                Embedder::OpenAi(openai::OpenAiEmbedder::new(url, &c.model, c.api_key.clone(), c.timeout)?)
+                Embedder::OpenAi(Box::new(openai::OpenAiEmbedder::new(url, &c.model, c.api_key.clone(), c.timeout)?))
             }
             "fail" => Embedder::Fail { message: "the embedder is configured to fail (--embedder fail)".into() },
             other => bail!("unknown embedder '{other}' (expected local, openai or fail)"),

@@ -1,0 +1,134 @@
+//! The outbox queue's SQL against a real (in-memory) SQLite: fenced claims
+//! and their takeover after the claim timeout, fair turns across scopes,
+//! backoff, dead-lettering.
+
+use cairn_core::ApiError;
+use cairn_derive::outbox::{self, ClaimFilter, FailOutcome};
+use cairn_derive::settings::DeriveSettings;
+use cairn_spin::sql::{Row, Sql, SqlValue, write_txn};
+use serde_json::json;
+
+struct Mem(rusqlite::Connection);
+
+impl Sql for Mem {
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, ApiError> {
+        let mut st = self.0.prepare(sql).map_err(|e| ApiError::internal(format!("{e}: {sql}")))?;
+        let ps: Vec<rusqlite::types::Value> = params
+            .iter()
+            .map(|p| match p {
+                SqlValue::Null => rusqlite::types::Value::Null,
+                SqlValue::Integer(i) => rusqlite::types::Value::Integer(*i),
+                SqlValue::Real(r) => rusqlite::types::Value::Real(*r),
+                SqlValue::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                SqlValue::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+            })
+            .collect();
+        let n = st.column_count();
+        let mut rows = st.query(rusqlite::params_from_iter(ps)).map_err(|e| ApiError::internal(e.to_string()))?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().map_err(|e| ApiError::internal(e.to_string()))? {
+            let vals = (0..n)
+                .map(|i| match r.get_ref(i).unwrap() {
+                    rusqlite::types::ValueRef::Null => SqlValue::Null,
+                    rusqlite::types::ValueRef::Integer(i) => SqlValue::Integer(i),
+                    rusqlite::types::ValueRef::Real(f) => SqlValue::Real(f),
+                    rusqlite::types::ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
+                    rusqlite::types::ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
+                })
+                .collect();
+            out.push(Row(vals));
+        }
+        Ok(out)
+    }
+}
+
+const T0: i64 = 1_800_000_000_000;
+
+fn db_with_jobs(jobs: &[(&str, usize)]) -> Mem {
+    let db = Mem(rusqlite::Connection::open_in_memory().unwrap());
+    cairn_memory::schema::ensure(&db, "2026-11-22T00:00:00.000Z").unwrap();
+    for (scope, n) in jobs {
+        for i in 0..*n {
+            let payload = json!({"nodes": [{"id": format!("{scope}-{i}"), "text": "t"}]});
+            cairn_memory::write_path::enqueue(&db, scope, &format!("c-{scope}-{i}"), "embed_nodes", &payload, "2026-11-22T00:00:00.000Z")
+                .unwrap();
+        }
+    }
+    db
+}
+
+fn settings() -> DeriveSettings {
+    DeriveSettings { max_attempts: 3, retry_base_ms: 1000, retry_max_ms: 4000, claim_timeout_ms: 60_000, ..Default::default() }
+}
+
+fn claim(db: &Mem, s: &DeriveSettings, batch: i64, now: i64, token: &str) -> Vec<outbox::Job> {
+    write_txn(db, |db| outbox::claim(db, s, &ClaimFilter::default(), batch, now, token)).unwrap()
+}
+
+#[test]
+fn a_claim_is_exclusive_until_it_expires_and_then_the_old_holder_is_fenced_out() {
+    let db = db_with_jobs(&[("a", 3)]);
+    let s = settings();
+    let first = claim(&db, &s, 10, T0, "w1");
+    assert_eq!(first.len(), 3);
+    assert!(claim(&db, &s, 10, T0 + 1000, "w2").is_empty(), "claimed jobs are not handed out twice");
+    // After the claim timeout another worker takes them over...
+    let taken = claim(&db, &s, 10, T0 + 61_000, "w3");
+    assert_eq!(taken.len(), 3);
+    assert!(taken.iter().all(|j| j.attempts == 2));
+    // ...and the first worker's late results change nothing.
+    let now = "2026-11-22T00:01:01.000Z";
+    assert!(!outbox::finish(&db, &first[0], &json!({}), now).unwrap());
+    assert_eq!(outbox::fail(&db, &s, &first[1], true, "late", T0 + 62_000).unwrap(), FailOutcome::ClaimLost);
+    assert!(outbox::finish(&db, &taken[0], &json!({"ok": true}), now).unwrap());
+    assert!(!outbox::finish(&db, &taken[0], &json!({"ok": true}), now).unwrap(), "finishing twice is refused");
+}
+
+#[test]
+fn failures_back_off_exponentially_then_dead_letter() {
+    let db = db_with_jobs(&[("a", 1)]);
+    let s = settings();
+    let j = claim(&db, &s, 1, T0, "w")[0].clone();
+    assert_eq!(outbox::fail(&db, &s, &j, true, "down", T0).unwrap(), FailOutcome::Retrying);
+    assert!(claim(&db, &s, 1, T0 + 999, "w").is_empty(), "backing off for retry_base_ms");
+    let j = claim(&db, &s, 1, T0 + 1000, "w")[0].clone();
+    assert_eq!(j.attempts, 2);
+    assert_eq!(outbox::fail(&db, &s, &j, true, "down", T0 + 1000).unwrap(), FailOutcome::Retrying);
+    assert!(claim(&db, &s, 1, T0 + 2999, "w").is_empty(), "then twice as long");
+    let j = claim(&db, &s, 1, T0 + 3000, "w")[0].clone();
+    assert_eq!(outbox::fail(&db, &s, &j, true, "down", T0 + 3000).unwrap(), FailOutcome::DeadLettered);
+    assert!(claim(&db, &s, 1, T0 + 100_000, "w").is_empty());
+    let r = db.query_one("SELECT failed_reason, attempts FROM memory_outbox", &[]).unwrap().unwrap();
+    assert_eq!((r.string(0).as_str(), r.int(1)), ("max_attempts_exceeded: down", 3));
+}
+
+#[test]
+fn a_fatal_failure_dead_letters_at_once_and_the_sweep_catches_abandoned_jobs() {
+    let db = db_with_jobs(&[("a", 2)]);
+    let s = settings();
+    let jobs = claim(&db, &s, 2, T0, "w");
+    assert_eq!(outbox::fail(&db, &s, &jobs[0], false, "bad input", T0).unwrap(), FailOutcome::DeadLettered);
+    // The second job's worker dies; after three abandoned claims the sweep dead-letters it.
+    claim(&db, &s, 2, T0 + 61_000, "w2");
+    claim(&db, &s, 2, T0 + 122_000, "w3");
+    assert_eq!(outbox::sweep(&db, &s, T0 + 150_000).unwrap(), 0, "still claimed");
+    assert_eq!(outbox::sweep(&db, &s, T0 + 183_000).unwrap(), 1);
+    let reasons: Vec<String> =
+        db.query("SELECT failed_reason FROM memory_outbox ORDER BY id", &[]).unwrap().iter().map(|r| r.string(0)).collect();
+    assert_eq!(reasons, ["fatal: bad input", "max_attempts_exceeded"]);
+}
+
+#[test]
+fn claims_take_fair_turns_across_scopes() {
+    let db = db_with_jobs(&[("big", 50), ("small-1", 2), ("small-2", 1)]);
+    let s = settings();
+    let jobs = claim(&db, &s, 6, T0, "w");
+    let count = |sc: &str| jobs.iter().filter(|j| j.scope == sc).count();
+    // Shares of ceil(6/3) = 2 first (small-2 has only 1), the one slot left
+    // to a scope that filled its share.
+    assert_eq!((count("big"), count("small-1"), count("small-2")), (3, 2, 1));
+    // Leftover capacity goes to the scope with more waiting.
+    let jobs = claim(&db, &s, 10, T0, "w2");
+    assert_eq!(jobs.len(), 10);
+    assert!(jobs.iter().all(|j| j.scope == "big"));
+}
