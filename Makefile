@@ -13,12 +13,13 @@ LISTEN ?= 127.0.0.1:3001
 DATA_DIR ?= .cairn
 CARGO ?= cargo
 
-.PHONY: help setup build components host up test unit e2e bench clean
+.PHONY: help setup build components host up test unit e2e bench bench-derive clean
 
 help:
 	@echo "make up     build everything and serve the API on $(LISTEN) (data in $(DATA_DIR)/)"
 	@echo "make test   build everything and run every test (unit, black-box HTTP, SDK)"
 	@echo "make bench  write benchmark: 2000 writes after 100k memories"
+	@echo "make bench-derive  derivation benchmark: 20000 embed jobs with the local embedder"
 
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
@@ -46,6 +47,9 @@ test: build unit e2e
 
 bench: build
 	./target/release/cairn bench write --writes 2000 --concurrency 1 --preload 100000
+
+bench-derive: build
+	./target/release/cairn bench derive --jobs 20000
 
 clean:
 	rm -rf $(DATA_DIR)

@@ -288,7 +288,7 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
         let app = server.app.clone();
         let body = json!({"max_jobs": 100_000, "budget_ms": 20_000, "batch_size": b.batch_size});
         tasks.push(tokio::spawn(async move {
-            let mut sums = [0i64; 5]; // claimed, done, nodes, topic runs, retrying+dead
+            let mut sums = [0i64; 6]; // claimed, done, nodes, topic runs, retrying+dead, topics created
             loop {
                 let rep = call_ok(&app, Verb::Tick(body.clone()), &format!("bench-derive-{w}")).await?;
                 let claimed = rep["claimed"].as_i64().unwrap_or(0);
@@ -297,13 +297,14 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
                 sums[2] += rep["embed"]["nodes_embedded"].as_i64().unwrap_or(0);
                 sums[3] += rep["topic_cluster"]["runs"].as_i64().unwrap_or(0);
                 sums[4] += rep["retrying"].as_i64().unwrap_or(0) + rep["dead_lettered"].as_i64().unwrap_or(0);
+                sums[5] += rep["topic_cluster"]["topics_created"].as_i64().unwrap_or(0);
                 if claimed == 0 {
                     return Ok::<_, anyhow::Error>(sums);
                 }
             }
         }));
     }
-    let mut totals = [0i64; 5];
+    let mut totals = [0i64; 6];
     for t in tasks {
         let s = t.await??;
         for (a, b) in totals.iter_mut().zip(s) {
@@ -325,6 +326,7 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
         "jobs_done": totals[1],
         "nodes_embedded": totals[2],
         "topic_cluster_runs": totals[3],
+        "topics_created": totals[5],
         "failed_attempts": totals[4],
         "embed_jobs_per_sec": embed_jobs / secs,
         "all_jobs_per_sec": totals[1] as f64 / secs,
@@ -340,14 +342,15 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
         );
         println!("  seed       {:.1} s ({:.0} writes/s)", seed_secs, b.jobs as f64 / seed_secs);
         println!(
-            "  drain      {:.2} s: {} jobs done ({:.0} jobs/s, embed jobs {:.0}/s), {} nodes embedded ({:.0}/s), {} topic runs",
+            "  drain      {:.2} s: {} jobs done ({:.0} jobs/s, embed jobs {:.0}/s), {} nodes embedded ({:.0}/s), {} topic runs, {} topics",
             secs,
             totals[1],
             result["all_jobs_per_sec"].as_f64().unwrap_or(0.0),
             result["embed_jobs_per_sec"].as_f64().unwrap_or(0.0),
             totals[2],
             result["nodes_per_sec"].as_f64().unwrap_or(0.0),
-            totals[3]
+            totals[3],
+            totals[5]
         );
         println!("  outbox     {}", status["outbox"]);
     }

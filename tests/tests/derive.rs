@@ -152,19 +152,31 @@ fn concurrent_ticks_never_process_a_job_twice() {
             .collect();
         workers.into_iter().map(|w| w.join().unwrap()).sum()
     });
-    // Every job was claimed exactly once: n embed + n topic_cluster jobs.
-    assert_eq!(claimed, 2 * n);
+    // Every job was claimed exactly once: n embed + n topic_cluster jobs,
+    // plus the summaries of topics that became active and their embeddings.
+    let jobs = db_query(&s.data_dir, "SELECT count(*), count(*) FILTER (WHERE event_type = 'compression_rollup') FROM memory_outbox");
+    let (total, rollup_jobs) = (int(&jobs[0][0]), int(&jobs[0][1]));
+    assert!(total >= 2 * n && rollup_jobs > 0, "{total} jobs, {rollup_jobs} rollups");
+    assert_eq!(claimed, total);
     // Side effects: each node embedded once, each event in one topic.
     let rows = db_query(&s.data_dir, "SELECT embedding_attempts, count(*) FROM memory_nodes WHERE type = 'event' GROUP BY 1");
     assert_eq!(rows.len(), 1, "every event embedded exactly once: {rows:?}");
     assert_eq!((int(&rows[0][0]), int(&rows[0][1])), (1, n));
     let rows = db_query(
         &s.data_dir,
-        "SELECT count(*), count(DISTINCT src_id) FROM memory_edges WHERE type = 'part_of'",
+        "SELECT count(*), count(DISTINCT e.src_id) FROM memory_edges e JOIN memory_nodes n ON n.id = e.src_id \
+         WHERE e.type = 'part_of' AND n.type = 'event'",
     );
     assert_eq!((int(&rows[0][0]), int(&rows[0][1])), (n, n));
     let rows = db_query(&s.data_dir, "SELECT count(*) FROM memory_commits WHERE kind = 'topic_cluster'");
     assert_eq!(int(&rows[0][0]), n, "one topic_cluster commit per job");
+    // A rollup job commits at most once (none when its topic's sources did not change).
+    let rows = db_query(
+        &s.data_dir,
+        "SELECT (SELECT count(*) FROM memory_commits WHERE kind = 'compression_rollup'), \
+         (SELECT count(*) FROM memory_outbox WHERE event_type = 'compression_rollup' AND json_extract(result, '$.commit_hash') IS NOT NULL)",
+    );
+    assert_eq!(int(&rows[0][0]), int(&rows[0][1]), "one compression_rollup commit per job that wrote a summary");
     let rows = db_query(&s.data_dir, "SELECT count(*) FROM memory_outbox WHERE published_at IS NULL OR attempts <> 1");
     assert_eq!(int(&rows[0][0]), 0);
     verify_ok(&s);
@@ -367,4 +379,39 @@ fn cron_drives_derivation_without_any_manual_call() {
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(s.log().contains("cron schedule started"));
+}
+
+#[test]
+fn active_topics_get_a_compression_rollup_summary() {
+    let s = Server::start_with(opts(&["--no-cron"]));
+    let write = |i: usize| {
+        let text = format!("the nightly deploy of the billing service failed at the database migration step, run {i}");
+        assert_eq!(s.post("/v1/memory/write", &event_write(&format!("n{i}"), &text)).status, 200);
+    };
+    for i in 0..5 {
+        write(i);
+    }
+    drain(&s);
+    let topics = find_all(&s, json!({"type": "topic"}));
+    assert_eq!(topics.len(), 1, "{topics:?}");
+    assert_eq!((topics[0]["topic_state"].as_str(), topics[0]["member_count"].as_i64()), (Some("active"), Some(5)));
+    let summaries = find_all(&s, json!({"type": "concept"}));
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    let sum = &summaries[0];
+    assert_eq!(sum["slots"]["summary_kind"], "compression_rollup");
+    assert_eq!(sum["slots"]["topic_id"], topics[0]["id"]);
+    assert_eq!(sum["slots"]["source_event_count"], 5);
+    assert!(sum["text_summary"].as_str().unwrap().contains("run 0") && sum["text_summary"].as_str().unwrap().contains("run 4"));
+    assert_eq!(sum["embedding_status"], "ready", "the summary is embedded too");
+    // Five more members: the summary is rewritten (at most 12 events) and re-attested.
+    for i in 5..10 {
+        write(i);
+    }
+    drain(&s);
+    let sum = &find_all(&s, json!({"type": "concept"}))[0];
+    assert_eq!(sum["slots"]["source_event_count"], 10);
+    let commits = s.get("/v1/memory/commits?limit=100");
+    let rollups = commits.body["commits"].as_array().unwrap().iter().filter(|c| c["kind"] == "compression_rollup").count();
+    assert_eq!(rollups, 2);
+    verify_ok(&s);
 }

@@ -14,11 +14,13 @@
 //! - [`embedder`]: the provider seam (`fermyon:spin/llm` in the component);
 //!   [`vectors`]: vector arithmetic; [`settings`]: configuration.
 
+pub mod derived_rows;
 pub mod embed_job;
 pub mod embedder;
 pub mod outbox;
 pub mod outbox_admin;
 pub mod rebuild;
+pub mod rollup;
 pub mod settings;
 pub mod tick;
 pub mod topic_cluster;

@@ -9,6 +9,7 @@
 //! | `ops.outbox.claim_timeout_ms`        | a claim older than this may be taken over | 300000   |
 //! | `topic_sim_threshold` (variable)     | cosine needed to join a topic             | 0.78     |
 //! | `topic_min_events` (variable)        | members before a draft topic is active    | 5        |
+//! | `topic_rollup_every` (variable)      | re-summarize an active topic every N members | 5     |
 //!
 //! The kernel's settings (tenant defaults, embedding dimension, provider)
 //! come along in [`DeriveSettings::kernel`].
@@ -28,6 +29,8 @@ pub struct DeriveSettings {
     pub claim_timeout_ms: i64,
     pub topic_sim_threshold: f64,
     pub topic_min_events: i64,
+    /// An active topic is re-summarized each time it grows by this many members.
+    pub rollup_every: i64,
 }
 
 impl Default for DeriveSettings {
@@ -40,6 +43,7 @@ impl Default for DeriveSettings {
             claim_timeout_ms: 300_000,
             topic_sim_threshold: 0.78,
             topic_min_events: 5,
+            rollup_every: 5,
         }
     }
 }
@@ -64,6 +68,9 @@ impl DeriveSettings {
         }
         if let Some(n) = get("topic_min_events").and_then(|v| v.parse::<i64>().ok()).filter(|n| *n >= 1) {
             s.topic_min_events = n;
+        }
+        if let Some(n) = get("topic_rollup_every").and_then(|v| v.parse::<i64>().ok()).filter(|n| *n >= 1) {
+            s.rollup_every = n;
         }
         s
     }

@@ -75,6 +75,7 @@ pub struct TickReport {
     pub topics_created: i64,
     pub events_clustered: i64,
     pub topic_commit_hashes: Vec<String>,
+    pub summaries_written: i64,
     pub scopes: BTreeSet<String>,
     pub batches: i64,
     pub elapsed_ms: i64,
@@ -98,6 +99,7 @@ impl TickReport {
                 "topics_created": self.topics_created,
                 "commit_hashes": self.topic_commit_hashes,
             },
+            "compression_rollup": {"summaries_written": self.summaries_written},
             "scopes_claimed": self.scopes,
             "batches": self.batches,
             "elapsed_ms": self.elapsed_ms,
@@ -176,6 +178,14 @@ fn run_batch(
                 rep.events_clustered += r.processed_events;
                 rep.topics_created += r.created_topics;
                 rep.topic_commit_hashes.extend(r.commit_hash);
+            }),
+            "compression_rollup" => crate::rollup::run_job(db, j, clock()).map(|r| {
+                if r.claim_lost {
+                    rep.claims_lost += 1;
+                    return;
+                }
+                rep.done += 1;
+                rep.summaries_written += r.summaries_written;
             }),
             "topic_refresh" => run_topic_refresh(db, s, j, clock(), rep),
             _ => {

@@ -19,6 +19,7 @@
 //! so `verify` covers them. Its `request_sha256` is derived from the job
 //! key, so a job can never commit twice.
 
+use crate::derived_rows;
 use crate::outbox::{self, Job};
 use crate::settings::DeriveSettings;
 use crate::vectors::{self, FixedSum};
@@ -44,6 +45,7 @@ pub struct ClusterReport {
     pub assigned: i64,
     pub created_topics: i64,
     pub promoted: i64,
+    pub rollups_enqueued: i64,
     pub commit_hash: Option<String>,
 }
 
@@ -201,20 +203,30 @@ fn cluster(
         t.node.slots.insert("member_count".into(), json!(t.members));
         t.node.slots.insert("last_member_added_at".into(), json!(now));
         let topic_id = t.node.id.clone();
-        new_edges.push(edge(scope, "part_of", &ev.id, &topic_id, weight, weight, 0.01, now));
-        new_edges.push(edge(scope, "derived_from", &topic_id, &ev.id, 1.0, 0.8, 0.0, now));
+        let edge = |kind: &str, src: &str, dst: &str, w: f64, c: f64, d: f64| {
+            let id = stable_uuid(&format!("{scope}:edge:topic_cluster:{kind}:{src}:{dst}"));
+            derived_rows::edge(id, scope, kind, src, dst, (w, c, d), now)
+        };
+        new_edges.push(edge("part_of", &ev.id, &topic_id, weight, weight, 0.01));
+        new_edges.push(edge("derived_from", &topic_id, &ev.id, 1.0, 0.8, 0.0));
     }
     if report.processed_events == 0 {
         return Ok(report);
     }
 
     let touched: Vec<&Topic> = topics.iter().filter(|t| t.touched).collect();
+    // Active topics that just got promoted or grew by `rollup_every` get a
+    // (re)summary.
+    let rollup: Vec<&str> = touched
+        .iter()
+        .filter(|t| t.node.slots.get("topic_state").and_then(Value::as_str) == Some("active"))
+        .filter(|t| t.members == s.topic_min_events || (s.rollup_every > 0 && t.members % s.rollup_every == 0))
+        .map(|t| t.node.id.as_str())
+        .collect();
     let diff = json!({
         "created_at": now,
-        "nodes": touched.iter().map(|t| node_entry(&t.node)).collect::<Vec<_>>(),
-        "edges": new_edges.iter().map(|e| json!({
-            "id": e.id, "type": e.edge_type, "src_id": e.src_id, "dst_id": e.dst_id, "content_sha256": e.content_sha256(),
-        })).collect::<Vec<_>>(),
+        "nodes": touched.iter().map(|t| derived_rows::node_entry(&t.node)).collect::<Vec<_>>(),
+        "edges": new_edges.iter().map(derived_rows::edge_entry).collect::<Vec<_>>(),
     });
     let result = json!({"processed_events": report.processed_events, "assigned": report.assigned, "created_topics": report.created_topics});
     let head = commit_chain::head(db, scope)?;
@@ -239,14 +251,12 @@ fn cluster(
         save_topic(db, t, &appended.id, now)?;
     }
     for e in &new_edges {
-        db.exec(
-            "INSERT INTO memory_edges (id, scope, type, src_id, dst_id, weight, confidence, decay_rate, last_activated, created_at, commit_id) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            &[
-                (&e.id).into(), scope.into(), (&e.edge_type).into(), (&e.src_id).into(), (&e.dst_id).into(),
-                e.weight.into(), e.confidence.into(), e.decay_rate.into(), now.into(), now.into(), (&appended.id).into(),
-            ],
-        )?;
+        derived_rows::insert_edge(db, e, &appended.id, now)?;
+    }
+    if !rollup.is_empty() {
+        let payload = json!({"topic_ids": rollup});
+        cairn_memory::write_path::enqueue(db, scope, &appended.id, "compression_rollup", &payload, now)?;
+        report.rollups_enqueued = 1;
     }
     report.commit_hash = Some(appended.commit_hash);
     Ok(report)
@@ -371,58 +381,19 @@ fn new_topic(id: String, scope: &str, summary: &str, seed: &Event, s: &DeriveSet
     Topic { node, sum: FixedSum::zeros(seed.unit.len()), members: 0, direction: Vec::new(), touched: true, is_new: true }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn edge(scope: &str, kind: &str, src: &str, dst: &str, weight: f64, confidence: f64, decay: f64, now: &str) -> StoredEdge {
-    StoredEdge {
-        id: stable_uuid(&format!("{scope}:edge:topic_cluster:{kind}:{src}:{dst}")),
-        scope_key: scope.to_string(),
-        edge_type: kind.to_string(),
-        src_id: src.to_string(),
-        dst_id: dst.to_string(),
-        weight,
-        confidence,
-        decay_rate: decay,
-        created_at: now.to_string(),
-        commit_id: String::new(),
-    }
-}
-
-/// A node's entry in a commit diff (the same fields the write path records).
-fn node_entry(n: &StoredNode) -> Value {
-    let mut m = Map::new();
-    m.insert("id".into(), json!(n.id));
-    m.insert("type".into(), json!(n.node_type));
-    if let Some(t) = &n.title {
-        m.insert("title".into(), json!(t));
-    }
-    m.insert("memory_lane".into(), json!(n.memory_lane));
-    m.insert("producer_agent_id".into(), json!(n.producer_agent_id));
-    m.insert("owner_agent_id".into(), json!(n.owner_agent_id));
-    m.insert("owner_team_id".into(), json!(n.owner_team_id));
-    m.insert("content_sha256".into(), json!(n.content_sha256()));
-    Value::Object(m)
-}
-
 fn save_topic(db: &dyn Sql, t: &Topic, commit_id: &str, now: &str) -> Result<(), ApiError> {
     let n = &t.node;
-    let slots = cairn_core::canonical_json::to_string(&Value::Object(n.slots.clone()));
     if t.is_new {
-        db.exec(
-            "INSERT INTO memory_nodes (id, scope, client_id, type, tier, title, text_summary, slots, raw_ref, evidence_ref, \
-             embedding, embedding_dims, embedding_model, embedding_status, embedding_ready_at, salience, importance, confidence, \
-             memory_lane, producer_agent_id, owner_agent_id, owner_team_id, created_at, updated_at, commit_id) \
-             VALUES (?, ?, NULL, ?, ?, ?, ?, ?, NULL, NULL, NULL, ?, ?, 'ready', ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
-            &[
-                (&n.id).into(), (&n.scope_key).into(), (&n.node_type).into(), (&n.tier).into(), n.title.clone().into(),
-                n.text_summary.clone().into(), slots.into(), (t.direction.len() as i64).into(), n.embedding_model.clone().into(),
-                now.into(), n.salience.into(), n.importance.into(), n.confidence.into(), (&n.memory_lane).into(),
-                n.owner_agent_id.clone().into(), n.owner_team_id.clone().into(), (&n.created_at).into(), now.into(), commit_id.into(),
-            ],
-        )?;
+        derived_rows::insert_node(db, n, "ready", commit_id)?;
     } else {
         db.exec(
             "UPDATE memory_nodes SET slots = ?, updated_at = ?, commit_id = ? WHERE id = ?",
-            &[slots.into(), now.into(), commit_id.into(), (&n.id).into()],
+            &[
+                cairn_core::canonical_json::to_string(&Value::Object(n.slots.clone())).into(),
+                now.into(),
+                commit_id.into(),
+                (&n.id).into(),
+            ],
         )?;
     }
     db.exec(
