@@ -60,6 +60,9 @@ pub struct Options {
     pub admin_token: Option<String>,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// Run the manifest's cron schedules (derivation in the background).
+    /// Off by default so a test sees only the derivation it asks for.
+    pub cron: bool,
 }
 
 /// A running `cairn up`.
@@ -126,6 +129,9 @@ impl Server {
             .env_remove("SPIN_VARIABLE_ADMIN_TOKEN")
             .stdout(Stdio::null())
             .stderr(Stdio::from(log));
+        if !opts.cron && !opts.extra_args.iter().any(|a| a == "--no-cron") {
+            cmd.arg("--no-cron");
+        }
         if !opts.extra_args.iter().any(|a| a == "--tiers") {
             cmd.arg("--tiers").arg(root.join("config/tiers.yaml"));
         }

@@ -366,7 +366,7 @@ fn rebuild_derived_reproduces_the_same_derived_data() {
 
 #[test]
 fn cron_drives_derivation_without_any_manual_call() {
-    let s = Server::start_with(Options::default());
+    let s = Server::start_with(Options { cron: true, ..Default::default() });
     let r = s.post("/v1/memory/write", &event_write("cron1", "derived by the scheduler"));
     assert_eq!(r.status, 200);
     let deadline = Instant::now() + Duration::from_secs(30);
