@@ -415,3 +415,76 @@ fn active_topics_get_a_compression_rollup_summary() {
     assert_eq!(rollups, 2);
     verify_ok(&s);
 }
+
+#[test]
+fn a_crash_mid_derivation_loses_and_duplicates_nothing() {
+    let dir = TempDir::new("derivekill");
+    // Short claim timeout, so claims held by the killed process expire quickly.
+    let tiers = dir.path().join("tiers-claims.yaml");
+    std::fs::write(
+        &tiers,
+        "default_tier: solo\ntiers:\n  solo:\n    resource_caps: {embedding_dims: 384}\n    \
+         ops:\n      outbox: {max_attempts: 25, retry_base_ms: 0, retry_max_ms: 0, claim_timeout_ms: 1000}\n",
+    )
+    .unwrap();
+    let args = ["--no-cron", "--tiers", tiers.to_str().unwrap()];
+    let mut s = Server::start_on(dir.path(), &opts(&args));
+    let n = 200;
+    for i in 0..n {
+        let r = s.post("/v1/memory/write", &event_write(&format!("k{i}"), &format!("crash test memory {i} on subject {}", i % 9)));
+        assert_eq!(r.status, 200);
+    }
+    // Tick in the background and kill the server while it works.
+    let base = s.base.clone();
+    let ticker = std::thread::spawn(move || {
+        let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+        for _ in 0..50 {
+            let r = agent
+                .post(format!("{base}/v1/admin/derive/tick"))
+                .header("x-admin-token", TOKEN)
+                .send_json(json!({"batch_size": 10, "max_jobs": 10}));
+            if r.is_err() {
+                return;
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(60));
+    s.kill9();
+    ticker.join().unwrap();
+    let left = db_query(dir.path(), "SELECT count(*) FROM memory_outbox WHERE published_at IS NULL");
+    assert!(int(&left[0][0]) > 0, "the kill came before derivation finished");
+    // Restart on the same data: expired claims are taken over and finished.
+    std::thread::sleep(Duration::from_millis(1100));
+    let s = Server::start_on(dir.path(), &opts(&args));
+    drain(&s);
+    let o = outbox(&s, "");
+    assert_eq!((o["outbox"]["pending"].as_i64(), o["outbox"]["retrying"].as_i64(), o["outbox"]["dead_letter"].as_i64()), (Some(0), Some(0), Some(0)), "{o}");
+    assert!(find_all(&s, json!({"type": "event", "limit": 200})).iter().all(|n| n["embedding_status"] == "ready"));
+    let rows = db_query(
+        dir.path(),
+        "SELECT count(*), count(DISTINCT e.src_id) FROM memory_edges e JOIN memory_nodes n ON n.id = e.src_id \
+         WHERE e.type = 'part_of' AND n.type = 'event'",
+    );
+    assert_eq!((int(&rows[0][0]), int(&rows[0][1])), (n, n), "every event in exactly one topic");
+    verify_ok(&s);
+}
+
+#[test]
+fn derivation_routes_reject_bad_input() {
+    let s = Server::start_with(opts(&[]));
+    for body in [json!({"max_jobs": 0}), json!({"batch_size": "x"}), json!({"tenant_id": "acme"}), json!([1])] {
+        let r = admin_post(&s, "/v1/admin/derive/tick", &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+        assert_eq!(r.body["error"], "invalid_request", "{}", r.text);
+    }
+    let r = admin_get(&s, "/v1/admin/control/outbox?status=lost");
+    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("invalid_request")), "{}", r.text);
+    for body in [json!({"ids": "1"}), json!({"tenant_id": "default", "statuses": ["done"]}), json!({"tenant_id": "default", "limit": 0})] {
+        let r = admin_post(&s, "/v1/admin/control/outbox/replay", &body);
+        assert_eq!(r.status, 400, "{body}: {}", r.text);
+    }
+    let r = admin_post(&s, "/v1/admin/derive/rebuild", &json!({"scope": "never-written"}));
+    assert_eq!((r.status, r.body["error"].as_str()), (404, Some("scope_not_found")), "{}", r.text);
+    let r = s.post_raw("/v1/admin/derive/tick", b"{not json", &[("x-admin-token", TOKEN)]);
+    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("invalid_json")), "{}", r.text);
+}

@@ -141,8 +141,21 @@ impl Guest for Derive {
     fn handle_cron_event(metadata: Metadata) -> Result<(), Error> {
         match run_tick(&Value::Object(Default::default())) {
             Ok(rep) => {
-                if rep["claimed"].as_i64().unwrap_or(0) > 0 || rep["swept_dead_letter"].as_i64().unwrap_or(0) > 0 {
-                    eprintln!("derive: cron tick at {}: {rep}", metadata.timestamp);
+                // One line per tick that did something (the host shows guests' stderr).
+                let n = |k: &str| rep[k].as_i64().unwrap_or(0);
+                if n("claimed") > 0 || n("swept_dead_letter") > 0 {
+                    eprintln!(
+                        "derive cron tick {}: claimed={} done={} retrying={} dead_lettered={} claims_lost={} nodes_embedded={} topic_runs={} ms={}",
+                        metadata.timestamp,
+                        n("claimed"),
+                        n("done"),
+                        n("retrying"),
+                        n("dead_lettered") + n("swept_dead_letter"),
+                        n("claims_lost"),
+                        rep["embed"]["nodes_embedded"].as_i64().unwrap_or(0),
+                        rep["topic_cluster"]["runs"].as_i64().unwrap_or(0),
+                        n("elapsed_ms"),
+                    );
                 }
                 Ok(())
             }

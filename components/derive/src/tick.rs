@@ -49,6 +49,9 @@ impl TickOptions {
         let scope = r.str_opt(root, "scope");
         r.finish()?;
         let filter = match scope {
+            None if tenant.is_some() => {
+                return Err(ApiError::invalid("scope", "a tick limited to a tenant needs its scope too"));
+            }
             Some(sc) => {
                 let ts = cairn_core::tenant_scope::resolve(tenant.as_deref(), Some(&sc), &s.kernel.defaults)?;
                 ClaimFilter { scope: Some(ts.scope_key) }
