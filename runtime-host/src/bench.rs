@@ -275,8 +275,9 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
     let base = server.base.clone();
     let (jobs, per_job, topics) = (b.jobs, b.nodes_per_job, b.with_topics);
     let seeding = std::thread::spawn(move || seed_writes(base, jobs, per_job, topics));
-    let (seed_secs, seed_errors) =
-        tokio::task::spawn_blocking(move || seeding.join()).await?.map_err(|_| anyhow::anyhow!("seeding panicked"))??;
+    let (seed_secs, seed_errors) = tokio::task::spawn_blocking(move || seeding.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("seeding panicked"))??;
     if seed_errors > 0 {
         bail!("{seed_errors} seeding writes failed");
     }
@@ -338,7 +339,11 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
     } else {
         println!(
             "cairn bench derive: {} writes ({} memories each, topics {}) drained by {} worker(s), embedder {}",
-            b.jobs, b.nodes_per_job, if b.with_topics { "on" } else { "off" }, b.workers, b.app.embedder
+            b.jobs,
+            b.nodes_per_job,
+            if b.with_topics { "on" } else { "off" },
+            b.workers,
+            b.app.embedder
         );
         println!("  seed       {:.1} s ({:.0} writes/s)", seed_secs, b.jobs as f64 / seed_secs);
         println!(
@@ -359,7 +364,8 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
     }
     let _ = (&mut server.task).await;
     let _ = std::fs::remove_dir_all(&data_dir);
-    let left = status["outbox"]["pending"].as_i64().unwrap_or(0) + status["outbox"]["retrying"].as_i64().unwrap_or(0)
+    let left = status["outbox"]["pending"].as_i64().unwrap_or(0)
+        + status["outbox"]["retrying"].as_i64().unwrap_or(0)
         + status["outbox"]["dead_letter"].as_i64().unwrap_or(0);
     if left > 0 {
         bail!("{left} jobs were not done");

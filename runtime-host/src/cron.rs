@@ -44,7 +44,9 @@ async fn run(app: Arc<App>, component: String, schedule: cron::Schedule) {
             let started = std::time::Instant::now();
             let ts = next.timestamp().max(0) as u64;
             match crate::derive_calls::cron_tick(&app, &component, ts).await {
-                Ok(Ok(())) => tracing::debug!(component = %component, ms = started.elapsed().as_millis() as u64, "cron tick done"),
+                Ok(Ok(())) => {
+                    tracing::debug!(component = %component, ms = started.elapsed().as_millis() as u64, "cron tick done")
+                }
                 Ok(Err(msg)) => tracing::warn!(component = %component, error = %msg, "cron tick failed"),
                 Err(e) => tracing::error!(component = %component, error = format!("{e:#}"), "cron tick trapped"),
             }

@@ -40,9 +40,7 @@ pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer
     }
     .map_err(|e| anyhow::Error::from(e).context("the derive component trapped"))?;
     Ok(match out {
-        Ok(text) => {
-            Ok(serde_json::from_str::<Value>(&text).context("the derive component returned invalid JSON")?)
-        }
+        Ok(text) => Ok(serde_json::from_str::<Value>(&text).context("the derive component returned invalid JSON")?),
         Err(e) => Err(e),
     })
 }
@@ -51,7 +49,9 @@ pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer
 pub async fn call_ok(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Value> {
     match call(app, verb, request_id).await? {
         Ok(v) => Ok(v),
-        Err(e) => bail!("{} ({}): {}{}", e.code, e.status, e.message, e.details.map(|d| format!(" {d}")).unwrap_or_default()),
+        Err(e) => {
+            bail!("{} ({}): {}{}", e.code, e.status, e.message, e.details.map(|d| format!(" {d}")).unwrap_or_default())
+        }
     }
 }
 

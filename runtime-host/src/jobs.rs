@@ -113,7 +113,11 @@ pub struct RebuildJob {
 }
 
 fn request_id() -> String {
-    format!("cli-{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0))
+    format!(
+        "cli-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    )
 }
 
 fn print(v: &Value) -> Result<()> {
@@ -190,7 +194,9 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
                         bail!("rebuild: {dead} jobs were dead-lettered (see `cairn job outbox-status`)");
                     }
                     if rep["retrying"].as_i64().unwrap_or(0) > 0 {
-                        bail!("rebuild: jobs are failing and backing off (see `cairn job outbox-status`); the server's cron will finish them");
+                        bail!(
+                            "rebuild: jobs are failing and backing off (see `cairn job outbox-status`); the server's cron will finish them"
+                        );
                     }
                     if claimed == 0 {
                         break;

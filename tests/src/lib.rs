@@ -356,8 +356,10 @@ fn serve_fake(mut conn: std::net::TcpStream, st: &std::sync::Mutex<FakeState>) {
             return;
         }
         let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let inputs: Vec<String> =
-            req["input"].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default();
+        let inputs: Vec<String> = req["input"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+            .unwrap_or_default();
         let (status, resp) = {
             let mut s = st.lock().unwrap();
             s.requests += 1;
@@ -377,10 +379,8 @@ fn serve_fake(mut conn: std::net::TcpStream, st: &std::sync::Mutex<FakeState>) {
             }
         };
         let text = resp.to_string();
-        let head = format!(
-            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
-            text.len()
-        );
+        let head =
+            format!("HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n", text.len());
         if conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(text.as_bytes())).is_err() {
             return;
         }

@@ -90,9 +90,8 @@ fn int(v: &libsql::Value) -> i64 {
 #[test]
 fn jobs_drain_after_writes_nodes_become_ready_and_topics_form() {
     let s = Server::start_with(opts(&["--no-cron"]));
-    for (i, text) in ["deploy rollback failed on node a", "deploy rollback failed on node b", "invoice paid late"]
-        .iter()
-        .enumerate()
+    for (i, text) in
+        ["deploy rollback failed on node a", "deploy rollback failed on node b", "invoice paid late"].iter().enumerate()
     {
         let r = s.post("/v1/memory/write", &event_write(&format!("e{i}"), text));
         assert_eq!(r.status, 200, "{}", r.text);
@@ -119,7 +118,8 @@ fn jobs_drain_after_writes_nodes_become_ready_and_topics_form() {
     assert_eq!((after["outbox"]["pending"].as_i64(), after["outbox"]["done"].as_i64()), (Some(0), Some(6)));
     // Topic clustering is on the chain, and the chain verifies.
     let commits = s.get("/v1/memory/commits?limit=50");
-    let kinds: Vec<&str> = commits.body["commits"].as_array().unwrap().iter().filter_map(|c| c["kind"].as_str()).collect();
+    let kinds: Vec<&str> =
+        commits.body["commits"].as_array().unwrap().iter().filter_map(|c| c["kind"].as_str()).collect();
     assert!(kinds.contains(&"topic_cluster"), "{kinds:?}");
     verify_ok(&s);
     // The status route needs the admin token.
@@ -132,7 +132,10 @@ fn concurrent_ticks_never_process_a_job_twice() {
     let s = Server::start_with(opts(&["--no-cron"]));
     let n = 120;
     for i in 0..n {
-        let r = s.post("/v1/memory/write", &event_write(&format!("c{i}"), &format!("memory number {i} about topic {}", i % 7)));
+        let r = s.post(
+            "/v1/memory/write",
+            &event_write(&format!("c{i}"), &format!("memory number {i} about topic {}", i % 7)),
+        );
         assert_eq!(r.status, 200);
     }
     let claimed: i64 = std::thread::scope(|sc| {
@@ -154,12 +157,16 @@ fn concurrent_ticks_never_process_a_job_twice() {
     });
     // Every job was claimed exactly once: n embed + n topic_cluster jobs,
     // plus the summaries of topics that became active and their embeddings.
-    let jobs = db_query(&s.data_dir, "SELECT count(*), count(*) FILTER (WHERE event_type = 'compression_rollup') FROM memory_outbox");
+    let jobs = db_query(
+        &s.data_dir,
+        "SELECT count(*), count(*) FILTER (WHERE event_type = 'compression_rollup') FROM memory_outbox",
+    );
     let (total, rollup_jobs) = (int(&jobs[0][0]), int(&jobs[0][1]));
     assert!(total >= 2 * n && rollup_jobs > 0, "{total} jobs, {rollup_jobs} rollups");
     assert_eq!(claimed, total);
     // Side effects: each node embedded once, each event in one topic.
-    let rows = db_query(&s.data_dir, "SELECT embedding_attempts, count(*) FROM memory_nodes WHERE type = 'event' GROUP BY 1");
+    let rows =
+        db_query(&s.data_dir, "SELECT embedding_attempts, count(*) FROM memory_nodes WHERE type = 'event' GROUP BY 1");
     assert_eq!(rows.len(), 1, "every event embedded exactly once: {rows:?}");
     assert_eq!((int(&rows[0][0]), int(&rows[0][1])), (1, n));
     let rows = db_query(
@@ -203,7 +210,10 @@ fn a_failing_embedder_never_blocks_writes_and_jobs_drain_once_it_recovers() {
     // 2. An endpoint that is down, then recovers.
     let fake = FakeEmbedder::start();
     fake.set(|f| f.down = true);
-    let s = Server::start_on(dir.path(), &opts(&["--no-cron", "--embedder", "openai", "--embedder-url", &fake.url, "--tiers", tiers]));
+    let s = Server::start_on(
+        dir.path(),
+        &opts(&["--no-cron", "--embedder", "openai", "--embedder-url", &fake.url, "--tiers", tiers]),
+    );
     for i in 0..5 {
         let r = s.post("/v1/memory/write", &event_write(&format!("d{i}"), &format!("written while down {i}")));
         assert_eq!(r.status, 200, "{}", r.text);
@@ -245,7 +255,9 @@ fn poison_jobs_dead_letter_and_replay_completes_them_after_the_fix() {
         dir.path(),
         &opts(&["--no-cron", "--embedder", "openai", "--embedder-url", &fake.url, "--tiers", tiers.to_str().unwrap()]),
     );
-    for (cid, text) in [("ok1", "a healthy memory"), ("p1", "a POISON memory"), ("r1", "a REJECT memory"), ("ok2", "another one")] {
+    for (cid, text) in
+        [("ok1", "a healthy memory"), ("p1", "a POISON memory"), ("r1", "a REJECT memory"), ("ok2", "another one")]
+    {
         let mut w = event_write(cid, text);
         w["trigger_topic_cluster"] = json!(false);
         assert_eq!(s.post("/v1/memory/write", &w).status, 200);
@@ -259,7 +271,8 @@ fn poison_jobs_dead_letter_and_replay_completes_them_after_the_fix() {
     assert_eq!(dead, 2);
     let o = outbox(&s, "?status=dead_letter");
     assert_eq!(o["outbox"]["dead_letter"], 2, "{o}");
-    let reasons: Vec<&str> = o["samples"].as_array().unwrap().iter().map(|j| j["failed_reason"].as_str().unwrap()).collect();
+    let reasons: Vec<&str> =
+        o["samples"].as_array().unwrap().iter().map(|j| j["failed_reason"].as_str().unwrap()).collect();
     assert!(reasons.iter().any(|r| r.starts_with("max_attempts_exceeded")), "{reasons:?}");
     assert!(reasons.iter().any(|r| r.starts_with("fatal")), "{reasons:?}");
     assert!(o["samples"].as_array().unwrap().iter().all(|j| j["attempts"].as_i64().unwrap() <= 3));
@@ -282,12 +295,28 @@ fn poison_jobs_dead_letter_and_replay_completes_them_after_the_fix() {
         f.retryable_poison = None;
         f.fatal_poison = None;
     });
-    let p1_job = o["samples"].as_array().unwrap().iter().find(|j| j["failed_reason"].as_str().unwrap().starts_with("max")).unwrap()["id"].clone();
+    let p1_job = o["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["failed_reason"].as_str().unwrap().starts_with("max"))
+        .unwrap()["id"]
+        .clone();
     let r = admin_post(&s, "/v1/admin/control/outbox/replay", &json!({"ids": [p1_job], "reason": "provider fixed"}));
     assert_eq!((r.status, r.body["replayed_count"].as_i64()), (200, Some(1)), "{}", r.text);
     let (st, out, err) = cairn(&[
-        "job", "outbox-replay", "--tenant", "default", "--data-dir", dir.path().to_str().unwrap(),
-        "--tiers", tiers.to_str().unwrap(), "--embedder", "openai", "--embedder-url", &fake.url,
+        "job",
+        "outbox-replay",
+        "--tenant",
+        "default",
+        "--data-dir",
+        dir.path().to_str().unwrap(),
+        "--tiers",
+        tiers.to_str().unwrap(),
+        "--embedder",
+        "openai",
+        "--embedder-url",
+        &fake.url,
     ]);
     assert!(st.success(), "{out}\n{err}");
     let v: Value = serde_json::from_str(&out).unwrap();
@@ -297,7 +326,8 @@ fn poison_jobs_dead_letter_and_replay_completes_them_after_the_fix() {
     let o = outbox(&s, "");
     assert_eq!((o["outbox"]["dead_letter"].as_i64(), o["outbox"]["pending"].as_i64()), (Some(0), Some(0)), "{o}");
     // Every replay call — the dry run too — is an audit event, hash-chained.
-    let rows = db_query(dir.path(), "SELECT action, actor, prev_hash, event_hash FROM control_audit_events ORDER BY seq");
+    let rows =
+        db_query(dir.path(), "SELECT action, actor, prev_hash, event_hash FROM control_audit_events ORDER BY seq");
     let actions: Vec<String> = rows.iter().map(|r| format!("{:?}/{:?}", r[0], r[1])).collect();
     assert_eq!(rows.len(), 3, "{actions:?}");
     assert!(actions[0].contains("outbox.replay.preview") && actions[0].contains("admin_token"), "{actions:?}");
@@ -401,7 +431,10 @@ fn active_topics_get_a_compression_rollup_summary() {
     assert_eq!(sum["slots"]["summary_kind"], "compression_rollup");
     assert_eq!(sum["slots"]["topic_id"], topics[0]["id"]);
     assert_eq!(sum["slots"]["source_event_count"], 5);
-    assert!(sum["text_summary"].as_str().unwrap().contains("run 0") && sum["text_summary"].as_str().unwrap().contains("run 4"));
+    assert!(
+        sum["text_summary"].as_str().unwrap().contains("run 0")
+            && sum["text_summary"].as_str().unwrap().contains("run 4")
+    );
     assert_eq!(sum["embedding_status"], "ready", "the summary is embedded too");
     // Five more members: the summary is rewritten (at most 12 events) and re-attested.
     for i in 5..10 {
@@ -411,7 +444,8 @@ fn active_topics_get_a_compression_rollup_summary() {
     let sum = &find_all(&s, json!({"type": "concept"}))[0];
     assert_eq!(sum["slots"]["source_event_count"], 10);
     let commits = s.get("/v1/memory/commits?limit=100");
-    let rollups = commits.body["commits"].as_array().unwrap().iter().filter(|c| c["kind"] == "compression_rollup").count();
+    let rollups =
+        commits.body["commits"].as_array().unwrap().iter().filter(|c| c["kind"] == "compression_rollup").count();
     assert_eq!(rollups, 2);
     verify_ok(&s);
 }
@@ -431,7 +465,10 @@ fn a_crash_mid_derivation_loses_and_duplicates_nothing() {
     let mut s = Server::start_on(dir.path(), &opts(&args));
     let n = 200;
     for i in 0..n {
-        let r = s.post("/v1/memory/write", &event_write(&format!("k{i}"), &format!("crash test memory {i} on subject {}", i % 9)));
+        let r = s.post(
+            "/v1/memory/write",
+            &event_write(&format!("k{i}"), &format!("crash test memory {i} on subject {}", i % 9)),
+        );
         assert_eq!(r.status, 200);
     }
     // Tick in the background and kill the server while it works.
@@ -458,7 +495,11 @@ fn a_crash_mid_derivation_loses_and_duplicates_nothing() {
     let s = Server::start_on(dir.path(), &opts(&args));
     drain(&s);
     let o = outbox(&s, "");
-    assert_eq!((o["outbox"]["pending"].as_i64(), o["outbox"]["retrying"].as_i64(), o["outbox"]["dead_letter"].as_i64()), (Some(0), Some(0), Some(0)), "{o}");
+    assert_eq!(
+        (o["outbox"]["pending"].as_i64(), o["outbox"]["retrying"].as_i64(), o["outbox"]["dead_letter"].as_i64()),
+        (Some(0), Some(0), Some(0)),
+        "{o}"
+    );
     assert!(find_all(&s, json!({"type": "event", "limit": 200})).iter().all(|n| n["embedding_status"] == "ready"));
     let rows = db_query(
         dir.path(),
@@ -479,7 +520,11 @@ fn derivation_routes_reject_bad_input() {
     }
     let r = admin_get(&s, "/v1/admin/control/outbox?status=lost");
     assert_eq!((r.status, r.body["error"].as_str()), (400, Some("invalid_request")), "{}", r.text);
-    for body in [json!({"ids": "1"}), json!({"tenant_id": "default", "statuses": ["done"]}), json!({"tenant_id": "default", "limit": 0})] {
+    for body in [
+        json!({"ids": "1"}),
+        json!({"tenant_id": "default", "statuses": ["done"]}),
+        json!({"tenant_id": "default", "limit": 0}),
+    ] {
         let r = admin_post(&s, "/v1/admin/control/outbox/replay", &body);
         assert_eq!(r.status, 400, "{body}: {}", r.text);
     }

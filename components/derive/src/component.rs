@@ -49,8 +49,8 @@ struct SpinEmbedder {
 impl SpinEmbedder {
     fn new(s: &DeriveSettings) -> SpinEmbedder {
         let provider = s.kernel.embedding_provider.clone().unwrap_or_else(|| "none".into());
-        let label =
-            cairn_spin::variables::get("embedding_model_label").unwrap_or_else(|| format!("{provider}:{EMBEDDING_MODEL}"));
+        let label = cairn_spin::variables::get("embedding_model_label")
+            .unwrap_or_else(|| format!("{provider}:{EMBEDDING_MODEL}"));
         SpinEmbedder { label }
     }
 }
@@ -187,7 +187,10 @@ impl DeriveGuest for Derive {
         parse(&request).and_then(|b| run_tick(&b)).map(|v| v.to_string()).map_err(to_wit)
     }
     fn outbox_status(_ctx: CallContext, query: Vec<(String, String)>) -> Result<String, cairn::kernel::types::Error> {
-        open().and_then(|db| outbox_admin::status(&db, &settings(), &query, now_ms())).map(|v| v.to_string()).map_err(to_wit)
+        open()
+            .and_then(|db| outbox_admin::status(&db, &settings(), &query, now_ms()))
+            .map(|v| v.to_string())
+            .map_err(to_wit)
     }
     fn outbox_replay(ctx: CallContext, request: String) -> Result<String, cairn::kernel::types::Error> {
         parse(&request).and_then(|b| replay(&b, "operator", &ctx.request_id)).map(|v| v.to_string()).map_err(to_wit)

@@ -107,7 +107,14 @@ pub fn run(
                     report.nodes_embedded += vecs.len() as i64;
                     if !p.after_cluster.is_empty() {
                         let payload = json!({"event_ids": p.after_cluster});
-                        cairn_memory::write_path::enqueue(db, &p.job.scope, &p.job.commit_id, "topic_cluster", &payload, &now)?;
+                        cairn_memory::write_path::enqueue(
+                            db,
+                            &p.job.scope,
+                            &p.job.commit_id,
+                            "topic_cluster",
+                            &payload,
+                            &now,
+                        )?;
                         enqueued = true;
                     }
                     report.topic_jobs_enqueued += enqueued as i64;
@@ -214,7 +221,14 @@ fn check(vecs: Vec<Vec<f32>>, want: usize, dims: usize) -> Result<Vec<Vec<f32>>,
 }
 
 /// Stores a node's derived vector and marks it ready.
-pub fn store_vector(db: &dyn Sql, scope: &str, node_id: &str, v: &[f32], model: &str, now: &str) -> Result<(), ApiError> {
+pub fn store_vector(
+    db: &dyn Sql,
+    scope: &str,
+    node_id: &str,
+    v: &[f32],
+    model: &str,
+    now: &str,
+) -> Result<(), ApiError> {
     db.exec(
         "INSERT INTO memory_derived_vectors (node_id, scope, model, dims, vector, updated_at) VALUES (?, ?, ?, ?, ?, ?) \
          ON CONFLICT (node_id) DO UPDATE SET model = excluded.model, dims = excluded.dims, vector = excluded.vector, \

@@ -255,6 +255,9 @@ pub fn fail(
 /// worker still owns the job.
 pub fn still_claimed(db: &dyn Sql, job: &Job) -> Result<bool, ApiError> {
     Ok(db
-        .query_one("SELECT 1 FROM memory_outbox WHERE id = ? AND claim_token = ?", &[job.id.into(), (&job.claim_token).into()])?
+        .query_one(
+            "SELECT 1 FROM memory_outbox WHERE id = ? AND claim_token = ?",
+            &[job.id.into(), (&job.claim_token).into()],
+        )?
         .is_some())
 }

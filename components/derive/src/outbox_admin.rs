@@ -97,7 +97,10 @@ pub fn status(db: &dyn Sql, s: &DeriveSettings, query: &[(String, String)], now_
         let oldest = row.opt_string(4);
         let age = match &oldest {
             Some(t) => db
-                .query_one("SELECT CAST((julianday(?) - julianday(?)) * 86400 AS INTEGER)", &[now.clone().into(), t.into()])?
+                .query_one(
+                    "SELECT CAST((julianday(?) - julianday(?)) * 86400 AS INTEGER)",
+                    &[now.clone().into(), t.into()],
+                )?
                 .map(|r| r.int(0)),
             None => None,
         };
@@ -216,7 +219,10 @@ pub fn replay(db: &dyn Sql, s: &DeriveSettings, body: &Value, caller: &Caller, n
         let mut p = params.clone();
         p.push(limit.into());
         let rows = db.query(
-            &format!("SELECT {}, payload FROM memory_outbox WHERE {where_sql} ORDER BY id ASC LIMIT ?", sample_columns()),
+            &format!(
+                "SELECT {}, payload FROM memory_outbox WHERE {where_sql} ORDER BY id ASC LIMIT ?",
+                sample_columns()
+            ),
             &p,
         )?;
         let candidates: Vec<i64> = rows.iter().map(|r| r.int(0)).collect();

@@ -48,7 +48,9 @@ pub fn rebuild(db: &dyn Sql, s: &DeriveSettings, body: &Value, now_ms: i64) -> R
         )? {
             let p: Value = serde_json::from_str(row.text(0).unwrap_or("{}")).unwrap_or(Value::Null);
             for n in p.get("nodes").and_then(Value::as_array).into_iter().flatten() {
-                if let (Some(id), Some(t)) = (n.get("id").and_then(Value::as_str), n.get("text").and_then(Value::as_str)) {
+                if let (Some(id), Some(t)) =
+                    (n.get("id").and_then(Value::as_str), n.get("text").and_then(Value::as_str))
+                {
                     texts.insert(id.to_string(), t.to_string());
                 }
             }

@@ -137,10 +137,10 @@ fn summarize(
     now: &str,
 ) -> Result<Option<(StoredNode, bool, Vec<cairn_memory::stored_rows::StoredEdge>)>, ApiError> {
     let Some(topic) = db
-        .query_one(&format!("SELECT {NODE_COLUMNS} FROM memory_nodes WHERE id = ? AND scope = ? AND type = 'topic'"), &[
-            topic_id.into(),
-            scope.into(),
-        ])?
+        .query_one(
+            &format!("SELECT {NODE_COLUMNS} FROM memory_nodes WHERE id = ? AND scope = ? AND type = 'topic'"),
+            &[topic_id.into(), scope.into()],
+        )?
         .map(|r| StoredNode::from_row(&r))
     else {
         return Ok(None);

@@ -57,13 +57,16 @@ impl DeriveSettings {
             .and_then(|p| serde_json::from_str::<Value>(&p).ok())
             .and_then(|v| v.get("tiers")?.get(&tier)?.get("ops")?.get("outbox").cloned())
         {
-            let int = |k: &str, min: i64, max: i64| outbox.get(k).and_then(Value::as_i64).filter(|v| (min..=max).contains(v));
+            let int =
+                |k: &str, min: i64, max: i64| outbox.get(k).and_then(Value::as_i64).filter(|v| (min..=max).contains(v));
             s.max_attempts = int("max_attempts", 1, 1000).unwrap_or(s.max_attempts);
             s.retry_base_ms = int("retry_base_ms", 0, 86_400_000).unwrap_or(s.retry_base_ms);
             s.retry_max_ms = int("retry_max_ms", 0, 7 * 86_400_000).unwrap_or(s.retry_max_ms);
             s.claim_timeout_ms = int("claim_timeout_ms", 1000, 86_400_000).unwrap_or(s.claim_timeout_ms);
         }
-        if let Some(t) = get("topic_sim_threshold").and_then(|v| v.parse::<f64>().ok()).filter(|t| (0.0..=1.0).contains(t)) {
+        if let Some(t) =
+            get("topic_sim_threshold").and_then(|v| v.parse::<f64>().ok()).filter(|t| (0.0..=1.0).contains(t))
+        {
             s.topic_sim_threshold = t;
         }
         if let Some(n) = get("topic_min_events").and_then(|v| v.parse::<i64>().ok()).filter(|n| *n >= 1) {
@@ -89,7 +92,8 @@ mod tests {
 
     #[test]
     fn reads_outbox_ops_from_the_default_tier() {
-        let profiles = r#"{"tiers":{"team":{"ops":{"outbox":{"max_attempts":3,"retry_base_ms":10,"retry_max_ms":50}}}}}"#;
+        let profiles =
+            r#"{"tiers":{"team":{"ops":{"outbox":{"max_attempts":3,"retry_base_ms":10,"retry_max_ms":50}}}}}"#;
         let s = DeriveSettings::from_lookup(|n| match n {
             "tier_profiles" => Some(profiles.into()),
             "default_tier" => Some("team".into()),

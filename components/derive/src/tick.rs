@@ -194,8 +194,10 @@ fn run_batch(
             _ => {
                 // Poison-pill guard: a job nobody knows is closed, not retried forever.
                 let now = rfc3339_millis(clock());
-                write_txn(db, |db| outbox::finish(db, j, &json!({"skipped": true, "reason": "unknown_event_type"}), &now))
-                    .map(|held| if held { rep.skipped_unknown += 1 } else { rep.claims_lost += 1 })
+                write_txn(db, |db| {
+                    outbox::finish(db, j, &json!({"skipped": true, "reason": "unknown_event_type"}), &now)
+                })
+                .map(|held| if held { rep.skipped_unknown += 1 } else { rep.claims_lost += 1 })
             }
         };
         if let Err(e) = outcome {

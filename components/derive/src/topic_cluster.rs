@@ -174,7 +174,12 @@ fn cluster(
                 let summary = load_summary(db, &ev.id)?;
                 let id = stable_uuid(&format!("{scope}:topic:draft:{}:{}", sha256_hex(&summary), ev.id));
                 topics.push(new_topic(id.clone(), scope, &summary, ev, s, now));
-                candidates.push(Candidate { id, lane: ev.lane.clone(), direction: ev.unit.clone(), loaded: Some(topics.len() - 1) });
+                candidates.push(Candidate {
+                    id,
+                    lane: ev.lane.clone(),
+                    direction: ev.unit.clone(),
+                    loaded: Some(topics.len() - 1),
+                });
                 report.created_topics += 1;
                 (candidates.len() - 1, 0.5)
             }
@@ -282,7 +287,10 @@ fn load_events(db: &dyn Sql, scope: &str, ids: &[String]) -> Result<Vec<Event>, 
         )?;
         for r in rows {
             let Some(unit) = r.blob(1).map(vectors::from_blob).and_then(|v| vectors::unit(&v)) else { continue };
-            found.insert(r.string(0), Event { id: r.string(0), unit, lane: (r.string(2), r.opt_string(3), r.opt_string(4)) });
+            found.insert(
+                r.string(0),
+                Event { id: r.string(0), unit, lane: (r.string(2), r.opt_string(3), r.opt_string(4)) },
+            );
         }
     }
     let mut seen = HashSet::new();
@@ -310,7 +318,12 @@ fn load_candidates(db: &dyn Sql, scope: &str) -> Result<Vec<Candidate>, ApiError
         .iter()
         .filter_map(|r| {
             let direction = vectors::from_blob(r.blob(4)?);
-            Some(Candidate { id: r.string(0), lane: (r.string(1), r.opt_string(2), r.opt_string(3)), direction, loaded: None })
+            Some(Candidate {
+                id: r.string(0),
+                lane: (r.string(1), r.opt_string(2), r.opt_string(3)),
+                direction,
+                loaded: None,
+            })
         })
         .collect())
 }
@@ -339,7 +352,8 @@ fn load_topic(db: &dyn Sql, id: &str) -> Result<Option<Topic>, ApiError> {
 }
 
 fn load_summary(db: &dyn Sql, event_id: &str) -> Result<String, ApiError> {
-    let row = db.query_one("SELECT coalesce(text_summary, title, '') FROM memory_nodes WHERE id = ?", &[event_id.into()])?;
+    let row =
+        db.query_one("SELECT coalesce(text_summary, title, '') FROM memory_nodes WHERE id = ?", &[event_id.into()])?;
     Ok(cairn_core::text::normalize(row.as_ref().and_then(|r| r.text(0)).unwrap_or("")))
 }
 
@@ -378,7 +392,14 @@ fn new_topic(id: String, scope: &str, summary: &str, seed: &Event, s: &DeriveSet
         updated_at: now.to_string(),
         last_activated: None,
     };
-    Topic { node, sum: FixedSum::zeros(seed.unit.len()), members: 0, direction: Vec::new(), touched: true, is_new: true }
+    Topic {
+        node,
+        sum: FixedSum::zeros(seed.unit.len()),
+        members: 0,
+        direction: Vec::new(),
+        touched: true,
+        is_new: true,
+    }
 }
 
 fn save_topic(db: &dyn Sql, t: &Topic, commit_id: &str, now: &str) -> Result<(), ApiError> {
@@ -445,7 +466,10 @@ pub fn refresh_centroids(db: &dyn Sql, scope: &str, now: &str) -> Result<(i64, i
             "UPDATE memory_topic_centroids SET sum = ?, member_count = ?, updated_at = ? WHERE topic_id = ?",
             &[sum.to_blob().into(), (*members).into(), now.into(), topic.into()],
         )?;
-        db.exec("UPDATE memory_nodes SET embedding_status = 'ready', embedding_ready_at = ? WHERE id = ?", &[now.into(), topic.into()])?;
+        db.exec(
+            "UPDATE memory_nodes SET embedding_status = 'ready', embedding_ready_at = ? WHERE id = ?",
+            &[now.into(), topic.into()],
+        )?;
         db.exec(
             "INSERT INTO memory_derived_vectors (node_id, scope, model, dims, vector, updated_at) VALUES (?, ?, 'topic_centroid', ?, ?, ?) \
              ON CONFLICT (node_id) DO UPDATE SET dims = excluded.dims, vector = excluded.vector, updated_at = excluded.updated_at",

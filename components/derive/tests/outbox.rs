@@ -50,15 +50,28 @@ fn db_with_jobs(jobs: &[(&str, usize)]) -> Mem {
     for (scope, n) in jobs {
         for i in 0..*n {
             let payload = json!({"nodes": [{"id": format!("{scope}-{i}"), "text": "t"}]});
-            cairn_memory::write_path::enqueue(&db, scope, &format!("c-{scope}-{i}"), "embed_nodes", &payload, "2026-11-22T00:00:00.000Z")
-                .unwrap();
+            cairn_memory::write_path::enqueue(
+                &db,
+                scope,
+                &format!("c-{scope}-{i}"),
+                "embed_nodes",
+                &payload,
+                "2026-11-22T00:00:00.000Z",
+            )
+            .unwrap();
         }
     }
     db
 }
 
 fn settings() -> DeriveSettings {
-    DeriveSettings { max_attempts: 3, retry_base_ms: 1000, retry_max_ms: 4000, claim_timeout_ms: 60_000, ..Default::default() }
+    DeriveSettings {
+        max_attempts: 3,
+        retry_base_ms: 1000,
+        retry_max_ms: 4000,
+        claim_timeout_ms: 60_000,
+        ..Default::default()
+    }
 }
 
 fn claim(db: &Mem, s: &DeriveSettings, batch: i64, now: i64, token: &str) -> Vec<outbox::Job> {
@@ -113,8 +126,12 @@ fn a_fatal_failure_dead_letters_at_once_and_the_sweep_catches_abandoned_jobs() {
     claim(&db, &s, 2, T0 + 122_000, "w3");
     assert_eq!(outbox::sweep(&db, &s, T0 + 150_000).unwrap(), 0, "still claimed");
     assert_eq!(outbox::sweep(&db, &s, T0 + 183_000).unwrap(), 1);
-    let reasons: Vec<String> =
-        db.query("SELECT failed_reason FROM memory_outbox ORDER BY id", &[]).unwrap().iter().map(|r| r.string(0)).collect();
+    let reasons: Vec<String> = db
+        .query("SELECT failed_reason FROM memory_outbox ORDER BY id", &[])
+        .unwrap()
+        .iter()
+        .map(|r| r.string(0))
+        .collect();
     assert_eq!(reasons, ["fatal: bad input", "max_attempts_exceeded"]);
 }
 

@@ -1,9 +1,9 @@
 //! The wasm adapter: exports `cairn:kernel/memory`, opens the `default`
 //! SQLite database and reads settings from Spin variables.
 
+use cairn_core::ApiError;
 use cairn_memory::settings::Settings;
 use cairn_memory::{Op, run};
-use cairn_core::ApiError;
 use cairn_spin::spin_sqlite::SpinSqlite;
 
 wit_bindgen::generate!({

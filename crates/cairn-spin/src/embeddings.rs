@@ -22,7 +22,11 @@ pub fn generate(model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmFailu
             retryable: false,
             message: format!("model_not_supported: the host has no embedding model '{model}' (is it in ai_models?)"),
         }),
-        Err(llm::Error::InvalidInput(m)) => Err(LlmFailure { retryable: false, message: format!("invalid_input: {m}") }),
-        Err(llm::Error::RuntimeError(m)) => Err(LlmFailure { retryable: true, message: format!("provider_error: {m}") }),
+        Err(llm::Error::InvalidInput(m)) => {
+            Err(LlmFailure { retryable: false, message: format!("invalid_input: {m}") })
+        }
+        Err(llm::Error::RuntimeError(m)) => {
+            Err(LlmFailure { retryable: true, message: format!("provider_error: {m}") })
+        }
     }
 }

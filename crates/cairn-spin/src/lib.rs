@@ -20,8 +20,8 @@ pub mod bindings {
 }
 
 #[cfg(target_arch = "wasm32")]
+pub mod embeddings;
+#[cfg(target_arch = "wasm32")]
 pub mod spin_sqlite;
 #[cfg(target_arch = "wasm32")]
 pub mod variables;
-#[cfg(target_arch = "wasm32")]
-pub mod embeddings;

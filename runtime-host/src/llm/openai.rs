@@ -62,11 +62,8 @@ fn endpoint_url(base: &str) -> Result<hyper::Uri> {
 impl OpenAiEmbedder {
     pub fn new(endpoint: &str, model: &str, api_key: Option<String>, timeout: Duration) -> Result<OpenAiEmbedder> {
         let endpoint = endpoint_url(endpoint)?;
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_webpki_roots()
-            .https_or_http()
-            .enable_http1()
-            .build();
+        let https =
+            hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
         let client = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(8).build(https);
         Ok(OpenAiEmbedder { endpoint, model: model.to_string(), api_key, timeout, max_batch: 64, client })
     }
@@ -79,9 +76,9 @@ impl OpenAiEmbedder {
     pub async fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut out = Vec::with_capacity(texts.len());
         for batch in texts.chunks(self.max_batch.max(1)) {
-            let vecs = tokio::time::timeout(self.timeout, self.request(batch))
-                .await
-                .map_err(|_| EmbedError::Runtime(format!("embedder timed out after {} ms", self.timeout.as_millis())))??;
+            let vecs = tokio::time::timeout(self.timeout, self.request(batch)).await.map_err(|_| {
+                EmbedError::Runtime(format!("embedder timed out after {} ms", self.timeout.as_millis()))
+            })??;
             out.extend(vecs);
         }
         if let Some(first) = out.first()
@@ -99,7 +96,8 @@ impl OpenAiEmbedder {
             req = req.header("authorization", format!("Bearer {k}"));
         }
         let req = req.body(Full::new(Bytes::from(body))).map_err(|e| EmbedError::Runtime(e.to_string()))?;
-        let resp = self.client.request(req).await.map_err(|e| EmbedError::Runtime(format!("embedder unreachable: {e}")))?;
+        let resp =
+            self.client.request(req).await.map_err(|e| EmbedError::Runtime(format!("embedder unreachable: {e}")))?;
         let status = resp.status().as_u16();
         let bytes = resp
             .into_body()
@@ -149,7 +147,9 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     /// A one-route server: answers each request with `reply(body, headers)`.
-    async fn serve(reply: impl Fn(&Value, &str) -> (u16, String) + Send + Sync + 'static) -> (String, Arc<Mutex<usize>>) {
+    async fn serve(
+        reply: impl Fn(&Value, &str) -> (u16, String) + Send + Sync + 'static,
+    ) -> (String, Arc<Mutex<usize>>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let count = Arc::new(Mutex::new(0usize));
@@ -171,7 +171,11 @@ mod tests {
                         let head = String::from_utf8_lossy(&buf[..end]).to_string();
                         let len: usize = head
                             .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap())
+                            })
                             .unwrap_or(0);
                         if buf.len() < end + 4 + len {
                             continue;
