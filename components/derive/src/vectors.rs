@@ -14,31 +14,12 @@ pub fn from_blob(b: &[u8]) -> Vec<f32> {
 
 pub use cairn_spin::sql::f32_blob as to_blob;
 
-/// `v / |v|`, or `None` for a zero or non-finite vector.
-pub fn unit(v: &[f32]) -> Option<Vec<f32>> {
-    let norm = v.iter().map(|x| (*x as f64) * (*x as f64)).sum::<f64>().sqrt();
-    (norm.is_finite() && norm > 0.0).then(|| v.iter().map(|x| (*x as f64 / norm) as f32).collect())
-}
+pub use cairn_vector::unit;
 
-/// Cosine similarity of two unit vectors (their dot product), in f32 with
-/// eight independent accumulators so the compiler can use SIMD lanes
-/// (wasm `simd128`). Deterministic: the same inputs always give the same sum.
+/// Cosine similarity of two unit vectors (their dot product; see
+/// [`cairn_vector::dot`]: deterministic, SIMD-friendly).
 pub fn dot(a: &[f32], b: &[f32]) -> f64 {
-    let n = a.len().min(b.len());
-    let (a, b) = (&a[..n], &b[..n]);
-    let mut acc = [0f32; 8];
-    let chunks = n / 8;
-    for i in 0..chunks {
-        let (x, y) = (&a[i * 8..i * 8 + 8], &b[i * 8..i * 8 + 8]);
-        for k in 0..8 {
-            acc[k] += x[k] * y[k];
-        }
-    }
-    let mut tail = 0f32;
-    for i in chunks * 8..n {
-        tail += a[i] * b[i];
-    }
-    ((acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail) as f64
+    cairn_vector::dot(a, b) as f64
 }
 
 /// A centroid's exact sum of member unit vectors.
