@@ -10,9 +10,14 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The repository root.
+/// The repository root. Read at run time (`cargo test` sets
+/// `CARGO_MANIFEST_DIR`): a build directory shared by several checkouts may
+/// hold this crate compiled in another one, with another path baked in.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    dir.parent().expect("tests/ has a parent").to_path_buf()
 }
 
 /// The `cairn` binary under test (`CAIRN_BIN`, else `target/release/cairn`).

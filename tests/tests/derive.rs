@@ -533,3 +533,68 @@ fn derivation_routes_reject_bad_input() {
     let r = s.post_raw("/v1/admin/derive/tick", b"{not json", &[("x-admin-token", TOKEN)]);
     assert_eq!((r.status, r.body["error"].as_str()), (400, Some("invalid_json")), "{}", r.text);
 }
+
+/// The blob of a libsql value.
+fn blob(v: &libsql::Value) -> Vec<u8> {
+    match v {
+        libsql::Value::Blob(b) => b.clone(),
+        other => panic!("not a blob: {other:?}"),
+    }
+}
+
+#[test]
+fn derivation_trains_and_keeps_the_vector_index() {
+    use cairn_vector::{ivf, kmeans};
+    let s = Server::start_with(opts(&["--no-cron", "--var", "vector_index_min_vectors=64"]));
+    let subjects = ["deploys", "invoices", "latency", "schemas", "agents", "tokens", "caches", "retries"];
+    let write = |i: usize| {
+        let text = format!("note {i} about {} and {}", subjects[i % 8], subjects[(i / 8) % 8]);
+        assert_eq!(s.post("/v1/memory/write", &event_write(&format!("v{i}"), &text)).status, 200);
+    };
+    for i in 0..100 {
+        write(i);
+    }
+    let reps = drain(&s);
+    let builds: i64 = reps.iter().map(|r| r["vector_index"]["builds"].as_i64().unwrap()).sum();
+    assert_eq!(builds, 1, "{reps:?}");
+    let unindexed = "SELECT count(*) FROM memory_nodes n WHERE n.scope = 'default' AND n.embedding_status = 'ready' \
+         AND NOT EXISTS (SELECT 1 FROM memory_vector_members m WHERE m.node_id = n.id)";
+    assert_eq!(int(&db_query(&s.data_dir, unindexed)[0][0]), 0, "every ready vector is in the index");
+    // Vectors derived after the build are added to their lists incrementally.
+    for i in 100..130 {
+        write(i);
+    }
+    drain(&s);
+    assert_eq!(int(&db_query(&s.data_dir, unindexed)[0][0]), 0);
+    let ready = int(&db_query(&s.data_dir, "SELECT count(*) FROM memory_nodes WHERE embedding_status = 'ready'")[0][0]);
+    let members = int(&db_query(&s.data_dir, "SELECT count(*) FROM memory_vector_members")[0][0]);
+    assert_eq!(members, ready);
+    // The lists hold exactly the members, and probing finds each event itself.
+    let idx = db_query(&s.data_dir, "SELECT dims, nlist, centroids FROM memory_vector_index WHERE scope = 'default'");
+    let (dims, nlist) = (int(&idx[0][0]) as usize, int(&idx[0][1]) as usize);
+    let flat: Vec<f32> = blob(&idx[0][2]).chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let centroids: Vec<Vec<f32>> = flat.chunks(dims).map(<[f32]>::to_vec).collect();
+    assert_eq!(centroids.len(), nlist);
+    let lists: Vec<Vec<u8>> = db_query(&s.data_dir, "SELECT entries FROM memory_vector_lists ORDER BY list")
+        .iter()
+        .map(|r| blob(&r[0]))
+        .collect();
+    let total: usize = lists.iter().map(|l| ivf::header(l).unwrap().1).sum();
+    assert_eq!(total as i64, members);
+    let vecs = db_query(
+        &s.data_dir,
+        "SELECT v.node_id, v.vector FROM memory_derived_vectors v JOIN memory_nodes n ON n.id = v.node_id \
+         WHERE n.type = 'event' ORDER BY v.node_id LIMIT 40",
+    );
+    for r in &vecs {
+        let libsql::Value::Text(id) = &r[0] else { panic!() };
+        let q: Vec<f32> = blob(&r[1]).chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+        let mut top = ivf::TopK::new(5);
+        for l in kmeans::nearest_n(&centroids, &q, 4) {
+            ivf::scan(&lists[l], &q, &mut top);
+        }
+        let best = top.into_sorted();
+        assert!(best.iter().any(|(b, _)| ivf::uuid_string(b) == *id), "{id} found by probing its own vector");
+    }
+    verify_ok(&s);
+}

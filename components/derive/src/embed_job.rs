@@ -89,6 +89,8 @@ pub fn run(
     let now_ms = now_ms();
     let now = rfc3339_millis(now_ms);
     write_txn(db, |db| {
+        // Vectors stored by this batch, per scope, for the vector index.
+        let mut indexed: HashMap<&str, Vec<(String, Vec<f32>)>> = HashMap::new();
         for (p, outcome) in plans.iter().zip(outcomes) {
             match outcome {
                 Ok(vecs) => {
@@ -103,6 +105,7 @@ pub fn run(
                     }
                     for (w, v) in p.work.iter().zip(&vecs) {
                         store_vector(db, &p.job.scope, &w.node_id, v, &model, &now)?;
+                        indexed.entry(p.job.scope.as_str()).or_default().push((w.node_id.clone(), v.clone()));
                     }
                     report.nodes_embedded += vecs.len() as i64;
                     if !p.after_cluster.is_empty() {
@@ -133,6 +136,9 @@ pub fn run(
                     }
                 },
             }
+        }
+        for (scope, items) in &indexed {
+            crate::vector_index::add(db, scope, items, &now)?;
         }
         Ok(())
     })?;

@@ -12,7 +12,8 @@
 //! - [`embed_job`], [`topic_cluster`]: the job kinds; [`rebuild`]: drop and
 //!   recompute a scope's derived data;
 //! - [`embedder`]: the provider seam (`fermyon:spin/llm` in the component);
-//!   [`vectors`]: vector arithmetic; [`settings`]: configuration.
+//!   [`vectors`]: vector arithmetic; [`vector_index`]: the IVF index's
+//!   upkeep; [`settings`]: configuration.
 
 pub mod derived_rows;
 pub mod embed_job;
@@ -24,6 +25,7 @@ pub mod rollup;
 pub mod settings;
 pub mod tick;
 pub mod topic_cluster;
+pub mod vector_index;
 pub mod vectors;
 
 #[cfg(target_arch = "wasm32")]

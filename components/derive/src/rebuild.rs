@@ -60,6 +60,11 @@ pub fn rebuild(db: &dyn Sql, s: &DeriveSettings, body: &Value, now_ms: i64) -> R
             .map(|r| r.int(0))
             .unwrap_or(0);
         db.exec("DELETE FROM memory_derived_vectors WHERE scope = ?", &[key.into()])?;
+        // The vector index is derived too: dropped, retrained once the
+        // vectors are back (the tick enqueues the build).
+        for table in ["memory_vector_index", "memory_vector_lists", "memory_vector_members"] {
+            db.exec(&format!("DELETE FROM {table} WHERE scope = ?"), &[key.into()])?;
+        }
 
         // Nodes without a client vector: re-embed those with a text.
         let mut work: Vec<Value> = Vec::new();

@@ -10,6 +10,7 @@
 //! | `topic_sim_threshold` (variable)     | cosine needed to join a topic             | 0.78     |
 //! | `topic_min_events` (variable)        | members before a draft topic is active    | 5        |
 //! | `topic_rollup_every` (variable)      | re-summarize an active topic every N members | 5     |
+//! | `vector_index_min_vectors` (variable)| ready vectors before a scope's IVF index is trained | 2048 |
 //!
 //! The kernel's settings (tenant defaults, embedding dimension, provider)
 //! come along in [`DeriveSettings::kernel`].
@@ -31,6 +32,8 @@ pub struct DeriveSettings {
     pub topic_min_events: i64,
     /// An active topic is re-summarized each time it grows by this many members.
     pub rollup_every: i64,
+    /// Ready vectors a scope needs before its IVF index is trained.
+    pub index_min_vectors: i64,
 }
 
 impl Default for DeriveSettings {
@@ -44,6 +47,7 @@ impl Default for DeriveSettings {
             topic_sim_threshold: 0.78,
             topic_min_events: 5,
             rollup_every: 5,
+            index_min_vectors: 2048,
         }
     }
 }
@@ -71,6 +75,9 @@ impl DeriveSettings {
         }
         if let Some(n) = get("topic_min_events").and_then(|v| v.parse::<i64>().ok()).filter(|n| *n >= 1) {
             s.topic_min_events = n;
+        }
+        if let Some(n) = get("vector_index_min_vectors").and_then(|v| v.parse::<i64>().ok()).filter(|n| *n >= 16) {
+            s.index_min_vectors = n;
         }
         if let Some(n) = get("topic_rollup_every").and_then(|v| v.parse::<i64>().ok()).filter(|n| *n >= 1) {
             s.rollup_every = n;

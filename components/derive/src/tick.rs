@@ -79,6 +79,8 @@ pub struct TickReport {
     pub events_clustered: i64,
     pub topic_commit_hashes: Vec<String>,
     pub summaries_written: i64,
+    pub index_builds_enqueued: i64,
+    pub index_builds: i64,
     pub scopes: BTreeSet<String>,
     pub batches: i64,
     pub elapsed_ms: i64,
@@ -103,6 +105,7 @@ impl TickReport {
                 "commit_hashes": self.topic_commit_hashes,
             },
             "compression_rollup": {"summaries_written": self.summaries_written},
+            "vector_index": {"builds_enqueued": self.index_builds_enqueued, "builds": self.index_builds},
             "scopes_claimed": self.scopes,
             "batches": self.batches,
             "elapsed_ms": self.elapsed_ms,
@@ -136,6 +139,15 @@ pub fn tick(
         rep.claimed += jobs.len() as i64;
         rep.scopes.extend(jobs.iter().map(|j| j.scope.clone()));
         run_batch(db, s, embedder, &jobs, clock, &mut rep, &mut topics)?;
+    }
+    // Scopes whose vector count grew past the index threshold get a build.
+    for scope in rep.scopes.clone() {
+        let now = rfc3339_millis(clock());
+        let queued = write_txn(db, |db| {
+            let Some(head) = cairn_memory::commit_chain::head(db, &scope)? else { return Ok(false) };
+            crate::vector_index::maybe_enqueue_build(db, s, &scope, &head.id, &now)
+        })?;
+        rep.index_builds_enqueued += queued as i64;
     }
     rep.elapsed_ms = clock() - started;
     Ok(rep)
@@ -191,6 +203,7 @@ fn run_batch(
                 rep.summaries_written += r.summaries_written;
             }),
             "topic_refresh" => run_topic_refresh(db, s, j, clock(), rep),
+            "index_build" => run_index_build(db, s, j, clock, rep),
             _ => {
                 // Poison-pill guard: a job nobody knows is closed, not retried forever.
                 let now = rfc3339_millis(clock());
@@ -222,6 +235,36 @@ fn record_error(
         outbox::FailOutcome::Retrying => rep.retrying += 1,
         outbox::FailOutcome::DeadLettered => rep.dead_lettered += 1,
         outbox::FailOutcome::ClaimLost => rep.claims_lost += 1,
+    }
+    Ok(())
+}
+
+/// `index_build`: train outside any write lock, then swap the scope's index
+/// in one transaction (fenced like every job).
+fn run_index_build(
+    db: &dyn Sql,
+    s: &DeriveSettings,
+    job: &Job,
+    clock: &dyn Fn() -> i64,
+    rep: &mut TickReport,
+) -> Result<(), ApiError> {
+    let from = rfc3339_millis(clock());
+    let dims = s.kernel.embedding_dims;
+    let built = cairn_spin::sql::read_txn(db, |db| crate::vector_index::train(db, &job.scope, dims))?;
+    let now = rfc3339_millis(clock());
+    let held = write_txn(db, |db| {
+        if !outbox::still_claimed(db, job)? {
+            return Ok(false);
+        }
+        crate::vector_index::write(db, &job.scope, dims, &built, &from, &now)?;
+        let result = json!({"index_build": {"vectors": built.vectors, "lists": built.centroids.len()}});
+        outbox::finish(db, job, &result, &now)
+    })?;
+    if held {
+        rep.done += 1;
+        rep.index_builds += 1;
+    } else {
+        rep.claims_lost += 1;
     }
     Ok(())
 }

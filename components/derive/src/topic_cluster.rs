@@ -252,9 +252,11 @@ fn cluster(
             created_at: now,
         },
     )?;
-    for t in touched {
+    for t in &touched {
         save_topic(db, t, &appended.id, now)?;
     }
+    let vectors: Vec<(String, Vec<f32>)> = touched.iter().map(|t| (t.node.id.clone(), t.direction.clone())).collect();
+    crate::vector_index::add(db, scope, &vectors, now)?;
     for e in &new_edges {
         derived_rows::insert_edge(db, e, &appended.id, now)?;
     }

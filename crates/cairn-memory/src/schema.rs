@@ -146,6 +146,32 @@ pub const MIGRATIONS: &[&[&str]] = &[
             value TEXT NOT NULL
         )",
     ],
+    // 3: the IVF vector index, kept by derivation (see cairn-vector): per
+    // scope the trained centroids, one packed BLOB per list (ids + int8
+    // codes), and which list each node sits in.
+    &[
+        "CREATE TABLE IF NOT EXISTS memory_vector_index (
+            scope TEXT PRIMARY KEY,
+            dims INTEGER NOT NULL,
+            nlist INTEGER NOT NULL,
+            centroids BLOB NOT NULL,
+            trained_count INTEGER NOT NULL,
+            trained_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS memory_vector_lists (
+            scope TEXT NOT NULL,
+            list INTEGER NOT NULL,
+            entries BLOB NOT NULL,
+            PRIMARY KEY (scope, list)
+        ) WITHOUT ROWID",
+        "CREATE TABLE IF NOT EXISTS memory_vector_members (
+            node_id TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            list INTEGER NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS memory_vector_members_scope ON memory_vector_members (scope)",
+    ],
 ];
 
 /// The version this build of the kernel needs.

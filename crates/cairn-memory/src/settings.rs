@@ -21,6 +21,8 @@ pub const DEFAULT_EMBEDDING_DIMS: usize = 384;
 pub struct Settings {
     pub defaults: ScopeDefaults,
     pub embedding_dims: usize,
+    /// `resource_caps.vector_index` of the tier: `flat` (exact scan only) or `ivf`.
+    pub vector_index: String,
     pub embedding_provider: Option<String>,
     pub auto_topic_cluster_on_write: bool,
 }
@@ -30,6 +32,7 @@ impl Default for Settings {
         Settings {
             defaults: ScopeDefaults::default(),
             embedding_dims: DEFAULT_EMBEDDING_DIMS,
+            vector_index: "flat".into(),
             embedding_provider: None,
             auto_topic_cluster_on_write: true,
         }
@@ -51,11 +54,22 @@ impl Settings {
             s.auto_topic_cluster_on_write = matches!(v.as_str(), "true" | "1" | "yes" | "on");
         }
         let tier = get("default_tier").unwrap_or_else(|| "solo".into());
-        if let Some(dims) = get("tier_profiles").and_then(|p| embedding_dims_of(&p, &tier)) {
-            s.embedding_dims = dims;
+        if let Some(profiles) = get("tier_profiles") {
+            if let Some(dims) = embedding_dims_of(&profiles, &tier) {
+                s.embedding_dims = dims;
+            }
+            if let Some(kind) = resource_cap_str(&profiles, &tier, "vector_index") {
+                s.vector_index = kind;
+            }
         }
         s
     }
+}
+
+/// `tiers[tier].resource_caps.<key>` as a string.
+fn resource_cap_str(profiles_json: &str, tier: &str, key: &str) -> Option<String> {
+    let v: Value = serde_json::from_str(profiles_json).ok()?;
+    v.get("tiers")?.get(tier)?.get("resource_caps")?.get(key)?.as_str().map(str::to_string)
 }
 
 /// `tiers[tier].resource_caps.embedding_dims` from the profiles JSON
