@@ -8,6 +8,7 @@
 //! - [`commit_chain`] / [`commit_log`]: hashing, listing and verifying the chain;
 //! - [`stored_rows`]: rows and their content hashes;
 //! - [`find`], [`sessions`], [`packs`], [`node_dto`]: the read and exchange routes;
+//! - [`recall`]: recall's pure parts so far (knob resolution, spreading activation);
 //! - [`schema`]: migrations; [`settings`]: configuration.
 
 pub mod commit_chain;
@@ -15,6 +16,7 @@ pub mod commit_log;
 pub mod find;
 pub mod node_dto;
 pub mod packs;
+pub mod recall;
 pub mod schema;
 pub mod sessions;
 pub mod settings;
