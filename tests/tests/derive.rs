@@ -564,6 +564,12 @@ fn derivation_trains_and_keeps_the_vector_index() {
     for i in 100..130 {
         write(i);
     }
+    // Client-supplied vectors join the index too.
+    for i in 0..5 {
+        let mut w = event_write(&format!("cv{i}"), &format!("client vector {i}"));
+        w["nodes"][0]["embedding"] = json!((0..384).map(|d| ((d * (i + 3)) % 17) as f32 - 8.0).collect::<Vec<f32>>());
+        assert_eq!(s.post("/v1/memory/write", &w).status, 200);
+    }
     drain(&s);
     assert_eq!(int(&db_query(&s.data_dir, unindexed)[0][0]), 0);
     let ready = int(&db_query(&s.data_dir, "SELECT count(*) FROM memory_nodes WHERE embedding_status = 'ready'")[0][0]);

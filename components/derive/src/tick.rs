@@ -204,6 +204,7 @@ fn run_batch(
             }),
             "topic_refresh" => run_topic_refresh(db, s, j, clock(), rep),
             "index_build" => run_index_build(db, s, j, clock, rep),
+            "index_nodes" => run_index_nodes(db, j, clock(), rep),
             _ => {
                 // Poison-pill guard: a job nobody knows is closed, not retried forever.
                 let now = rfc3339_millis(clock());
@@ -235,6 +236,50 @@ fn record_error(
         outbox::FailOutcome::Retrying => rep.retrying += 1,
         outbox::FailOutcome::DeadLettered => rep.dead_lettered += 1,
         outbox::FailOutcome::ClaimLost => rep.claims_lost += 1,
+    }
+    Ok(())
+}
+
+/// `index_nodes` (client vectors from the write path): add them to the
+/// scope's vector index, if it has one.
+fn run_index_nodes(db: &dyn Sql, job: &Job, now_ms: i64, rep: &mut TickReport) -> Result<(), ApiError> {
+    let now = rfc3339_millis(now_ms);
+    let ids: Vec<String> = job
+        .payload
+        .get("node_ids")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|v| v.as_str().map(str::to_string))
+        .collect();
+    let held = write_txn(db, |db| {
+        if !outbox::still_claimed(db, job)? {
+            return Ok(false);
+        }
+        let mut items = Vec::new();
+        for chunk in ids.chunks(300) {
+            let mut params: Vec<cairn_spin::sql::SqlValue> = vec![job.scope.clone().into()];
+            params.extend(chunk.iter().map(|s| s.into()));
+            for r in db.query(
+                &format!(
+                    "SELECT id, embedding FROM memory_nodes WHERE scope = ? AND embedding IS NOT NULL \
+                     AND embedding_status = 'ready' AND id IN ({})",
+                    cairn_spin::sql::placeholders(chunk.len())
+                ),
+                &params,
+            )? {
+                if let Some(u) = r.blob(1).map(crate::vectors::from_blob).and_then(|v| crate::vectors::unit(&v)) {
+                    items.push((r.string(0), u));
+                }
+            }
+        }
+        let added = crate::vector_index::add(db, &job.scope, &items, &now)?;
+        outbox::finish(db, job, &json!({"index_nodes": {"added": added}}), &now)
+    })?;
+    if held {
+        rep.done += 1;
+    } else {
+        rep.claims_lost += 1;
     }
     Ok(())
 }

@@ -11,8 +11,9 @@
 //!   a node that moves is removed from its old list first. Scopes below the
 //!   threshold, or on `flat`, have no index: recall scans them exactly.
 //!
-//! Vectors written by clients are indexed at the next build (and by recall's
-//! exact scan of the unindexed tail until then — recall issue).
+//! Vectors written by clients reach it through the `index_nodes` job the
+//! write path enqueues for them, so once a scope has an index every ready
+//! vector is in it.
 
 use crate::settings::DeriveSettings;
 use cairn_core::ApiError;

@@ -305,6 +305,17 @@ fn apply(
     if cluster && (!ready_events.is_empty() || !pending_events.is_empty()) {
         response_extra.insert("topic_cluster".into(), json!({"enqueued": true}));
     }
+    // Client vectors are ready at once; derivation puts them in the scope's
+    // vector index (if it has one), as it does for the vectors it derives.
+    let client_vectors: Vec<&str> = nodes
+        .iter()
+        .zip(&statuses)
+        .filter(|(n, st)| n.embedding.is_some() && st.is_some())
+        .map(|(n, _)| n.id.as_str())
+        .collect();
+    if !client_vectors.is_empty() {
+        jobs.push(("index_nodes", json!({"node_ids": client_vectors})));
+    }
     let result_json =
         (!response_extra.is_empty()).then(|| serde_json::to_string(&response_extra).expect("a JSON map serializes"));
 
