@@ -289,7 +289,7 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
         let app = server.app.clone();
         let body = json!({"max_jobs": 100_000, "budget_ms": 20_000, "batch_size": b.batch_size});
         tasks.push(tokio::spawn(async move {
-            let mut sums = [0i64; 6]; // claimed, done, nodes, topic runs, retrying+dead, topics created
+            let mut sums = [0i64; 7]; // claimed, done, nodes, topic runs, retrying+dead, topics created, index build ms
             loop {
                 let rep = call_ok(&app, Verb::Tick(body.clone()), &format!("bench-derive-{w}")).await?;
                 let claimed = rep["claimed"].as_i64().unwrap_or(0);
@@ -299,13 +299,14 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
                 sums[3] += rep["topic_cluster"]["runs"].as_i64().unwrap_or(0);
                 sums[4] += rep["retrying"].as_i64().unwrap_or(0) + rep["dead_lettered"].as_i64().unwrap_or(0);
                 sums[5] += rep["topic_cluster"]["topics_created"].as_i64().unwrap_or(0);
+                sums[6] += rep["vector_index"]["build_ms"].as_i64().unwrap_or(0);
                 if claimed == 0 {
                     return Ok::<_, anyhow::Error>(sums);
                 }
             }
         }));
     }
-    let mut totals = [0i64; 6];
+    let mut totals = [0i64; 7];
     for t in tasks {
         let s = t.await??;
         for (a, b) in totals.iter_mut().zip(s) {
@@ -328,6 +329,7 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
         "nodes_embedded": totals[2],
         "topic_cluster_runs": totals[3],
         "topics_created": totals[5],
+        "index_build_ms": totals[6],
         "failed_attempts": totals[4],
         "embed_jobs_per_sec": embed_jobs / secs,
         "all_jobs_per_sec": totals[1] as f64 / secs,
@@ -357,6 +359,7 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
             totals[3],
             totals[5]
         );
+        println!("  index      {} ms building the vector index (included in the drain)", totals[6]);
         println!("  outbox     {}", status["outbox"]);
     }
     if let Some(stop) = server.stop.take() {

@@ -81,6 +81,7 @@ pub struct TickReport {
     pub summaries_written: i64,
     pub index_builds_enqueued: i64,
     pub index_builds: i64,
+    pub index_build_ms: i64,
     pub scopes: BTreeSet<String>,
     pub batches: i64,
     pub elapsed_ms: i64,
@@ -105,7 +106,7 @@ impl TickReport {
                 "commit_hashes": self.topic_commit_hashes,
             },
             "compression_rollup": {"summaries_written": self.summaries_written},
-            "vector_index": {"builds_enqueued": self.index_builds_enqueued, "builds": self.index_builds},
+            "vector_index": {"builds_enqueued": self.index_builds_enqueued, "builds": self.index_builds, "build_ms": self.index_build_ms},
             "scopes_claimed": self.scopes,
             "batches": self.batches,
             "elapsed_ms": self.elapsed_ms,
@@ -293,18 +294,22 @@ fn run_index_build(
     clock: &dyn Fn() -> i64,
     rep: &mut TickReport,
 ) -> Result<(), ApiError> {
-    let from = rfc3339_millis(clock());
+    let t0 = clock();
+    let from = rfc3339_millis(t0);
     let dims = s.kernel.embedding_dims;
     let built = cairn_spin::sql::read_txn(db, |db| crate::vector_index::train(db, &job.scope, dims))?;
-    let now = rfc3339_millis(clock());
+    let t1 = clock();
+    let now = rfc3339_millis(t1);
     let held = write_txn(db, |db| {
         if !outbox::still_claimed(db, job)? {
             return Ok(false);
         }
         crate::vector_index::write(db, &job.scope, dims, &built, &from, &now)?;
-        let result = json!({"index_build": {"vectors": built.vectors, "lists": built.centroids.len()}});
+        let result = json!({"index_build": {"vectors": built.vectors, "lists": built.centroids.len(),
+            "read_train_ms": t1 - t0, "write_ms": clock() - t1}});
         outbox::finish(db, job, &result, &now)
     })?;
+    rep.index_build_ms += clock() - t0;
     if held {
         rep.done += 1;
         rep.index_builds += 1;

@@ -23,16 +23,18 @@ pub fn quantize(v: &[f32]) -> Code {
 /// `q · decode(code)` for an f32 query.
 pub fn dot_code(q: &[f32], scale: f32, code: &[i8]) -> f32 {
     let n = q.len().min(code.len());
+    let (q, code) = (&q[..n], &code[..n]);
     let mut acc = [0f32; 8];
-    let chunks = n / 8;
-    for i in 0..chunks {
+    let (cq, cc) = (q.chunks_exact(8), code.chunks_exact(8));
+    let (rq, rc) = (cq.remainder(), cc.remainder());
+    for (x, c) in cq.zip(cc) {
         for k in 0..8 {
-            acc[k] += q[i * 8 + k] * code[i * 8 + k] as f32;
+            acc[k] += x[k] * c[k] as f32;
         }
     }
     let mut tail = 0f32;
-    for i in chunks * 8..n {
-        tail += q[i] * code[i] as f32;
+    for (x, c) in rq.iter().zip(rc) {
+        tail += x * *c as f32;
     }
     scale * ((acc[0] + acc[4]) + (acc[1] + acc[5]) + (acc[2] + acc[6]) + (acc[3] + acc[7]) + tail)
 }
