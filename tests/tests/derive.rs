@@ -108,7 +108,7 @@ fn jobs_drain_after_writes_nodes_become_ready_and_topics_form() {
     assert_eq!(events.len(), 3);
     for n in &events {
         assert_eq!(n["embedding_status"], "ready", "{n}");
-        assert_eq!(n["embedding_model"], "local:lexical-hash-v1");
+        assert_eq!(n["embedding_model"], "local:lexical-hash-v2");
     }
     let topics = find_all(&s, json!({"type": "topic"}));
     assert!(!topics.is_empty(), "clustering created topics");
