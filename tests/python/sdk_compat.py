@@ -1,9 +1,11 @@
 """The published Aionis Python client (aionis-sdk 0.2.x), unchanged, against
 a running `cairn up`: write, find, sessions/events, packs, and the error
-shape. Run by tests/tests/sdk_compat.rs, which starts the server and passes
+shape, recall and recall_text. Run by tests/tests/sdk_compat.rs, which starts the server and passes
 --base-url and --admin-token; exits non-zero on the first failed check."""
 
 import argparse
+import json
+import urllib.request
 import uuid
 
 from aionis_sdk import AionisApiError, AionisClient
@@ -65,6 +67,37 @@ def main():
     check(imp["imported"] is True and imp["nodes"] == 5, "pack_import")
     f3 = client.find({"tenant_id": "sdk-copy", "scope": scope, "client_id": "sdk-evt"})["data"]
     check(len(f3["nodes"]) == 1, "imported node is findable")
+
+    # recall: a client-supplied vector is found by the same vector.
+    vec = [0.0] * 384
+    vec[3] = 1.0
+    r = client.write({"tenant_id": tenant, "scope": scope, "input_text": "sdk recall", "memory_lane": "shared",
+                      "trigger_topic_cluster": False,
+                      "nodes": [{"client_id": "sdk-vec", "type": "event", "text_summary": "vector memory", "embedding": vec}]})
+    vec_id = r["data"]["nodes"][0]["id"]
+    rc = client.recall({"tenant_id": tenant, "scope": scope, "query_embedding": vec, "limit": 5})["data"]
+    check(rc["seeds"] and rc["seeds"][0]["id"] == vec_id, "recall finds the memory by its vector")
+    check(rc["scope"] == scope and "(node:" in rc["context"]["text"], "recall returns context text with citations")
+    # recall_text: once derivation has embedded a text memory.
+    client.write({"tenant_id": tenant, "scope": scope, "input_text": "sdk recall_text", "memory_lane": "shared",
+                  "trigger_topic_cluster": False,
+                  "nodes": [{"client_id": "sdk-text", "type": "event",
+                             "text_summary": "the nightly backup to cold storage failed with a timeout"}]})
+    tick = urllib.request.Request(f"{args.base_url}/v1/admin/derive/tick", data=b"{}", method="POST",
+                                  headers={"content-type": "application/json", "x-admin-token": args.admin_token})
+    for _ in range(20):
+        with urllib.request.urlopen(tick) as resp:
+            if json.load(resp)["claimed"] == 0:
+                break
+    rt = client.recall_text({"tenant_id": tenant, "scope": scope, "query_text": "backup failed timeout",
+                             "limit": 10, "max_nodes": 30, "max_edges": 60})["data"]
+    check(rt["seeds"] and "backup" in rt["seeds"][0]["text_summary"], "recall_text finds the memory after derivation")
+    check(rt["query"]["text"] == "backup failed timeout", "recall_text echoes the normalized query")
+    try:
+        client.recall({"tenant_id": tenant, "scope": scope, "query_embedding": vec, "max_edges": 101})
+        check(False, "max_edges 101 raises")
+    except AionisApiError as err:
+        check(err.status == 400 and err.code == "invalid_request", "recall with max_edges 101 -> 400")
 
     try:
         client.write({"tenant_id": tenant, "scope": scope, "nodes": [{"type": "nope"}]})

@@ -303,6 +303,8 @@ pub struct FakeEmbedder {
 pub struct FakeState {
     /// Answer every request with 503.
     pub down: bool,
+    /// Answer 429 Too Many Requests.
+    pub rate_limited: bool,
     /// Inputs containing this answer 503 (a retryable poison pill).
     pub retryable_poison: Option<String>,
     /// Inputs containing this answer 400 (non-retryable).
@@ -370,7 +372,9 @@ fn serve_fake(mut conn: std::net::TcpStream, st: &std::sync::Mutex<FakeState>) {
             s.requests += 1;
             s.inputs += inputs.len();
             let has = |p: &Option<String>| p.as_ref().is_some_and(|p| inputs.iter().any(|i| i.contains(p.as_str())));
-            if s.down || has(&s.retryable_poison) {
+            if s.rate_limited {
+                (429, serde_json::json!({"error": {"message": "rate limit reached"}}))
+            } else if s.down || has(&s.retryable_poison) {
                 (503, serde_json::json!({"error": {"message": "overloaded"}}))
             } else if has(&s.fatal_poison) {
                 (400, serde_json::json!({"error": {"message": "input rejected"}}))

@@ -19,7 +19,7 @@ use cairn_memory::settings::Settings;
 use serde_json::Value;
 
 /// The embedding model the worker asks the host for.
-pub const EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
+pub use cairn_memory::settings::EMBEDDING_MODEL;
 
 #[derive(Debug, Clone)]
 pub struct DeriveSettings {

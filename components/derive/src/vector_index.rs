@@ -27,28 +27,8 @@ const ITERATIONS: usize = 6;
 /// Training sample: at most this many points per list.
 const SAMPLE_PER_LIST: usize = 32;
 
-/// A scope's trained index.
-pub struct Index {
-    pub dims: usize,
-    pub centroids: Vec<Vec<f32>>,
-    pub trained_count: i64,
-}
-
-pub fn load(db: &dyn Sql, scope: &str) -> Result<Option<Index>, ApiError> {
-    let row = db.query_one(
-        "SELECT dims, nlist, centroids, trained_count FROM memory_vector_index WHERE scope = ?",
-        &[scope.into()],
-    )?;
-    Ok(row.and_then(|r| {
-        let dims = r.int(0) as usize;
-        let flat = crate::vectors::from_blob(r.blob(2)?);
-        (dims > 0 && flat.len() == dims * r.int(1) as usize).then(|| Index {
-            dims,
-            centroids: flat.chunks(dims).map(<[f32]>::to_vec).collect(),
-            trained_count: r.int(3),
-        })
-    }))
-}
+// The index as stored is read the same way recall reads it.
+pub use cairn_memory::recall::seeds::{Index, load_index as load};
 
 /// Adds (or moves) unit vectors of one scope into its index, if it has one;
 /// each touched list is rewritten once. Call inside the caller's write txn.

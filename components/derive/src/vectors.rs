@@ -8,9 +8,7 @@
 const SCALE: f64 = (1u64 << 24) as f64;
 
 /// Decodes little-endian f32 bytes.
-pub fn from_blob(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
-}
+pub use cairn_memory::recall::seeds::f32s as from_blob;
 
 pub use cairn_spin::sql::f32_blob as to_blob;
 

@@ -41,6 +41,8 @@ impl Backend for Imports {
         let out = match call {
             MemoryCall::Write(b) => memory::write(&ctx, b),
             MemoryCall::Find(b) => memory::find(&ctx, b),
+            MemoryCall::Recall(b) => memory::recall(&ctx, b),
+            MemoryCall::RecallText(b) => memory::recall_text(&ctx, b),
             MemoryCall::CreateSession(b) => memory::create_session(&ctx, b),
             MemoryCall::WriteEvent(b) => memory::write_event(&ctx, b),
             MemoryCall::ListSessionEvents(id, q) => memory::list_session_events(&ctx, id, &q),

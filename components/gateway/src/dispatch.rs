@@ -43,6 +43,8 @@ pub struct HttpResponse {
 pub enum MemoryCall<'a> {
     Write(&'a str),
     Find(&'a str),
+    Recall(&'a str),
+    RecallText(&'a str),
     CreateSession(&'a str),
     WriteEvent(&'a str),
     ListSessionEvents(&'a str, Vec<(String, String)>),
@@ -79,7 +81,12 @@ fn json_response(status: u16, body: Vec<u8>) -> HttpResponse {
 }
 
 fn error_response(e: &ApiError) -> HttpResponse {
-    json_response(e.status, e.to_body().to_string().into_bytes())
+    let mut r = json_response(e.status, e.to_body().to_string().into_bytes());
+    // Errors that say when to come back (recall_text's upstream failures).
+    if let Some(ms) = e.details.as_ref().and_then(|d| d.get("retry_after_ms")).and_then(Value::as_u64) {
+        r.headers.push(("retry-after".into(), ms.div_ceil(1000).max(1).to_string()));
+    }
+    r
 }
 
 /// The `tenant_id` a JSON response starts with (all kernel responses do),
@@ -222,6 +229,8 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
             match r {
                 Route::Write => MemoryCall::Write(&body),
                 Route::Find => MemoryCall::Find(&body),
+                Route::Recall => MemoryCall::Recall(&body),
+                Route::RecallText => MemoryCall::RecallText(&body),
                 Route::CreateSession => MemoryCall::CreateSession(&body),
                 Route::WriteEvent => MemoryCall::WriteEvent(&body),
                 Route::PackExport => MemoryCall::ExportPack(&body),

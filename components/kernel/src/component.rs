@@ -2,6 +2,7 @@
 //! SQLite database and reads settings from Spin variables.
 
 use cairn_core::ApiError;
+use cairn_memory::recall::request::Endpoint;
 use cairn_memory::settings::Settings;
 use cairn_memory::{Op, run};
 use cairn_spin::spin_sqlite::SpinSqlite;
@@ -50,6 +51,30 @@ fn call_query(f: impl FnOnce(&SpinSqlite, &Settings) -> Result<serde_json::Value
     f(&db, &settings()).map(|v| v.to_string()).map_err(to_wit)
 }
 
+/// The query embedding for recall_text: one `generate-embeddings` call.
+fn embed_query(text: &str) -> Result<Vec<f32>, ApiError> {
+    let mut vectors = cairn_spin::embeddings::generate(cairn_memory::settings::EMBEDDING_MODEL, &[text.to_string()])
+        .map_err(|f| cairn_memory::recall::text_query::map_failure(&f.message))?;
+    if vectors.len() != 1 {
+        return Err(cairn_memory::recall::text_query::map_failure(&format!(
+            "malformed answer: {} vectors for one text",
+            vectors.len()
+        )));
+    }
+    Ok(vectors.remove(0))
+}
+
+fn recall_call(ctx: CallContext, request: String, endpoint: Endpoint) -> Result<String, Error> {
+    let db = SpinSqlite::open("default").map_err(to_wit)?;
+    let now = now_ms();
+    let run = || {
+        let body = cairn_memory::parse_body(&request)?;
+        cairn_memory::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now))?;
+        cairn_memory::recall::recall(&db, &settings(), &body, endpoint, ctx.admin, &embed_query, now)
+    };
+    run().map(|v| v.to_string()).map_err(to_wit)
+}
+
 impl Guest for Kernel {
     fn info() -> ComponentInfo {
         ComponentInfo {
@@ -63,6 +88,12 @@ impl Guest for Kernel {
     }
     fn find(_ctx: CallContext, request: String) -> Result<String, Error> {
         call(Op::Find, request)
+    }
+    fn recall(ctx: CallContext, request: String) -> Result<String, Error> {
+        recall_call(ctx, request, Endpoint::Recall)
+    }
+    fn recall_text(ctx: CallContext, request: String) -> Result<String, Error> {
+        recall_call(ctx, request, Endpoint::RecallText)
     }
     fn create_session(_ctx: CallContext, request: String) -> Result<String, Error> {
         call(Op::CreateSession, request)

@@ -8,7 +8,8 @@
 //! - [`commit_chain`] / [`commit_log`]: hashing, listing and verifying the chain;
 //! - [`stored_rows`]: rows and their content hashes;
 //! - [`find`], [`sessions`], [`packs`], [`node_dto`]: the read and exchange routes;
-//! - [`recall`]: recall's pure parts so far (knob resolution, spreading activation);
+//! - [`recall`]: recall and recall_text (seeds through the vector index, graph
+//!   expansion, spreading activation, context);
 //! - [`schema`]: migrations; [`settings`]: configuration.
 
 pub mod commit_chain;

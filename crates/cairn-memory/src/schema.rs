@@ -172,6 +172,24 @@ pub const MIGRATIONS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS memory_vector_members_scope ON memory_vector_members (scope)",
     ],
+    // 4: one audit row per recall (reference memory_recall_audit): who
+    // asked (consumer ids), a hash of the query vector, and the sizes of
+    // what came back.
+    &[
+        "CREATE TABLE IF NOT EXISTS memory_recall_audit (
+            id INTEGER PRIMARY KEY,
+            scope TEXT NOT NULL,
+            endpoint TEXT NOT NULL,
+            consumer_agent_id TEXT,
+            consumer_team_id TEXT,
+            query_sha256 TEXT NOT NULL,
+            seed_count INTEGER NOT NULL,
+            node_count INTEGER NOT NULL,
+            edge_count INTEGER NOT NULL,
+            created_at TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS memory_recall_audit_scope ON memory_recall_audit (scope, id)",
+    ],
 ];
 
 /// The version this build of the kernel needs.

@@ -7,12 +7,17 @@
 //! | `embedding_provider`  | derivation's embedder; empty or `none` = no provider | (none)  |
 //! | `tier_profiles`       | JSON of `config/tiers.yaml` (see runtime-host)     | (none)    |
 //! | `default_tier`        | tier whose profile applies to tenants              | `solo`    |
+//! | `memory_recall_profile` | recall's base knob profile (§6.1)                | `strict_edges` |
+//! | `memory_recall_profile_policy_json` | per tenant/endpoint profiles: `{"endpoint": {"recall_text": "lite"}, "tenant_default": {"acme": "quality_first"}, "tenant_endpoint": {"acme": {"recall": "legacy"}}}` | (none) |
 //!
 //! The embedding dimension comes from the tier profile's
 //! `resource_caps.embedding_dims` (384 when absent).
 
 use cairn_core::tenant_scope::ScopeDefaults;
 use serde_json::Value;
+
+/// The embedding model components ask the host for (Spin's `ai_models`).
+pub const EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 
 /// Dimension used when no tier profile names one (`all-minilm-l6-v2`).
 pub const DEFAULT_EMBEDDING_DIMS: usize = 384;
@@ -25,6 +30,10 @@ pub struct Settings {
     pub vector_index: String,
     pub embedding_provider: Option<String>,
     pub auto_topic_cluster_on_write: bool,
+    /// Base recall profile (`memory_recall_profile`).
+    pub recall_profile: String,
+    /// `memory_recall_profile_policy_json`, when it parsed as an object.
+    pub recall_profile_policy: Option<Value>,
 }
 
 impl Default for Settings {
@@ -35,6 +44,8 @@ impl Default for Settings {
             vector_index: "flat".into(),
             embedding_provider: None,
             auto_topic_cluster_on_write: true,
+            recall_profile: crate::recall::knobs::DEFAULT_PROFILE.into(),
+            recall_profile_policy: None,
         }
     }
 }
@@ -53,6 +64,12 @@ impl Settings {
         if let Some(v) = get("auto_topic_cluster_on_write") {
             s.auto_topic_cluster_on_write = matches!(v.as_str(), "true" | "1" | "yes" | "on");
         }
+        if let Some(p) = get("memory_recall_profile").filter(|p| crate::recall::knobs::profile(p).is_some()) {
+            s.recall_profile = p;
+        }
+        s.recall_profile_policy = get("memory_recall_profile_policy_json")
+            .and_then(|j| serde_json::from_str::<Value>(&j).ok())
+            .filter(Value::is_object);
         let tier = get("default_tier").unwrap_or_else(|| "solo".into());
         if let Some(profiles) = get("tier_profiles") {
             if let Some(dims) = embedding_dims_of(&profiles, &tier) {
@@ -63,6 +80,30 @@ impl Settings {
             }
         }
         s
+    }
+}
+
+impl Settings {
+    /// The base recall profile for a tenant and endpoint (`recall` or
+    /// `recall_text`): policy `tenant_endpoint` > `tenant_default` >
+    /// `endpoint` > `memory_recall_profile` (reference §6.1). Names that are
+    /// not profiles are skipped.
+    pub fn recall_profile_for(&self, tenant: Option<&str>, endpoint: &str) -> String {
+        let tenant = tenant.map(str::trim).filter(|t| !t.is_empty()).unwrap_or(&self.defaults.tenant_id);
+        let valid = |v: Option<&Value>| {
+            v.and_then(Value::as_str).filter(|p| crate::recall::knobs::profile(p).is_some()).map(str::to_string)
+        };
+        if let Some(p) = &self.recall_profile_policy {
+            let candidates = [
+                p.get("tenant_endpoint").and_then(|t| t.get(tenant)).and_then(|t| t.get(endpoint)),
+                p.get("tenant_default").and_then(|t| t.get(tenant)),
+                p.get("endpoint").and_then(|t| t.get(endpoint)),
+            ];
+            if let Some(found) = candidates.into_iter().find_map(valid) {
+                return found;
+            }
+        }
+        self.recall_profile.clone()
     }
 }
 
@@ -97,5 +138,23 @@ mod tests {
         let s = Settings::from_lookup(|n| (n == "embedding_provider").then(|| "none".into()));
         assert_eq!(s.embedding_dims, DEFAULT_EMBEDDING_DIMS);
         assert_eq!(s.embedding_provider, None);
+    }
+
+    #[test]
+    fn recall_profile_precedence() {
+        let policy = r#"{"endpoint": {"recall_text": "lite"}, "tenant_default": {"acme": "quality_first"},
+            "tenant_endpoint": {"acme": {"recall": "legacy"}, "bad": {"recall": "nope"}}}"#;
+        let s = Settings::from_lookup(|n| match n {
+            "memory_recall_profile_policy_json" => Some(policy.into()),
+            "memory_recall_profile" => Some("quality_first".into()),
+            _ => None,
+        });
+        assert_eq!(s.recall_profile_for(Some("acme"), "recall"), "legacy");
+        assert_eq!(s.recall_profile_for(Some("acme"), "recall_text"), "quality_first");
+        assert_eq!(s.recall_profile_for(Some("other"), "recall_text"), "lite");
+        assert_eq!(s.recall_profile_for(Some("bad"), "recall"), "quality_first", "unknown names are skipped");
+        assert_eq!(s.recall_profile_for(None, "recall"), "quality_first");
+        let plain = Settings::from_lookup(|n| (n == "memory_recall_profile").then(|| "wat".into()));
+        assert_eq!(plain.recall_profile_for(None, "recall"), "strict_edges");
     }
 }

@@ -380,8 +380,14 @@ fn read_node(
 
 /// A client-supplied vector: exactly `dims` finite numbers.
 pub fn read_embedding(r: &mut Reader, o: Obj, dims: usize) -> Option<Vec<f32>> {
-    let arr = r.arr_opt(o, "embedding")?;
-    let path = Reader::path(o, "embedding");
+    read_vector(r, o, "embedding", dims)
+}
+
+/// A vector field `key`: exactly `dims` finite numbers (also recall's
+/// `query_embedding`).
+pub fn read_vector(r: &mut Reader, o: Obj, key: &str, dims: usize) -> Option<Vec<f32>> {
+    let arr = r.arr_opt(o, key)?;
+    let path = Reader::path(o, key);
     if arr.len() != dims {
         r.issue(&path, format!("Array must contain exactly {dims} element(s), received {}", arr.len()));
         return None;

@@ -62,6 +62,19 @@ pub fn strategy(name: &str) -> Option<Knobs> {
     }
 }
 
+/// The strategy a set of knobs amounts to (trajectory's `strategy` when
+/// the caller named none): `local` or `global` when they equal those
+/// strategies' knobs, else `balanced`.
+pub fn infer_strategy(k: &Knobs) -> &'static str {
+    if Some(*k) == strategy("local") {
+        "local"
+    } else if Some(*k) == strategy("global") {
+        "global"
+    } else {
+        "balanced"
+    }
+}
+
 /// The resolved knobs and how they were chosen.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Resolved {

@@ -1,0 +1,307 @@
+//! Stage 1: the seeds (reference §6.2 step 1).
+//!
+//! Candidates are the scope's nodes that are `hot`/`warm`, `ready`, have a
+//! vector (a client's in `memory_nodes.embedding` or a derived one in
+//! `memory_derived_vectors`) and are visible to the consumer's lane. The
+//! `oversample = max(limit, min(1000, 5·limit))` most similar are kept,
+//! then only seedable ones remain (event, topic, concept, entity, rule;
+//! topics only when active; rules only with a shadow/active def), the best
+//! `limit` of them by cosine similarity.
+//!
+//! Where the candidates come from:
+//! - **ann**: the scope has an IVF index (trained by derivation, see
+//!   `cairn-vector`): the query's `nprobe` nearest lists are scanned over
+//!   their int8 codes, the best candidates are re-ranked with their exact
+//!   vectors. If fewer than `limit` seeds survive the filters, more lists
+//!   are probed (×4 each round) up to all of them.
+//! - **exact**: no index (small scope, or tier `vector_index: flat`, or an
+//!   index of another dimension): every candidate is scored exactly.
+//! - **exact_fallback**: the ANN found nothing at all; the exact scan runs
+//!   once (it also sees client vectors derivation has not indexed yet).
+
+use crate::stored_rows::lane_visible_sql;
+use cairn_core::ApiError;
+use cairn_spin::sql::{Row, Sql, SqlValue, placeholders};
+use cairn_vector::{ivf, kmeans};
+use std::collections::HashMap;
+
+/// A seed: a node and its cosine similarity to the query.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Seed {
+    pub id: String,
+    pub similarity: f64,
+}
+
+/// What stage 1 did, for `debug.stage1`, trajectory and observability.
+#[derive(Debug, Clone, Default)]
+pub struct Stage1 {
+    pub seeds: Vec<Seed>,
+    /// `ann`, `exact` or `exact_fallback`.
+    pub mode: &'static str,
+    /// Candidates the index produced (before filters).
+    pub ann_seed_count: usize,
+    pub exact_fallback_attempted: bool,
+    /// Candidates among the oversample that could not seed (type, state).
+    pub filtered: usize,
+    pub lists_probed: usize,
+    pub lists_total: usize,
+    pub codes_scanned: usize,
+    pub ann_ms: f64,
+    pub exact_ms: f64,
+}
+
+/// Who is asking and how many seeds they want.
+pub struct SeedQuery<'a> {
+    pub scope_key: &'a str,
+    /// The query as a unit vector.
+    pub unit_query: &'a [f32],
+    pub limit: usize,
+    pub consumer_agent: Option<&'a str>,
+    pub consumer_team: Option<&'a str>,
+    /// Whether the tier allows an index (`resource_caps.vector_index != flat`).
+    pub use_index: bool,
+}
+
+/// Stage-1 oversampling (reference: `max(limit, min(1000, limit·5))`).
+pub fn oversample(limit: usize) -> usize {
+    limit.max((limit * 5).min(1000))
+}
+
+/// Node types that may seed.
+const SEEDABLE: &[&str] = &["event", "topic", "concept", "entity", "rule"];
+
+/// A scope's trained IVF index: `nlist` centroids of `dims` dimensions.
+pub struct Index {
+    pub dims: usize,
+    pub centroids: Vec<Vec<f32>>,
+    pub trained_count: i64,
+}
+
+/// Loads a scope's index, if it has one.
+pub fn load_index(db: &dyn Sql, scope_key: &str) -> Result<Option<Index>, ApiError> {
+    let row = db.query_one(
+        "SELECT dims, nlist, centroids, trained_count FROM memory_vector_index WHERE scope = ?",
+        &[scope_key.into()],
+    )?;
+    Ok(row.and_then(|r| {
+        let dims = r.int(0) as usize;
+        let flat = f32s(r.blob(2)?);
+        (dims > 0 && flat.len() == dims * r.int(1) as usize).then(|| Index {
+            dims,
+            centroids: flat.chunks(dims).map(<[f32]>::to_vec).collect(),
+            trained_count: r.int(3),
+        })
+    }))
+}
+
+/// Decodes little-endian f32 bytes.
+pub fn f32s(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+}
+
+/// Cosine of a unit query with a stored vector (any length; `None` when
+/// the dimensions differ or the vector is zero).
+fn cosine_with_blob(unit_query: &[f32], blob: &[u8], scratch: &mut Vec<f32>) -> Option<f64> {
+    if blob.len() != unit_query.len() * 4 {
+        return None;
+    }
+    scratch.clear();
+    scratch.extend(blob.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+    let norm = cairn_vector::dot(scratch, scratch).sqrt();
+    if norm.is_nan() || norm <= 0.0 {
+        return None;
+    }
+    Some((cairn_vector::dot(unit_query, scratch) / norm) as f64)
+}
+
+/// The candidate filter shared by both paths; binds (scope, agent, team).
+fn candidate_sql(extra: &str) -> String {
+    format!(
+        "SELECT n.id, n.type, json_extract(n.slots, '$.topic_state'), coalesce(n.embedding, v.vector) \
+         FROM memory_nodes n LEFT JOIN memory_derived_vectors v ON v.node_id = n.id \
+         WHERE n.scope = ? AND n.tier IN ('hot', 'warm') AND n.embedding_status = 'ready' \
+         AND (n.embedding IS NOT NULL OR v.vector IS NOT NULL) AND {} {extra}",
+        lane_visible_sql("n")
+    )
+}
+
+/// A scored candidate that passed the SQL filters.
+struct Candidate {
+    id: String,
+    seedable: bool,
+    similarity: f64,
+}
+
+fn seedable(r: &Row) -> bool {
+    let t = r.text(1).unwrap_or("");
+    SEEDABLE.contains(&t)
+        && (t != "topic" || r.text(2).unwrap_or("active") == "active")
+        // Rules seed only with a shadow/active definition; rule definitions
+        // arrive with the policy component, until then rules never seed.
+        && t != "rule"
+}
+
+fn score_rows(rows: &[Row], unit_query: &[f32]) -> Vec<Candidate> {
+    let mut scratch = Vec::with_capacity(unit_query.len());
+    rows.iter()
+        .filter_map(|r| {
+            let similarity = cosine_with_blob(unit_query, r.blob(3)?, &mut scratch)?;
+            Some(Candidate { id: r.string(0), seedable: seedable(r), similarity })
+        })
+        .collect()
+}
+
+/// Keeps the best `oversample` candidates, then the best `limit` seedable
+/// ones; also says how many of the oversample could not seed.
+fn pick(mut c: Vec<Candidate>, limit: usize) -> (Vec<Seed>, usize) {
+    c.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then_with(|| a.id.cmp(&b.id)));
+    c.truncate(oversample(limit));
+    let filtered = c.iter().filter(|x| !x.seedable).count();
+    let seeds =
+        c.into_iter().filter(|x| x.seedable).take(limit).map(|x| Seed { id: x.id, similarity: x.similarity }).collect();
+    (seeds, filtered)
+}
+
+fn base_params(q: &SeedQuery) -> Vec<SqlValue> {
+    vec![q.scope_key.into(), q.consumer_agent.map(str::to_string).into(), q.consumer_team.map(str::to_string).into()]
+}
+
+/// Scores every candidate of the scope.
+fn exact(db: &dyn Sql, q: &SeedQuery) -> Result<(Vec<Seed>, usize), ApiError> {
+    let rows = db.query(&candidate_sql(""), &base_params(q))?;
+    Ok(pick(score_rows(&rows, q.unit_query), q.limit))
+}
+
+/// Lists probed first: a few percent of the lists, at least 8.
+fn initial_nprobe(nlist: usize) -> usize {
+    nlist.div_ceil(32).clamp(8, 64).min(nlist)
+}
+
+/// Runs stage 1.
+pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
+    let mut out = Stage1 { mode: "exact", ..Stage1::default() };
+    if q.limit == 0 || q.unit_query.is_empty() {
+        return Ok(out);
+    }
+    let index = if q.use_index { load_index(db, q.scope_key)? } else { None };
+    let Some(index) = index.filter(|i| i.dims == q.unit_query.len() && !i.centroids.is_empty()) else {
+        let t = now();
+        (out.seeds, out.filtered) = exact(db, q)?;
+        out.exact_ms = since(t);
+        return Ok(out);
+    };
+    out.mode = "ann";
+    let t = now();
+    let nlist = index.centroids.len();
+    out.lists_total = nlist;
+    let order = kmeans::nearest_n(&index.centroids, q.unit_query, nlist);
+    let want = oversample(q.limit);
+    // Candidates re-ranked exactly: the oversample plus headroom for the
+    // int8 approximation.
+    let rerank = (want + want / 2 + 32).min(4000);
+    let mut probed = 0;
+    let mut nprobe = initial_nprobe(nlist);
+    let mut scored: HashMap<[u8; 16], f32> = HashMap::new();
+    let seeds = loop {
+        let lists = &order[probed..nprobe.min(nlist)];
+        let params: Vec<SqlValue> = std::iter::once(q.scope_key.into())
+            .chain(lists.iter().map(|l| SqlValue::Integer(*l as i64)))
+            .collect();
+        let rows = db.query(
+            &format!(
+                "SELECT entries FROM memory_vector_lists WHERE scope = ? AND list IN ({})",
+                placeholders(lists.len())
+            ),
+            &params,
+        )?;
+        for r in &rows {
+            if let Some(blob) = r.blob(0) {
+                let mut top = ivf::TopK::new(rerank);
+                out.codes_scanned += ivf::scan(blob, q.unit_query, &mut top);
+                for (id, s) in top.into_sorted() {
+                    scored.insert(id, s);
+                }
+            }
+        }
+        probed = nprobe.min(nlist);
+        // The best `rerank` approximate candidates so far.
+        let mut best: Vec<([u8; 16], f32)> = scored.iter().map(|(k, v)| (*k, *v)).collect();
+        best.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        best.truncate(rerank);
+        out.ann_seed_count = best.len();
+        let ids: Vec<String> = best.iter().map(|(b, _)| ivf::uuid_string(b)).collect();
+        let found = rerank_exact(db, q, &ids)?;
+        if found.0.len() >= q.limit || probed >= nlist {
+            break found;
+        }
+        nprobe = (nprobe * 4).min(nlist);
+    };
+    out.lists_probed = probed;
+    out.ann_ms = since(t);
+    (out.seeds, out.filtered) = seeds;
+    if out.ann_seed_count == 0 {
+        out.exact_fallback_attempted = true;
+        out.mode = "exact_fallback";
+        let t = now();
+        (out.seeds, out.filtered) = exact(db, q)?;
+        out.exact_ms = since(t);
+    }
+    Ok(out)
+}
+
+/// Scores the given candidate ids exactly (same filters as the exact scan).
+fn rerank_exact(db: &dyn Sql, q: &SeedQuery, ids: &[String]) -> Result<(Vec<Seed>, usize), ApiError> {
+    let mut candidates = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let mut params = base_params(q);
+        params.extend(chunk.iter().map(SqlValue::from));
+        let rows = db.query(&candidate_sql(&format!("AND n.id IN ({})", placeholders(chunk.len()))), &params)?;
+        candidates.extend(score_rows(&rows, q.unit_query));
+    }
+    Ok(pick(candidates, q.limit))
+}
+
+fn now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+fn since(t: std::time::Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn oversampling() {
+        assert_eq!(oversample(1), 5);
+        assert_eq!(oversample(24), 120);
+        assert_eq!(oversample(200), 1000);
+        assert_eq!(initial_nprobe(16), 8);
+        assert_eq!(initial_nprobe(316), 10);
+        assert_eq!(initial_nprobe(4), 4);
+    }
+
+    #[test]
+    fn pick_keeps_the_oversample_then_seedable_ones() {
+        let c = |id: &str, s: f64, ok: bool| Candidate { id: id.into(), seedable: ok, similarity: s };
+        // limit 1 → oversample 5: the seedable node in 6th place is cut.
+        let mut v: Vec<Candidate> = (0..5).map(|i| c(&format!("e{i}"), 0.9 - i as f64 * 0.01, false)).collect();
+        v.push(c("late", 0.1, true));
+        assert_eq!(pick(v, 1), (vec![], 5));
+        let v = vec![c("b", 0.5, true), c("a", 0.5, true), c("x", 0.9, false)];
+        let got: Vec<String> = pick(v, 2).0.into_iter().map(|s| s.id).collect();
+        assert_eq!(got, ["a", "b"], "ties by id");
+    }
+
+    #[test]
+    fn cosine_normalizes_the_stored_vector() {
+        let q = [1.0f32, 0.0];
+        let blob = cairn_spin::sql::f32_blob(&[3.0, 4.0]);
+        let mut s = Vec::new();
+        assert!((cosine_with_blob(&q, &blob, &mut s).unwrap() - 0.6).abs() < 1e-6);
+        assert_eq!(cosine_with_blob(&q, &cairn_spin::sql::f32_blob(&[0.0, 0.0]), &mut s), None);
+        assert_eq!(cosine_with_blob(&q, &cairn_spin::sql::f32_blob(&[1.0]), &mut s), None);
+    }
+}
