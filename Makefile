@@ -13,13 +13,14 @@ LISTEN ?= 127.0.0.1:3001
 DATA_DIR ?= .cairn
 CARGO ?= cargo
 
-.PHONY: help setup build components host up test unit e2e bench bench-derive clean
+.PHONY: help setup build components host up test unit e2e bench bench-derive bench-recall clean
 
 help:
 	@echo "make up     build everything and serve the API on $(LISTEN) (data in $(DATA_DIR)/)"
 	@echo "make test   build everything and run every test (unit, black-box HTTP, SDK)"
 	@echo "make bench  write benchmark: 2000 writes after 100k memories"
 	@echo "make bench-derive  derivation benchmark: 20000 embed jobs with the local embedder"
+	@echo "make bench-recall  recall benchmark: recall/recall_text at c=1,16 over 100k memories, writes under recall load"
 
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
@@ -50,6 +51,9 @@ bench: build
 
 bench-derive: build
 	./target/release/cairn bench derive --jobs 20000
+
+bench-recall: build
+	./target/release/cairn bench recall --memories 100000
 
 clean:
 	rm -rf $(DATA_DIR)

@@ -23,6 +23,10 @@ pub enum BenchCmd {
     /// Derivation throughput: N writes (one embed job each) through the API,
     /// then the outbox drained by in-process ticks with the configured embedder.
     Derive(DeriveBench),
+    /// Recall and recall_text latency/throughput at concurrency 1 and 16 over a
+    /// scope of --memories memories (derived and indexed first), and write
+    /// latency while recalling.
+    Recall(crate::bench_recall::RecallBench),
 }
 
 #[derive(Args)]
@@ -79,16 +83,16 @@ pub struct WriteBench {
     app: AppArgs,
 }
 
-type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
 
-struct Server {
-    base: String,
-    app: Arc<crate::app::App>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<()>>,
+pub(crate) struct Server {
+    pub(crate) base: String,
+    pub(crate) app: Arc<crate::app::App>,
+    pub(crate) stop: Option<tokio::sync::oneshot::Sender<()>>,
+    pub(crate) task: tokio::task::JoinHandle<Result<()>>,
 }
 
-async fn start_server(app: &AppArgs, data_dir: &std::path::Path) -> Result<Server> {
+pub(crate) async fn start_server(app: &AppArgs, data_dir: &std::path::Path) -> Result<Server> {
     let app = crate::load_app(app, data_dir).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -104,7 +108,23 @@ async fn start_server(app: &AppArgs, data_dir: &std::path::Path) -> Result<Serve
     Ok(Server { base, app, stop: Some(tx), task })
 }
 
-async fn post(client: &HttpClient, url: &str, body: &Value) -> Result<(u16, Value)> {
+impl Server {
+    /// Stops the server, waits for it, and removes `data_dir` when `remove`
+    /// (else says where it was kept).
+    pub(crate) async fn shutdown(mut self, data_dir: &std::path::Path, remove: bool) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+        if remove {
+            let _ = std::fs::remove_dir_all(data_dir);
+        } else {
+            eprintln!("data dir kept at {}", data_dir.display());
+        }
+    }
+}
+
+pub(crate) async fn post(client: &HttpClient, url: &str, body: &Value) -> Result<(u16, Value)> {
     let req = hyper::Request::post(url)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_string())))?;
@@ -114,7 +134,7 @@ async fn post(client: &HttpClient, url: &str, body: &Value) -> Result<(u16, Valu
     Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -169,41 +189,16 @@ async fn client_phase(
     }
     let preload_secs = started.elapsed().as_secs_f64();
 
-    let counter = Arc::new(AtomicUsize::new(0));
-    let errors = Arc::new(AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut workers = Vec::new();
-    for _ in 0..concurrency {
-        let (client, url, counter, errors) = (client.clone(), write_url.clone(), counter.clone(), errors.clone());
-        workers.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            loop {
-                let i = counter.fetch_add(1, Ordering::Relaxed);
-                if i >= writes {
-                    break;
-                }
-                let body = json!({
-                    "scope": SCOPE,
-                    "input_text": format!("bench write {i}"),
-                    "memory_lane": "shared",
-                    "nodes": [{"client_id": format!("w-{i}"), "type": "event", "text_summary": memory_text(i + 1_000_000)}],
-                });
-                let t = Instant::now();
-                match post(&client, &url, &body).await {
-                    Ok((200, _)) => lat.push(t.elapsed()),
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            }
-            lat
-        }));
-    }
-    let mut lat = Vec::with_capacity(writes);
-    for w in workers {
-        lat.extend(w.await?);
-    }
-    let secs = started.elapsed().as_secs_f64();
+    let body: Arc<dyn Fn(usize) -> Value + Send + Sync> = Arc::new(|i| {
+        json!({
+            "scope": SCOPE,
+            "input_text": format!("bench write {i}"),
+            "memory_lane": "shared",
+            "nodes": [{"client_id": format!("w-{i}"), "type": "event", "text_summary": memory_text(i + 1_000_000)}],
+        })
+    });
+    let measured = crate::bench_recall::phase(&client, write_url, "write", writes, concurrency, body).await;
+    let (lat, errors, secs) = (measured.lat, measured.errors, measured.secs);
     let verify = if verify {
         let t = Instant::now();
         let (status, resp) =
@@ -212,17 +207,18 @@ async fn client_phase(
     } else {
         None
     };
-    Ok(ClientResult { preload_secs, lat, errors: errors.load(Ordering::Relaxed), secs, verify })
+    Ok(ClientResult { preload_secs, lat, errors, secs, verify })
 }
 
 pub async fn run(cmd: BenchCmd) -> Result<()> {
     match cmd {
         BenchCmd::Write(b) => write_bench(b).await,
         BenchCmd::Derive(b) => derive_bench(b).await,
+        BenchCmd::Recall(b) => crate::bench_recall::run(b).await,
     }
 }
 
-fn temp_data_dir(kind: &str) -> PathBuf {
+pub(crate) fn temp_data_dir(kind: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
         "cairn-bench-{kind}-{}-{}",
         std::process::id(),
@@ -271,7 +267,7 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
         bail!("--jobs, --workers and --nodes-per-job must be at least 1");
     }
     let data_dir = temp_data_dir("derive");
-    let mut server = start_server(&b.app, &data_dir).await.context("starting the server")?;
+    let server = start_server(&b.app, &data_dir).await.context("starting the server")?;
     let base = server.base.clone();
     let (jobs, per_job, topics) = (b.jobs, b.nodes_per_job, b.with_topics);
     let seeding = std::thread::spawn(move || seed_writes(base, jobs, per_job, topics));
@@ -362,11 +358,7 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
         println!("  index      {} ms building the vector index (included in the drain)", totals[6]);
         println!("  outbox     {}", status["outbox"]);
     }
-    if let Some(stop) = server.stop.take() {
-        let _ = stop.send(());
-    }
-    let _ = (&mut server.task).await;
-    let _ = std::fs::remove_dir_all(&data_dir);
+    server.shutdown(&data_dir, true).await;
     let left = status["outbox"]["pending"].as_i64().unwrap_or(0)
         + status["outbox"]["retrying"].as_i64().unwrap_or(0)
         + status["outbox"]["dead_letter"].as_i64().unwrap_or(0);
@@ -392,7 +384,7 @@ async fn write_bench(b: WriteBench) -> Result<()> {
     if temp && data_dir.exists() {
         std::fs::remove_dir_all(&data_dir)?;
     }
-    let mut server = start_server(&b.app, &data_dir).await.context("starting the server")?;
+    let server = start_server(&b.app, &data_dir).await.context("starting the server")?;
 
     // The client runs on its own thread and runtime, like a separate
     // process would, so it does not compete for the server's workers.
@@ -460,15 +452,7 @@ async fn write_bench(b: WriteBench) -> Result<()> {
         }
     }
 
-    if let Some(stop) = server.stop.take() {
-        let _ = stop.send(());
-    }
-    let _ = (&mut server.task).await;
-    if temp && !b.keep {
-        let _ = std::fs::remove_dir_all(&data_dir);
-    } else {
-        eprintln!("data dir kept at {}", data_dir.display());
-    }
+    server.shutdown(&data_dir, temp && !b.keep).await;
     if result["errors"].as_u64().unwrap_or(0) > 0 {
         bail!("{} writes failed", result["errors"]);
     }

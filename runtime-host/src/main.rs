@@ -8,6 +8,7 @@
 mod app;
 mod app_manifest;
 mod bench;
+mod bench_recall;
 mod compose;
 mod cron;
 mod derive_calls;

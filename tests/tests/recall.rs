@@ -136,7 +136,7 @@ fn contract_fixture_nodes_edges_and_dto_whitelisting() {
     let (event, topic) = write_fixture(&s);
     // #4: default recall → 2 nodes (the draft topic swapped in), 1 edge, no embeddings.
     let b = recall(&s, json!({"query_embedding": axis0()}));
-    assert_eq!(ids(&b["seeds"]), [event.clone()]);
+    assert_eq!(ids(&b["seeds"]), [event.as_str()]);
     let sim = b["seeds"][0]["similarity"].as_f64().unwrap();
     assert!((sim - 0.9).abs() < 1e-5, "{sim}");
     assert_eq!(b["seeds"][0]["confidence"], 0.8);
@@ -153,10 +153,13 @@ fn contract_fixture_nodes_edges_and_dto_whitelisting() {
     assert_eq!(nodes[1]["member_count"], 1);
     let e = &b["subgraph"]["edges"][0];
     assert_eq!(e.as_object().unwrap().keys().collect::<Vec<_>>(), ["from_id", "to_id", "type", "weight"]);
-    assert_eq!((e["from_id"].as_str(), e["to_id"].as_str(), e["type"].as_str()), (Some(&*event), Some(&*topic), Some("part_of")));
+    assert_eq!(
+        (e["from_id"].as_str(), e["to_id"].as_str(), e["type"].as_str()),
+        (Some(&*event), Some(&*topic), Some("part_of"))
+    );
     assert!(!b.to_string().contains("\"embedding\""), "embeddings never leave");
     // The draft topic is not scored, so ranked holds the event only.
-    assert_eq!(ids(&b["ranked"]), [event.clone()]);
+    assert_eq!(ids(&b["ranked"]), [event.as_str()]);
     let act = b["ranked"][0]["activation"].as_f64().unwrap();
     assert!((act - (0.75 * 0.9 + 0.25 * 0.5)).abs() < 1e-5, "{act}");
     let score = b["ranked"][0]["score"].as_f64().unwrap();

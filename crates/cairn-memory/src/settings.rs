@@ -7,6 +7,7 @@
 //! | `embedding_provider`  | derivation's embedder; empty or `none` = no provider | (none)  |
 //! | `tier_profiles`       | JSON of `config/tiers.yaml` (see runtime-host)     | (none)    |
 //! | `default_tier`        | tier whose profile applies to tenants              | `solo`    |
+//! | `memory_recall_audit` | one `memory_recall_audit` row per recall        | `true` |
 //! | `memory_recall_profile` | recall's base knob profile (§6.1)                | `strict_edges` |
 //! | `memory_recall_profile_policy_json` | per tenant/endpoint profiles: `{"endpoint": {"recall_text": "lite"}, "tenant_default": {"acme": "quality_first"}, "tenant_endpoint": {"acme": {"recall": "legacy"}}}` | (none) |
 //!
@@ -34,6 +35,8 @@ pub struct Settings {
     pub recall_profile: String,
     /// `memory_recall_profile_policy_json`, when it parsed as an object.
     pub recall_profile_policy: Option<Value>,
+    /// Write a `memory_recall_audit` row per recall (`memory_recall_audit`).
+    pub recall_audit: bool,
 }
 
 impl Default for Settings {
@@ -46,6 +49,7 @@ impl Default for Settings {
             auto_topic_cluster_on_write: true,
             recall_profile: crate::recall::knobs::DEFAULT_PROFILE.into(),
             recall_profile_policy: None,
+            recall_audit: true,
         }
     }
 }
@@ -67,16 +71,20 @@ impl Settings {
         if let Some(p) = get("memory_recall_profile").filter(|p| crate::recall::knobs::profile(p).is_some()) {
             s.recall_profile = p;
         }
+        if let Some(v) = get("memory_recall_audit") {
+            s.recall_audit = !matches!(v.as_str(), "false" | "0" | "no" | "off");
+        }
         s.recall_profile_policy = get("memory_recall_profile_policy_json")
             .and_then(|j| serde_json::from_str::<Value>(&j).ok())
             .filter(Value::is_object);
         let tier = get("default_tier").unwrap_or_else(|| "solo".into());
-        if let Some(profiles) = get("tier_profiles") {
-            if let Some(dims) = embedding_dims_of(&profiles, &tier) {
-                s.embedding_dims = dims;
+        // Parsed once: it is the whole tiers document.
+        if let Some(caps) = get("tier_profiles").and_then(|p| resource_caps(&p, &tier)) {
+            if let Some(dims) = caps.get("embedding_dims").and_then(Value::as_u64).filter(|d| (1..=8192).contains(d)) {
+                s.embedding_dims = dims as usize;
             }
-            if let Some(kind) = resource_cap_str(&profiles, &tier, "vector_index") {
-                s.vector_index = kind;
+            if let Some(kind) = caps.get("vector_index").and_then(Value::as_str) {
+                s.vector_index = kind.to_string();
             }
         }
         s
@@ -107,18 +115,10 @@ impl Settings {
     }
 }
 
-/// `tiers[tier].resource_caps.<key>` as a string.
-fn resource_cap_str(profiles_json: &str, tier: &str, key: &str) -> Option<String> {
-    let v: Value = serde_json::from_str(profiles_json).ok()?;
-    v.get("tiers")?.get(tier)?.get("resource_caps")?.get(key)?.as_str().map(str::to_string)
-}
-
-/// `tiers[tier].resource_caps.embedding_dims` from the profiles JSON
-/// (`{"tiers": {"solo": {...}}}`).
-fn embedding_dims_of(profiles_json: &str, tier: &str) -> Option<usize> {
-    let v: Value = serde_json::from_str(profiles_json).ok()?;
-    let dims = v.get("tiers")?.get(tier)?.get("resource_caps")?.get("embedding_dims")?.as_u64()?;
-    (1..=8192).contains(&dims).then_some(dims as usize)
+/// `tiers[tier].resource_caps` of the profiles JSON (`{"tiers": {"solo": {...}}}`).
+fn resource_caps(profiles_json: &str, tier: &str) -> Option<Value> {
+    let mut v: Value = serde_json::from_str(profiles_json).ok()?;
+    v.get_mut("tiers")?.get_mut(tier)?.get_mut("resource_caps").map(Value::take)
 }
 
 #[cfg(test)]

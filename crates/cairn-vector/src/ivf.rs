@@ -9,7 +9,7 @@
 //! `nprobe` lists nearest the query and keeps the best candidates, which the
 //! caller re-ranks with the exact vectors.
 
-use crate::quant::{Code, dot_code};
+use crate::quant::{Code, dot_codes};
 
 pub const ID_BYTES: usize = 16;
 const HEADER: usize = 8;
@@ -123,11 +123,18 @@ impl TopK {
     }
 }
 
-/// Scores every entry of `blob` against the unit `query` into `top`;
-/// `skip` filters ids out. Returns how many entries were scanned.
+/// Scores every entry of `blob` against the unit `query` into `top`.
+/// Returns how many entries were scanned. The query is quantized like the
+/// codes, so the inner loop is integer arithmetic; quantize it once with
+/// [`crate::quant::quantize`] and use [`scan_code`] when scanning many lists.
 pub fn scan(blob: &[u8], query: &[f32], top: &mut TopK) -> usize {
+    scan_code(blob, &crate::quant::quantize(query), top)
+}
+
+/// [`scan`] for an already quantized query.
+pub fn scan_code(blob: &[u8], query: &Code, top: &mut TopK) -> usize {
     let Some((dims, count)) = header(blob) else { return 0 };
-    if dims != query.len() {
+    if dims != query.code.len() {
         return 0;
     }
     let len = entry_len(dims);
@@ -137,7 +144,7 @@ pub fn scan(blob: &[u8], query: &[f32], top: &mut TopK) -> usize {
         let scale = f32::from_le_bytes(blob[at + ID_BYTES..at + ID_BYTES + 4].try_into().expect("4 bytes"));
         // SAFETY-free reinterpretation: i8 and u8 have the same layout.
         let code: &[i8] = bytemuck_i8(&blob[at + ID_BYTES + 4..at + len]);
-        top.push(id, dot_code(query, scale, code));
+        top.push(id, dot_codes(query.scale, &query.code, scale, code));
     }
     count
 }
@@ -163,10 +170,19 @@ pub fn uuid_bytes(s: &str) -> Option<[u8; ID_BYTES]> {
     Some(out)
 }
 
-/// 16 bytes as a lowercase hyphenated UUID.
+/// 16 bytes as a lowercase hyphenated UUID (on recall's hot path: one
+/// allocation, no formatting machinery).
 pub fn uuid_string(b: &[u8; ID_BYTES]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = Vec::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out.push(b'-');
+        }
+        out.push(HEX[(x >> 4) as usize]);
+        out.push(HEX[(x & 15) as usize]);
+    }
+    String::from_utf8(out).unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -93,6 +93,7 @@ impl SqliteDb {
             "PRAGMA foreign_keys=ON".to_string(),
             "PRAGMA temp_store=MEMORY".to_string(),
             format!("PRAGMA cache_size=-{}", self.config.cache_kib),
+            format!("PRAGMA mmap_size={}", self.config.mmap_bytes),
             // Checkpoints are the background thread's job.
             "PRAGMA wal_autocheckpoint=0".to_string(),
         ] {

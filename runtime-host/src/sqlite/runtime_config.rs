@@ -29,6 +29,11 @@ pub struct SqliteConfig {
     pub max_idle_connections: usize,
     /// Page cache per connection, KiB.
     pub cache_kib: u64,
+    /// Bytes of the file read through a memory map (`PRAGMA mmap_size`).
+    /// Reads then need no copy, and a connection whose page cache was reset
+    /// because another one committed gets its pages back from the map
+    /// instead of re-reading them (recall's hot path).
+    pub mmap_bytes: u64,
     /// How often the background checkpointer runs.
     pub checkpoint_interval_ms: u64,
 }
@@ -42,6 +47,11 @@ impl SqliteConfig {
             busy_timeout_ms: 5000,
             max_idle_connections: 64,
             cache_kib: 2 * 1024,
+            mmap_bytes: std::env::var("CAIRN_SQLITE_MMAP_MB")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .map(|mb| mb << 20)
+                .unwrap_or(1 << 30),
             checkpoint_interval_ms: std::env::var("CAIRN_CHECKPOINT_MS")
                 .ok()
                 .and_then(|v| v.parse().ok())

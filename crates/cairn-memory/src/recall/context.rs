@@ -136,12 +136,7 @@ fn is_compression_concept(n: &StoredNode) -> bool {
 }
 
 fn pick_top<'a>(ranked: &[&'a StoredNode], types: &[&str], limit: usize) -> Vec<&'a StoredNode> {
-    ranked
-        .iter()
-        .copied()
-        .filter(|n| types.contains(&n.node_type.as_str()) && !is_draft_topic(n))
-        .take(limit)
-        .collect()
+    ranked.iter().copied().filter(|n| types.contains(&n.node_type.as_str()) && !is_draft_topic(n)).take(limit).collect()
 }
 
 /// The `node_id`s a rollup's `slots.citations` lists.
@@ -295,7 +290,8 @@ pub fn build(
         if let Some(s) = &n.text_summary {
             m.insert("summary".into(), json!(s));
         }
-        let pick = |from_def: Option<&Value>, key: &str| from_def.cloned().filter(|v| !v.is_null()).or_else(|| slot(n, key));
+        let pick =
+            |from_def: Option<&Value>, key: &str| from_def.cloned().filter(|v| !v.is_null()).or_else(|| slot(n, key));
         for (field, def_value, key) in [
             ("if_json", d.map(|d| &d.if_json), "if"),
             ("then_json", d.map(|d| &d.then_json), "then"),
@@ -556,7 +552,10 @@ mod tests {
         assert_eq!(c.compaction["applied"], true);
         let by = &c.compaction["dropped_by_section"];
         assert_eq!(by["events"], 2);
-        assert_eq!(c.compaction["dropped_lines"].as_u64().unwrap(), by.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>());
+        assert_eq!(
+            c.compaction["dropped_lines"].as_u64().unwrap(),
+            by.as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum::<u64>()
+        );
         // Items are not cut by line dropping.
         assert_eq!(c.items.len(), 5);
         // A tiny budget keeps exactly one line.
@@ -572,7 +571,12 @@ mod tests {
             nodes.push(with(node(&format!("x{i}"), "event"), |n| n.text_summary = Some(format!("extra {i}"))));
         }
         let refs: Vec<&StoredNode> = nodes.iter().collect();
-        let c = build(&refs, &defs(), &ContextOptions { profile: Some(CompactionProfile::Aggressive), ..Default::default() }, None);
+        let c = build(
+            &refs,
+            &defs(),
+            &ContextOptions { profile: Some(CompactionProfile::Aggressive), ..Default::default() },
+            None,
+        );
         assert!(!c.text.contains("if=") && !c.text.contains("then="));
         assert_eq!(c.items.iter().filter(|i| i["kind"] == "event").count(), 2);
         assert_eq!(c.compaction["profile"], "aggressive");

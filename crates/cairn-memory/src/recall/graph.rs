@@ -134,7 +134,8 @@ pub fn fetch_nodes(
             vec![scope_key.into(), agent.map(str::to_string).into(), team.map(str::to_string).into()];
         params.extend(chunk.iter().map(SqlValue::from));
         let sql = format!(
-            "SELECT {columns} FROM memory_nodes n WHERE n.scope = ? AND {} AND n.id IN ({})",
+            // `+n.scope`: look the ids up by key, never walk the scope.
+            "SELECT {columns} FROM memory_nodes n WHERE +n.scope = ? AND {} AND n.id IN ({})",
             lane_visible_sql("n"),
             placeholders(chunk.len())
         );

@@ -24,7 +24,7 @@ use crate::stored_rows::{StoredEdge, StoredNode};
 use activation::{Ranked, ScoreEdge, ScoreNode};
 use cairn_core::ApiError;
 use cairn_core::digest::sha256_hex;
-use cairn_spin::sql::{Sql, SqlValue, placeholders, read_txn};
+use cairn_spin::sql::{Sql, SqlValue, read_txn};
 use request::{DEBUG_EMBEDDING_NODES, DEBUG_EMBEDDING_PREVIEW, Endpoint, RecallRequest};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -84,21 +84,29 @@ pub fn recall(
 
     // Audit (best effort: a failure never fails the recall).
     let t = Instant::now();
-    let audit = db.exec(
-        "INSERT INTO memory_recall_audit (scope, endpoint, consumer_agent_id, consumer_team_id, query_sha256, \
+    // Its own small write transaction, so it queues behind other writers
+    // instead of spinning in SQLite's busy handler.
+    let audit = if !settings.recall_audit {
+        Ok(())
+    } else {
+        cairn_spin::sql::write_txn(db, |db| {
+            db.exec(
+                "INSERT INTO memory_recall_audit (scope, endpoint, consumer_agent_id, consumer_team_id, query_sha256, \
          seed_count, node_count, edge_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        &[
-            (&req.ts.scope_key).into(),
-            endpoint.name().into(),
-            req.consumer_agent_id.clone().into(),
-            req.consumer_team_id.clone().into(),
-            sha256_hex(vector_literal(&query)).into(),
-            SqlValue::Integer(out.seed_count as i64),
-            SqlValue::Integer(out.node_count as i64),
-            SqlValue::Integer(out.edge_count as i64),
-            cairn_core::time_fmt::rfc3339_millis(now_ms).into(),
-        ],
-    );
+                &[
+                    (&req.ts.scope_key).into(),
+                    endpoint.name().into(),
+                    req.consumer_agent_id.clone().into(),
+                    req.consumer_team_id.clone().into(),
+                    sha256_hex(vector_literal(&query)).into(),
+                    SqlValue::Integer(out.seed_count as i64),
+                    SqlValue::Integer(out.node_count as i64),
+                    SqlValue::Integer(out.edge_count as i64),
+                    cairn_core::time_fmt::rfc3339_millis(now_ms).into(),
+                ],
+            )
+        })
+    };
     if let Err(e) = audit {
         eprintln!("recall audit insert failed (recall answered anyway): {e}");
     }
@@ -147,7 +155,8 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
 
     // Stage 2.
     let t = Instant::now();
-    let edges = if seed_ids.is_empty() { Vec::new() } else { graph::fetch_edges(db, &req.ts.scope_key, &seed_ids, &k)? };
+    let edges =
+        if seed_ids.is_empty() { Vec::new() } else { graph::fetch_edges(db, &req.ts.scope_key, &seed_ids, &k)? };
     let edges_ms = ms(t);
     let t = Instant::now();
     let node_ids = graph::select_node_ids(&seed_ids, &edges, k.max_nodes);
@@ -188,7 +197,8 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
         })
         .collect();
     let ranked_all: Vec<Ranked> = activation::rank(&score_nodes, &score_edges, k.neighborhood_hops);
-    let picked = subgraph::select(&seed_ids, &ranked_all, &nodes, &edges_all, k.max_nodes as usize, k.max_edges as usize);
+    let picked =
+        subgraph::select(&seed_ids, &ranked_all, &nodes, &edges_all, k.max_nodes as usize, k.max_edges as usize);
     let spread_ms = ms(t);
 
     // Context over rankedAll (rule definitions arrive with the policy component).
@@ -282,6 +292,9 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
         "lists_probed": stage1.lists_probed,
         "lists_total": stage1.lists_total,
         "codes_scanned": stage1.codes_scanned,
+        "index_ms": stage1.index_ms,
+        "probe_ms": stage1.probe_ms,
+        "rerank_ms": stage1.rerank_ms,
     });
     let counts = json!({"nodes": nodes.len(), "edges": edges_all.len()});
     let trajectory = json!({
@@ -314,7 +327,8 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
     });
     let mut timings = Map::new();
     timings.insert("stage1_candidates_ann_ms".into(), json!(stage1.ann_ms));
-    timings.insert("stage1_candidates_exact_ms".into(), json!(if stage1.mode == "exact" { stage1.exact_ms } else { 0.0 }));
+    timings
+        .insert("stage1_candidates_exact_ms".into(), json!(if stage1.mode == "exact" { stage1.exact_ms } else { 0.0 }));
     timings.insert(
         "stage1_candidates_exact_fallback_ms".into(),
         json!(if stage1.exact_fallback_attempted { stage1.exact_ms } else { 0.0 }),
@@ -350,7 +364,13 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
     }
     body.insert("trajectory".into(), trajectory);
     body.insert("observability".into(), observability);
-    Ok(Outcome { body, timings, seed_count: stage1.seeds.len(), node_count: nodes_json.len(), edge_count: edges_json.len() })
+    Ok(Outcome {
+        body,
+        timings,
+        seed_count: stage1.seeds.len(),
+        node_count: nodes_json.len(),
+        edge_count: edges_json.len(),
+    })
 }
 
 /// The privileged debug channel: for the first seeds, the vector's
@@ -360,15 +380,7 @@ fn debug_embeddings(db: &dyn Sql, seed_ids: &[&str]) -> Result<Value, ApiError> 
     if ids.is_empty() {
         return Ok(json!([]));
     }
-    let params: Vec<SqlValue> = ids.iter().map(|s| SqlValue::from(*s)).collect();
-    let rows = db.query(
-        &format!(
-            "SELECT n.id, coalesce(n.embedding, v.vector) FROM memory_nodes n \
-             LEFT JOIN memory_derived_vectors v ON v.node_id = n.id WHERE n.id IN ({})",
-            placeholders(ids.len())
-        ),
-        &params,
-    )?;
+    let rows = seeds::vectors_of(db, &ids)?;
     let by_id: HashMap<String, Vec<f32>> =
         rows.iter().filter_map(|r| Some((r.string(0), seeds::f32s(r.blob(1)?)))).collect();
     let out: Vec<Value> = ids

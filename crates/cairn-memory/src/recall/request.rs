@@ -151,8 +151,8 @@ mod tests {
 
     #[test]
     fn reads_a_recall_body_with_profile_defaults() {
-        let q = parse(&json!({"query_embedding": [1, 0, 0], "scope": "s"}), &settings(), Endpoint::Recall, false)
-            .unwrap();
+        let q =
+            parse(&json!({"query_embedding": [1, 0, 0], "scope": "s"}), &settings(), Endpoint::Recall, false).unwrap();
         assert_eq!(q.query.as_deref(), Some(&[1.0, 0.0, 0.0][..]));
         assert_eq!(q.knobs.knobs, knobs::profile("strict_edges").unwrap());
         assert_eq!(q.ts.scope, "s");

@@ -11,9 +11,12 @@
 //! Where the candidates come from:
 //! - **ann**: the scope has an IVF index (trained by derivation, see
 //!   `cairn-vector`): the query's `nprobe` nearest lists are scanned over
-//!   their int8 codes, the best candidates are re-ranked with their exact
-//!   vectors. If fewer than `limit` seeds survive the filters, more lists
-//!   are probed (×4 each round) up to all of them.
+//!   their int8 codes (query quantized too: integer dot products); the best
+//!   candidates' filter columns are read (no vectors), the visible ones in
+//!   approximate order give the oversample cut and the seedable ones, and
+//!   only the best `limit + max(8, limit/2)` of those are re-scored with
+//!   their exact vectors. If fewer than `limit` seeds survive the filters,
+//!   more lists are probed (×4 each round) up to all of them.
 //! - **exact**: no index (small scope, or tier `vector_index: flat`, or an
 //!   index of another dimension): every candidate is scored exactly.
 //! - **exact_fallback**: the ANN found nothing at all; the exact scan runs
@@ -23,7 +26,6 @@ use crate::stored_rows::lane_visible_sql;
 use cairn_core::ApiError;
 use cairn_spin::sql::{Row, Sql, SqlValue, placeholders};
 use cairn_vector::{ivf, kmeans};
-use std::collections::HashMap;
 
 /// A seed: a node and its cosine similarity to the query.
 #[derive(Debug, Clone, PartialEq)]
@@ -48,6 +50,11 @@ pub struct Stage1 {
     pub codes_scanned: usize,
     pub ann_ms: f64,
     pub exact_ms: f64,
+    /// Parts of `ann_ms`: loading the centroids and ordering the lists,
+    /// reading and scanning lists, re-ranking.
+    pub index_ms: f64,
+    pub probe_ms: f64,
+    pub rerank_ms: f64,
 }
 
 /// Who is asking and how many seeds they want.
@@ -114,13 +121,13 @@ fn cosine_with_blob(unit_query: &[f32], blob: &[u8], scratch: &mut Vec<f32>) -> 
     Some((cairn_vector::dot(unit_query, scratch) / norm) as f64)
 }
 
-/// The candidate filter shared by both paths; binds (scope, agent, team).
-fn candidate_sql(extra: &str) -> String {
+/// The exact scan's candidates; binds (scope, agent, team).
+fn candidate_sql() -> String {
     format!(
         "SELECT n.id, n.type, json_extract(n.slots, '$.topic_state'), coalesce(n.embedding, v.vector) \
          FROM memory_nodes n LEFT JOIN memory_derived_vectors v ON v.node_id = n.id \
          WHERE n.scope = ? AND n.tier IN ('hot', 'warm') AND n.embedding_status = 'ready' \
-         AND (n.embedding IS NOT NULL OR v.vector IS NOT NULL) AND {} {extra}",
+         AND (n.embedding IS NOT NULL OR v.vector IS NOT NULL) AND {}",
         lane_visible_sql("n")
     )
 }
@@ -168,7 +175,7 @@ fn base_params(q: &SeedQuery) -> Vec<SqlValue> {
 
 /// Scores every candidate of the scope.
 fn exact(db: &dyn Sql, q: &SeedQuery) -> Result<(Vec<Seed>, usize), ApiError> {
-    let rows = db.query(&candidate_sql(""), &base_params(q))?;
+    let rows = db.query(&candidate_sql(), &base_params(q))?;
     Ok(pick(score_rows(&rows, q.unit_query), q.limit))
 }
 
@@ -183,6 +190,7 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
     if q.limit == 0 || q.unit_query.is_empty() {
         return Ok(out);
     }
+    let t = now();
     let index = if q.use_index { load_index(db, q.scope_key)? } else { None };
     let Some(index) = index.filter(|i| i.dims == q.unit_query.len() && !i.centroids.is_empty()) else {
         let t = now();
@@ -191,22 +199,24 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
         return Ok(out);
     };
     out.mode = "ann";
-    let t = now();
     let nlist = index.centroids.len();
     out.lists_total = nlist;
     let order = kmeans::nearest_n(&index.centroids, q.unit_query, nlist);
+    out.index_ms = since(t);
     let want = oversample(q.limit);
-    // Candidates re-ranked exactly: the oversample plus headroom for the
-    // int8 approximation.
-    let rerank = (want + want / 2 + 32).min(4000);
+    // Candidates whose filter columns are read: the oversample and a little
+    // headroom; when too few of them can seed, more lists are probed.
+    let pool = (want + 16).min(4000);
     let mut probed = 0;
     let mut nprobe = initial_nprobe(nlist);
-    let mut scored: HashMap<[u8; 16], f32> = HashMap::new();
+    let query_code = cairn_vector::quant::quantize(q.unit_query);
+    // A node sits in exactly one list, so candidates never repeat.
+    let mut scored: Vec<([u8; 16], f32)> = Vec::new();
     let seeds = loop {
+        let tp = now();
         let lists = &order[probed..nprobe.min(nlist)];
-        let params: Vec<SqlValue> = std::iter::once(q.scope_key.into())
-            .chain(lists.iter().map(|l| SqlValue::Integer(*l as i64)))
-            .collect();
+        let params: Vec<SqlValue> =
+            std::iter::once(q.scope_key.into()).chain(lists.iter().map(|l| SqlValue::Integer(*l as i64))).collect();
         let rows = db.query(
             &format!(
                 "SELECT entries FROM memory_vector_lists WHERE scope = ? AND list IN ({})",
@@ -216,21 +226,21 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
         )?;
         for r in &rows {
             if let Some(blob) = r.blob(0) {
-                let mut top = ivf::TopK::new(rerank);
-                out.codes_scanned += ivf::scan(blob, q.unit_query, &mut top);
-                for (id, s) in top.into_sorted() {
-                    scored.insert(id, s);
-                }
+                let mut top = ivf::TopK::new(pool);
+                out.codes_scanned += ivf::scan_code(blob, &query_code, &mut top);
+                scored.extend(top.into_sorted());
             }
         }
         probed = nprobe.min(nlist);
-        // The best `rerank` approximate candidates so far.
-        let mut best: Vec<([u8; 16], f32)> = scored.iter().map(|(k, v)| (*k, *v)).collect();
+        // The best `pool` approximate candidates so far.
+        let mut best = scored.clone();
         best.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        best.truncate(rerank);
+        best.truncate(pool);
         out.ann_seed_count = best.len();
-        let ids: Vec<String> = best.iter().map(|(b, _)| ivf::uuid_string(b)).collect();
-        let found = rerank_exact(db, q, &ids)?;
+        out.probe_ms += since(tp);
+        let tr = now();
+        let found = rerank(db, q, &best)?;
+        out.rerank_ms += since(tr);
         if found.0.len() >= q.limit || probed >= nlist {
             break found;
         }
@@ -249,16 +259,65 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
     Ok(out)
 }
 
-/// Scores the given candidate ids exactly (same filters as the exact scan).
-fn rerank_exact(db: &dyn Sql, q: &SeedQuery, ids: &[String]) -> Result<(Vec<Seed>, usize), ApiError> {
-    let mut candidates = Vec::with_capacity(ids.len());
+/// `(id, vector blob)` rows of the given nodes: the client's vector, else
+/// the derived one.
+pub fn vectors_of(db: &dyn Sql, ids: &[&str]) -> Result<Vec<Row>, ApiError> {
+    let params: Vec<SqlValue> = ids.iter().map(|id| SqlValue::from(*id)).collect();
+    db.query(
+        &format!(
+            "SELECT n.id, coalesce(n.embedding, v.vector) FROM memory_nodes n \
+             LEFT JOIN memory_derived_vectors v ON v.node_id = n.id WHERE n.id IN ({})",
+            placeholders(ids.len())
+        ),
+        &params,
+    )
+}
+
+/// Turns approximate candidates (best first) into seeds, in two steps so
+/// that only a few exact vectors are read: (1) the candidates' filter
+/// columns (tier, readiness, lane, type, topic state — no vectors), which
+/// give the visible ones in approximate order, the oversample cut and the
+/// seedable ones; (2) the exact vectors of the best `limit + margin`
+/// seedable ones, which are re-scored and cut to `limit`.
+fn rerank(db: &dyn Sql, q: &SeedQuery, best: &[([u8; 16], f32)]) -> Result<(Vec<Seed>, usize), ApiError> {
+    let ids: Vec<String> = best.iter().map(|(b, _)| ivf::uuid_string(b)).collect();
+    let mut info: std::collections::HashMap<String, bool> = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
         let mut params = base_params(q);
         params.extend(chunk.iter().map(SqlValue::from));
-        let rows = db.query(&candidate_sql(&format!("AND n.id IN ({})", placeholders(chunk.len()))), &params)?;
-        candidates.extend(score_rows(&rows, q.unit_query));
+        let sql = format!(
+            "SELECT n.id, n.type, json_extract(n.slots, '$.topic_state') FROM memory_nodes n \
+             WHERE +n.scope = ? AND n.tier IN ('hot', 'warm') AND n.embedding_status = 'ready' AND {} \
+             AND n.id IN ({})",
+            lane_visible_sql("n"),
+            placeholders(chunk.len())
+        );
+        for r in db.query(&sql, &params)? {
+            info.insert(r.string(0), seedable(&r));
+        }
     }
-    Ok(pick(candidates, q.limit))
+    let visible: Vec<(&String, bool)> =
+        ids.iter().filter_map(|id| info.get(id).map(|s| (id, *s))).take(oversample(q.limit)).collect();
+    let filtered = visible.iter().filter(|(_, s)| !s).count();
+    let margin = (q.limit / 2).max(8);
+    let finalists: Vec<&String> =
+        visible.iter().filter(|(_, s)| *s).map(|(id, _)| *id).take(q.limit + margin).collect();
+    if finalists.is_empty() {
+        return Ok((Vec::new(), filtered));
+    }
+    let finalists: Vec<&str> = finalists.into_iter().map(String::as_str).collect();
+    let rows = vectors_of(db, &finalists)?;
+    let mut scratch = Vec::with_capacity(q.unit_query.len());
+    let mut seeds: Vec<Seed> = rows
+        .iter()
+        .filter_map(|r| {
+            let similarity = cosine_with_blob(q.unit_query, r.blob(1)?, &mut scratch)?;
+            Some(Seed { id: r.string(0), similarity })
+        })
+        .collect();
+    seeds.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then_with(|| a.id.cmp(&b.id)));
+    seeds.truncate(q.limit);
+    Ok((seeds, filtered))
 }
 
 fn now() -> std::time::Instant {

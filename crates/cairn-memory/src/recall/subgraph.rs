@@ -40,7 +40,8 @@ pub fn select(
     let scored: HashSet<&str> = ranked.iter().map(|r| r.id.as_str()).collect();
     let mut core: Vec<&str> = Vec::new();
     let mut in_core: HashSet<&str> = HashSet::new();
-    let candidates = seed_ids.iter().copied().filter(|id| scored.contains(id)).chain(ranked.iter().map(|r| r.id.as_str()));
+    let candidates =
+        seed_ids.iter().copied().filter(|id| scored.contains(id)).chain(ranked.iter().map(|r| r.id.as_str()));
     let mut wanted = 0;
     for id in candidates {
         if in_core.contains(id) {
@@ -73,7 +74,9 @@ pub fn select(
     for (draft, _) in drafts {
         if core.len() < max_nodes {
             core.push(draft);
-        } else if let Some(pos) = core.iter().rposition(|id| !seed_set.contains(id) && !nodes.get(*id).is_some_and(is_draft_topic)) {
+        } else if let Some(pos) =
+            core.iter().rposition(|id| !seed_set.contains(id) && !nodes.get(*id).is_some_and(is_draft_topic))
+        {
             core.remove(pos);
             core.push(draft);
         }
@@ -82,7 +85,8 @@ pub fn select(
     let out: HashSet<&str> = core.iter().copied().collect();
     let mut chosen: Vec<&StoredEdge> =
         edges.iter().filter(|e| out.contains(e.src_id.as_str()) && out.contains(e.dst_id.as_str())).collect();
-    chosen.sort_by(|a, b| (b.weight * b.confidence).total_cmp(&(a.weight * a.confidence)).then_with(|| a.id.cmp(&b.id)));
+    chosen
+        .sort_by(|a, b| (b.weight * b.confidence).total_cmp(&(a.weight * a.confidence)).then_with(|| a.id.cmp(&b.id)));
     let dropped_edges = chosen.len().saturating_sub(max_edges);
     chosen.truncate(max_edges);
     Subgraph {
@@ -147,13 +151,18 @@ mod tests {
     }
 
     fn ranked(ids: &[&str]) -> Vec<Ranked> {
-        ids.iter().enumerate().map(|(i, id)| Ranked { id: id.to_string(), activation: 1.0, score: 1.0 - i as f64 * 0.1 }).collect()
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| Ranked { id: id.to_string(), activation: 1.0, score: 1.0 - i as f64 * 0.1 })
+            .collect()
     }
 
     #[test]
     fn draft_topic_is_swapped_in_for_explainability() {
-        let nodes: HashMap<String, StoredNode> =
-            [node("ev", "event", None), node("dt", "topic", Some("draft"))].into_iter().map(|n| (n.id.clone(), n)).collect();
+        let nodes: HashMap<String, StoredNode> = [node("ev", "event", None), node("dt", "topic", Some("draft"))]
+            .into_iter()
+            .map(|n| (n.id.clone(), n))
+            .collect();
         let edges = [edge("e", "ev", "dt", "part_of", 0.9)];
         let g = select(&["ev"], &ranked(&["ev"]), &nodes, &edges, 60, 80);
         assert_eq!(g.node_ids, ["ev", "dt"]);

@@ -76,7 +76,11 @@ mod tests {
     #[test]
     fn maps_provider_failures() {
         let cases = [
-            ("provider_error: the embedder answered 429 Too Many Requests: slow down", 429, "upstream_embedding_rate_limited"),
+            (
+                "provider_error: the embedder answered 429 Too Many Requests: slow down",
+                429,
+                "upstream_embedding_rate_limited",
+            ),
             ("provider_error: quota: Rate limit reached", 429, "upstream_embedding_rate_limited"),
             ("provider_error: the embedder answered 503 Service Unavailable: ", 503, "upstream_embedding_unavailable"),
             ("provider_error: http://x did not answer within 5s", 503, "upstream_embedding_unavailable"),
