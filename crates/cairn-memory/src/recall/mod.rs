@@ -308,7 +308,7 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
              "candidate_nodes": nodes.len(), "candidate_edges": edges_all.len(),
              "dropped_nodes": picked.dropped_nodes, "dropped_edges": picked.dropped_edges,
              "duration_ms": edges_ms + nodes_ms + spread_ms, "pruned_reasons": l1_reasons},
-            {"level": "L2", "name": "context_assembly", "context_chars": built.text.chars().count(),
+            {"level": "L2", "name": "context_assembly", "context_chars": context::utf16_len(&built.text),
              "duration_ms": context_ms, "pruned_reasons": l2_reasons},
         ],
         "budgets": req.knobs.budgets_json(),
