@@ -234,15 +234,16 @@ pub fn write(
     }
     let flat: Vec<f32> = b.centroids.iter().flatten().copied().collect();
     db.exec(
-        "INSERT INTO memory_vector_index (scope, dims, nlist, centroids, trained_count, trained_at, updated_at) \
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE SET dims = excluded.dims, nlist = excluded.nlist, \
-         centroids = excluded.centroids, trained_count = excluded.trained_count, trained_at = excluded.trained_at, \
-         updated_at = excluded.updated_at",
+        "INSERT INTO memory_vector_index (scope, dims, nlist, centroids, centroid_codes, trained_count, trained_at, \
+         updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (scope) DO UPDATE SET dims = excluded.dims, \
+         nlist = excluded.nlist, centroids = excluded.centroids, centroid_codes = excluded.centroid_codes, \
+         trained_count = excluded.trained_count, trained_at = excluded.trained_at, updated_at = excluded.updated_at",
         &[
             scope.into(),
             (dims as i64).into(),
             (b.centroids.len() as i64).into(),
             crate::vectors::to_blob(&flat).into(),
+            ivf::centroid_codes(&b.centroids).into(),
             (b.vectors as i64).into(),
             now.into(),
             now.into(),

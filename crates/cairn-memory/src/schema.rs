@@ -190,6 +190,9 @@ pub const MIGRATIONS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS memory_recall_audit_scope ON memory_recall_audit (scope, id)",
     ],
+    // 5: the centroids also as int8 codes (cairn-vector `centroid_codes`),
+    // which recall reads instead of the f32 ones (¼ of the bytes).
+    &["ALTER TABLE memory_vector_index ADD COLUMN centroid_codes BLOB"],
 ];
 
 /// The version this build of the kernel needs.

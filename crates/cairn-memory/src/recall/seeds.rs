@@ -101,6 +101,31 @@ pub fn load_index(db: &dyn Sql, scope_key: &str) -> Result<Option<Index>, ApiErr
     }))
 }
 
+/// The scope's lists, nearest to the query first, if it has an index of the
+/// query's dimension: from the int8 centroid codes (index built since
+/// kernel schema 5), else from the f32 centroids.
+fn list_order(
+    db: &dyn Sql,
+    scope_key: &str,
+    unit_query: &[f32],
+    query_code: &cairn_vector::quant::Code,
+) -> Result<Option<Vec<usize>>, ApiError> {
+    let row = db.query_one(
+        "SELECT dims, centroid_codes FROM memory_vector_index WHERE scope = ?",
+        &[scope_key.into()],
+    )?;
+    let Some(row) = row else { return Ok(None) };
+    if row.int(0) as usize != unit_query.len() {
+        return Ok(None);
+    }
+    if let Some(codes) = row.blob(1).filter(|c| ivf::header(c).is_some_and(|(d, _)| d == unit_query.len())) {
+        return Ok(Some(ivf::order_lists(codes, query_code)));
+    }
+    Ok(load_index(db, scope_key)?
+        .filter(|i| i.dims == unit_query.len())
+        .map(|i| kmeans::nearest_n(&i.centroids, unit_query, i.centroids.len())))
+}
+
 /// Decodes little-endian f32 bytes.
 pub fn f32s(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
@@ -191,17 +216,17 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
         return Ok(out);
     }
     let t = now();
-    let index = if q.use_index { load_index(db, q.scope_key)? } else { None };
-    let Some(index) = index.filter(|i| i.dims == q.unit_query.len() && !i.centroids.is_empty()) else {
+    let query_code = cairn_vector::quant::quantize(q.unit_query);
+    let order = if q.use_index { list_order(db, q.scope_key, q.unit_query, &query_code)? } else { None };
+    let Some(order) = order.filter(|o| !o.is_empty()) else {
         let t = now();
         (out.seeds, out.filtered) = exact(db, q)?;
         out.exact_ms = since(t);
         return Ok(out);
     };
     out.mode = "ann";
-    let nlist = index.centroids.len();
+    let nlist = order.len();
     out.lists_total = nlist;
-    let order = kmeans::nearest_n(&index.centroids, q.unit_query, nlist);
     out.index_ms = since(t);
     let want = oversample(q.limit);
     // Candidates whose filter columns are read: the oversample and a little
@@ -209,7 +234,6 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
     let pool = (want + 16).min(4000);
     let mut probed = 0;
     let mut nprobe = initial_nprobe(nlist);
-    let query_code = cairn_vector::quant::quantize(q.unit_query);
     // A node sits in exactly one list, so candidates never repeat.
     let mut scored: Vec<([u8; 16], f32)> = Vec::new();
     let seeds = loop {
