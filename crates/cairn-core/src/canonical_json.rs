@@ -24,11 +24,38 @@ pub fn to_string(value: &Value) -> String {
 
 /// Appends the canonical form of `value` to `out`.
 pub fn write_value(out: &mut String, value: &Value) {
+    write_styled(out, value, &Canonical);
+}
+
+/// What varies between JSON writers that print like `JSON.stringify`: the
+/// order of an object's keys and the text of a number.
+pub trait JsonStyle {
+    fn keys<'a>(&self, map: &'a Map<String, Value>) -> Vec<&'a String>;
+    fn number(&self, out: &mut String, n: &Number);
+}
+
+/// The canonical style: keys sorted by UTF-16 code units, integers exact.
+struct Canonical;
+
+impl JsonStyle for Canonical {
+    fn keys<'a>(&self, map: &'a Map<String, Value>) -> Vec<&'a String> {
+        let mut keys: Vec<&String> = map.keys().collect();
+        keys.sort_by(|a, b| utf16_cmp(a, b));
+        keys
+    }
+    fn number(&self, out: &mut String, n: &Number) {
+        write_number(out, n);
+    }
+}
+
+/// Appends `value` to `out` without whitespace, strings escaped as
+/// `JSON.stringify` does, keys and numbers as `style` says.
+pub fn write_styled<S: JsonStyle>(out: &mut String, value: &Value, style: &S) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
         Value::Bool(false) => out.push_str("false"),
-        Value::Number(n) => write_number(out, n),
+        Value::Number(n) => style.number(out, n),
         Value::String(s) => write_string(out, s),
         Value::Array(items) => {
             out.push('[');
@@ -36,27 +63,23 @@ pub fn write_value(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_value(out, item);
+                write_styled(out, item, style);
             }
             out.push(']');
         }
-        Value::Object(map) => write_object(out, map),
-    }
-}
-
-fn write_object(out: &mut String, map: &Map<String, Value>) {
-    let mut keys: Vec<&String> = map.keys().collect();
-    keys.sort_by(|a, b| utf16_cmp(a, b));
-    out.push('{');
-    for (i, key) in keys.iter().enumerate() {
-        if i > 0 {
-            out.push(',');
+        Value::Object(map) => {
+            out.push('{');
+            for (i, key) in style.keys(map).into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(out, key);
+                out.push(':');
+                write_styled(out, &map[key.as_str()], style);
+            }
+            out.push('}');
         }
-        write_string(out, key);
-        out.push(':');
-        write_value(out, &map[key.as_str()]);
     }
-    out.push('}');
 }
 
 /// JavaScript's default string order: by UTF-16 code units. It differs from

@@ -58,7 +58,7 @@
 
 use crate::node_dto::node_uri;
 use crate::stored_rows::StoredNode;
-use cairn_core::canonical_json::{js_number, write_string};
+use cairn_core::canonical_json::{JsonStyle, js_number, write_styled};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 
@@ -221,16 +221,17 @@ fn budgets(opts: &ContextOptions) -> (Option<i64>, Option<i64>) {
     (token_budget, char_budget)
 }
 
-fn is_draft_topic(n: &StoredNode) -> bool {
-    n.node_type == "topic" && n.slots.get("topic_state").and_then(Value::as_str) == Some("draft")
-}
-
 fn is_compression_concept(n: &StoredNode) -> bool {
     n.node_type == "concept" && n.slots.get("summary_kind").and_then(Value::as_str) == Some("compression_rollup")
 }
 
 fn pick_top<'a>(ranked: &[&'a StoredNode], types: &[&str], limit: usize) -> Vec<&'a StoredNode> {
-    ranked.iter().copied().filter(|n| types.contains(&n.node_type.as_str()) && !is_draft_topic(n)).take(limit).collect()
+    ranked
+        .iter()
+        .copied()
+        .filter(|n| types.contains(&n.node_type.as_str()) && !super::subgraph::is_draft_topic(n))
+        .take(limit)
+        .collect()
 }
 
 /// A rollup's `slots.citations` entries (possibly malformed).
@@ -653,39 +654,21 @@ fn js_number_text(x: f64) -> String {
 /// `JSON.stringify` of a value read from a Postgres `jsonb` column.
 fn js_stringify(v: &Value) -> String {
     let mut out = String::new();
-    write_js_json(&mut out, v);
+    write_styled(&mut out, v, &JsonbAsJs);
     out
 }
 
-fn write_js_json(out: &mut String, v: &Value) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+/// How the reference prints a `jsonb` value: keys in `jsonb` order as a
+/// JavaScript object enumerates them, every number as a JavaScript double.
+struct JsonbAsJs;
+
+impl JsonStyle for JsonbAsJs {
+    fn keys<'a>(&self, map: &'a Map<String, Value>) -> Vec<&'a String> {
+        js_key_order(map)
+    }
+    fn number(&self, out: &mut String, n: &serde_json::Number) {
         // Non-finite cannot occur in JSON; js_number writes it as null.
-        Value::Number(n) => out.push_str(&js_number(n.as_f64().unwrap_or(f64::NAN))),
-        Value::String(s) => write_string(out, s),
-        Value::Array(a) => {
-            out.push('[');
-            for (i, e) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_js_json(out, e);
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            out.push('{');
-            for (i, k) in js_key_order(m).into_iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_string(out, k);
-                out.push(':');
-                write_js_json(out, &m[k.as_str()]);
-            }
-            out.push('}');
-        }
+        out.push_str(&js_number(n.as_f64().unwrap_or(f64::NAN)));
     }
 }
 

@@ -110,10 +110,8 @@ fn list_order(
     unit_query: &[f32],
     query_code: &cairn_vector::quant::Code,
 ) -> Result<Option<Vec<usize>>, ApiError> {
-    let row = db.query_one(
-        "SELECT dims, centroid_codes FROM memory_vector_index WHERE scope = ?",
-        &[scope_key.into()],
-    )?;
+    let row =
+        db.query_one("SELECT dims, centroid_codes FROM memory_vector_index WHERE scope = ?", &[scope_key.into()])?;
     let Some(row) = row else { return Ok(None) };
     if row.int(0) as usize != unit_query.len() {
         return Ok(None);
