@@ -202,37 +202,73 @@ impl StoredEdge {
     }
 }
 
+/// Rows for unit tests: a ready, shared node and an edge, defaults
+/// everywhere else (commit ids `c-<id>`).
 #[cfg(test)]
-mod tests {
-    use super::*;
+pub(crate) mod fixtures {
+    use super::{StoredEdge, StoredNode};
+    use serde_json::Map;
 
-    fn node() -> StoredNode {
+    pub fn node(id: &str, node_type: &str) -> StoredNode {
         StoredNode {
-            id: "n1".into(),
-            scope_key: "default".into(),
-            client_id: Some("c".into()),
-            node_type: "event".into(),
+            id: id.into(),
+            scope_key: "s".into(),
+            client_id: None,
+            node_type: node_type.into(),
             tier: "hot".into(),
             title: None,
-            text_summary: Some("hello".into()),
+            text_summary: None,
             slots: Map::new(),
             raw_ref: None,
             evidence_ref: None,
             embedding_sha256: None,
             salience: 0.5,
             importance: 0.5,
-            confidence: 1.0,
+            confidence: 0.5,
             memory_lane: "shared".into(),
             producer_agent_id: None,
             owner_agent_id: None,
             owner_team_id: None,
-            created_at: "2026-01-01T00:00:00.000Z".into(),
-            commit_id: "c1".into(),
-            embedding_status: "pending".into(),
+            created_at: String::new(),
+            commit_id: format!("c-{id}"),
+            embedding_status: "ready".into(),
             embedding_model: None,
-            updated_at: "2026-01-01T00:00:00.000Z".into(),
+            updated_at: String::new(),
             last_activated: None,
         }
+    }
+
+    pub fn edge(id: &str, src: &str, dst: &str, edge_type: &str, weight: f64, confidence: f64) -> StoredEdge {
+        StoredEdge {
+            id: id.into(),
+            scope_key: "s".into(),
+            edge_type: edge_type.into(),
+            src_id: src.into(),
+            dst_id: dst.into(),
+            weight,
+            confidence,
+            decay_rate: 0.01,
+            created_at: String::new(),
+            commit_id: format!("c-{id}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node() -> StoredNode {
+        let mut n = fixtures::node("n1", "event");
+        n.scope_key = "default".into();
+        n.client_id = Some("c".into());
+        n.text_summary = Some("hello".into());
+        n.confidence = 1.0;
+        n.created_at = "2026-01-01T00:00:00.000Z".into();
+        n.updated_at = "2026-01-01T00:00:00.000Z".into();
+        n.commit_id = "c1".into();
+        n.embedding_status = "pending".into();
+        n
     }
 
     #[test]

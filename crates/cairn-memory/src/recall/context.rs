@@ -696,34 +696,7 @@ fn array_index(k: &str) -> Option<u32> {
 mod tests {
     use super::*;
 
-    fn node(id: &str, t: &str) -> StoredNode {
-        StoredNode {
-            id: id.into(),
-            scope_key: "s".into(),
-            client_id: None,
-            node_type: t.into(),
-            tier: "hot".into(),
-            title: None,
-            text_summary: None,
-            slots: Map::new(),
-            raw_ref: None,
-            evidence_ref: None,
-            embedding_sha256: None,
-            salience: 0.5,
-            importance: 0.5,
-            confidence: 0.5,
-            memory_lane: "shared".into(),
-            producer_agent_id: None,
-            owner_agent_id: None,
-            owner_team_id: None,
-            created_at: String::new(),
-            commit_id: format!("c-{id}"),
-            embedding_status: "ready".into(),
-            embedding_model: None,
-            updated_at: String::new(),
-            last_activated: None,
-        }
-    }
+    use crate::stored_rows::fixtures::node;
 
     fn with(mut n: StoredNode, f: impl FnOnce(&mut StoredNode)) -> StoredNode {
         f(&mut n);

@@ -152,18 +152,7 @@ mod tests {
     use super::*;
 
     fn edge(id: &str, s: &str, d: &str, w: f64, c: f64) -> StoredEdge {
-        StoredEdge {
-            id: id.into(),
-            scope_key: "s".into(),
-            edge_type: "related_to".into(),
-            src_id: s.into(),
-            dst_id: d.into(),
-            weight: w,
-            confidence: c,
-            decay_rate: 0.01,
-            created_at: String::new(),
-            commit_id: String::new(),
-        }
+        crate::stored_rows::fixtures::edge(id, s, d, "related_to", w, c)
     }
 
     #[test]

@@ -100,54 +100,19 @@ pub fn select(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{Map, json};
+    use crate::stored_rows::fixtures;
+    use serde_json::json;
 
     fn node(id: &str, t: &str, state: Option<&str>) -> StoredNode {
-        let mut slots = Map::new();
+        let mut n = fixtures::node(id, t);
         if let Some(s) = state {
-            slots.insert("topic_state".into(), json!(s));
+            n.slots.insert("topic_state".into(), json!(s));
         }
-        StoredNode {
-            id: id.into(),
-            scope_key: "s".into(),
-            client_id: None,
-            node_type: t.into(),
-            tier: "hot".into(),
-            title: None,
-            text_summary: None,
-            slots,
-            raw_ref: None,
-            evidence_ref: None,
-            embedding_sha256: None,
-            salience: 0.5,
-            importance: 0.5,
-            confidence: 0.5,
-            memory_lane: "shared".into(),
-            producer_agent_id: None,
-            owner_agent_id: None,
-            owner_team_id: None,
-            created_at: String::new(),
-            commit_id: String::new(),
-            embedding_status: "ready".into(),
-            embedding_model: None,
-            updated_at: String::new(),
-            last_activated: None,
-        }
+        n
     }
 
     fn edge(id: &str, s: &str, d: &str, t: &str, w: f64) -> StoredEdge {
-        StoredEdge {
-            id: id.into(),
-            scope_key: "s".into(),
-            edge_type: t.into(),
-            src_id: s.into(),
-            dst_id: d.into(),
-            weight: w,
-            confidence: w,
-            decay_rate: 0.01,
-            created_at: String::new(),
-            commit_id: String::new(),
-        }
+        fixtures::edge(id, s, d, t, w, w)
     }
 
     fn ranked(ids: &[&str]) -> Vec<Ranked> {
