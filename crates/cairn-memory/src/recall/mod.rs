@@ -79,7 +79,7 @@ pub fn recall(
         req.query = Some(v);
         query_block = Some(json!({"text": text, "embedding_provider": provider}));
     }
-    let query = req.query.clone().unwrap_or_default();
+    let query = req.query.take().unwrap_or_default();
     let mut out = read_txn(db, |db| run_pipeline(db, settings, &req, &query))?;
 
     // Audit (best effort: a failure never fails the recall).
@@ -173,7 +173,8 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
     let t = Instant::now();
     let similarity: HashMap<&str, f64> = stage1.seeds.iter().map(|s| (s.id.as_str(), s.similarity)).collect();
     let scorable = |n: &StoredNode| n.embedding_status == "ready" && !subgraph::is_draft_topic(n);
-    let mut score_nodes: Vec<ScoreNode> = node_ids
+    // node_ids holds each id once (seeds, then other endpoints).
+    let score_nodes: Vec<ScoreNode> = node_ids
         .iter()
         .filter_map(|id| nodes.get(id))
         .filter(|n| scorable(n))
@@ -184,7 +185,6 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
             similarity: similarity.get(n.id.as_str()).copied(),
         })
         .collect();
-    score_nodes.dedup_by(|a, b| a.id == b.id);
     let score_edges: Vec<ScoreEdge> = edges_all
         .iter()
         .filter(|e| nodes.get(&e.src_id).is_some_and(scorable) && nodes.get(&e.dst_id).is_some_and(scorable))

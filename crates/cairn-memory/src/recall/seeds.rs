@@ -149,10 +149,15 @@ fn candidate_sql() -> String {
     format!(
         "SELECT n.id, n.type, json_extract(n.slots, '$.topic_state'), coalesce(n.embedding, v.vector) \
          FROM memory_nodes n LEFT JOIN memory_derived_vectors v ON v.node_id = n.id \
-         WHERE n.scope = ? AND n.tier IN ('hot', 'warm') AND n.embedding_status = 'ready' \
-         AND (n.embedding IS NOT NULL OR v.vector IS NOT NULL) AND {}",
-        lane_visible_sql("n")
+         WHERE n.scope = ? AND {} AND (n.embedding IS NOT NULL OR v.vector IS NOT NULL)",
+        visible_sql()
     )
+}
+
+/// Who may seed, after the scope: hot or warm, ready, visible to the
+/// consumer's lane; binds (agent, team).
+fn visible_sql() -> String {
+    format!("n.tier IN ('hot', 'warm') AND n.embedding_status = 'ready' AND {}", lane_visible_sql("n"))
 }
 
 /// A scored candidate that passed the SQL filters.
@@ -255,13 +260,12 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
         }
         probed = nprobe.min(nlist);
         // The best `pool` approximate candidates so far.
-        let mut best = scored.clone();
-        best.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        best.truncate(pool);
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let best = &scored[..scored.len().min(pool)];
         out.ann_seed_count = best.len();
         out.probe_ms += since(tp);
         let tr = now();
-        let found = rerank(db, q, &best)?;
+        let found = rerank(db, q, best)?;
         out.rerank_ms += since(tr);
         if found.0.len() >= q.limit || probed >= nlist {
             break found;
@@ -309,9 +313,8 @@ fn rerank(db: &dyn Sql, q: &SeedQuery, best: &[([u8; 16], f32)]) -> Result<(Vec<
         params.extend(chunk.iter().map(SqlValue::from));
         let sql = format!(
             "SELECT n.id, n.type, json_extract(n.slots, '$.topic_state') FROM memory_nodes n \
-             WHERE +n.scope = ? AND n.tier IN ('hot', 'warm') AND n.embedding_status = 'ready' AND {} \
-             AND n.id IN ({})",
-            lane_visible_sql("n"),
+             WHERE +n.scope = ? AND {} AND n.id IN ({})",
+            visible_sql(),
             placeholders(chunk.len())
         );
         for r in db.query(&sql, &params)? {
