@@ -13,7 +13,7 @@ LISTEN ?= 127.0.0.1:3001
 DATA_DIR ?= .cairn
 CARGO ?= cargo
 
-.PHONY: help setup build components host up test unit e2e bench bench-derive bench-recall clean
+.PHONY: help setup build components host up test unit e2e bench bench-derive bench-recall bench-policy clean
 
 help:
 	@echo "make up     build everything and serve the API on $(LISTEN) (data in $(DATA_DIR)/)"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench  write benchmark: 2000 writes after 100k memories"
 	@echo "make bench-derive  derivation benchmark: 20000 embed jobs with the local embedder"
 	@echo "make bench-recall  recall benchmark: recall/recall_text at c=1,16 over 100k memories, writes under recall load"
+	@echo "make bench-policy  policy benchmark: rules/evaluate and tools/select at c=1,16 over 1000 active rules"
 
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
@@ -54,6 +55,9 @@ bench-derive: build
 
 bench-recall: build
 	./target/release/cairn bench recall --memories 100000
+
+bench-policy: build
+	./target/release/cairn bench policy --rules 1000
 
 clean:
 	rm -rf $(DATA_DIR)

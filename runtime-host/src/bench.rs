@@ -27,6 +27,9 @@ pub enum BenchCmd {
     /// scope of --memories memories (derived and indexed first), and write
     /// latency while recalling.
     Recall(crate::bench_recall::RecallBench),
+    /// rules/evaluate and tools/select latency/throughput at concurrency 1
+    /// and 16 over a scope of --rules active rules (seeded and activated first).
+    Policy(crate::bench_policy::PolicyBench),
 }
 
 #[derive(Args)]
@@ -125,13 +128,19 @@ impl Server {
 }
 
 pub(crate) async fn post(client: &HttpClient, url: &str, body: &Value) -> Result<(u16, Value)> {
+    let (status, bytes) = post_bytes(client, url, body).await?;
+    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+}
+
+/// POSTs `body` and reads the whole response without parsing it (measured
+/// phases time the server, not the client's JSON parser).
+pub(crate) async fn post_bytes(client: &HttpClient, url: &str, body: &Value) -> Result<(u16, Bytes)> {
     let req = hyper::Request::post(url)
         .header("content-type", "application/json")
         .body(Full::new(Bytes::from(body.to_string())))?;
     let resp = client.request(req).await?;
     let status = resp.status().as_u16();
-    let bytes = resp.into_body().collect().await?.to_bytes();
-    Ok((status, serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+    Ok((status, resp.into_body().collect().await?.to_bytes()))
 }
 
 pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -215,6 +224,7 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Write(b) => write_bench(b).await,
         BenchCmd::Derive(b) => derive_bench(b).await,
         BenchCmd::Recall(b) => crate::bench_recall::run(b).await,
+        BenchCmd::Policy(b) => crate::bench_policy::run(b).await,
     }
 }
 

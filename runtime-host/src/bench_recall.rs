@@ -4,7 +4,7 @@
 //! latency with and without a concurrent recall load.
 
 use crate::AppArgs;
-use crate::bench::{HttpClient, percentile, post, start_server, temp_data_dir};
+use crate::bench::{HttpClient, percentile, post, post_bytes, start_server, temp_data_dir};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hyper_util::client::legacy::Client;
@@ -101,13 +101,36 @@ pub(crate) struct Phase {
 }
 
 impl Phase {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         json!({
             "phase": self.name, "concurrency": self.concurrency, "requests": self.lat.len() + self.errors,
             "p50_ms": percentile(&self.lat, 50.0), "p95_ms": percentile(&self.lat, 95.0),
             "p99_ms": percentile(&self.lat, 99.0), "per_sec": self.lat.len() as f64 / self.secs.max(1e-9),
             "errors": self.errors, "first_error": self.first_error,
         })
+    }
+}
+
+/// Prints phases as the benches' table.
+pub(crate) fn print_phases(phases: &[Phase]) {
+    println!(
+        "  {:<28} {:>3} {:>9} {:>9} {:>9} {:>10} {:>6}",
+        "phase", "c", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors"
+    );
+    for p in phases {
+        println!(
+            "  {:<28} {:>3} {:>9.2} {:>9.2} {:>9.2} {:>10.0} {:>6}",
+            p.name,
+            p.concurrency,
+            percentile(&p.lat, 50.0),
+            percentile(&p.lat, 95.0),
+            percentile(&p.lat, 99.0),
+            p.lat.len() as f64 / p.secs.max(1e-9),
+            p.errors
+        );
+        if let Some(e) = &p.first_error {
+            println!("      first error: {}", e.chars().take(300).collect::<String>());
+        }
     }
 }
 
@@ -135,11 +158,11 @@ pub(crate) async fn phase(
                 }
                 let b = body(i);
                 let t = Instant::now();
-                match post(&client, &url, &b).await {
+                match post_bytes(&client, &url, &b).await {
                     Ok((200, _)) => p.lat.push(t.elapsed()),
                     Ok((status, resp)) => {
                         p.errors += 1;
-                        p.first_error.get_or_insert_with(|| format!("{status}: {resp}"));
+                        p.first_error.get_or_insert_with(|| format!("{status}: {}", String::from_utf8_lossy(&resp)));
                     }
                     Err(e) => {
                         p.errors += 1;
@@ -365,25 +388,7 @@ pub async fn run(b: RecallBench) -> Result<()> {
             "  stage 1    mode {} — {} of {} lists probed, {} codes scanned",
             s["mode"], s["lists_probed"], s["lists_total"], s["codes_scanned"]
         );
-        println!(
-            "  {:<28} {:>3} {:>9} {:>9} {:>9} {:>10} {:>6}",
-            "phase", "c", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors"
-        );
-        for p in &phases {
-            println!(
-                "  {:<28} {:>3} {:>9.2} {:>9.2} {:>9.2} {:>10.0} {:>6}",
-                p.name,
-                p.concurrency,
-                percentile(&p.lat, 50.0),
-                percentile(&p.lat, 95.0),
-                percentile(&p.lat, 99.0),
-                p.lat.len() as f64 / p.secs.max(1e-9),
-                p.errors
-            );
-            if let Some(e) = &p.first_error {
-                println!("      first error: {}", e.chars().take(300).collect::<String>());
-            }
-        }
+        print_phases(&phases);
         println!(
             "  background recall load during the write phase: {:.0} recalls/s",
             extra["background_recalls_per_sec"].as_f64().unwrap_or(0.0)

@@ -3,11 +3,13 @@
 //! - `cairn up`: serve the app described by `spin.toml` (the same `.wasm`
 //!   components Spin runs) on the embedded SQLite default.
 //! - `cairn job ...`: derivation and outbox operations on a data dir.
-//! - `cairn bench write|derive`: write latency, derivation throughput.
+//! - `cairn bench write|derive|recall|policy`: write latency, derivation
+//!   throughput, recall latency, rule evaluation and tool selection latency.
 
 mod app;
 mod app_manifest;
 mod bench;
+mod bench_policy;
 mod bench_recall;
 mod compose;
 mod cron;

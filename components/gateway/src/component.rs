@@ -2,7 +2,7 @@
 //! (stopping at the body limit), hands it to [`dispatch::handle`] and writes
 //! the response. Kernel, policy and control are imported through WIT.
 
-use crate::dispatch::{self, Backend, BodyError, HttpRequest, MAX_BODY_BYTES, MemoryCall};
+use crate::dispatch::{self, Backend, BodyError, HttpRequest, MAX_BODY_BYTES, MemoryCall, PolicyCall};
 use cairn_core::ApiError;
 use futures::StreamExt;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
@@ -50,6 +50,21 @@ impl Backend for Imports {
             MemoryCall::ImportPack(b) => memory::import_pack(&ctx, b),
             MemoryCall::ListCommits(q) => memory::list_commits(&ctx, &q),
             MemoryCall::VerifyCommits(b) => memory::verify_commits(&ctx, b),
+        };
+        out.map_err(from_wit)
+    }
+
+    fn policy(&self, call: PolicyCall, request: &str, request_id: &str, admin: bool) -> Result<String, ApiError> {
+        let ctx = CallContext { request_id: request_id.to_string(), admin };
+        let request = request.to_string();
+        let out = match call {
+            PolicyCall::RulesEvaluate => policy::rules_evaluate(&ctx, &request),
+            PolicyCall::RulesState => policy::rules_state(&ctx, &request),
+            PolicyCall::Feedback => policy::feedback(&ctx, &request),
+            PolicyCall::ToolsSelect => policy::tools_select(&ctx, &request),
+            PolicyCall::ToolsDecision => policy::tools_decision(&ctx, &request),
+            PolicyCall::ToolsFeedback => policy::tools_feedback(&ctx, &request),
+            PolicyCall::RecallRules => policy::recall_rules(&ctx, &request),
         };
         out.map_err(from_wit)
     }

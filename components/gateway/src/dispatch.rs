@@ -54,6 +54,18 @@ pub enum MemoryCall<'a> {
     VerifyCommits(&'a str),
 }
 
+/// A call into the `policy` interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyCall {
+    RulesEvaluate,
+    RulesState,
+    Feedback,
+    ToolsSelect,
+    ToolsDecision,
+    ToolsFeedback,
+    RecallRules,
+}
+
 /// What the gateway needs from its environment.
 pub trait Backend {
     /// The configured admin token, if any.
@@ -62,6 +74,8 @@ pub trait Backend {
     fn cors_origins(&self) -> String;
     /// Calls the kernel.
     fn memory(&self, call: MemoryCall, request_id: &str, admin: bool) -> Result<String, ApiError>;
+    /// Calls the policy engine with a JSON request.
+    fn policy(&self, call: PolicyCall, request: &str, request_id: &str, admin: bool) -> Result<String, ApiError>;
     /// `(name, version, schema_version)` of each composed component.
     fn components(&self) -> Vec<(String, String, u32)>;
     /// A fresh random request id.
@@ -220,7 +234,15 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
     if route == Route::Health {
         return Ok(json_response(200, health(backend).to_string().into_bytes()));
     }
-    let body;
+    if let Some(call) = crate::policy_routes::policy_call(&route) {
+        let out = backend.policy(call, &body_text(req)?, rid, admin)?;
+        return Ok(json_response(200, out.into_bytes()));
+    }
+    if route == Route::PlanningContext {
+        let out = crate::policy_routes::planning_context(backend, &body_text(req)?, rid, admin)?;
+        return Ok(json_response(200, out.into_bytes()));
+    }
+    let mut body = String::new();
     let call = match &route {
         Route::ListSessionEvents { session_id } => MemoryCall::ListSessionEvents(session_id, query_pairs(req)),
         Route::ListCommits => MemoryCall::ListCommits(query_pairs(req)),
@@ -240,7 +262,11 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
             }
         }
     };
-    let out = backend.memory(call, rid, admin)?;
+    let recall = matches!(route, Route::Recall | Route::RecallText);
+    let mut out = backend.memory(call, rid, admin)?;
+    if recall {
+        out = crate::policy_routes::with_recall_rules(backend, &body, out, rid, admin)?;
+    }
     Ok(json_response(200, out.into_bytes()))
 }
 
@@ -292,6 +318,10 @@ mod tests {
             };
             self.calls.borrow_mut().push(body);
             Ok(r#"{"tenant_id":"t1","scope":"s"}"#.into())
+        }
+        fn policy(&self, call: PolicyCall, body: &str, _rid: &str, _admin: bool) -> Result<String, ApiError> {
+            self.calls.borrow_mut().push(format!("{call:?} {body}"));
+            Ok(r#"{"scope":"s","applied":{"policy":{"tool":{}}}}"#.into())
         }
         fn components(&self) -> Vec<(String, String, u32)> {
             vec![("kernel".into(), "0.1.0".into(), 1)]

@@ -3,9 +3,11 @@
 //!
 //! - [`routes`]: the route table;
 //! - [`dispatch`]: request ids, CORS, admin guard, envelope, kernel calls;
+//! - [`policy_routes`]: the policy routes, recall's `rules`, planning/context;
 //! - `component` (wasm only): the Spin SDK binding.
 
 pub mod dispatch;
+pub mod policy_routes;
 pub mod routes;
 
 #[cfg(target_arch = "wasm32")]

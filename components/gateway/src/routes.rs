@@ -17,6 +17,13 @@ pub enum Route {
     PackImport,
     ListCommits,
     VerifyCommits,
+    RulesEvaluate,
+    RulesState,
+    RuleFeedback,
+    ToolsSelect,
+    ToolsDecision,
+    ToolsFeedback,
+    PlanningContext,
 }
 
 impl Route {
@@ -50,6 +57,13 @@ pub fn match_route(method: &str, path: &str) -> Match {
         "/v1/memory/packs/import" => ("POST", Route::PackImport),
         "/v1/memory/commits" => ("GET", Route::ListCommits),
         "/v1/memory/commits/verify" => ("POST", Route::VerifyCommits),
+        "/v1/memory/rules/evaluate" => ("POST", Route::RulesEvaluate),
+        "/v1/memory/rules/state" => ("POST", Route::RulesState),
+        "/v1/memory/feedback" => ("POST", Route::RuleFeedback),
+        "/v1/memory/tools/select" => ("POST", Route::ToolsSelect),
+        "/v1/memory/tools/decision" => ("POST", Route::ToolsDecision),
+        "/v1/memory/tools/feedback" => ("POST", Route::ToolsFeedback),
+        "/v1/memory/planning/context" => ("POST", Route::PlanningContext),
         p => match p.strip_prefix("/v1/memory/sessions/").and_then(|r| r.strip_suffix("/events")) {
             Some(raw) if !raw.is_empty() && !raw.contains('/') => {
                 let session_id = cairn_core::encoding::decode_uri_component(raw).unwrap_or_else(|| raw.to_string());
@@ -77,5 +91,7 @@ mod tests {
         assert_eq!(match_route("GET", "/v1/memory/sessions//events"), Match::NotFound);
         assert_eq!(match_route("GET", "/nope"), Match::NotFound);
         assert!(Route::PackImport.needs_admin());
+        assert_eq!(match_route("POST", "/v1/memory/tools/select"), Match::Found(Route::ToolsSelect));
+        assert_eq!(match_route("GET", "/v1/memory/rules/evaluate"), Match::WrongMethod("POST"));
     }
 }

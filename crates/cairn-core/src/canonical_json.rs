@@ -48,6 +48,25 @@ impl JsonStyle for Canonical {
     }
 }
 
+/// `JSON.stringify(value)` for a parsed JSON value: keys in the order they
+/// arrived (insertion order), numbers as JavaScript prints them.
+pub fn js_stringify(value: &Value) -> String {
+    let mut out = String::with_capacity(64);
+    write_styled(&mut out, value, &InsertionOrder);
+    out
+}
+
+struct InsertionOrder;
+
+impl JsonStyle for InsertionOrder {
+    fn keys<'a>(&self, map: &'a Map<String, Value>) -> Vec<&'a String> {
+        map.keys().collect()
+    }
+    fn number(&self, out: &mut String, n: &Number) {
+        out.push_str(&js_number(n.as_f64().unwrap_or(0.0)));
+    }
+}
+
 /// Appends `value` to `out` without whitespace, strings escaped as
 /// `JSON.stringify` does, keys and numbers as `style` says.
 pub fn write_styled<S: JsonStyle>(out: &mut String, value: &Value, style: &S) {

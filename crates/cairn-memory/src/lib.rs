@@ -10,6 +10,7 @@
 //! - [`find`], [`sessions`], [`packs`], [`node_dto`]: the read and exchange routes;
 //! - [`recall`]: recall and recall_text (seeds through the vector index, graph
 //!   expansion, spreading activation, context);
+//! - [`rule_defs`]: rule definitions (written with their rule nodes);
 //! - [`schema`]: migrations; [`settings`]: configuration.
 
 pub mod commit_chain;
@@ -18,6 +19,7 @@ pub mod find;
 pub mod node_dto;
 pub mod packs;
 pub mod recall;
+pub mod rule_defs;
 pub mod schema;
 pub mod sessions;
 pub mod settings;

@@ -193,6 +193,70 @@ pub const MIGRATIONS: &[&[&str]] = &[
     // 5: the centroids also as int8 codes (cairn-vector `centroid_codes`),
     // which recall reads instead of the f32 ones (¼ of the bytes).
     &["ALTER TABLE memory_vector_index ADD COLUMN centroid_codes BLOB"],
+    // 6: Memory -> Policy. A rule node's definition (inserted once, in
+    // draft, by the write that creates the node; its state changes through
+    // rules/state commits), feedback on rules, and the decision recorded by
+    // every tools/select.
+    &[
+        "CREATE TABLE IF NOT EXISTS memory_rule_defs (
+            rule_node_id TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'draft',
+            rule_scope TEXT NOT NULL DEFAULT 'global',
+            target_agent_id TEXT,
+            target_team_id TEXT,
+            if_json TEXT NOT NULL DEFAULT '{}',
+            then_json TEXT NOT NULL DEFAULT '{}',
+            exceptions_json TEXT NOT NULL DEFAULT '[]',
+            positive_count INTEGER NOT NULL DEFAULT 0,
+            negative_count INTEGER NOT NULL DEFAULT 0,
+            last_evaluated_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            commit_id TEXT NOT NULL,
+            -- Copied from the (insert-once) rule node, so evaluation reads
+            -- one table: its lane and owners, summary, and the rank's
+            -- priority / weight slots (JSON, NULL when unset).
+            memory_lane TEXT NOT NULL DEFAULT 'shared',
+            owner_agent_id TEXT,
+            owner_team_id TEXT,
+            summary TEXT,
+            rank_priority TEXT,
+            rank_weight TEXT
+        )",
+        // Evaluation scans a scope's most recently updated rules in order,
+        // skipping drafts and disabled ones, and stops at its limit.
+        "CREATE INDEX IF NOT EXISTS memory_rule_defs_scope_updated ON memory_rule_defs (scope, updated_at DESC, rule_node_id)",
+        "CREATE TABLE IF NOT EXISTS memory_rule_feedback (
+            id TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            rule_node_id TEXT NOT NULL,
+            run_id TEXT,
+            outcome TEXT NOT NULL CHECK (outcome IN ('positive', 'negative', 'neutral')),
+            note TEXT,
+            source TEXT NOT NULL DEFAULT 'rule_feedback' CHECK (source IN ('rule_feedback', 'tools_feedback')),
+            decision_id TEXT,
+            created_at TEXT NOT NULL,
+            commit_id TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS memory_rule_feedback_rule ON memory_rule_feedback (scope, rule_node_id, created_at)",
+        "CREATE TABLE IF NOT EXISTS memory_execution_decisions (
+            id TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            decision_kind TEXT NOT NULL CHECK (decision_kind IN ('tools_select')),
+            run_id TEXT,
+            selected_tool TEXT,
+            candidates_json TEXT NOT NULL DEFAULT '[]',
+            context_sha256 TEXT NOT NULL,
+            policy_sha256 TEXT NOT NULL,
+            source_rule_ids TEXT NOT NULL DEFAULT '[]',
+            metadata_json TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            commit_id TEXT
+        )",
+        "CREATE INDEX IF NOT EXISTS memory_execution_decisions_run ON memory_execution_decisions (scope, run_id, created_at)",
+        "CREATE INDEX IF NOT EXISTS memory_execution_decisions_context ON memory_execution_decisions (scope, context_sha256, created_at)",
+    ],
 ];
 
 /// The version this build of the kernel needs.

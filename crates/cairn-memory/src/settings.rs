@@ -57,13 +57,7 @@ impl Default for Settings {
 impl Settings {
     /// Builds settings from a variable lookup (`get(name)` → value).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Settings {
-        let mut s = Settings::default();
-        if let Some(t) = get("memory_tenant_id") {
-            s.defaults.tenant_id = t;
-        }
-        if let Some(sc) = get("memory_scope") {
-            s.defaults.scope = sc;
-        }
+        let mut s = Settings { defaults: scope_defaults(&get), ..Settings::default() };
         s.embedding_provider = get("embedding_provider").filter(|p| p != "none");
         if let Some(v) = get("auto_topic_cluster_on_write") {
             s.auto_topic_cluster_on_write = matches!(v.as_str(), "true" | "1" | "yes" | "on");
@@ -113,6 +107,19 @@ impl Settings {
         }
         self.recall_profile.clone()
     }
+}
+
+/// The default tenant and scope (`memory_tenant_id`, `memory_scope`): all
+/// a component that only resolves scopes needs to read.
+pub fn scope_defaults(get: impl Fn(&str) -> Option<String>) -> ScopeDefaults {
+    let mut d = ScopeDefaults::default();
+    if let Some(t) = get("memory_tenant_id") {
+        d.tenant_id = t;
+    }
+    if let Some(sc) = get("memory_scope") {
+        d.scope = sc;
+    }
+    d
 }
 
 /// `tiers[tier].resource_caps` of the profiles JSON (`{"tiers": {"solo": {...}}}`).

@@ -340,6 +340,16 @@ fn apply(
     for ((spec_node, (stored, _)), st) in nodes.iter().zip(&stored_nodes).zip(&statuses) {
         if let Some(st) = st {
             insert_node(db, stored, spec_node.embedding.as_deref(), st, &appended.id)?;
+            if stored.node_type == "rule" {
+                let def = crate::rule_defs::DefSource::from_slots(&stored.slots);
+                let node = crate::rule_defs::DefNode {
+                    memory_lane: &stored.memory_lane,
+                    owner_agent_id: stored.owner_agent_id.as_deref(),
+                    owner_team_id: stored.owner_team_id.as_deref(),
+                    summary: stored.text_summary.as_deref(),
+                };
+                crate::rule_defs::insert_draft(db, &stored.scope_key, &stored.id, &def, &node, &appended.id, &now)?;
+            }
         }
     }
     for (edge, is_new) in &stored_edges {

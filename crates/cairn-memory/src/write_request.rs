@@ -262,6 +262,11 @@ pub fn parse_in_scope(o: Obj, ts: TenantScope, settings: &Settings) -> Result<Wr
             .with_details(json!({"node_id": n.id, "client_id": n.client_id, "memory_lane": n.memory_lane,
                                  "type": n.node_type, "index": i})));
         }
+        if n.node_type == "rule" {
+            crate::rule_defs::DefSource::from_slots(&n.slots)
+                .check_target()
+                .map_err(|e| e.with_details(json!({"node_id": n.id, "client_id": n.client_id, "index": i})))?;
+        }
     }
     let edge_input = input_text.clone().unwrap_or_else(|| input_sha256.clone());
     for e in edges.iter_mut() {

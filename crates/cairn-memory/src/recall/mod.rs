@@ -201,11 +201,19 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
         subgraph::select(&seed_ids, &ranked_all, &nodes, &edges_all, k.max_nodes as usize, k.max_edges as usize);
     let spread_ms = ms(t);
 
-    // Context over rankedAll (rule definitions arrive with the policy component).
+    // Rule definitions for the rule nodes context may show, then context over rankedAll.
     let t = Instant::now();
     let ranked_nodes: Vec<&StoredNode> = ranked_all.iter().filter_map(|r| nodes.get(&r.id)).collect();
+    let rule_ids: Vec<&str> = ranked_nodes.iter().filter(|n| n.node_type == "rule").map(|n| n.id.as_str()).collect();
+    let rule_defs = if rule_ids.is_empty() {
+        HashMap::new()
+    } else {
+        crate::rule_defs::for_context(db, &req.ts.scope_key, &rule_ids)?
+    };
+    let rule_defs_ms = ms(t);
+    let t = Instant::now();
     let uri_base = Some((req.ts.tenant_id.as_str(), req.ts.scope.as_str()));
-    let built = context::build(&ranked_nodes, &HashMap::new(), &req.context, uri_base);
+    let built = context::build(&ranked_nodes, &rule_defs, &req.context, uri_base);
     let context_ms = ms(t);
 
     // DTOs.
@@ -337,7 +345,7 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
     timings.insert("stage2_nodes_ms".into(), json!(nodes_ms));
     timings.insert("stage2_spread_ms".into(), json!(spread_ms));
     timings.insert("stage3_context_ms".into(), json!(context_ms));
-    timings.insert("rule_defs_ms".into(), json!(0.0));
+    timings.insert("rule_defs_ms".into(), json!(rule_defs_ms));
 
     let mut body = Map::new();
     body.insert("tenant_id".into(), json!(req.ts.tenant_id));

@@ -144,10 +144,15 @@ fn cosine_with_blob(unit_query: &[f32], blob: &[u8], scratch: &mut Vec<f32>) -> 
     Some((cairn_vector::dot(unit_query, scratch) / norm) as f64)
 }
 
+/// The state that decides whether a candidate may seed: a topic's
+/// `topic_state`, a rule's definition state.
+const SEED_STATE_SQL: &str = "CASE n.type WHEN 'topic' THEN json_extract(n.slots, '$.topic_state') \
+     WHEN 'rule' THEN (SELECT d.state FROM memory_rule_defs d WHERE d.rule_node_id = n.id) END";
+
 /// The exact scan's candidates; binds (scope, agent, team).
 fn candidate_sql() -> String {
     format!(
-        "SELECT n.id, n.type, json_extract(n.slots, '$.topic_state'), coalesce(n.embedding, v.vector) \
+        "SELECT n.id, n.type, {SEED_STATE_SQL}, coalesce(n.embedding, v.vector) \
          FROM memory_nodes n LEFT JOIN memory_derived_vectors v ON v.node_id = n.id \
          WHERE n.scope = ? AND {} AND (n.embedding IS NOT NULL OR v.vector IS NOT NULL)",
         visible_sql()
@@ -171,9 +176,7 @@ fn seedable(r: &Row) -> bool {
     let t = r.text(1).unwrap_or("");
     SEEDABLE.contains(&t)
         && (t != "topic" || r.text(2).unwrap_or("active") == "active")
-        // Rules seed only with a shadow/active definition; rule definitions
-        // arrive with the policy component, until then rules never seed.
-        && t != "rule"
+        && (t != "rule" || matches!(r.text(2), Some("shadow" | "active")))
 }
 
 fn score_rows(rows: &[Row], unit_query: &[f32]) -> Vec<Candidate> {
@@ -312,7 +315,7 @@ fn rerank(db: &dyn Sql, q: &SeedQuery, best: &[([u8; 16], f32)]) -> Result<(Vec<
         let mut params = base_params(q);
         params.extend(chunk.iter().map(SqlValue::from));
         let sql = format!(
-            "SELECT n.id, n.type, json_extract(n.slots, '$.topic_state') FROM memory_nodes n \
+            "SELECT n.id, n.type, {SEED_STATE_SQL} FROM memory_nodes n \
              WHERE +n.scope = ? AND {} AND n.id IN ({})",
             visible_sql(),
             placeholders(chunk.len())

@@ -1,0 +1,73 @@
+//! The wasm adapter: exports `cairn:kernel/policy`, opens the `default`
+//! SQLite database and reads settings from Spin variables.
+
+use cairn_core::ApiError;
+use cairn_memory::settings::scope_defaults;
+use cairn_rules::{Op, run};
+use cairn_spin::spin_sqlite::SpinSqlite;
+
+wit_bindgen::generate!({
+    world: "policy-engine",
+    path: "../../wit",
+    with: {
+        "spin:sqlite/sqlite@3.0.0": cairn_spin::bindings::spin::sqlite::sqlite,
+        "fermyon:spin/variables@2.0.0": cairn_spin::bindings::fermyon::spin::variables,
+        "fermyon:spin/llm@2.0.0": cairn_spin::bindings::fermyon::spin::llm,
+    },
+});
+
+use cairn::kernel::types::Error;
+use exports::cairn::kernel::policy::{CallContext, ComponentInfo, Guest};
+
+struct Policy;
+
+fn to_wit(e: ApiError) -> Error {
+    Error { status: e.status, code: e.code, message: e.message, details: e.details.map(|d| d.to_string()) }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+fn random_uuid() -> String {
+    let mut b = [0u8; 16];
+    let _ = getrandom::fill(&mut b);
+    cairn_core::stable_id::uuid_v4(b)
+}
+
+fn call(op: Op, body: String) -> Result<String, Error> {
+    let db = SpinSqlite::open("default").map_err(to_wit)?;
+    // Rules only need the default tenant and scope, not the whole settings
+    // (which parse the tier profiles).
+    let defaults = scope_defaults(cairn_spin::variables::get);
+    run(&db, &defaults, op, &body, now_ms(), &random_uuid).map(|v| v.to_string()).map_err(to_wit)
+}
+
+impl Guest for Policy {
+    fn info() -> ComponentInfo {
+        ComponentInfo { name: "policy".into(), version: env!("CARGO_PKG_VERSION").into(), schema_version: 0 }
+    }
+    fn rules_evaluate(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::RulesEvaluate, request)
+    }
+    fn rules_state(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::RulesState, request)
+    }
+    fn feedback(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::Feedback, request)
+    }
+    fn tools_select(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::ToolsSelect, request)
+    }
+    fn tools_decision(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::ToolsDecision, request)
+    }
+    fn tools_feedback(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::ToolsFeedback, request)
+    }
+    fn recall_rules(_ctx: CallContext, request: String) -> Result<String, Error> {
+        call(Op::RecallRules, request)
+    }
+}
+
+export!(Policy);
