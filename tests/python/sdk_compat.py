@@ -1,6 +1,8 @@
 """The published Aionis Python client (aionis-sdk 0.2.x), unchanged, against
 a running `cairn up`: write, find, sessions/events, packs, and the error
-shape, recall and recall_text. Run by tests/tests/sdk_compat.rs, which starts the server and passes
+shape, recall and recall_text, and the policy routes (rules_state,
+rules_evaluate, tools_select, tools_decision, tools_feedback, feedback,
+planning_context). Run by tests/tests/sdk_compat.rs, which starts the server and passes
 --base-url and --admin-token; exits non-zero on the first failed check."""
 
 import argparse
@@ -15,6 +17,41 @@ def check(cond, what):
     if not cond:
         raise SystemExit(f"FAILED: {what}")
     print(f"ok   {what}")
+
+
+def policy_checks(client, tenant, scope):
+    ts = {"tenant_id": tenant, "scope": scope}
+    ctx = {"intent": "json", "run": {"id": "sdk-run"}, "tool": {"name": "curl"}}
+    w = client.write({**ts, "input_text": "sdk rule", "memory_lane": "shared", "nodes": [{
+        "client_id": "sdk-rule", "type": "rule", "text_summary": "prefer curl, never bash",
+        "slots": {"if": {"run.id": "sdk-run"}, "then": {"tool": {"prefer": ["curl"], "deny": ["bash"]}},
+                  "rule_meta": {"priority": 50, "weight": 2}}}]})["data"]
+    rule_id = w["nodes"][0]["id"]
+    before = client.tools_select({**ts, "context": ctx, "candidates": ["bash", "curl"], "strict": True})["data"]
+    check(before["selection"]["selected"] == "bash", "tools_select follows candidate order before the rule")
+    st = client.rules_state({**ts, "rule_node_id": rule_id, "state": "active", "input_text": "activate"})["data"]
+    check(len(st["commit_hash"]) == 64, "rules_state activates the rule with a commit")
+    ev = client.rules_evaluate({**ts, "context": ctx, "include_shadow": True})["data"]
+    check(ev["active"][0]["rule_node_id"] == rule_id and ev["applied"]["policy"]["tool"]["deny"] == ["bash"],
+          "rules_evaluate applies the active rule")
+    sel = client.tools_select({**ts, "context": ctx, "candidates": ["bash", "curl"], "run_id": "sdk-run"})["data"]
+    check(sel["selection"]["selected"] == "curl" and sel["selection"]["denied"][0]["reason"] == "deny_list",
+          "tools_select switches to curl and denies bash")
+    dec = client.tools_decision({**ts, "decision_id": sel["decision"]["decision_id"]})["data"]
+    check(dec["decision"]["selected_tool"] == "curl", "tools_decision reads the stored decision")
+    fb = client.tools_feedback({**ts, "context": ctx, "candidates": ["bash", "curl"], "selected_tool": "curl",
+                                "outcome": "positive", "run_id": "sdk-run", "input_text": "curl worked"})["data"]
+    check(fb["decision_link_mode"] == "inferred" and fb["rule_node_ids"] == [rule_id], "tools_feedback links the decision")
+    rf = client.feedback({**ts, "rule_node_id": rule_id, "outcome": "positive", "input_text": "good rule"})["data"]
+    check(len(rf["commit_hash"]) == 64 and rf["feedback_id"], "feedback records rule feedback")
+    pc = client.planning_context({**ts, "query_text": "which tool", "context": ctx,
+                                  "tool_candidates": ["bash", "curl"]})["data"]
+    check(pc["tools"]["selection"]["selected"] == "curl" and "context" in pc["recall"], "planning_context combines all")
+    try:
+        client.tools_select({**ts, "context": ctx, "candidates": ["bash"], "strict": True})
+        check(False, "no tools allowed raises")
+    except AionisApiError as err:
+        check(err.status == 400 and err.code == "no_tools_allowed", "strict selection with nothing allowed -> 400")
 
 
 def main():
@@ -98,6 +135,8 @@ def main():
         check(False, "max_edges 101 raises")
     except AionisApiError as err:
         check(err.status == 400 and err.code == "invalid_request", "recall with max_edges 101 -> 400")
+
+    policy_checks(client, tenant, scope)
 
     try:
         client.write({"tenant_id": tenant, "scope": scope, "nodes": [{"type": "nope"}]})

@@ -483,6 +483,34 @@ fn recall_carries_rules_and_planning_context_combines_all() {
     let plain = ok(&s, "/v1/memory/recall", json!({"scope": scope, "query_embedding": q}));
     assert!(plain.get("rules").is_none());
 
+    // A rule node seeds recall only while shadow or active, and context
+    // shows its definition.
+    let w = ok(
+        &s,
+        "/v1/memory/write",
+        json!({"scope": scope, "input_text": "embedded rule", "memory_lane": "shared",
+               "nodes": [{"client_id": "embedded", "type": "rule", "text_summary": "always answer in json",
+                          "embedding": q, "slots": {"if": {"intent": "json"}, "then": {"output": {"format": "json"}}}}]}),
+    );
+    let embedded = w["nodes"][0]["id"].as_str().unwrap().to_string();
+    let seeds = |v: &Value| -> Vec<String> {
+        v["seeds"].as_array().unwrap().iter().map(|n| n["id"].as_str().unwrap().to_string()).collect()
+    };
+    let draft = ok(&s, "/v1/memory/recall", json!({"scope": scope, "query_embedding": q}));
+    assert!(!seeds(&draft).contains(&embedded), "a draft rule never seeds: {draft}");
+    set_state(&s, scope, None, &embedded, "active");
+    let active = ok(&s, "/v1/memory/recall", json!({"scope": scope, "query_embedding": q}));
+    assert_eq!(seeds(&active), vec![embedded.clone()]);
+    let text = active["context"]["text"].as_str().unwrap();
+    assert!(text.contains("# Applicable Rules (Shadow/Active)"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "- state=active scope=global pos=0 neg=0 summary=always answer in json (node:{embedded})"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("  if={\"intent\":\"json\"}"), "{text}");
+
     let p = ok(
         &s,
         "/v1/memory/planning/context",
@@ -491,7 +519,9 @@ fn recall_carries_rules_and_planning_context_combines_all() {
     assert_eq!(p["scope"], scope);
     assert_eq!(p["query"]["text"], "which tool for json");
     assert!(p["recall"]["context"].is_object());
-    assert_eq!(p["rules"]["active"][0]["rule_node_id"], rule.as_str());
+    let planned: Vec<&str> =
+        p["rules"]["active"].as_array().unwrap().iter().map(|m| m["rule_node_id"].as_str().unwrap()).collect();
+    assert!(planned.contains(&rule.as_str()) && planned.contains(&embedded.as_str()), "{planned:?}");
     assert_eq!(p["tools"]["selection"]["selected"], "psql");
     err(&s, "/v1/memory/planning/context", json!({"scope": scope, "context": {}}), 400, "invalid_request");
 }

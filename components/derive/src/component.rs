@@ -184,19 +184,22 @@ impl DeriveGuest for Derive {
         }
     }
     fn tick(_ctx: CallContext, request: String) -> Result<String, cairn::kernel::types::Error> {
-        parse(&request).and_then(|b| run_tick(&b)).map(|v| v.to_string()).map_err(to_wit)
+        parse(&request).and_then(|b| run_tick(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
     fn outbox_status(_ctx: CallContext, query: Vec<(String, String)>) -> Result<String, cairn::kernel::types::Error> {
         open()
             .and_then(|db| outbox_admin::status(&db, &settings(), &query, now_ms()))
-            .map(|v| v.to_string())
+            .map(|v| cairn_core::json_text(&v))
             .map_err(to_wit)
     }
     fn outbox_replay(ctx: CallContext, request: String) -> Result<String, cairn::kernel::types::Error> {
-        parse(&request).and_then(|b| replay(&b, "operator", &ctx.request_id)).map(|v| v.to_string()).map_err(to_wit)
+        parse(&request)
+            .and_then(|b| replay(&b, "operator", &ctx.request_id))
+            .map(|v| cairn_core::json_text(&v))
+            .map_err(to_wit)
     }
     fn rebuild_derived(_ctx: CallContext, request: String) -> Result<String, cairn::kernel::types::Error> {
-        parse(&request).and_then(|b| rebuild(&b)).map(|v| v.to_string()).map_err(to_wit)
+        parse(&request).and_then(|b| rebuild(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
 }
 

@@ -42,13 +42,13 @@ fn settings() -> Settings {
 
 fn call(op: Op, body: String) -> Result<String, Error> {
     let db = SpinSqlite::open("default").map_err(to_wit)?;
-    run(&db, &settings(), op, &body, now_ms(), random_uuid).map(|v| v.to_string()).map_err(to_wit)
+    run(&db, &settings(), op, &body, now_ms(), random_uuid).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
 }
 
 fn call_query(f: impl FnOnce(&SpinSqlite, &Settings) -> Result<serde_json::Value, ApiError>) -> Result<String, Error> {
     let db = SpinSqlite::open("default").map_err(to_wit)?;
     cairn_memory::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now_ms())).map_err(to_wit)?;
-    f(&db, &settings()).map(|v| v.to_string()).map_err(to_wit)
+    f(&db, &settings()).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
 }
 
 /// The query embedding for recall_text: one `generate-embeddings` call.
@@ -72,7 +72,7 @@ fn recall_call(ctx: CallContext, request: String, endpoint: Endpoint) -> Result<
         cairn_memory::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now))?;
         cairn_memory::recall::recall(&db, &settings(), &body, endpoint, ctx.admin, &embed_query, now)
     };
-    run().map(|v| v.to_string()).map_err(to_wit)
+    run().map(|v| cairn_core::json_text(&v)).map_err(to_wit)
 }
 
 impl Guest for Kernel {

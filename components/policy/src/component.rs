@@ -40,7 +40,7 @@ fn call(op: Op, body: String) -> Result<String, Error> {
     // Rules only need the default tenant and scope, not the whole settings
     // (which parse the tier profiles).
     let defaults = scope_defaults(cairn_spin::variables::get);
-    run(&db, &defaults, op, &body, now_ms(), &random_uuid).map(|v| v.to_string()).map_err(to_wit)
+    run(&db, &defaults, op, &body, now_ms(), &random_uuid).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
 }
 
 impl Guest for Policy {
