@@ -229,7 +229,14 @@ async fn measure(base: String, b: Arc<BenchPlan>) -> Result<(Vec<Phase>, Value)>
     // Warm-up.
     phase(&client, recall_url.clone(), "warmup", 200, 4, recall_body.clone()).await;
     let mut phases = Vec::new();
+    // The floor: a find on an empty scope costs what any request costs
+    // (HTTP, a fresh instance of the composed gateway, two SQLite statements)
+    // and nothing more; recall throughput cannot exceed it.
+    let floor: Arc<dyn Fn(usize) -> Value + Send + Sync> =
+        Arc::new(|_| json!({"scope": "bench-floor", "client_id": "none"}));
     for &c in &b.concurrency {
+        let find_url = format!("{base}/v1/memory/find");
+        phases.push(phase(&client, find_url, "floor: find (empty scope)", b.requests, c, floor.clone()).await);
         phases.push(phase(&client, recall_url.clone(), "recall", b.requests, c, recall_body.clone()).await);
         phases.push(phase(&client, text_url.clone(), "recall_text", b.requests, c, text_body.clone()).await);
     }
