@@ -234,6 +234,24 @@ impl Server {
         Self::finish(req.call())
     }
 
+    /// PUT a JSON body with extra headers.
+    pub fn put_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.agent.put(format!("{}{path}", self.base)).header("content-type", "application/json");
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Self::finish(req.send(body.to_string().as_bytes()))
+    }
+
+    /// DELETE with extra headers.
+    pub fn delete_with(&self, path: &str, headers: &[(&str, &str)]) -> Resp {
+        let mut req = self.agent.delete(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Self::finish(req.call())
+    }
+
     /// Sends `signal` and waits for the process to exit; returns its status.
     pub fn signal_and_wait(&mut self, signal: i32) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");

@@ -69,6 +69,18 @@ impl Backend for Imports {
         out.map_err(from_wit)
     }
 
+    fn control_admin(
+        &self,
+        method: &str,
+        path: &str,
+        query: Vec<(String, String)>,
+        body: &str,
+        request_id: &str,
+    ) -> Result<String, ApiError> {
+        let ctx = CallContext { request_id: request_id.to_string(), admin: true };
+        control::admin(&ctx, method, path, &query, body).map_err(from_wit)
+    }
+
     fn components(&self) -> Vec<(String, String, u32)> {
         [memory::info(), policy::info(), control::info()]
             .into_iter()

@@ -76,6 +76,15 @@ pub trait Backend {
     fn memory(&self, call: MemoryCall, request_id: &str, admin: bool) -> Result<String, ApiError>;
     /// Calls the policy engine with a JSON request.
     fn policy(&self, call: PolicyCall, request: &str, request_id: &str, admin: bool) -> Result<String, ApiError>;
+    /// Calls the control plane's admin API (`path` below `/v1/admin/control/`).
+    fn control_admin(
+        &self,
+        method: &str,
+        path: &str,
+        query: Vec<(String, String)>,
+        body: &str,
+        request_id: &str,
+    ) -> Result<String, ApiError>;
     /// `(name, version, schema_version)` of each composed component.
     fn components(&self) -> Vec<(String, String, u32)>;
     /// A fresh random request id.
@@ -234,6 +243,15 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
     if route == Route::Health {
         return Ok(json_response(200, health(backend).to_string().into_bytes()));
     }
+    if let Route::ControlAdmin { path } = &route {
+        let body = match &req.body {
+            Ok(b) => std::str::from_utf8(b)
+                .map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?,
+            Err(_) => return Err(ApiError::new(413, "payload_too_large", "request body too large")),
+        };
+        let out = backend.control_admin(&req.method, path, query_pairs(req), body, rid)?;
+        return Ok(json_response(200, out.into_bytes()));
+    }
     if let Some(call) = crate::policy_routes::policy_call(&route) {
         let out = backend.policy(call, &body_text(req)?, rid, admin)?;
         return Ok(json_response(200, out.into_bytes()));
@@ -322,6 +340,17 @@ mod tests {
         fn policy(&self, call: PolicyCall, body: &str, _rid: &str, _admin: bool) -> Result<String, ApiError> {
             self.calls.borrow_mut().push(format!("{call:?} {body}"));
             Ok(r#"{"scope":"s","applied":{"policy":{"tool":{}}}}"#.into())
+        }
+        fn control_admin(
+            &self,
+            method: &str,
+            path: &str,
+            _query: Vec<(String, String)>,
+            _body: &str,
+            _rid: &str,
+        ) -> Result<String, ApiError> {
+            self.calls.borrow_mut().push(format!("control {method} {path}"));
+            Ok(r#"{"ok":true}"#.into())
         }
         fn components(&self) -> Vec<(String, String, u32)> {
             vec![("kernel".into(), "0.1.0".into(), 1)]

@@ -12,7 +12,9 @@ pub enum Route {
     RecallText,
     CreateSession,
     WriteEvent,
-    ListSessionEvents { session_id: String },
+    ListSessionEvents {
+        session_id: String,
+    },
     PackExport,
     PackImport,
     ListCommits,
@@ -24,12 +26,16 @@ pub enum Route {
     ToolsDecision,
     ToolsFeedback,
     PlanningContext,
+    /// `/v1/admin/control/<path>`, any method (the control component routes it).
+    ControlAdmin {
+        path: String,
+    },
 }
 
 impl Route {
     /// Routes that require the admin token.
     pub fn needs_admin(&self) -> bool {
-        matches!(self, Route::PackExport | Route::PackImport)
+        matches!(self, Route::PackExport | Route::PackImport | Route::ControlAdmin { .. })
     }
 }
 
@@ -45,6 +51,9 @@ pub enum Match {
 /// Matches `method` and `path` (without the query string).
 pub fn match_route(method: &str, path: &str) -> Match {
     let path = if path.len() > 1 { path.trim_end_matches('/') } else { path };
+    if let Some(rest) = path.strip_prefix("/v1/admin/control/").filter(|r| !r.is_empty()) {
+        return Match::Found(Route::ControlAdmin { path: rest.to_string() });
+    }
     let (want, route) = match path {
         "/health" => ("GET", Route::Health),
         "/v1/memory/write" => ("POST", Route::Write),
@@ -93,5 +102,10 @@ mod tests {
         assert!(Route::PackImport.needs_admin());
         assert_eq!(match_route("POST", "/v1/memory/tools/select"), Match::Found(Route::ToolsSelect));
         assert_eq!(match_route("GET", "/v1/memory/rules/evaluate"), Match::WrongMethod("POST"));
+        assert_eq!(
+            match_route("DELETE", "/v1/admin/control/tenant-quotas/acme"),
+            Match::Found(Route::ControlAdmin { path: "tenant-quotas/acme".into() })
+        );
+        assert!(Route::ControlAdmin { path: "tenants".into() }.needs_admin());
     }
 }

@@ -1,7 +1,14 @@
-//! Cairn's control plane logic (tenants, keys, quotas and tier profiles
-//! land with the control-plane issue). So far: the hash-chained audit log
-//! ([`audit`]) that operator actions append to, and its schema
-//! ([`schema`]). Used by the control and derive components.
+//! Cairn's control plane logic: tenants and projects ([`tenants`]), API
+//! keys with hashed storage, rotation grace and uncached resolution
+//! ([`api_keys`]), per-tenant quota profiles ([`quotas`]), the tier
+//! profiles ([`tiers`]), the hash-chained audit log every admin mutation
+//! appends to ([`audit`]), the admin API's router ([`admin`]) and the
+//! schema ([`schema`]). Used by the control and derive components.
 
+pub mod admin;
+pub mod api_keys;
 pub mod audit;
+pub mod quotas;
 pub mod schema;
+pub mod tenants;
+pub mod tiers;

@@ -26,6 +26,60 @@ pub const MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS control_audit_events_tenant ON control_audit_events (tenant_id, seq)",
         "CREATE INDEX IF NOT EXISTS control_audit_events_action ON control_audit_events (action, seq)",
     ],
+    // 2: tenants, projects, API keys (sha256 of the key only, with a
+    // prefix to recognise it), per-tenant quota profiles.
+    &[
+        "CREATE TABLE IF NOT EXISTS control_tenants (
+            tenant_id TEXT PRIMARY KEY,
+            display_name TEXT,
+            status TEXT NOT NULL CHECK (status IN ('active', 'suspended')),
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE TABLE IF NOT EXISTS control_projects (
+            project_id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES control_tenants (tenant_id) ON DELETE CASCADE,
+            display_name TEXT,
+            status TEXT NOT NULL CHECK (status IN ('active', 'archived')),
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        // A rotated key keeps working until revoked_at when that is in the
+        // future (the rotation's grace window).
+        "CREATE TABLE IF NOT EXISTS control_api_keys (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL REFERENCES control_tenants (tenant_id) ON DELETE CASCADE,
+            project_id TEXT REFERENCES control_projects (project_id) ON DELETE SET NULL,
+            label TEXT,
+            role TEXT,
+            agent_id TEXT,
+            team_id TEXT,
+            key_hash TEXT NOT NULL UNIQUE,
+            key_prefix TEXT NOT NULL UNIQUE,
+            status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            revoked_at TEXT
+        )",
+        "CREATE INDEX IF NOT EXISTS control_api_keys_tenant ON control_api_keys (tenant_id, created_at DESC)",
+        "CREATE TABLE IF NOT EXISTS control_tenant_quotas (
+            tenant_id TEXT PRIMARY KEY REFERENCES control_tenants (tenant_id) ON DELETE CASCADE,
+            recall_rps REAL NOT NULL,
+            recall_burst INTEGER NOT NULL,
+            write_rps REAL NOT NULL,
+            write_burst INTEGER NOT NULL,
+            write_max_wait_ms INTEGER NOT NULL,
+            debug_embed_rps REAL NOT NULL,
+            debug_embed_burst INTEGER NOT NULL,
+            recall_text_embed_rps REAL NOT NULL,
+            recall_text_embed_burst INTEGER NOT NULL,
+            recall_text_embed_max_wait_ms INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+    ],
 ];
 
 pub fn current_version() -> i64 {

@@ -1,0 +1,184 @@
+//! The control plane's admin API over HTTP (`/v1/admin/control/*`, admin
+//! token): tenants, projects, API keys (create, list, revoke, rotate with a
+//! grace window, stale), tenant quotas, the hash-chained audit log and its
+//! verifier, and the tier profiles.
+
+use cairn_e2e::{Options, Server};
+use serde_json::{Value, json};
+
+const TOKEN: &str = "control-test-token";
+const ADMIN: &[(&str, &str)] = &[("x-admin-token", TOKEN)];
+
+fn server() -> Server {
+    Server::start_with(Options { admin_token: Some(TOKEN.into()), ..Default::default() })
+}
+
+fn post(s: &Server, path: &str, body: Value) -> Value {
+    let r = s.post_with(&format!("/v1/admin/control/{path}"), &body, ADMIN);
+    assert_eq!(r.status, 200, "{path}: {}", r.text);
+    r.body
+}
+
+fn get(s: &Server, path: &str) -> Value {
+    let r = s.get_with(&format!("/v1/admin/control/{path}"), ADMIN);
+    assert_eq!(r.status, 200, "{path}: {}", r.text);
+    r.body
+}
+
+fn tamper(s: &Server, sql: &str) {
+    let path = s.data_dir.join("cairn.db");
+    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    rt.block_on(async {
+        let db = libsql::Builder::new_local(&path).build().await.unwrap();
+        let conn = db.connect().unwrap();
+        conn.execute("PRAGMA busy_timeout=5000", ()).await.ok();
+        assert_eq!(conn.execute(sql, ()).await.unwrap(), 1, "{sql}");
+    });
+}
+
+#[test]
+fn admin_routes_need_the_admin_token() {
+    let s = server();
+    let r = s.post("/v1/admin/control/tenants", &json!({"tenant_id": "acme"}));
+    assert_eq!((r.status, r.body["error"].as_str()), (401, Some("unauthorized_admin")), "{}", r.text);
+    let r = s.get_with("/v1/admin/control/tenants", &[("x-admin-token", "wrong")]);
+    assert_eq!(r.status, 401);
+    let unset = Server::start();
+    let r = unset.get_with("/v1/admin/control/tenants", ADMIN);
+    assert_eq!((r.status, r.body["error"].as_str()), (503, Some("admin_not_configured")), "{}", r.text);
+    let r = s.get_with("/v1/admin/control/nothing-here", ADMIN);
+    assert_eq!(r.status, 404, "{}", r.text);
+}
+
+#[test]
+fn tenants_projects_and_quotas() {
+    let s = server();
+    let t = post(&s, "tenants", json!({"tenant_id": "acme", "display_name": "Acme", "metadata": {"plan": "x"}}));
+    assert_eq!(t["tenant"]["status"], "active");
+    assert_eq!(t["tenant"]["metadata"], json!({"plan": "x"}));
+    let t = post(&s, "tenants", json!({"tenant_id": "acme", "status": "suspended"}));
+    assert_eq!((t["tenant"]["status"].as_str(), t["tenant"]["display_name"].is_null()), (Some("suspended"), true));
+    post(&s, "tenants", json!({"tenant_id": "beta"}));
+    let list = get(&s, "tenants?status=suspended");
+    assert_eq!(list["tenants"].as_array().unwrap().len(), 1);
+    assert_eq!(get(&s, "tenants?limit=1")["tenants"][0]["tenant_id"], "acme");
+
+    let p = post(&s, "projects", json!({"project_id": "p1", "tenant_id": "acme"}));
+    assert_eq!(p["project"]["status"], "active");
+    let r = s.post_with("/v1/admin/control/projects", &json!({"project_id": "p2", "tenant_id": "ghost"}), ADMIN);
+    assert_eq!((r.status, r.body["error"].as_str()), (404, Some("not_found")), "{}", r.text);
+    let r = s.post_with("/v1/admin/control/tenants", &json!({"status": "active"}), ADMIN);
+    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("invalid_request")), "{}", r.text);
+
+    let quota = json!({"recall_rps": 5, "recall_burst": 10, "write_rps": 2.5, "write_burst": 5, "write_max_wait_ms": 100,
+                       "debug_embed_rps": 1, "debug_embed_burst": 2, "recall_text_embed_rps": 3,
+                       "recall_text_embed_burst": 6, "recall_text_embed_max_wait_ms": 200});
+    let r = s.put_with("/v1/admin/control/tenant-quotas/acme", &quota, ADMIN);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["quota"]["write_rps"], 2.5);
+    assert_eq!(get(&s, "tenant-quotas/acme")["quota"]["recall_burst"], 10);
+    let mut bad = quota.clone();
+    bad["recall_rps"] = json!(0);
+    let r = s.put_with("/v1/admin/control/tenant-quotas/acme", &bad, ADMIN);
+    assert_eq!(r.status, 400, "{}", r.text);
+    let r = s.put_with("/v1/admin/control/tenant-quotas/ghost", &quota, ADMIN);
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = s.delete_with("/v1/admin/control/tenant-quotas/acme", ADMIN);
+    assert_eq!((r.status, r.body["deleted"].as_bool()), (200, Some(true)), "{}", r.text);
+    let r = s.delete_with("/v1/admin/control/tenant-quotas/acme", ADMIN);
+    assert_eq!(r.body["deleted"], false);
+    let r = s.get_with("/v1/admin/control/tenant-quotas/acme", ADMIN);
+    assert_eq!(r.status, 404);
+
+    let actions: Vec<String> = get(&s, "audit-events?tenant_id=acme")["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        actions,
+        ["tenant_quota.delete", "tenant_quota.upsert", "project.upsert", "tenant.upsert", "tenant.upsert"],
+        "newest first, one per mutation (the second delete deleted nothing)"
+    );
+}
+
+#[test]
+fn api_keys_lifecycle_with_rotation_grace() {
+    let s = server();
+    post(&s, "tenants", json!({"tenant_id": "acme"}));
+    post(&s, "projects", json!({"project_id": "p1", "tenant_id": "acme"}));
+    let k = post(&s, "api-keys", json!({"tenant_id": "acme", "project_id": "p1", "label": "ci", "agent_id": "bot"}));
+    let key = k["key"]["api_key"].as_str().unwrap().to_string();
+    assert!(key.starts_with("ak_live_") && key.len() == 40, "{key}");
+    assert_eq!(k["key"]["key_prefix"], &key[..14]);
+    let id = k["key"]["id"].as_str().unwrap().to_string();
+
+    let list = get(&s, "api-keys?tenant_id=acme");
+    let listed = &list["keys"][0];
+    assert!(listed.get("api_key").is_none() && listed.get("key_hash").is_none(), "{listed}");
+    assert_eq!(listed["agent_id"], "bot");
+
+    // Rotation with a grace window: the old key is revoked at a future instant.
+    let r = post(&s, &format!("api-keys/{id}/rotate"), json!({"grace_seconds": 3600, "metadata": {"why": "test"}}));
+    let rotated = &r["key"]["rotated"];
+    assert_eq!(rotated["label"], "ci");
+    assert_eq!(rotated["metadata"]["rotated_from_key_id"], id.as_str());
+    assert_eq!(rotated["metadata"]["why"], "test");
+    assert_eq!(r["key"]["revoked"]["status"], "revoked");
+    assert!(r["key"]["revoked"]["revoked_at"].as_str().unwrap() > rotated["created_at"].as_str().unwrap());
+    assert_ne!(r["key"]["api_key"].as_str().unwrap(), key);
+    // Only an active key rotates.
+    let again = s.post_with(&format!("/v1/admin/control/api-keys/{id}/rotate"), &json!({}), ADMIN);
+    assert_eq!(again.status, 404, "{}", again.text);
+
+    let new_id = rotated["id"].as_str().unwrap().to_string();
+    let rv = post(&s, &format!("api-keys/{new_id}/revoke"), json!({}));
+    assert_eq!(rv["key"]["status"], "revoked");
+    let missing =
+        s.post_with("/v1/admin/control/api-keys/00000000-0000-4000-8000-000000000000/revoke", &json!({}), ADMIN);
+    assert_eq!(missing.status, 404);
+    assert_eq!(get(&s, "api-keys?status=active")["keys"].as_array().unwrap().len(), 0);
+
+    let stale = get(&s, "api-keys/stale?max_age_days=30");
+    assert_eq!(stale["ok"], true);
+    assert_eq!(stale["stale"]["count"], 0);
+    let r = s.post_with("/v1/admin/control/api-keys", &json!({"tenant_id": "ghost"}), ADMIN);
+    assert_eq!(r.status, 404, "{}", r.text);
+}
+
+#[test]
+fn the_audit_log_is_a_verifiable_chain() {
+    let s = server();
+    for t in ["a", "b", "c"] {
+        post(&s, "tenants", json!({"tenant_id": t}));
+    }
+    let v = post(&s, "audit-events/verify", json!({}));
+    assert_eq!((v["ok"].as_bool(), v["checked"].as_i64()), (Some(true), Some(3)), "{v}");
+    let events = get(&s, "audit-events?action=tenant.upsert");
+    let middle = events["events"][1]["event_id"].as_str().unwrap().to_string();
+    assert_eq!(events["events"][1]["actor"], "admin_token");
+    tamper(
+        &s,
+        &format!(
+            "UPDATE control_audit_events SET details = '{{\"status\":\"suspended\"}}' WHERE event_id = '{middle}'"
+        ),
+    );
+    let v = post(&s, "audit-events/verify", json!({}));
+    assert_eq!(v["ok"], false, "{v}");
+    assert_eq!(v["first_broken"]["event_id"], middle.as_str(), "{v}");
+}
+
+#[test]
+fn tiers_are_listed_from_the_profiles_file() {
+    let s = server();
+    let t = get(&s, "tiers");
+    let names: Vec<&str> = t["tiers"].as_array().unwrap().iter().map(|r| r["tier"].as_str().unwrap()).collect();
+    for want in ["solo", "starter", "growth", "enterprise", "bespoke"] {
+        assert!(names.contains(&want), "{names:?}");
+    }
+    assert_eq!(t["default_tier"], "solo");
+    let solo = t["tiers"].as_array().unwrap().iter().find(|r| r["tier"] == "solo").unwrap();
+    assert_eq!(solo["resource_caps"]["embedding_dims"], 384);
+    assert!(solo.get("driver_flags").is_some());
+}
