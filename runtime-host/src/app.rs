@@ -45,6 +45,9 @@ pub struct App {
     pub sqlite: SqliteCapability,
     pub llm: Arc<LlmCapability>,
     pub limits: RunLimits,
+    /// The app's resolved variables (the host reads a few itself, e.g.
+    /// `memory_auth_mode` before it listens).
+    pub variables: AppVariables,
 }
 
 /// Everything needed to load an app.
@@ -141,7 +144,15 @@ impl App {
                 },
             );
         }
-        Ok(App { engine, manifest: opts.manifest, handlers, sqlite: opts.sqlite, llm: opts.llm, limits: opts.limits })
+        Ok(App {
+            engine,
+            manifest: opts.manifest,
+            handlers,
+            sqlite: opts.sqlite,
+            llm: opts.llm,
+            limits: opts.limits,
+            variables: opts.variables,
+        })
     }
 
     /// A fresh store for one request to `handler`, counting its database

@@ -205,6 +205,18 @@ async fn up(args: UpArgs) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
+    let auth = app.variables.get("memory_auth_mode").map(str::trim).filter(|m| !m.is_empty()).unwrap_or("off");
+    if auth == "off" {
+        if !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "refusing to serve {addr} with memory_auth_mode=off: without auth anyone who can reach it reads and \
+                 writes every tenant's memory; set --var memory_auth_mode=api_key (or jwt) or listen on a loopback address"
+            );
+        }
+        tracing::warn!(listen = %addr, "memory auth is off (allowed on a loopback address only)");
+    } else {
+        tracing::info!(mode = auth, "memory auth on");
+    }
     tracing::info!(
         listen = %addr,
         data_dir = %args.data_dir.display(),

@@ -2,7 +2,7 @@
 a running `cairn up`: write, find, sessions/events, packs, and the error
 shape, recall and recall_text, and the policy routes (rules_state,
 rules_evaluate, tools_select, tools_decision, tools_feedback, feedback,
-planning_context). Run by tests/tests/sdk_compat.rs, which starts the server and passes
+planning_context) and the control plane's admin methods (control_*). Run by tests/tests/sdk_compat.rs, which starts the server and passes
 --base-url and --admin-token; exits non-zero on the first failed check."""
 
 import argparse
@@ -52,6 +52,34 @@ def policy_checks(client, tenant, scope):
         check(False, "no tools allowed raises")
     except AionisApiError as err:
         check(err.status == 400 and err.code == "no_tools_allowed", "strict selection with nothing allowed -> 400")
+
+
+def control_checks(client):
+    t = client.control_upsert_tenant({"tenant_id": "sdk-co", "display_name": "SDK Co"})["data"]
+    check(t["ok"] and t["tenant"]["status"] == "active", "control_upsert_tenant")
+    check(any(x["tenant_id"] == "sdk-co" for x in client.control_list_tenants({"limit": 50})["data"]["tenants"]),
+          "control_list_tenants")
+    p = client.control_upsert_project({"project_id": "sdk-p", "tenant_id": "sdk-co"})["data"]
+    check(p["project"]["tenant_id"] == "sdk-co", "control_upsert_project")
+    k = client.control_create_api_key({"tenant_id": "sdk-co", "project_id": "sdk-p", "label": "sdk"})["data"]["key"]
+    check(k["api_key"].startswith("ak_live_") and k["key_prefix"] == k["api_key"][:14], "control_create_api_key")
+    keys = client.control_list_api_keys({"tenant_id": "sdk-co"})["data"]["keys"]
+    check(len(keys) == 1 and "api_key" not in keys[0], "control_list_api_keys hides the plaintext")
+    rot = client.control_rotate_api_key(k["id"], {"label": "sdk-2"})["data"]["key"]
+    check(rot["rotated"]["label"] == "sdk-2" and rot["revoked"]["status"] == "revoked", "control_rotate_api_key")
+    rev = client.control_revoke_api_key(rot["rotated"]["id"])["data"]
+    check(rev["key"]["status"] == "revoked", "control_revoke_api_key")
+    check(client.control_list_stale_api_keys({"max_age_days": 30})["data"]["ok"], "control_list_stale_api_keys")
+    quota = {"recall_rps": 5, "recall_burst": 10, "write_rps": 2, "write_burst": 4, "write_max_wait_ms": 100,
+             "debug_embed_rps": 1, "debug_embed_burst": 2, "recall_text_embed_rps": 3,
+             "recall_text_embed_burst": 6, "recall_text_embed_max_wait_ms": 200}
+    q = client.control_upsert_tenant_quota("sdk-co", quota)["data"]
+    check(q["quota"]["recall_burst"] == 10, "control_upsert_tenant_quota")
+    check(client.control_get_tenant_quota("sdk-co")["data"]["quota"]["write_rps"] == 2, "control_get_tenant_quota")
+    check(client.control_delete_tenant_quota("sdk-co")["data"]["deleted"] is True, "control_delete_tenant_quota")
+    ev = client.control_list_audit_events({"tenant_id": "sdk-co", "limit": 50})["data"]["events"]
+    check({"tenant.upsert", "api_key.create", "api_key.rotate", "api_key.revoke", "tenant_quota.delete"}
+          <= {e["action"] for e in ev}, "control_list_audit_events")
 
 
 def main():
@@ -137,6 +165,7 @@ def main():
         check(err.status == 400 and err.code == "invalid_request", "recall with max_edges 101 -> 400")
 
     policy_checks(client, tenant, scope)
+    control_checks(client)
 
     try:
         client.write({"tenant_id": tenant, "scope": scope, "nodes": [{"type": "nope"}]})

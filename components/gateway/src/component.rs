@@ -32,6 +32,18 @@ impl Backend for Imports {
         spin_sdk::variables::get("admin_token").ok().filter(|t| !t.is_empty())
     }
 
+    fn variable(&self, name: &str) -> Option<String> {
+        spin_sdk::variables::get(name).ok().filter(|v| !v.is_empty())
+    }
+
+    fn resolve_api_key(&self, key: &str) -> Result<Option<String>, ApiError> {
+        control::resolve_api_key(key).map_err(from_wit)
+    }
+
+    fn now_s(&self) -> i64 {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    }
+
     fn cors_origins(&self) -> String {
         spin_sdk::variables::get("cors_allow_origins").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "*".into())
     }

@@ -70,6 +70,12 @@ pub enum PolicyCall {
 pub trait Backend {
     /// The configured admin token, if any.
     fn admin_token(&self) -> Option<String>;
+    /// A configuration variable (empty counts as unset).
+    fn variable(&self, name: &str) -> Option<String>;
+    /// The principal JSON a control-plane API key resolves to.
+    fn resolve_api_key(&self, key: &str) -> Result<Option<String>, ApiError>;
+    /// Unix time in seconds.
+    fn now_s(&self) -> i64;
     /// Comma-separated allowed CORS origins (`*` for any).
     fn cors_origins(&self) -> String;
     /// Calls the kernel.
@@ -170,9 +176,8 @@ fn add_cors(resp: &mut HttpResponse, backend: &dyn Backend, origin: Option<&str>
     }
 }
 
-/// The body as UTF-8 JSON text, with `X-Tenant-Id` injected when the body
-/// names no tenant (only then is the body parsed here).
-fn body_text(req: &HttpRequest) -> Result<String, ApiError> {
+/// The body as UTF-8 text (`{}` when empty).
+fn raw_body_text(req: &HttpRequest) -> Result<String, ApiError> {
     let bytes = match &req.body {
         Ok(b) => b,
         Err(BodyError::TooLarge) => {
@@ -189,11 +194,17 @@ fn body_text(req: &HttpRequest) -> Result<String, ApiError> {
     };
     let text =
         std::str::from_utf8(bytes).map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?;
-    let text = if text.trim().is_empty() { "{}" } else { text };
+    Ok(if text.trim().is_empty() { "{}".to_string() } else { text.to_string() })
+}
+
+/// The body as UTF-8 JSON text, with `X-Tenant-Id` injected when the body
+/// names no tenant (only then is the body parsed here).
+fn body_text(req: &HttpRequest) -> Result<String, ApiError> {
+    let text = raw_body_text(req)?;
     let Some(tenant) = req.header("x-tenant-id").map(str::trim).filter(|t| !t.is_empty()) else {
-        return Ok(text.to_string());
+        return Ok(text);
     };
-    let mut v: Value = serde_json::from_str(text)
+    let mut v: Value = serde_json::from_str(&text)
         .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))?;
     if let Some(m) = v.as_object_mut()
         && m.get("tenant_id").is_none_or(Value::is_null)
@@ -243,6 +254,28 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
     if route == Route::Health {
         return Ok(json_response(200, health(backend).to_string().into_bytes()));
     }
+    let principal = match crate::auth_gate::guarded(&route) {
+        true => match crate::auth_gate::mode(backend)? {
+            cairn_core::auth::Mode::Off => None,
+            m => Some(crate::auth_gate::authenticate(backend, req, m)?),
+        },
+        false => None,
+    };
+    // The body (or query) as the operation will see it: bound to the
+    // principal when there is one.
+    let text = |req: &HttpRequest| -> Result<String, ApiError> {
+        match &principal {
+            Some(p) => crate::auth_gate::bind_text(&raw_body_text(req)?, p, &route, req.header("x-tenant-id")),
+            None => body_text(req),
+        }
+    };
+    let pairs = |req: &HttpRequest| -> Result<Vec<(String, String)>, ApiError> {
+        let mut q = query_pairs(req);
+        if let Some(p) = &principal {
+            crate::auth_gate::bind_query(&mut q, p, &route)?;
+        }
+        Ok(q)
+    };
     if let Route::ControlAdmin { path } = &route {
         let body = match &req.body {
             Ok(b) => std::str::from_utf8(b)
@@ -253,19 +286,19 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
         return Ok(json_response(200, out.into_bytes()));
     }
     if let Some(call) = crate::policy_routes::policy_call(&route) {
-        let out = backend.policy(call, &body_text(req)?, rid, admin)?;
+        let out = backend.policy(call, &text(req)?, rid, admin)?;
         return Ok(json_response(200, out.into_bytes()));
     }
     if route == Route::PlanningContext {
-        let out = crate::policy_routes::planning_context(backend, &body_text(req)?, rid, admin)?;
+        let out = crate::policy_routes::planning_context(backend, &text(req)?, rid, admin)?;
         return Ok(json_response(200, out.into_bytes()));
     }
     let mut body = String::new();
     let call = match &route {
-        Route::ListSessionEvents { session_id } => MemoryCall::ListSessionEvents(session_id, query_pairs(req)),
-        Route::ListCommits => MemoryCall::ListCommits(query_pairs(req)),
+        Route::ListSessionEvents { session_id } => MemoryCall::ListSessionEvents(session_id, pairs(req)?),
+        Route::ListCommits => MemoryCall::ListCommits(pairs(req)?),
         r => {
-            body = body_text(req)?;
+            body = text(req)?;
             match r {
                 Route::Write => MemoryCall::Write(&body),
                 Route::Find => MemoryCall::Find(&body),
@@ -326,6 +359,15 @@ mod tests {
         }
         fn cors_origins(&self) -> String {
             "*".into()
+        }
+        fn variable(&self, _name: &str) -> Option<String> {
+            None
+        }
+        fn resolve_api_key(&self, _key: &str) -> Result<Option<String>, ApiError> {
+            Ok(None)
+        }
+        fn now_s(&self) -> i64 {
+            0
         }
         fn memory(&self, call: MemoryCall, _rid: &str, admin: bool) -> Result<String, ApiError> {
             let body = match call {

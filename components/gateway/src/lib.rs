@@ -2,10 +2,12 @@
 //! kernel, policy and control interfaces.
 //!
 //! - [`routes`]: the route table;
+//! - [`auth_gate`]: memory-route auth (API keys, JWTs) and identity binding;
 //! - [`dispatch`]: request ids, CORS, admin guard, envelope, kernel calls;
 //! - [`policy_routes`]: the policy routes, recall's `rules`, planning/context;
 //! - `component` (wasm only): the Spin SDK binding.
 
+pub mod auth_gate;
 pub mod dispatch;
 pub mod policy_routes;
 pub mod routes;

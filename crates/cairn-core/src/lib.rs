@@ -7,6 +7,7 @@
 //! - [`text`]: text normalization and limits.
 //! - [`tenant_scope`]: tenant/scope validation and the internal scope key.
 //! - [`admin_token`]: the `X-Admin-Token` guard.
+//! - [`auth`]: memory-route auth modes, HS256 JWTs, binding a request to its principal.
 //! - [`api_error`]: the error envelope.
 //! - [`request_reader`]: typed reading of JSON requests that collects every issue.
 //! - [`time_fmt`]: RFC 3339 timestamps from Unix milliseconds.
@@ -14,6 +15,7 @@
 
 pub mod admin_token;
 pub mod api_error;
+pub mod auth;
 pub mod canonical_json;
 pub mod digest;
 pub mod encoding;
