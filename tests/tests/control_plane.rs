@@ -182,3 +182,55 @@ fn tiers_are_listed_from_the_profiles_file() {
     assert_eq!(solo["resource_caps"]["embedding_dims"], 384);
     assert!(solo.get("driver_flags").is_some());
 }
+
+fn quota_opts() -> Options {
+    Options {
+        admin_token: Some(TOKEN.into()),
+        extra_args: vec!["--var".into(), "tenant_quota_enabled=true".into()],
+        ..Default::default()
+    }
+}
+
+fn tenant_write(i: usize) -> Value {
+    json!({"tenant_id": "acme", "scope": "q", "input_text": format!("quota write {i}"),
+           "nodes": [{"client_id": format!("q{i}"), "type": "event", "text_summary": "x"}]})
+}
+
+/// Two host processes on one data dir draw from the same buckets: together
+/// they cannot exceed the tenant's quota.
+#[test]
+fn quotas_are_shared_by_every_host_process() {
+    let a = Server::start_with(quota_opts());
+    let b = Server::start_on(&a.data_dir, &quota_opts());
+    post(&a, "tenants", json!({"tenant_id": "acme"}));
+    // Three writes, refilled once every ~3 hours, no waiting.
+    let quota = json!({"recall_rps": 100, "recall_burst": 100, "write_rps": 0.0001, "write_burst": 3,
+                       "write_max_wait_ms": 0, "debug_embed_rps": 1, "debug_embed_burst": 1,
+                       "recall_text_embed_rps": 1, "recall_text_embed_burst": 1, "recall_text_embed_max_wait_ms": 0});
+    let r = a.put_with("/v1/admin/control/tenant-quotas/acme", &quota, ADMIN);
+    assert_eq!(r.status, 200, "{}", r.text);
+    for (i, s) in [&a, &b, &a].iter().enumerate() {
+        let w = s.post("/v1/memory/write", &tenant_write(i));
+        assert_eq!(w.status, 200, "write {i}: {}", w.text);
+    }
+    for (i, s) in [&b, &a].iter().enumerate() {
+        let r = s.post("/v1/memory/write", &tenant_write(10 + i));
+        assert_eq!((r.status, r.body["error"].as_str()), (429, Some("tenant_rate_limited_write")), "{}", r.text);
+        assert_eq!(r.body["details"]["tenant_id"], "acme");
+        assert!(r.body["details"]["retry_after_ms"].as_i64().unwrap() > 1000, "{}", r.text);
+        assert!(r.header("retry-after").is_some_and(|v| v.parse::<u64>().unwrap() > 1));
+    }
+    // Other classes and other tenants are unaffected.
+    let f = b.post("/v1/memory/find", &json!({"tenant_id": "acme", "scope": "q"}));
+    assert_eq!(f.status, 200, "{}", f.text);
+    let other = a.post(
+        "/v1/memory/write",
+        &json!({"tenant_id": "beta", "scope": "q", "input_text": "x",
+                                                  "nodes": [{"type": "event", "text_summary": "x"}]}),
+    );
+    assert_eq!(other.status, 200, "{}", other.text);
+    // Deleting the profile lifts the limit back to the tier's quotas.
+    assert_eq!(a.delete_with("/v1/admin/control/tenant-quotas/acme", ADMIN).status, 200);
+    let w = b.post("/v1/memory/write", &tenant_write(20));
+    assert_eq!(w.status, 200, "{}", w.text);
+}

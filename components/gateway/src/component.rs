@@ -40,6 +40,10 @@ impl Backend for Imports {
         control::resolve_api_key(key).map_err(from_wit)
     }
 
+    fn take_quota(&self, tenant: &str, class: &str) -> Result<(), ApiError> {
+        control::take_quota(tenant, class).map_err(from_wit)
+    }
+
     fn now_s(&self) -> i64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
     }

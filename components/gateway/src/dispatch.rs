@@ -76,6 +76,8 @@ pub trait Backend {
     fn resolve_api_key(&self, key: &str) -> Result<Option<String>, ApiError>;
     /// Unix time in seconds.
     fn now_s(&self) -> i64;
+    /// Draws one token of the tenant's `class` quota (429 when empty).
+    fn take_quota(&self, tenant: &str, class: &str) -> Result<(), ApiError>;
     /// Comma-separated allowed CORS origins (`*` for any).
     fn cors_origins(&self) -> String;
     /// Calls the kernel.
@@ -254,13 +256,29 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
     if route == Route::Health {
         return Ok(json_response(200, health(backend).to_string().into_bytes()));
     }
-    let principal = match crate::auth_gate::guarded(&route) {
-        true => match crate::auth_gate::mode(backend)? {
-            cairn_core::auth::Mode::Off => None,
-            m => Some(crate::auth_gate::authenticate(backend, req, m)?),
-        },
-        false => None,
+    let guarded = crate::auth_gate::guarded(&route);
+    let mode = if guarded { crate::auth_gate::mode(backend)? } else { cairn_core::auth::Mode::Off };
+    let principal = match mode {
+        cairn_core::auth::Mode::Off => None,
+        m => Some(crate::auth_gate::authenticate(backend, req, m)?),
     };
+    if guarded && crate::quota_gate::enabled(backend, mode != cairn_core::auth::Mode::Off) {
+        let raw = raw_body_text(req).unwrap_or_default();
+        let classes = crate::quota_gate::classes(&route, &raw);
+        if !classes.is_empty() {
+            let tenant = match &principal {
+                Some(p) => p.tenant_id.clone(),
+                None => {
+                    let named = req.header("x-tenant-id").map(str::trim).filter(|t| !t.is_empty());
+                    match named {
+                        Some(t) if !raw.contains("\"tenant_id\"") => t.to_string(),
+                        _ => crate::quota_gate::tenant_of(backend, &raw, &query_pairs(req)),
+                    }
+                }
+            };
+            crate::quota_gate::draw(backend, &tenant, &classes)?;
+        }
+    }
     // The body (or query) as the operation will see it: bound to the
     // principal when there is one.
     let text = |req: &HttpRequest| -> Result<String, ApiError> {
@@ -368,6 +386,9 @@ mod tests {
         }
         fn now_s(&self) -> i64 {
             0
+        }
+        fn take_quota(&self, _tenant: &str, _class: &str) -> Result<(), ApiError> {
+            Ok(())
         }
         fn memory(&self, call: MemoryCall, _rid: &str, admin: bool) -> Result<String, ApiError> {
             let body = match call {

@@ -3,6 +3,7 @@
 //!
 //! - [`routes`]: the route table;
 //! - [`auth_gate`]: memory-route auth (API keys, JWTs) and identity binding;
+//! - [`quota_gate`]: tenant quotas per protection class;
 //! - [`dispatch`]: request ids, CORS, admin guard, envelope, kernel calls;
 //! - [`policy_routes`]: the policy routes, recall's `rules`, planning/context;
 //! - `component` (wasm only): the Spin SDK binding.
@@ -10,6 +11,7 @@
 pub mod auth_gate;
 pub mod dispatch;
 pub mod policy_routes;
+pub mod quota_gate;
 pub mod routes;
 
 #[cfg(target_arch = "wasm32")]

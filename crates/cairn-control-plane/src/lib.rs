@@ -1,6 +1,7 @@
 //! Cairn's control plane logic: tenants and projects ([`tenants`]), API
 //! keys with hashed storage, rotation grace and uncached resolution
-//! ([`api_keys`]), per-tenant quota profiles ([`quotas`]), the tier
+//! ([`api_keys`]), per-tenant quota profiles ([`quotas`]) and their token
+//! buckets shared by every host process ([`quota_buckets`]), the tier
 //! profiles ([`tiers`]), the hash-chained audit log every admin mutation
 //! appends to ([`audit`]), the admin API's router ([`admin`]) and the
 //! schema ([`schema`]). Used by the control and derive components.
@@ -8,6 +9,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
+pub mod quota_buckets;
 pub mod quotas;
 pub mod schema;
 pub mod tenants;

@@ -80,6 +80,16 @@ pub const MIGRATIONS: &[&[&str]] = &[
             updated_at TEXT NOT NULL
         )",
     ],
+    // 3: token buckets of the tenant quotas, in the database so every host
+    // process (and Spin instance) draws from the same bucket.
+    &["CREATE TABLE IF NOT EXISTS control_quota_buckets (
+            tenant_id TEXT NOT NULL,
+            class TEXT NOT NULL,
+            tokens REAL NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            granted INTEGER NOT NULL,
+            PRIMARY KEY (tenant_id, class)
+        ) WITHOUT ROWID"],
 ];
 
 pub fn current_version() -> i64 {

@@ -1,0 +1,76 @@
+//! Tenant quotas at the door (reference §1.0 protection classes, §7.3):
+//! each memory route draws from its tenant's bucket of its class — recall
+//! or write — plus `recall_text_embed` for routes that embed a query and
+//! `debug_embeddings` for the debug channel. The buckets are the control
+//! component's (in the database, shared by every instance).
+//!
+//! `tenant_quota_enabled` = `auto` (default: on when memory auth is on, i.e.
+//! in a hosted deployment; the loopback self-host default is unthrottled) |
+//! `true` | `false`.
+
+use crate::dispatch::Backend;
+use crate::routes::Route;
+use cairn_core::ApiError;
+use serde_json::Value;
+
+/// The classes a request of `route` draws from.
+pub fn classes(route: &Route, body: &str) -> Vec<&'static str> {
+    let mut out = match route {
+        Route::Recall
+        | Route::RecallText
+        | Route::RulesEvaluate
+        | Route::ToolsSelect
+        | Route::ToolsDecision
+        | Route::Find
+        | Route::ListSessionEvents { .. }
+        | Route::PlanningContext => vec!["recall"],
+        Route::Write
+        | Route::RulesState
+        | Route::RuleFeedback
+        | Route::ToolsFeedback
+        | Route::CreateSession
+        | Route::WriteEvent => vec!["write"],
+        _ => return Vec::new(),
+    };
+    if matches!(route, Route::RecallText | Route::PlanningContext) {
+        out.push("recall_text_embed");
+    }
+    if matches!(route, Route::Recall | Route::RecallText | Route::PlanningContext)
+        && body.contains("include_embeddings")
+        && serde_json::from_str::<Value>(body)
+            .is_ok_and(|v| v["return_debug"] == true && v["include_embeddings"] == true)
+    {
+        out.push("debug_embeddings");
+    }
+    out
+}
+
+/// Whether quotas apply (`auth_on`: memory auth is not `off`).
+pub fn enabled(backend: &dyn Backend, auth_on: bool) -> bool {
+    match backend.variable("tenant_quota_enabled").as_deref().map(str::trim) {
+        Some("true" | "1" | "yes" | "on") => true,
+        Some("false" | "0" | "no" | "off") => false,
+        _ => auth_on,
+    }
+}
+
+/// The tenant a request counts against: the principal's, else the one it
+/// names (body or query, `X-Tenant-Id` already applied), else the default.
+pub fn tenant_of(backend: &dyn Backend, body: &str, query: &[(String, String)]) -> String {
+    let named = serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("tenant_id").and_then(Value::as_str).map(str::to_string))
+        .or_else(|| query.iter().find(|(k, _)| k == "tenant_id").map(|(_, v)| v.clone()));
+    named
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| backend.variable("memory_tenant_id"))
+        .unwrap_or_else(|| "default".into())
+}
+
+/// Draws every class of the request (the first empty bucket answers 429).
+pub fn draw(backend: &dyn Backend, tenant: &str, classes: &[&str]) -> Result<(), ApiError> {
+    for c in classes {
+        backend.take_quota(tenant, c)?;
+    }
+    Ok(())
+}
