@@ -113,6 +113,10 @@ fn api_keys_lifecycle_with_rotation_grace() {
     assert!(key.starts_with("ak_live_") && key.len() == 40, "{key}");
     assert_eq!(k["key"]["key_prefix"], &key[..14]);
     let id = k["key"]["id"].as_str().unwrap().to_string();
+    // Seats = active keys; solo allows one.
+    let r = s.post_with("/v1/admin/control/api-keys", &json!({"tenant_id": "acme"}), ADMIN);
+    assert_eq!((r.status, r.body["error"].as_str()), (409, Some("seat_limit_reached")), "{}", r.text);
+    assert_eq!(r.body["details"]["seats"], 1);
 
     let list = get(&s, "api-keys?tenant_id=acme");
     let listed = &list["keys"][0];

@@ -103,6 +103,7 @@ pub fn create(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, ApiEr
                     .with_details(json!({"project_id": p, "tenant_id": tenant_id})));
             }
         }
+        check_seats(db, ctx, &tenant_id)?;
         let k = NewKey {
             tenant_id: &tenant_id,
             project_id: project_id.as_deref(),
@@ -125,6 +126,28 @@ pub fn create(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, ApiEr
         let row = get_key(db, &id)?.ok_or_else(|| ApiError::internal("api key vanished"))?;
         Ok(json!({"ok": true, "key": with_plaintext(row, &key)}))
     })
+}
+
+/// Seats are active API keys: the tier's `resource_caps.seats` bounds them
+/// (`409 seat_limit_reached`; rotation swaps one key for another).
+fn check_seats(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<(), ApiError> {
+    let Some(seats) = crate::tiers::resource_cap(ctx, "seats").and_then(|v| v.as_i64()).filter(|s| *s > 0) else {
+        return Ok(());
+    };
+    let active = db
+        .query_one(
+            "SELECT count(*) FROM control_api_keys WHERE tenant_id = ? AND status = 'active'",
+            &[tenant_id.into()],
+        )?
+        .map(|r| r.int(0))
+        .unwrap_or(0);
+    if active >= seats {
+        return Err(ApiError::conflict("seat_limit_reached", "the tenant's tier allows no more active API keys")
+            .with_details(
+                json!({"tenant_id": tenant_id, "seats": seats, "active_keys": active, "tier": ctx.default_tier}),
+            ));
+    }
+    Ok(())
 }
 
 /// `GET /v1/admin/control/api-keys?tenant_id&project_id&status&limit&offset`.

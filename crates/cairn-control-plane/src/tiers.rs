@@ -24,3 +24,9 @@ pub fn list(ctx: &AdminCtx) -> Result<Value, ApiError> {
         .collect();
     Ok(json!({"ok": true, "default_tier": ctx.default_tier, "tiers": tiers}))
 }
+
+/// `resource_caps.<cap>` of the default tier.
+pub fn resource_cap(ctx: &AdminCtx, cap: &str) -> Option<Value> {
+    let doc: Value = serde_json::from_str(ctx.tier_profiles?).ok()?;
+    doc.get("tiers")?.get(ctx.default_tier)?.get("resource_caps")?.get(cap).cloned()
+}
