@@ -238,3 +238,87 @@ fn quotas_are_shared_by_every_host_process() {
     let w = b.post("/v1/memory/write", &tenant_write(20));
     assert_eq!(w.status, 200, "{}", w.text);
 }
+
+/// A second tiers file (the tier-model seed's solo / team / studio /
+/// bespoke) works with no code change, unknown fields included.
+fn tiers_file(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("tiers-hearth.yaml");
+    std::fs::write(
+        &path,
+        "version: 1\ndefault_tier: solo\ntiers:\n\
+         \x20 solo:\n    resource_caps: {cairnet_storage_mb: 100, retention_days: 30, seats: 1, vector_index: flat, embedding_dims: 384}\n\
+         \x20   driver_flags: {}\n    x_future: {nested: [1, {deep: true}]}\n\
+         \x20 team:\n    resource_caps: {cairnet_storage_mb: 5000, retention_days: 90, seats: 5, vector_index: flat, embedding_dims: 384}\n\
+         \x20   driver_flags: {local_docker: {replicas: 2}}\n\
+         \x20 studio:\n    resource_caps: {seats: 100000, vector_index: flat, embedding_dims: 384}\n    driver_flags: {}\n\
+         \x20 bespoke:\n    resource_caps: {seats: 3, vector_index: flat, embedding_dims: 384}\n    driver_flags: {deal: acme-2026}\n",
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn provisioning_verbs_follow_the_tiers_file() {
+    let dir = cairn_e2e::TempDir::new("tiers");
+    let tiers = tiers_file(dir.path());
+    let s = Server::start_with(Options {
+        admin_token: Some(TOKEN.into()),
+        extra_args: vec!["--tiers".into(), tiers.to_str().unwrap().into()],
+        ..Default::default()
+    });
+    let t = get(&s, "tiers");
+    let names: Vec<&str> = t["tiers"].as_array().unwrap().iter().map(|r| r["tier"].as_str().unwrap()).collect();
+    assert_eq!(names, ["solo", "team", "studio", "bespoke"]);
+    assert_eq!(t["tiers"][0]["x_future"], json!({"nested": [1, {"deep": true}]}), "unknown fields ride through");
+    assert_eq!(t["tiers"][3]["driver_flags"], json!({"deal": "acme-2026"}));
+
+    let p = post(&s, "tenants/acme/provision", json!({"tier": "team"}));
+    assert_eq!((p["tier"].as_str(), p["provisioned"].as_bool()), (Some("team"), Some(true)), "{p}");
+    assert_eq!(p["profile"]["driver_flags"]["local_docker"]["replicas"], 2);
+    let again = post(&s, "tenants/acme/provision", json!({"tier": "team"}));
+    assert_eq!(again["provisioned_at"], p["provisioned_at"], "provisioning twice gives the same result");
+    let r = s.post_with("/v1/admin/control/tenants/acme/provision", &json!({"tier": "studio"}), ADMIN);
+    assert_eq!((r.status, r.body["error"].as_str()), (409, Some("tier_mismatch")), "{}", r.text);
+    let r = s.post_with("/v1/admin/control/tenants/acme/provision", &json!({"tier": "gold"}), ADMIN);
+    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("unknown_tier")), "{}", r.text);
+
+    // team has 5 seats: five keys, the sixth refused.
+    for _ in 0..5 {
+        post(&s, "api-keys", json!({"tenant_id": "acme"}));
+    }
+    let r = s.post_with("/v1/admin/control/api-keys", &json!({"tenant_id": "acme"}), ADMIN);
+    assert_eq!((r.status, r.body["details"]["tier"].as_str()), (409, Some("team")), "{}", r.text);
+
+    let u = post(&s, "tenants/acme/upgrade", json!({"tier": "studio"}));
+    assert_eq!(u["tier"], "studio");
+    post(&s, "api-keys", json!({"tenant_id": "acme"}));
+    let u2 = post(&s, "tenants/acme/upgrade", json!({"tier": "studio"}));
+    assert_eq!(u2["tier"], "studio");
+    let st = get(&s, "tenants/acme/status");
+    assert_eq!((st["tier"].as_str(), st["active_api_keys"].as_i64()), (Some("studio"), Some(6)));
+    let actions: Vec<String> = get(&s, "audit-events?tenant_id=acme&limit=50")["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_string())
+        .filter(|a| a.starts_with("tenant."))
+        .collect();
+    assert_eq!(actions, ["tenant.upgrade", "tenant.provision"], "repeats are not mutations");
+    assert_eq!(s.get_with("/v1/admin/control/tenants/ghost/status", ADMIN).status, 404);
+}
+
+#[test]
+fn billing_disabled_puts_every_tenant_on_solo() {
+    let s = Server::start_with(Options {
+        admin_token: Some(TOKEN.into()),
+        extra_args: vec!["--var".into(), "billing=disabled".into()],
+        ..Default::default()
+    });
+    let p = post(&s, "tenants/acme/provision", json!({"tier": "growth"}));
+    assert_eq!((p["tier"].as_str(), p["billing"].as_str()), (Some("solo"), Some("disabled")), "{p}");
+    let u = post(&s, "tenants/acme/upgrade", json!({"tier": "enterprise"}));
+    assert_eq!(u["tier"], "solo");
+    post(&s, "api-keys", json!({"tenant_id": "acme"}));
+    let r = s.post_with("/v1/admin/control/api-keys", &json!({"tenant_id": "acme"}), ADMIN);
+    assert_eq!(r.status, 409, "solo has one seat: {}", r.text);
+}

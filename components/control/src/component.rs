@@ -28,6 +28,11 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// `billing=disabled`: every tenant is on the `solo` floor.
+fn billing_disabled() -> bool {
+    cairn_spin::variables::get("billing").is_some_and(|b| b.trim() == "disabled")
+}
+
 fn random(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the host provides random bytes");
 }
@@ -57,6 +62,7 @@ impl Guest for Control {
             random: &random,
             tier_profiles: profiles.as_deref(),
             default_tier: &default_tier,
+            billing_disabled: billing_disabled(),
         };
         admin::route(&db, &actx, &method, &path, &query, &body).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
@@ -66,7 +72,12 @@ impl Guest for Control {
         let db = SpinSqlite::open("default").map_err(to_wit)?;
         let start = now_ms();
         cairn_control_plane::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(start)).map_err(to_wit)?;
-        let tier = cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into());
+        let default_tier = cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into());
+        let stored = cairn_control_plane::tiers::stored_tier(&db, &tenant_id).map_err(to_wit)?;
+        let tier = match billing_disabled() {
+            true => cairn_control_plane::provisioning::FLOOR_TIER.to_string(),
+            false => stored.unwrap_or(default_tier),
+        };
         let profiles: Option<serde_json::Value> =
             cairn_spin::variables::get("tier_profiles").and_then(|p| serde_json::from_str(&p).ok());
         let tier_quotas = profiles.as_ref().and_then(|p| p.get("tiers")?.get(&tier)?.get("quotas"));

@@ -17,6 +17,8 @@ pub struct AdminCtx<'a> {
     /// `tier_profiles` (the tiers document as JSON) and `default_tier`.
     pub tier_profiles: Option<&'a str>,
     pub default_tier: &'a str,
+    /// `billing=disabled`: every tenant is `solo`.
+    pub billing_disabled: bool,
 }
 
 impl AdminCtx<'_> {
@@ -111,6 +113,9 @@ pub fn route(
     match (method, seg.as_slice()) {
         ("POST", ["tenants"]) => crate::tenants::upsert_tenant(db, ctx, &body()?),
         ("GET", ["tenants"]) => crate::tenants::list_tenants(db, query),
+        ("POST", ["tenants", t, "provision"]) => crate::provisioning::provision(db, ctx, t, &body()?),
+        ("GET", ["tenants", t, "status"]) => crate::provisioning::status(db, ctx, t),
+        ("POST", ["tenants", t, "upgrade"]) => crate::provisioning::upgrade(db, ctx, t, &body()?),
         ("POST", ["projects"]) => crate::tenants::upsert_project(db, ctx, &body()?),
         ("POST", ["api-keys"]) => crate::api_keys::create(db, ctx, &body()?),
         ("GET", ["api-keys"]) => crate::api_keys::list(db, query),

@@ -131,7 +131,9 @@ pub fn create(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, ApiEr
 /// Seats are active API keys: the tier's `resource_caps.seats` bounds them
 /// (`409 seat_limit_reached`; rotation swaps one key for another).
 fn check_seats(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<(), ApiError> {
-    let Some(seats) = crate::tiers::resource_cap(ctx, "seats").and_then(|v| v.as_i64()).filter(|s| *s > 0) else {
+    let tier = crate::provisioning::effective_tier(ctx, crate::tiers::stored_tier(db, tenant_id)?.as_deref());
+    let Some(seats) = crate::tiers::resource_cap(ctx, &tier, "seats").and_then(|v| v.as_i64()).filter(|s| *s > 0)
+    else {
         return Ok(());
     };
     let active = db
@@ -144,7 +146,7 @@ fn check_seats(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<(), ApiE
     if active >= seats {
         return Err(ApiError::conflict("seat_limit_reached", "the tenant's tier allows no more active API keys")
             .with_details(
-                json!({"tenant_id": tenant_id, "seats": seats, "active_keys": active, "tier": ctx.default_tier}),
+                json!({"tenant_id": tenant_id, "seats": seats, "active_keys": active, "tier": tier}),
             ));
     }
     Ok(())

@@ -2,13 +2,14 @@
 //! keys with hashed storage, rotation grace and uncached resolution
 //! ([`api_keys`]), per-tenant quota profiles ([`quotas`]) and their token
 //! buckets shared by every host process ([`quota_buckets`]), the tier
-//! profiles ([`tiers`]), the hash-chained audit log every admin mutation
+//! profiles ([`tiers`]) and the provisioning verbs ([`provisioning`]), the hash-chained audit log every admin mutation
 //! appends to ([`audit`]), the admin API's router ([`admin`]) and the
 //! schema ([`schema`]). Used by the control and derive components.
 
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
+pub mod provisioning;
 pub mod quota_buckets;
 pub mod quotas;
 pub mod schema;

@@ -90,6 +90,13 @@ pub const MIGRATIONS: &[&[&str]] = &[
             granted INTEGER NOT NULL,
             PRIMARY KEY (tenant_id, class)
         ) WITHOUT ROWID"],
+    // 4: a tenant's tier (provisioning verbs) and when it was provisioned
+    // or torn down.
+    &[
+        "ALTER TABLE control_tenants ADD COLUMN tier TEXT",
+        "ALTER TABLE control_tenants ADD COLUMN provisioned_at TEXT",
+        "ALTER TABLE control_tenants ADD COLUMN torn_down_at TEXT",
+    ],
 ];
 
 pub fn current_version() -> i64 {

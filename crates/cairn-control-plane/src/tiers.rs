@@ -25,8 +25,15 @@ pub fn list(ctx: &AdminCtx) -> Result<Value, ApiError> {
     Ok(json!({"ok": true, "default_tier": ctx.default_tier, "tiers": tiers}))
 }
 
-/// `resource_caps.<cap>` of the default tier.
-pub fn resource_cap(ctx: &AdminCtx, cap: &str) -> Option<Value> {
+/// `resource_caps.<cap>` of `tier`.
+pub fn resource_cap(ctx: &AdminCtx, tier: &str, cap: &str) -> Option<Value> {
     let doc: Value = serde_json::from_str(ctx.tier_profiles?).ok()?;
-    doc.get("tiers")?.get(ctx.default_tier)?.get("resource_caps")?.get(cap).cloned()
+    doc.get("tiers")?.get(tier)?.get("resource_caps")?.get(cap).cloned()
+}
+
+/// The tier of a tenant as stored (none for an unknown or unprovisioned one).
+pub fn stored_tier(db: &dyn cairn_spin::sql::Sql, tenant_id: &str) -> Result<Option<String>, cairn_core::ApiError> {
+    Ok(db
+        .query_one("SELECT tier FROM control_tenants WHERE tenant_id = ?", &[tenant_id.into()])?
+        .and_then(|r| r.opt_string(0)))
 }

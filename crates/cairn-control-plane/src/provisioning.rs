@@ -1,0 +1,134 @@
+//! The provisioning verbs (seeds: tier model, hosted plan), idempotent and
+//! safe to repeat: `provision {tier}`, `status`, `upgrade {tier}`. A tier is
+//! a row of the tier profiles (config/tiers.yaml) — provisioning records the
+//! name; what it means (quotas, seats, caps) is read from the row when it
+//! applies, so adding a tier adds no code. With `billing=disabled` every
+//! tenant is `solo` (the self-host floor).
+
+use crate::admin::{AdminCtx, audit};
+use crate::tenants::require_tenant;
+use cairn_core::ApiError;
+use cairn_core::request_reader::Reader;
+use cairn_spin::sql::{Sql, write_txn};
+use serde_json::{Value, json};
+
+/// The self-host floor every tenant gets when billing is disabled.
+pub const FLOOR_TIER: &str = "solo";
+
+fn profiles(ctx: &AdminCtx) -> Value {
+    ctx.tier_profiles.and_then(|t| serde_json::from_str(t).ok()).unwrap_or_else(|| json!({}))
+}
+
+/// The profile row of `tier`, or `400 unknown_tier`.
+fn profile(ctx: &AdminCtx, tier: &str) -> Result<Value, ApiError> {
+    let doc = profiles(ctx);
+    doc.get("tiers").and_then(|t| t.get(tier)).cloned().ok_or_else(|| {
+        let known: Vec<String> =
+            doc.get("tiers").and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+        ApiError::bad_request("unknown_tier", format!("tier '{tier}' is not in the tier profiles"))
+            .with_details(json!({"tier": tier, "known": known}))
+    })
+}
+
+/// The tier a request asks for (`solo` when billing is disabled).
+fn requested_tier(ctx: &AdminCtx, body: &Value) -> Result<String, ApiError> {
+    let o = Reader::root(body)?;
+    let mut r = Reader::new();
+    let tier = crate::tenants::id_req(&mut r, o, "tier", 64);
+    r.finish()?;
+    let tier = tier.expect("checked");
+    profile(ctx, &tier)?;
+    Ok(if ctx.billing_disabled { FLOOR_TIER.to_string() } else { tier })
+}
+
+/// `GET /v1/admin/control/tenants/:id/status`.
+pub fn status(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<Value, ApiError> {
+    let tenant = require_tenant(db, tenant_id)?;
+    let row = db
+        .query_one(
+            "SELECT tier, provisioned_at, torn_down_at FROM control_tenants WHERE tenant_id = ?",
+            &[tenant_id.into()],
+        )?
+        .ok_or_else(|| ApiError::internal("tenant vanished"))?;
+    let tier = effective_tier(ctx, row.opt_string(0).as_deref());
+    let keys = db
+        .query_one(
+            "SELECT count(*) FROM control_api_keys WHERE tenant_id = ? AND status = 'active'",
+            &[tenant_id.into()],
+        )?
+        .map(|r| r.int(0))
+        .unwrap_or(0);
+    Ok(json!({
+        "ok": true, "tenant_id": tenant_id, "status": tenant["status"],
+        "provisioned": row.opt_string(1).is_some(), "provisioned_at": row.opt_string(1),
+        "torn_down_at": row.opt_string(2), "tier": tier, "billing": if ctx.billing_disabled { "disabled" } else { "enabled" },
+        "profile": profile(ctx, &tier).unwrap_or(Value::Null), "active_api_keys": keys,
+    }))
+}
+
+/// A tenant's tier: its own, the default when it has none, `solo` when
+/// billing is disabled.
+pub fn effective_tier(ctx: &AdminCtx, own: Option<&str>) -> String {
+    if ctx.billing_disabled {
+        return FLOOR_TIER.into();
+    }
+    own.unwrap_or(ctx.default_tier).to_string()
+}
+
+/// `POST /v1/admin/control/tenants/:id/provision {tier}`: creates the
+/// tenant on `tier` (or finds it already there: same answer); a tenant
+/// provisioned on another tier is `409 tier_mismatch` (use upgrade).
+pub fn provision(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, body: &Value) -> Result<Value, ApiError> {
+    let tier = requested_tier(ctx, body)?;
+    if tenant_id.is_empty() || tenant_id.chars().count() > 128 {
+        return Err(ApiError::bad_request("invalid_tenant_id", "tenant id must be 1..128 characters"));
+    }
+    let now = ctx.now();
+    write_txn(db, |db| {
+        let existing =
+            db.query_one("SELECT tier, provisioned_at FROM control_tenants WHERE tenant_id = ?", &[tenant_id.into()])?;
+        match existing.as_ref().and_then(|r| r.opt_string(1).map(|_| r.opt_string(0))) {
+            Some(current) => {
+                let current = current.unwrap_or_else(|| ctx.default_tier.to_string());
+                if current != tier {
+                    return Err(ApiError::conflict(
+                        "tier_mismatch",
+                        "the tenant is provisioned on another tier; use upgrade",
+                    )
+                    .with_details(json!({"tenant_id": tenant_id, "tier": current, "requested": tier})));
+                }
+            }
+            None => {
+                db.exec(
+                    "INSERT INTO control_tenants (tenant_id, status, metadata, created_at, updated_at, tier, provisioned_at) \
+                     VALUES (?, 'active', '{}', ?, ?, ?, ?) ON CONFLICT (tenant_id) DO UPDATE SET tier = excluded.tier, \
+                     provisioned_at = excluded.provisioned_at, torn_down_at = NULL, updated_at = excluded.updated_at",
+                    &[tenant_id.into(), (&now).into(), (&now).into(), (&tier).into(), (&now).into()],
+                )?;
+                audit(db, ctx, "tenant.provision", "tenant", tenant_id, Some(tenant_id), json!({"tier": tier}))?;
+            }
+        }
+        status(db, ctx, tenant_id)
+    })
+}
+
+/// `POST /v1/admin/control/tenants/:id/upgrade {tier}` (repeating it is a no-op).
+pub fn upgrade(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, body: &Value) -> Result<Value, ApiError> {
+    let tier = requested_tier(ctx, body)?;
+    let now = ctx.now();
+    write_txn(db, |db| {
+        require_tenant(db, tenant_id)?;
+        let current: Option<String> = db
+            .query_one("SELECT tier FROM control_tenants WHERE tenant_id = ?", &[tenant_id.into()])?
+            .and_then(|r| r.opt_string(0));
+        let from = effective_tier(ctx, current.as_deref());
+        if current.as_deref() != Some(tier.as_str()) {
+            db.exec(
+                "UPDATE control_tenants SET tier = ?, provisioned_at = coalesce(provisioned_at, ?), updated_at = ? WHERE tenant_id = ?",
+                &[(&tier).into(), (&now).into(), (&now).into(), tenant_id.into()],
+            )?;
+            audit(db, ctx, "tenant.upgrade", "tenant", tenant_id, Some(tenant_id), json!({"from": from, "to": tier}))?;
+        }
+        status(db, ctx, tenant_id)
+    })
+}
