@@ -56,6 +56,7 @@ impl Guest for Control {
         let db = SpinSqlite::open("default").map_err(to_wit)?;
         let profiles = cairn_spin::variables::get("tier_profiles");
         let default_tier = cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into());
+        let default_tenant = cairn_spin::variables::get("memory_tenant_id").unwrap_or_else(|| "default".into());
         let actx = AdminCtx {
             request_id: &ctx.request_id,
             now_ms: now_ms(),
@@ -63,6 +64,7 @@ impl Guest for Control {
             tier_profiles: profiles.as_deref(),
             default_tier: &default_tier,
             billing_disabled: billing_disabled(),
+            default_tenant_id: &default_tenant,
         };
         admin::route(&db, &actx, &method, &path, &query, &body).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }

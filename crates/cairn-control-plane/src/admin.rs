@@ -19,6 +19,8 @@ pub struct AdminCtx<'a> {
     pub default_tier: &'a str,
     /// `billing=disabled`: every tenant is `solo`.
     pub billing_disabled: bool,
+    /// `memory_tenant_id`: the tenant whose scopes carry no prefix.
+    pub default_tenant_id: &'a str,
 }
 
 impl AdminCtx<'_> {
@@ -116,6 +118,7 @@ pub fn route(
         ("POST", ["tenants", t, "provision"]) => crate::provisioning::provision(db, ctx, t, &body()?),
         ("GET", ["tenants", t, "status"]) => crate::provisioning::status(db, ctx, t),
         ("POST", ["tenants", t, "upgrade"]) => crate::provisioning::upgrade(db, ctx, t, &body()?),
+        ("POST", ["tenants", t, "teardown"]) => crate::provisioning::teardown(db, ctx, t),
         ("POST", ["projects"]) => crate::tenants::upsert_project(db, ctx, &body()?),
         ("POST", ["api-keys"]) => crate::api_keys::create(db, ctx, &body()?),
         ("GET", ["api-keys"]) => crate::api_keys::list(db, query),

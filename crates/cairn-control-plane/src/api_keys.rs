@@ -145,9 +145,7 @@ fn check_seats(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<(), ApiE
         .unwrap_or(0);
     if active >= seats {
         return Err(ApiError::conflict("seat_limit_reached", "the tenant's tier allows no more active API keys")
-            .with_details(
-                json!({"tenant_id": tenant_id, "seats": seats, "active_keys": active, "tier": tier}),
-            ));
+            .with_details(json!({"tenant_id": tenant_id, "seats": seats, "active_keys": active, "tier": tier})));
     }
     Ok(())
 }

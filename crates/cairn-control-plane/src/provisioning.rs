@@ -1,5 +1,8 @@
 //! The provisioning verbs (seeds: tier model, hosted plan), idempotent and
-//! safe to repeat: `provision {tier}`, `status`, `upgrade {tier}`. A tier is
+//! safe to repeat: `provision {tier}`, `status`, `upgrade {tier}`,
+//! `teardown` (the tenant's memory erased behind tombstones — its commit
+//! chains stay and still verify, saying what was erased, when and by whom —
+//! its keys revoked, the tenant suspended). A tier is
 //! a row of the tier profiles (config/tiers.yaml) — provisioning records the
 //! name; what it means (quotas, seats, caps) is read from the row when it
 //! applies, so adding a tier adds no code. With `billing=disabled` every
@@ -130,5 +133,46 @@ pub fn upgrade(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, body: &Value) -> R
             audit(db, ctx, "tenant.upgrade", "tenant", tenant_id, Some(tenant_id), json!({"from": from, "to": tier}))?;
         }
         status(db, ctx, tenant_id)
+    })
+}
+
+/// `POST /v1/admin/control/tenants/:id/teardown`.
+pub fn teardown(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<Value, ApiError> {
+    let now = ctx.now();
+    write_txn(db, |db| {
+        require_tenant(db, tenant_id)?;
+        cairn_memory::schema::ensure(db, &now)?;
+        let mut scopes = Vec::new();
+        let (mut nodes, mut edges) = (0i64, 0i64);
+        for key in cairn_memory::erasure::tenant_scopes(db, tenant_id, ctx.default_tenant_id)? {
+            let e = cairn_memory::erasure::erase_scope(db, &key, "admin_token", "tenant teardown", &now)?;
+            if let Some(commit) = e.commit_id {
+                let public = key.rsplit_once("::scope:").map(|(_, s)| s.to_string()).unwrap_or_else(|| key.clone());
+                scopes.push(json!({"scope": public, "nodes": e.nodes, "edges": e.edges, "commit_id": commit}));
+                nodes += e.nodes;
+                edges += e.edges;
+            }
+        }
+        let first = db
+            .query_one("SELECT torn_down_at FROM control_tenants WHERE tenant_id = ?", &[tenant_id.into()])?
+            .is_some_and(|r| r.is_null(0));
+        let revoked = db.query(
+            "UPDATE control_api_keys SET status = 'revoked', revoked_at = ? WHERE tenant_id = ? \
+             AND (status = 'active' OR revoked_at > ?) RETURNING id",
+            &[(&now).into(), tenant_id.into(), (&now).into()],
+        )?;
+        db.exec(
+            "UPDATE control_tenants SET status = 'suspended', torn_down_at = coalesce(torn_down_at, ?), updated_at = ? \
+             WHERE tenant_id = ?",
+            &[(&now).into(), (&now).into(), tenant_id.into()],
+        )?;
+        if first || !scopes.is_empty() || !revoked.is_empty() {
+            let details =
+                json!({"scopes": scopes.len(), "nodes": nodes, "edges": edges, "revoked_keys": revoked.len()});
+            audit(db, ctx, "tenant.teardown", "tenant", tenant_id, Some(tenant_id), details)?;
+        }
+        let mut out = status(db, ctx, tenant_id)?;
+        out["erased"] = json!({"scopes": scopes, "nodes": nodes, "edges": edges, "revoked_keys": revoked.len()});
+        Ok(out)
     })
 }

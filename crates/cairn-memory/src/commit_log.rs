@@ -139,6 +139,8 @@ pub struct ScopeReport {
     pub checked: i64,
     pub head: Option<Value>,
     pub first_broken: Option<Broken>,
+    /// What erasures removed (rows, when, by whom), when any did.
+    pub erased: Option<Value>,
 }
 
 const CHUNK: i64 = 500;
@@ -155,6 +157,12 @@ fn verify_in_snapshot(db: &dyn Sql, key: &str) -> Result<ScopeReport, ApiError> 
     let mut attested_nodes: HashMap<String, String> = HashMap::new();
     let mut attested_edges: HashMap<String, String> = HashMap::new();
     let mut seq_of: HashMap<String, i64> = HashMap::new();
+
+    // Rows erased by an `erase` commit (tenant teardown): id -> (kind, erasing commit).
+    let mut tombstones: HashMap<String, (String, String)> = HashMap::new();
+    for row in db.query("SELECT row_id, row_kind, commit_id FROM memory_tombstones WHERE scope = ?", &[key.into()])? {
+        tombstones.insert(row.string(0), (row.string(1), row.string(2)));
+    }
 
     // Every commit id of the scope with its seq, for "re-attested later" checks.
     for row in db.query("SELECT id, seq FROM memory_commits WHERE scope = ?", &[key.into()])? {
@@ -248,6 +256,13 @@ fn verify_in_snapshot(db: &dyn Sql, key: &str) -> Result<ScopeReport, ApiError> 
                     let id = entry["id"].as_str().unwrap_or_default();
                     let recorded = entry["content_sha256"].as_str().unwrap_or_default();
                     let Some((scope, row_commit, actual)) = rows.get(id) else {
+                        // Gone legitimately only if a later erase commit of this chain says so.
+                        let erased = tombstones
+                            .get(id)
+                            .is_some_and(|(k, by)| k == kind && seq_of.get(by).is_some_and(|s| *s > c.seq));
+                        if erased {
+                            continue;
+                        }
                         return Ok(report_broken(checked, &c.id, format!("{kind} {id} is missing")));
                     };
                     if scope != key {
@@ -308,11 +323,16 @@ fn verify_in_snapshot(db: &dyn Sql, key: &str) -> Result<ScopeReport, ApiError> 
         }
     }
     let head = prev.map(|(id, hash, seq)| json!({"commit_id": id, "commit_hash": hash, "seq": seq}));
-    Ok(ScopeReport { checked, head, first_broken: None })
+    Ok(ScopeReport { checked, head, first_broken: None, erased: crate::erasure::summary(db, key)? })
 }
 
 fn report_broken(checked: i64, commit: &str, reason: String) -> ScopeReport {
-    ScopeReport { checked, head: None, first_broken: Some(Broken { commit_id: commit.to_string(), reason }) }
+    ScopeReport {
+        checked,
+        head: None,
+        first_broken: Some(Broken { commit_id: commit.to_string(), reason }),
+        erased: None,
+    }
 }
 
 fn load<T>(
@@ -340,6 +360,9 @@ fn scope_json(ts: &TenantScope, r: &ScopeReport) -> Value {
     let mut v = json!({"tenant_id": ts.tenant_id, "scope": ts.scope, "ok": r.first_broken.is_none(), "checked": r.checked, "head": r.head});
     if let Some(b) = &r.first_broken {
         v["first_broken"] = json!({"commit_id": b.commit_id, "reason": b.reason});
+    }
+    if let Some(e) = &r.erased {
+        v["erased"] = e.clone();
     }
     v
 }

@@ -7,6 +7,7 @@
 //! - [`write_request`] / [`write_path`]: the audit-first write;
 //! - [`commit_chain`] / [`commit_log`]: hashing, listing and verifying the chain;
 //! - [`stored_rows`]: rows and their content hashes;
+//! - [`erasure`]: erasing a scope's content behind tombstones (tenant teardown);
 //! - [`find`], [`sessions`], [`packs`], [`node_dto`]: the read and exchange routes;
 //! - [`recall`]: recall and recall_text (seeds through the vector index, graph
 //!   expansion, spreading activation, context);
@@ -15,6 +16,7 @@
 
 pub mod commit_chain;
 pub mod commit_log;
+pub mod erasure;
 pub mod find;
 pub mod node_dto;
 pub mod packs;

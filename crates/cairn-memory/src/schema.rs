@@ -257,6 +257,21 @@ pub const MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS memory_execution_decisions_run ON memory_execution_decisions (scope, run_id, created_at)",
         "CREATE INDEX IF NOT EXISTS memory_execution_decisions_context ON memory_execution_decisions (scope, context_sha256, created_at)",
     ],
+    // 7: tombstones: what an erasure (tenant teardown) removed from a scope —
+    // the rows go, their ids and the erasure's time, actor and commit stay,
+    // so the chain still verifies and says what was erased.
+    &[
+        "CREATE TABLE IF NOT EXISTS memory_tombstones (
+            row_id TEXT PRIMARY KEY,
+            scope TEXT NOT NULL,
+            row_kind TEXT NOT NULL CHECK (row_kind IN ('node', 'edge')),
+            erased_at TEXT NOT NULL,
+            erased_by TEXT NOT NULL,
+            reason TEXT NOT NULL,
+            commit_id TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS memory_tombstones_scope ON memory_tombstones (scope, row_kind)",
+    ],
 ];
 
 /// The version this build of the kernel needs.

@@ -1,0 +1,119 @@
+//! Erasing a scope's memory content while keeping its chain verifiable
+//! (tenant teardown): one `erase` commit on the scope's chain records who
+//! erased how much and why; every node and edge becomes a tombstone (its
+//! id, the erasure's time, actor, reason and commit) and its row goes, with
+//! everything derived from it (vectors, index, topics, rule definitions,
+//! decisions, jobs). Commits stay: `commits/verify` accepts a listed row
+//! that is gone when a tombstone names it, and reports the erasure.
+
+use crate::commit_chain::{self, NewCommit};
+use cairn_core::ApiError;
+use cairn_core::digest::sha256_hex;
+use cairn_spin::sql::{Sql, SqlValue};
+use serde_json::{Value, json};
+
+pub const KIND_ERASE: &str = "erase";
+
+/// What an erasure removed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Erased {
+    pub nodes: i64,
+    pub edges: i64,
+    pub commit_id: Option<String>,
+}
+
+fn count(db: &dyn Sql, table: &str, scope_key: &str) -> Result<i64, ApiError> {
+    Ok(db
+        .query_one(&format!("SELECT count(*) FROM {table} WHERE scope = ?"), &[scope_key.into()])?
+        .map(|r| r.int(0))
+        .unwrap_or(0))
+}
+
+/// Erases one scope (call inside a write transaction). A scope with nothing
+/// left to erase is untouched (no commit), so repeating is a no-op.
+pub fn erase_scope(db: &dyn Sql, scope_key: &str, actor: &str, reason: &str, now: &str) -> Result<Erased, ApiError> {
+    let (nodes, edges) = (count(db, "memory_nodes", scope_key)?, count(db, "memory_edges", scope_key)?);
+    if nodes == 0 && edges == 0 {
+        return Ok(Erased { nodes, edges, commit_id: None });
+    }
+    let diff = json!({"created_at": now, "erase": {"reason": reason, "by": actor, "nodes": nodes, "edges": edges}});
+    let head = commit_chain::head(db, scope_key)?;
+    let parent = head.as_ref().map(|h| h.commit_hash.as_str()).unwrap_or("");
+    let appended = commit_chain::append(
+        db,
+        head.as_ref(),
+        &NewCommit {
+            scope_key,
+            kind: KIND_ERASE,
+            actor,
+            input_sha256: &sha256_hex(format!("erase:{reason}")),
+            model_version: None,
+            prompt_version: None,
+            diff: &diff,
+            request_sha256: &sha256_hex(format!("erase:{parent}")),
+            result_json: None,
+            created_at: now,
+        },
+    )?;
+    let stamp: [SqlValue; 5] = [now.into(), actor.into(), reason.into(), appended.id.clone().into(), scope_key.into()];
+    for (kind, table) in [("edge", "memory_edges"), ("node", "memory_nodes")] {
+        db.exec(
+            &format!(
+                "INSERT OR REPLACE INTO memory_tombstones (row_id, scope, row_kind, erased_at, erased_by, reason, commit_id) \
+                 SELECT id, scope, '{kind}', ?, ?, ?, ? FROM {table} WHERE scope = ?"
+            ),
+            &stamp,
+        )?;
+    }
+    // Derived and dependent rows first, then edges, then nodes.
+    for sql in [
+        "DELETE FROM memory_derived_vectors WHERE scope = ?",
+        "DELETE FROM memory_topic_centroids WHERE scope = ?",
+        "DELETE FROM memory_vector_members WHERE scope = ?",
+        "DELETE FROM memory_vector_lists WHERE scope = ?",
+        "DELETE FROM memory_vector_index WHERE scope = ?",
+        "DELETE FROM memory_rule_feedback WHERE scope = ?",
+        "DELETE FROM memory_rule_defs WHERE scope = ?",
+        "DELETE FROM memory_execution_decisions WHERE scope = ?",
+        "DELETE FROM memory_outbox WHERE scope = ? AND published_at IS NULL",
+        "DELETE FROM memory_edges WHERE scope = ?",
+        "DELETE FROM memory_nodes WHERE scope = ?",
+    ] {
+        db.exec(sql, &[scope_key.into()])?;
+    }
+    Ok(Erased { nodes, edges, commit_id: Some(appended.id) })
+}
+
+/// The scope keys of a tenant (`default_tenant`'s are the un-prefixed ones).
+pub fn tenant_scopes(db: &dyn Sql, tenant_id: &str, default_tenant: &str) -> Result<Vec<String>, ApiError> {
+    let (cond, param) = if tenant_id == default_tenant {
+        ("scope NOT LIKE 'tenant:%'", None)
+    } else {
+        ("scope LIKE ? ESCAPE '\\'", Some(cairn_core::tenant_scope::tenant_key_like(tenant_id)))
+    };
+    let params: Vec<SqlValue> = param.into_iter().map(Into::into).collect();
+    Ok(db
+        .query(&format!("SELECT DISTINCT scope FROM memory_commits WHERE {cond} ORDER BY scope"), &params)?
+        .iter()
+        .map(|r| r.string(0))
+        .collect())
+}
+
+/// The erasure summary verify reports for a scope (`None` when nothing was
+/// erased): rows per kind, and the latest erasure's time, actor and reason.
+pub fn summary(db: &dyn Sql, scope_key: &str) -> Result<Option<Value>, ApiError> {
+    let row = db.query_one(
+        "SELECT sum(row_kind = 'node'), sum(row_kind = 'edge'), max(erased_at) FROM memory_tombstones WHERE scope = ?",
+        &[scope_key.into()],
+    )?;
+    let Some(r) = row.filter(|r| !r.is_null(2)) else { return Ok(None) };
+    let last = db.query_one(
+        "SELECT erased_by, reason, commit_id FROM memory_tombstones WHERE scope = ? ORDER BY erased_at DESC LIMIT 1",
+        &[scope_key.into()],
+    )?;
+    Ok(Some(json!({
+        "nodes": r.int(0), "edges": r.int(1), "erased_at": r.string(2),
+        "erased_by": last.as_ref().map(|l| l.string(0)), "reason": last.as_ref().map(|l| l.string(1)),
+        "commit_id": last.as_ref().map(|l| l.string(2)),
+    })))
+}
