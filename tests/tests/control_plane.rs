@@ -322,3 +322,47 @@ fn billing_disabled_puts_every_tenant_on_solo() {
     let r = s.post_with("/v1/admin/control/api-keys", &json!({"tenant_id": "acme"}), ADMIN);
     assert_eq!(r.status, 409, "solo has one seat: {}", r.text);
 }
+
+/// A tenant that stores its tier's `storage_mb` cannot write more; reads go on.
+#[test]
+fn storage_cap_refuses_writes_not_reads() {
+    let dir = cairn_e2e::TempDir::new("tiers-storage");
+    let tiers = dir.path().join("tiers.yaml");
+    // ~2 KB: a handful of small writes.
+    std::fs::write(
+        &tiers,
+        "default_tier: tiny\ntiers:\n  tiny:\n    resource_caps: {storage_mb: 0.002, seats: 1, vector_index: flat, embedding_dims: 384}\n",
+    )
+    .unwrap();
+    let s = Server::start_with(Options {
+        admin_token: Some(TOKEN.into()),
+        extra_args: vec![
+            "--tiers".into(),
+            tiers.to_str().unwrap().into(),
+            "--var".into(),
+            "tenant_quota_enabled=true".into(),
+        ],
+        ..Default::default()
+    });
+    let refused = (0..40)
+        .map(|i| s.post("/v1/memory/write", &tenant_write(i)))
+        .find(|r| r.status != 200)
+        .expect("the storage cap is reached");
+    assert_eq!(
+        (refused.status, refused.body["error"].as_str()),
+        (413, Some("tenant_storage_quota_exceeded")),
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.body["details"]["limit_bytes"], 2097);
+    assert!(refused.body["details"]["used_bytes"].as_i64().unwrap() >= 2097);
+    let f = s.post("/v1/memory/find", &json!({"tenant_id": "acme", "scope": "q"}));
+    assert_eq!(f.status, 200, "reads are unaffected: {}", f.text);
+    // Another tenant has its own allowance.
+    let other = s.post(
+        "/v1/memory/write",
+        &json!({"tenant_id": "beta", "scope": "q", "input_text": "x",
+                                                  "nodes": [{"type": "event", "text_summary": "x"}]}),
+    );
+    assert_eq!(other.status, 200, "{}", other.text);
+}

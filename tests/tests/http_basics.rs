@@ -12,7 +12,7 @@ fn health_reports_components() {
     for c in ["kernel", "policy", "control"] {
         assert!(r.body["components"][c]["version"].is_string(), "{c} missing: {}", r.text);
     }
-    assert_eq!(r.body["components"]["kernel"]["schema_version"], 7);
+    assert_eq!(r.body["components"]["kernel"]["schema_version"], 8);
     assert_eq!(r.body["components"]["control"]["schema_version"], 4);
     assert_eq!(r.body["memory_store_feature_capabilities"]["packs_export"], true);
 }

@@ -33,6 +33,16 @@ fn billing_disabled() -> bool {
     cairn_spin::variables::get("billing").is_some_and(|b| b.trim() == "disabled")
 }
 
+/// The tier a tenant is on: its own, else `default_tier`; `solo` when
+/// billing is disabled.
+fn tenant_tier(db: &SpinSqlite, tenant_id: &str) -> Result<String, Error> {
+    if billing_disabled() {
+        return Ok(cairn_control_plane::provisioning::FLOOR_TIER.to_string());
+    }
+    let stored = cairn_control_plane::tiers::stored_tier(db, tenant_id).map_err(to_wit)?;
+    Ok(stored.unwrap_or_else(|| cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into())))
+}
+
 fn random(buf: &mut [u8]) {
     getrandom::fill(buf).expect("the host provides random bytes");
 }
@@ -74,12 +84,7 @@ impl Guest for Control {
         let db = SpinSqlite::open("default").map_err(to_wit)?;
         let start = now_ms();
         cairn_control_plane::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(start)).map_err(to_wit)?;
-        let default_tier = cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into());
-        let stored = cairn_control_plane::tiers::stored_tier(&db, &tenant_id).map_err(to_wit)?;
-        let tier = match billing_disabled() {
-            true => cairn_control_plane::provisioning::FLOOR_TIER.to_string(),
-            false => stored.unwrap_or(default_tier),
-        };
+        let tier = tenant_tier(&db, &tenant_id)?;
         let profiles: Option<serde_json::Value> =
             cairn_spin::variables::get("tier_profiles").and_then(|p| serde_json::from_str(&p).ok());
         let tier_quotas = profiles.as_ref().and_then(|p| p.get("tiers")?.get(&tier)?.get("quotas"));
@@ -99,6 +104,19 @@ impl Guest for Control {
             };
         }
         Err(to_wit(denied(&tenant_id, &class, wait, 0)))
+    }
+
+    fn check_storage(tenant_id: String) -> Result<(), Error> {
+        let db = SpinSqlite::open("default").map_err(to_wit)?;
+        let now = cairn_core::time_fmt::rfc3339_millis(now_ms());
+        cairn_memory::schema::ensure(&db, &now).map_err(to_wit)?;
+        cairn_control_plane::schema::ensure(&db, &now).map_err(to_wit)?;
+        let tier = tenant_tier(&db, &tenant_id)?;
+        let profiles: Option<serde_json::Value> =
+            cairn_spin::variables::get("tier_profiles").and_then(|p| serde_json::from_str(&p).ok());
+        let profile = profiles.as_ref().and_then(|p| p.get("tiers")?.get(&tier));
+        let default_tenant = cairn_spin::variables::get("memory_tenant_id").unwrap_or_else(|| "default".into());
+        cairn_control_plane::storage::check(&db, &tenant_id, profile, &default_tenant).map_err(to_wit)
     }
 
     fn resolve_api_key(key: String) -> Result<Option<String>, Error> {

@@ -44,6 +44,10 @@ impl Backend for Imports {
         control::take_quota(tenant, class).map_err(from_wit)
     }
 
+    fn check_storage(&self, tenant: &str) -> Result<(), ApiError> {
+        control::check_storage(tenant).map_err(from_wit)
+    }
+
     fn now_s(&self) -> i64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
     }

@@ -78,6 +78,8 @@ pub trait Backend {
     fn now_s(&self) -> i64;
     /// Draws one token of the tenant's `class` quota (429 when empty).
     fn take_quota(&self, tenant: &str, class: &str) -> Result<(), ApiError>;
+    /// Refuses a write beyond the tenant's storage cap (413).
+    fn check_storage(&self, tenant: &str) -> Result<(), ApiError>;
     /// Comma-separated allowed CORS origins (`*` for any).
     fn cors_origins(&self) -> String;
     /// Calls the kernel.
@@ -276,7 +278,7 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
                     }
                 }
             };
-            crate::quota_gate::draw(backend, &tenant, &classes)?;
+            crate::quota_gate::draw(backend, &route, &tenant, &classes)?;
         }
     }
     // The body (or query) as the operation will see it: bound to the
@@ -388,6 +390,9 @@ mod tests {
             0
         }
         fn take_quota(&self, _tenant: &str, _class: &str) -> Result<(), ApiError> {
+            Ok(())
+        }
+        fn check_storage(&self, _tenant: &str) -> Result<(), ApiError> {
             Ok(())
         }
         fn memory(&self, call: MemoryCall, _rid: &str, admin: bool) -> Result<String, ApiError> {

@@ -67,10 +67,14 @@ pub fn tenant_of(backend: &dyn Backend, body: &str, query: &[(String, String)]) 
         .unwrap_or_else(|| "default".into())
 }
 
-/// Draws every class of the request (the first empty bucket answers 429).
-pub fn draw(backend: &dyn Backend, tenant: &str, classes: &[&str]) -> Result<(), ApiError> {
+/// Draws every class of the request (the first empty bucket answers 429);
+/// routes that store memory also check the tenant's storage cap (413).
+pub fn draw(backend: &dyn Backend, route: &Route, tenant: &str, classes: &[&str]) -> Result<(), ApiError> {
     for c in classes {
         backend.take_quota(tenant, c)?;
+    }
+    if matches!(route, Route::Write | Route::CreateSession | Route::WriteEvent) {
+        backend.check_storage(tenant)?;
     }
     Ok(())
 }

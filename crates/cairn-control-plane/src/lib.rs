@@ -1,7 +1,8 @@
 //! Cairn's control plane logic: tenants and projects ([`tenants`]), API
 //! keys with hashed storage, rotation grace and uncached resolution
 //! ([`api_keys`]), per-tenant quota profiles ([`quotas`]) and their token
-//! buckets shared by every host process ([`quota_buckets`]), the tier
+//! buckets shared by every host process ([`quota_buckets`]), the storage
+//! cap ([`storage`]), the tier
 //! profiles ([`tiers`]) and the provisioning verbs ([`provisioning`]), the hash-chained audit log every admin mutation
 //! appends to ([`audit`]), the admin API's router ([`admin`]) and the
 //! schema ([`schema`]). Used by the control and derive components.
@@ -13,5 +14,6 @@ pub mod provisioning;
 pub mod quota_buckets;
 pub mod quotas;
 pub mod schema;
+pub mod storage;
 pub mod tenants;
 pub mod tiers;

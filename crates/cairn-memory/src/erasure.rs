@@ -81,6 +81,7 @@ pub fn erase_scope(db: &dyn Sql, scope_key: &str, actor: &str, reason: &str, now
     ] {
         db.exec(sql, &[scope_key.into()])?;
     }
+    crate::usage::reset(db, scope_key)?;
     Ok(Erased { nodes, edges, commit_id: Some(appended.id) })
 }
 

@@ -8,6 +8,7 @@
 //! - [`commit_chain`] / [`commit_log`]: hashing, listing and verifying the chain;
 //! - [`stored_rows`]: rows and their content hashes;
 //! - [`erasure`]: erasing a scope's content behind tombstones (tenant teardown);
+//! - [`usage`]: bytes stored per scope (the tier's storage cap);
 //! - [`find`], [`sessions`], [`packs`], [`node_dto`]: the read and exchange routes;
 //! - [`recall`]: recall and recall_text (seeds through the vector index, graph
 //!   expansion, spreading activation, context);
@@ -26,6 +27,7 @@ pub mod schema;
 pub mod sessions;
 pub mod settings;
 pub mod stored_rows;
+pub mod usage;
 pub mod write_path;
 pub mod write_request;
 

@@ -272,6 +272,8 @@ pub const MIGRATIONS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS memory_tombstones_scope ON memory_tombstones (scope, row_kind)",
     ],
+    // 8: bytes stored per scope (see `usage`), for the tier's storage cap.
+    &["CREATE TABLE IF NOT EXISTS memory_scope_usage (scope TEXT PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID"],
 ];
 
 /// The version this build of the kernel needs.

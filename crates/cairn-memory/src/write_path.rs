@@ -336,10 +336,12 @@ fn apply(
         },
     )?;
 
-    // Rows and jobs, in the same transaction.
+    // Rows and jobs, in the same transaction; the scope's usage grows by
+    // what was stored.
+    let mut stored_bytes = 0i64;
     for ((spec_node, (stored, _)), st) in nodes.iter().zip(&stored_nodes).zip(&statuses) {
         if let Some(st) = st {
-            insert_node(db, stored, spec_node.embedding.as_deref(), st, &appended.id)?;
+            stored_bytes += insert_node(db, stored, spec_node.embedding.as_deref(), st, &appended.id)?;
             if stored.node_type == "rule" {
                 let def = crate::rule_defs::DefSource::from_slots(&stored.slots);
                 let node = crate::rule_defs::DefNode {
@@ -358,6 +360,8 @@ fn apply(
     for (event_type, payload) in &jobs {
         enqueue(db, key, &appended.id, event_type, payload, &now)?;
     }
+    let new_edges = stored_edges.iter().filter(|(_, is_new)| *is_new).count() as i64;
+    crate::usage::add(db, key, stored_bytes + new_edges * crate::usage::ROW_OVERHEAD as i64)?;
 
     let mut resp = response_head(spec, &appended.id, &appended.commit_hash, &diff);
     resp.as_object_mut().expect("object").extend(response_extra);
@@ -410,13 +414,24 @@ impl NodeStatus {
     }
 }
 
+/// Inserts a node; returns the bytes it stores (its texts, slots and
+/// vector, plus a fixed row overhead) for the scope's usage.
 fn insert_node(
     db: &dyn Sql,
     n: &StoredNode,
     embedding: Option<&[f32]>,
     st: &NodeStatus,
     commit_id: &str,
-) -> Result<(), ApiError> {
+) -> Result<i64, ApiError> {
+    let slots = cairn_core::canonical_json::to_string(&Value::Object(n.slots.clone()));
+    let len = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let bytes = crate::usage::ROW_OVERHEAD
+        + slots.len()
+        + len(&n.title)
+        + len(&n.text_summary)
+        + len(&n.raw_ref)
+        + len(&n.evidence_ref)
+        + embedding.map_or(0, |e| e.len() * 4);
     db.exec(
         "INSERT INTO memory_nodes (id, scope, client_id, type, tier, title, text_summary, slots, raw_ref, evidence_ref, \
          embedding, embedding_dims, embedding_model, embedding_status, embedding_last_error, embedding_ready_at, \
@@ -431,7 +446,7 @@ fn insert_node(
             (&n.tier).into(),
             n.title.clone().into(),
             n.text_summary.clone().into(),
-            cairn_core::canonical_json::to_string(&Value::Object(n.slots.clone())).into(),
+            slots.into(),
             n.raw_ref.clone().into(),
             n.evidence_ref.clone().into(),
             embedding.map(f32_blob).into(),
@@ -451,7 +466,8 @@ fn insert_node(
             (&n.updated_at).into(),
             commit_id.into(),
         ],
-    )
+    )?;
+    Ok(bytes as i64)
 }
 
 fn upsert_edge(db: &dyn Sql, e: &StoredEdge, is_new: bool, commit_id: &str, now: &str) -> Result<(), ApiError> {

@@ -1,0 +1,42 @@
+//! What each scope stores (`memory_scope_usage`), kept by the write path in
+//! its transaction: a node counts its texts, slots and vector plus a fixed
+//! row overhead, an edge the overhead. The control plane sums a tenant's
+//! scopes against its tier's `resource_caps.storage_mb`; an erasure resets
+//! the scope to zero.
+
+use cairn_core::ApiError;
+use cairn_spin::sql::{Sql, SqlValue};
+
+/// Bytes counted per row beyond its content (ids, numbers, index entries).
+pub const ROW_OVERHEAD: usize = 256;
+
+/// Adds `bytes` to the scope's usage (inside the caller's transaction).
+pub fn add(db: &dyn Sql, scope_key: &str, bytes: i64) -> Result<(), ApiError> {
+    if bytes == 0 {
+        return Ok(());
+    }
+    db.exec(
+        "INSERT INTO memory_scope_usage (scope, bytes) VALUES (?, ?) \
+         ON CONFLICT (scope) DO UPDATE SET bytes = bytes + excluded.bytes",
+        &[scope_key.into(), SqlValue::Integer(bytes)],
+    )
+}
+
+/// Forgets a scope's usage (its content was erased).
+pub fn reset(db: &dyn Sql, scope_key: &str) -> Result<(), ApiError> {
+    db.exec("DELETE FROM memory_scope_usage WHERE scope = ?", &[scope_key.into()])
+}
+
+/// The bytes a tenant's scopes store (`default_tenant`'s are the
+/// un-prefixed ones).
+pub fn tenant_bytes(db: &dyn Sql, tenant_id: &str, default_tenant: &str) -> Result<i64, ApiError> {
+    let row = if tenant_id == default_tenant {
+        db.query_one("SELECT coalesce(sum(bytes), 0) FROM memory_scope_usage WHERE scope NOT LIKE 'tenant:%'", &[])?
+    } else {
+        db.query_one(
+            "SELECT coalesce(sum(bytes), 0) FROM memory_scope_usage WHERE scope LIKE ? ESCAPE '\\'",
+            &[cairn_core::tenant_scope::tenant_key_like(tenant_id).into()],
+        )?
+    };
+    Ok(row.map(|r| r.int(0)).unwrap_or(0))
+}
