@@ -252,6 +252,20 @@ impl Server {
         Self::finish(req.call())
     }
 
+    /// Runs one SQL statement against the server's database file directly
+    /// (tests that tamper with stored rows); it must change exactly one row.
+    pub fn tamper(&self, sql: &str) {
+        let path = self.data_dir.join("cairn.db");
+        let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+        rt.block_on(async {
+            let db = libsql::Builder::new_local(&path).build().await.expect("open database");
+            let conn = db.connect().expect("connect");
+            conn.execute("PRAGMA busy_timeout=5000", ()).await.ok();
+            let changed = conn.execute(sql, ()).await.expect("tamper statement");
+            assert_eq!(changed, 1, "tamper statement must change exactly one row: {sql}");
+        });
+    }
+
     /// Sends `signal` and waits for the process to exit; returns its status.
     pub fn signal_and_wait(&mut self, signal: i32) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");

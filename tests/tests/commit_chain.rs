@@ -30,19 +30,6 @@ fn verify(s: &Server) -> Value {
     r.body
 }
 
-/// Runs one SQL statement against the server's database file directly.
-fn tamper(s: &Server, sql: &str) {
-    let path = s.data_dir.join("cairn.db");
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    rt.block_on(async {
-        let db = libsql::Builder::new_local(&path).build().await.unwrap();
-        let conn = db.connect().unwrap();
-        conn.execute("PRAGMA busy_timeout=5000", ()).await.ok();
-        let changed = conn.execute(sql, ()).await.unwrap();
-        assert_eq!(changed, 1, "tamper statement must change exactly one row: {sql}");
-    });
-}
-
 #[test]
 fn commits_list_newest_first_with_cursor_paging() {
     let s = Server::start();
@@ -116,7 +103,7 @@ fn verify_passes_on_an_untouched_chain_and_covers_all_scopes() {
 fn tampering_with_a_node_is_detected_and_names_its_commit() {
     let s = Server::start();
     let w = write_chain(&s, 3);
-    tamper(&s, "UPDATE memory_nodes SET text_summary = 'event X' WHERE client_id = 'e1'");
+    s.tamper("UPDATE memory_nodes SET text_summary = 'event X' WHERE client_id = 'e1'");
     let v = verify(&s);
     assert_eq!(v["ok"], false);
     assert_eq!(v["first_broken"]["commit_id"], w[1]["commit_id"], "{v}");
@@ -127,10 +114,10 @@ fn tampering_with_a_node_is_detected_and_names_its_commit() {
 fn tampering_with_an_edge_is_detected_and_names_its_commit() {
     let s = Server::start();
     let w = write_chain(&s, 3);
-    tamper(
-        &s,
-        &format!("UPDATE memory_edges SET weight = 0.75 WHERE id = '{}'", w[2]["edges"][0]["id"].as_str().unwrap()),
-    );
+    s.tamper(&format!(
+        "UPDATE memory_edges SET weight = 0.75 WHERE id = '{}'",
+        w[2]["edges"][0]["id"].as_str().unwrap()
+    ));
     let v = verify(&s);
     assert_eq!(v["ok"], false);
     assert_eq!(v["first_broken"]["commit_id"], w[2]["commit_id"], "{v}");
@@ -140,10 +127,10 @@ fn tampering_with_an_edge_is_detected_and_names_its_commit() {
 fn tampering_with_a_commit_row_is_detected_and_names_it() {
     let s = Server::start();
     let w = write_chain(&s, 3);
-    tamper(
-        &s,
-        &format!("UPDATE memory_commits SET actor = 'mallory' WHERE id = '{}'", w[1]["commit_id"].as_str().unwrap()),
-    );
+    s.tamper(&format!(
+        "UPDATE memory_commits SET actor = 'mallory' WHERE id = '{}'",
+        w[1]["commit_id"].as_str().unwrap()
+    ));
     let v = verify(&s);
     assert_eq!(v["ok"], false);
     assert_eq!(v["first_broken"]["commit_id"], w[1]["commit_id"], "{v}");
@@ -155,31 +142,25 @@ fn a_changed_diff_or_timestamp_or_a_row_outside_any_commit_is_detected() {
     let s = Server::start();
     let w = write_chain(&s, 2);
     let c0 = w[0]["commit_id"].as_str().unwrap().to_string();
-    tamper(&s, &format!("UPDATE memory_commits SET created_at = '2000-01-01T00:00:00.000Z' WHERE id = '{c0}'"));
+    s.tamper(&format!("UPDATE memory_commits SET created_at = '2000-01-01T00:00:00.000Z' WHERE id = '{c0}'"));
     assert_eq!(verify(&s)["first_broken"]["commit_id"], c0);
 
     let s = Server::start();
     let w = write_chain(&s, 2);
     let c1 = w[1]["commit_id"].as_str().unwrap().to_string();
-    tamper(
-        &s,
-        &format!(
-            "UPDATE memory_commits SET diff_json = replace(diff_json, '\"part_of\"', '\"related_to\"') WHERE id = '{c1}'"
-        ),
-    );
+    s.tamper(&format!(
+        "UPDATE memory_commits SET diff_json = replace(diff_json, '\"part_of\"', '\"related_to\"') WHERE id = '{c1}'"
+    ));
     assert_eq!(verify(&s)["first_broken"]["commit_id"], c1);
 
     // A node inserted behind the kernel's back names a commit that never listed it.
     let s = Server::start();
     let w = write_chain(&s, 1);
     let c0 = w[0]["commit_id"].as_str().unwrap().to_string();
-    tamper(
-        &s,
-        &format!(
-            "INSERT INTO memory_nodes (id, scope, type, embedding_status, memory_lane, created_at, updated_at, commit_id) \
+    s.tamper(&format!(
+        "INSERT INTO memory_nodes (id, scope, type, embedding_status, memory_lane, created_at, updated_at, commit_id) \
          VALUES ('00000000-0000-4000-8000-000000000001', 'default', 'event', 'failed', 'shared', 'x', 'x', '{c0}')"
-        ),
-    );
+    ));
     let v = verify(&s);
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["first_broken"]["commit_id"], c0);
@@ -208,9 +189,9 @@ fn edge_upserts_re_attest_rows_and_keep_verify_green() {
     assert_eq!(b.body["edges"][0]["id"], a["edges"][0]["id"], "the stored edge is updated, not duplicated");
     assert_eq!(verify(&s)["ok"], true);
     // Tampering with it now names the commit that last wrote it.
-    tamper(
-        &s,
-        &format!("UPDATE memory_edges SET confidence = 0.1 WHERE id = '{}'", a["edges"][0]["id"].as_str().unwrap()),
-    );
+    s.tamper(&format!(
+        "UPDATE memory_edges SET confidence = 0.1 WHERE id = '{}'",
+        a["edges"][0]["id"].as_str().unwrap()
+    ));
     assert_eq!(verify(&s)["first_broken"]["commit_id"], b.body["commit_id"]);
 }

@@ -25,17 +25,6 @@ fn get(s: &Server, path: &str) -> Value {
     r.body
 }
 
-fn tamper(s: &Server, sql: &str) {
-    let path = s.data_dir.join("cairn.db");
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
-    rt.block_on(async {
-        let db = libsql::Builder::new_local(&path).build().await.unwrap();
-        let conn = db.connect().unwrap();
-        conn.execute("PRAGMA busy_timeout=5000", ()).await.ok();
-        assert_eq!(conn.execute(sql, ()).await.unwrap(), 1, "{sql}");
-    });
-}
-
 #[test]
 fn admin_routes_need_the_admin_token() {
     let s = server();
@@ -162,12 +151,9 @@ fn the_audit_log_is_a_verifiable_chain() {
     let events = get(&s, "audit-events?action=tenant.upsert");
     let middle = events["events"][1]["event_id"].as_str().unwrap().to_string();
     assert_eq!(events["events"][1]["actor"], "admin_token");
-    tamper(
-        &s,
-        &format!(
-            "UPDATE control_audit_events SET details = '{{\"status\":\"suspended\"}}' WHERE event_id = '{middle}'"
-        ),
-    );
+    s.tamper(&format!(
+        "UPDATE control_audit_events SET details = '{{\"status\":\"suspended\"}}' WHERE event_id = '{middle}'"
+    ));
     let v = post(&s, "audit-events/verify", json!({}));
     assert_eq!(v["ok"], false, "{v}");
     assert_eq!(v["first_broken"]["event_id"], middle.as_str(), "{v}");

@@ -4,6 +4,7 @@
 use cairn_control_plane::admin::{self, AdminCtx};
 use cairn_core::ApiError;
 use cairn_spin::spin_sqlite::SpinSqlite;
+use cairn_spin::wasi_env::{now_ms, random};
 
 wit_bindgen::generate!({
     world: "control-plane",
@@ -24,10 +25,6 @@ fn to_wit(e: ApiError) -> Error {
     Error { status: e.status, code: e.code, message: e.message, details: e.details.map(|d| d.to_string()) }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
 /// `billing=disabled`: every tenant is on the `solo` floor.
 fn billing_disabled() -> bool {
     cairn_spin::variables::get("billing").is_some_and(|b| b.trim() == "disabled")
@@ -41,10 +38,6 @@ fn tenant_tier(db: &SpinSqlite, tenant_id: &str) -> Result<String, Error> {
     }
     let stored = cairn_control_plane::tiers::stored_tier(db, tenant_id).map_err(to_wit)?;
     Ok(stored.unwrap_or_else(|| cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into())))
-}
-
-fn random(buf: &mut [u8]) {
-    getrandom::fill(buf).expect("the host provides random bytes");
 }
 
 impl Guest for Control {

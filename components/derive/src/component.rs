@@ -10,6 +10,7 @@ use crate::settings::{DeriveSettings, EMBEDDING_MODEL};
 use crate::tick::{self, TickOptions};
 use cairn_core::ApiError;
 use cairn_spin::spin_sqlite::SpinSqlite;
+use cairn_spin::wasi_env::{now_ms, random_uuid};
 use serde_json::Value;
 use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
@@ -26,16 +27,6 @@ wit_bindgen::generate!({
 });
 
 use exports::cairn::kernel::derive::{CallContext, ComponentInfo, Guest as DeriveGuest};
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-fn random_id() -> String {
-    let mut b = [0u8; 16];
-    let _ = getrandom::fill(&mut b);
-    cairn_core::stable_id::uuid_v4(b)
-}
 
 fn settings() -> DeriveSettings {
     DeriveSettings::from_lookup(cairn_spin::variables::get)
@@ -82,13 +73,13 @@ fn run_tick(body: &Value) -> Result<Value, ApiError> {
     let s = settings();
     let opts = TickOptions::parse(body, &s)?;
     let embedder = SpinEmbedder::new(&s);
-    let rep = tick::tick(&db, &s, &embedder, &opts, &now_ms, random_id)?;
+    let rep = tick::tick(&db, &s, &embedder, &opts, &now_ms, random_uuid)?;
     Ok(rep.to_json())
 }
 
 fn replay(body: &Value, actor: &str, request_id: &str) -> Result<Value, ApiError> {
     let db = open()?;
-    let caller = Caller { actor, request_id: Some(request_id), event_id: random_id() };
+    let caller = Caller { actor, request_id: Some(request_id), event_id: random_uuid() };
     outbox_admin::replay(&db, &settings(), body, &caller, now_ms())
 }
 
@@ -120,7 +111,7 @@ fn route(req: &Request, request_id: &str) -> Result<Value, ApiError> {
 
 #[http_component]
 fn handle(req: Request) -> impl IntoResponse {
-    let rid = req.header("x-request-id").and_then(|h| h.as_str()).map(str::to_string).unwrap_or_else(random_id);
+    let rid = req.header("x-request-id").and_then(|h| h.as_str()).map(str::to_string).unwrap_or_else(random_uuid);
     let (status, body) = match route(&req, &rid) {
         Ok(v) => (200, v),
         Err(e) => (e.status, e.to_body()),

@@ -6,6 +6,7 @@ use cairn_memory::recall::request::Endpoint;
 use cairn_memory::settings::Settings;
 use cairn_memory::{Op, run};
 use cairn_spin::spin_sqlite::SpinSqlite;
+use cairn_spin::wasi_env::{now_ms, random_uuid};
 
 wit_bindgen::generate!({
     world: "kernel",
@@ -24,16 +25,6 @@ struct Kernel;
 
 fn to_wit(e: ApiError) -> Error {
     Error { status: e.status, code: e.code, message: e.message, details: e.details.map(|d| d.to_string()) }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-fn random_uuid() -> String {
-    let mut b = [0u8; 16];
-    let _ = getrandom::fill(&mut b);
-    cairn_core::stable_id::uuid_v4(b)
 }
 
 fn settings() -> Settings {

@@ -5,6 +5,7 @@ use cairn_core::ApiError;
 use cairn_memory::settings::scope_defaults;
 use cairn_rules::{Op, run};
 use cairn_spin::spin_sqlite::SpinSqlite;
+use cairn_spin::wasi_env::{now_ms, random_uuid};
 
 wit_bindgen::generate!({
     world: "policy-engine",
@@ -23,16 +24,6 @@ struct Policy;
 
 fn to_wit(e: ApiError) -> Error {
     Error { status: e.status, code: e.code, message: e.message, details: e.details.map(|d| d.to_string()) }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-fn random_uuid() -> String {
-    let mut b = [0u8; 16];
-    let _ = getrandom::fill(&mut b);
-    cairn_core::stable_id::uuid_v4(b)
 }
 
 fn call(op: Op, body: String) -> Result<String, Error> {

@@ -51,6 +51,14 @@ fn head(ts: &TenantScope) -> Map<String, Value> {
     out
 }
 
+/// `{tenant_id, scope, commit_id, commit_hash}` of a policy commit.
+fn committed(ts: &TenantScope, c: &cairn_memory::commit_chain::Appended) -> Map<String, Value> {
+    let mut out = head(ts);
+    out.insert("commit_id".into(), json!(c.id));
+    out.insert("commit_hash".into(), json!(c.commit_hash));
+    out
+}
+
 /// `POST /v1/memory/rules/evaluate`.
 pub fn rules_evaluate(db: &dyn Sql, defaults: &ScopeDefaults, body: &Value) -> Result<Value, ApiError> {
     let o = Reader::root(body)?;
@@ -224,10 +232,7 @@ pub fn rules_state(db: &dyn Sql, defaults: &ScopeDefaults, body: &Value, now: &s
         }
         Ok(appended)
     })?;
-    let mut out = head(&ts);
-    out.insert("commit_id".into(), json!(appended.id));
-    out.insert("commit_hash".into(), json!(appended.commit_hash));
-    Ok(Value::Object(out))
+    Ok(Value::Object(committed(&ts, &appended)))
 }
 
 /// `POST /v1/memory/feedback`: feedback on one rule.
@@ -284,9 +289,7 @@ pub fn rule_feedback(
         )?;
         Ok(appended)
     })?;
-    let mut out = head(&ts);
-    out.insert("commit_id".into(), json!(appended.id));
-    out.insert("commit_hash".into(), json!(appended.commit_hash));
+    let mut out = committed(&ts, &appended);
     out.insert("feedback_id".into(), json!(feedback_id));
     Ok(Value::Object(out))
 }

@@ -5,7 +5,8 @@
 //! - [`migrations`]: versioned, idempotent schema migrations run in-app;
 //! - `spin_sqlite` (wasm only): [`sql::Sql`] over `spin:sqlite/sqlite@3.0.0`;
 //! - `variables` (wasm only): `fermyon:spin/variables@2.0.0`;
-//! - `embeddings` (wasm only): `fermyon:spin/llm@2.0.0` `generate-embeddings`.
+//! - `embeddings` (wasm only): `fermyon:spin/llm@2.0.0` `generate-embeddings`;
+//! - `wasi_env` (wasm only): the clock and random ids.
 
 pub mod migrations;
 pub mod sql;
@@ -25,3 +26,5 @@ pub mod embeddings;
 pub mod spin_sqlite;
 #[cfg(target_arch = "wasm32")]
 pub mod variables;
+#[cfg(target_arch = "wasm32")]
+pub mod wasi_env;
