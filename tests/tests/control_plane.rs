@@ -352,3 +352,56 @@ fn storage_cap_refuses_writes_not_reads() {
     );
     assert_eq!(other.status, 200, "{}", other.text);
 }
+
+/// A tier's `retention_days` erases older memory behind tombstones at the
+/// next derivation pass; newer memory stays and the chain still verifies.
+#[test]
+fn retention_erases_expired_memory_behind_tombstones() {
+    let dir = cairn_e2e::TempDir::new("tiers-retention");
+    let tiers = dir.path().join("tiers.yaml");
+    // 0.00002 days ≈ 1.7 s.
+    std::fs::write(
+        &tiers,
+        "default_tier: brief\ntiers:\n  brief:\n    resource_caps: {retention_days: 0.00002, seats: 1, vector_index: flat, embedding_dims: 384}\n",
+    )
+    .unwrap();
+    let s = Server::start_with(Options {
+        admin_token: Some(TOKEN.into()),
+        extra_args: vec![
+            "--tiers".into(),
+            tiers.to_str().unwrap().into(),
+            "--var".into(),
+            "retention_interval_ms=0".into(),
+            "--var".into(),
+            "auto_topic_cluster_on_write=false".into(),
+        ],
+        ..Default::default()
+    });
+    let write = |cid: &str| {
+        let w = s.post(
+            "/v1/memory/write",
+            &json!({"scope": "r", "input_text": format!("write {cid}"), "memory_lane": "shared",
+                    "nodes": [{"client_id": cid, "type": "event", "text_summary": cid},
+                              {"client_id": format!("{cid}-e"), "type": "entity", "title": cid}],
+                    "edges": [{"type": "related_to", "src": {"client_id": cid}, "dst": {"client_id": format!("{cid}-e")}}]}),
+        );
+        assert_eq!(w.status, 200, "{}", w.text);
+    };
+    write("old");
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    write("new");
+    let tick = s.post_with("/v1/admin/derive/tick", &json!({}), ADMIN);
+    assert_eq!(tick.status, 200, "{}", tick.text);
+    assert_eq!(tick.body["retention"], json!({"erased_nodes": 2, "erased_edges": 1}), "{}", tick.text);
+    let f = s.post("/v1/memory/find", &json!({"scope": "r"}));
+    let left: Vec<&str> =
+        f.body["nodes"].as_array().unwrap().iter().map(|n| n["client_id"].as_str().unwrap()).collect();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(left.iter().all(|c| c.starts_with("new")), "{left:?}");
+    let v = s.post("/v1/memory/commits/verify", &json!({"scope": "r"}));
+    assert_eq!(v.body["ok"], true, "{}", v.text);
+    assert_eq!(
+        (v.body["erased"]["nodes"].as_i64(), v.body["erased"]["erased_by"].as_str()),
+        (Some(2), Some("retention"))
+    );
+}

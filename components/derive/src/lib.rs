@@ -13,7 +13,8 @@
 //!   recompute a scope's derived data;
 //! - [`embedder`]: the provider seam (`fermyon:spin/llm` in the component);
 //!   [`vectors`]: vector arithmetic; [`vector_index`]: the IVF index's
-//!   upkeep; [`settings`]: configuration.
+//!   upkeep; [`retention`]: erasing memory older than the tier keeps it;
+//!   [`settings`]: configuration.
 
 pub mod derived_rows;
 pub mod embed_job;
@@ -21,6 +22,7 @@ pub mod embedder;
 pub mod outbox;
 pub mod outbox_admin;
 pub mod rebuild;
+pub mod retention;
 pub mod rollup;
 pub mod settings;
 pub mod tick;

@@ -34,6 +34,13 @@ pub struct DeriveSettings {
     pub rollup_every: i64,
     /// Ready vectors a scope needs before its IVF index is trained.
     pub index_min_vectors: i64,
+    /// The tier profiles document, the default tier, `billing=disabled`
+    /// (retention reads each tenant's tier).
+    pub tier_profiles: Option<Value>,
+    pub default_tier: String,
+    pub billing_disabled: bool,
+    /// Least time between two retention passes (`retention_interval_ms`).
+    pub retention_interval_ms: i64,
 }
 
 impl Default for DeriveSettings {
@@ -48,6 +55,10 @@ impl Default for DeriveSettings {
             topic_min_events: 5,
             rollup_every: 5,
             index_min_vectors: 2048,
+            tier_profiles: None,
+            default_tier: "solo".into(),
+            billing_disabled: false,
+            retention_interval_ms: 3_600_000,
         }
     }
 }
@@ -57,9 +68,14 @@ impl DeriveSettings {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> DeriveSettings {
         let mut s = DeriveSettings { kernel: Settings::from_lookup(&get), ..Default::default() };
         let tier = get("default_tier").unwrap_or_else(|| "solo".into());
-        if let Some(outbox) = get("tier_profiles")
-            .and_then(|p| serde_json::from_str::<Value>(&p).ok())
-            .and_then(|v| v.get("tiers")?.get(&tier)?.get("ops")?.get("outbox").cloned())
+        s.tier_profiles = get("tier_profiles").and_then(|p| serde_json::from_str::<Value>(&p).ok());
+        s.billing_disabled = get("billing").is_some_and(|b| b.trim() == "disabled");
+        if let Some(ms) = get("retention_interval_ms").and_then(|v| v.parse::<i64>().ok()).filter(|m| *m >= 0) {
+            s.retention_interval_ms = ms;
+        }
+        s.default_tier = tier.clone();
+        if let Some(outbox) =
+            s.tier_profiles.as_ref().and_then(|v| v.get("tiers")?.get(&tier)?.get("ops")?.get("outbox").cloned())
         {
             let int =
                 |k: &str, min: i64, max: i64| outbox.get(k).and_then(Value::as_i64).filter(|v| (min..=max).contains(v));

@@ -85,6 +85,8 @@ pub struct TickReport {
     pub scopes: BTreeSet<String>,
     pub batches: i64,
     pub elapsed_ms: i64,
+    pub retention_erased_nodes: i64,
+    pub retention_erased_edges: i64,
 }
 
 impl TickReport {
@@ -110,6 +112,7 @@ impl TickReport {
             "scopes_claimed": self.scopes,
             "batches": self.batches,
             "elapsed_ms": self.elapsed_ms,
+            "retention": {"erased_nodes": self.retention_erased_nodes, "erased_edges": self.retention_erased_edges},
         })
     }
 }
@@ -150,6 +153,7 @@ pub fn tick(
         })?;
         rep.index_builds_enqueued += queued as i64;
     }
+    (rep.retention_erased_nodes, rep.retention_erased_edges) = crate::retention::run(db, s, clock())?;
     rep.elapsed_ms = clock() - started;
     Ok(rep)
 }

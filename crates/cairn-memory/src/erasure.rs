@@ -85,6 +85,103 @@ pub fn erase_scope(db: &dyn Sql, scope_key: &str, actor: &str, reason: &str, now
     Ok(Erased { nodes, edges, commit_id: Some(appended.id) })
 }
 
+/// Bytes [`crate::usage`] counted for the nodes `cond` selects (alias `n`).
+fn node_bytes_sql(cond: &str) -> String {
+    format!(
+        "SELECT coalesce(sum({} + length(n.slots) + coalesce(length(n.title), 0) + coalesce(length(n.text_summary), 0) \
+         + coalesce(length(n.raw_ref), 0) + coalesce(length(n.evidence_ref), 0) + coalesce(length(n.embedding), 0)), 0) \
+         FROM memory_nodes n WHERE {cond}",
+        crate::usage::ROW_OVERHEAD
+    )
+}
+
+/// Erases the nodes of a scope created before `cutoff` and the edges that
+/// touch them (retention): the same tombstones and `erase` commit as a
+/// whole-scope erasure, the scope's usage reduced by what went. Nothing to
+/// erase, nothing written.
+pub fn erase_before(
+    db: &dyn Sql,
+    scope_key: &str,
+    cutoff: &str,
+    actor: &str,
+    reason: &str,
+    now: &str,
+) -> Result<Erased, ApiError> {
+    let old = "n.scope = ?1 AND n.created_at < ?2";
+    let nodes = db
+        .query_one(&format!("SELECT count(*) FROM memory_nodes n WHERE {old}"), &[scope_key.into(), cutoff.into()])?
+        .map(|r| r.int(0))
+        .unwrap_or(0);
+    if nodes == 0 {
+        return Ok(Erased { nodes: 0, edges: 0, commit_id: None });
+    }
+    let touching = format!(
+        "e.scope = ?1 AND (e.src_id IN (SELECT n.id FROM memory_nodes n WHERE {old}) \
+         OR e.dst_id IN (SELECT n.id FROM memory_nodes n WHERE {old}))"
+    );
+    let edges = db
+        .query_one(
+            &format!("SELECT count(*) FROM memory_edges e WHERE {touching}"),
+            &[scope_key.into(), cutoff.into()],
+        )?
+        .map(|r| r.int(0))
+        .unwrap_or(0);
+    let bytes = db.query_one(&node_bytes_sql(old), &[scope_key.into(), cutoff.into()])?.map(|r| r.int(0)).unwrap_or(0)
+        + edges * crate::usage::ROW_OVERHEAD as i64;
+    let diff = json!({"created_at": now, "erase": {"reason": reason, "by": actor, "nodes": nodes, "edges": edges,
+                                                  "created_before": cutoff}});
+    let head = commit_chain::head(db, scope_key)?;
+    let parent = head.as_ref().map(|h| h.commit_hash.as_str()).unwrap_or("");
+    let appended = commit_chain::append(
+        db,
+        head.as_ref(),
+        &NewCommit {
+            scope_key,
+            kind: KIND_ERASE,
+            actor,
+            input_sha256: &sha256_hex(format!("erase:{reason}")),
+            model_version: None,
+            prompt_version: None,
+            diff: &diff,
+            request_sha256: &sha256_hex(format!("erase:{parent}")),
+            result_json: None,
+            created_at: now,
+        },
+    )?;
+    let p: [SqlValue; 5] = [scope_key.into(), cutoff.into(), now.into(), actor.into(), reason.into()];
+    let commit: SqlValue = appended.id.clone().into();
+    let mut params: Vec<SqlValue> = p.to_vec();
+    params.push(commit);
+    db.exec(
+        &format!(
+            "INSERT OR REPLACE INTO memory_tombstones (row_id, scope, row_kind, erased_at, erased_by, reason, commit_id) \
+             SELECT e.id, e.scope, 'edge', ?3, ?4, ?5, ?6 FROM memory_edges e WHERE {touching}"
+        ),
+        &params,
+    )?;
+    db.exec(
+        &format!(
+            "INSERT OR REPLACE INTO memory_tombstones (row_id, scope, row_kind, erased_at, erased_by, reason, commit_id) \
+             SELECT n.id, n.scope, 'node', ?3, ?4, ?5, ?6 FROM memory_nodes n WHERE {old}"
+        ),
+        &params,
+    )?;
+    let ids = format!("(SELECT n.id FROM memory_nodes n WHERE {old})");
+    for sql in [
+        format!("DELETE FROM memory_derived_vectors WHERE node_id IN {ids}"),
+        format!("DELETE FROM memory_topic_centroids WHERE topic_id IN {ids}"),
+        format!("DELETE FROM memory_vector_members WHERE node_id IN {ids}"),
+        format!("DELETE FROM memory_rule_feedback WHERE rule_node_id IN {ids}"),
+        format!("DELETE FROM memory_rule_defs WHERE rule_node_id IN {ids}"),
+        format!("DELETE FROM memory_edges WHERE id IN (SELECT e.id FROM memory_edges e WHERE {touching})"),
+        format!("DELETE FROM memory_nodes WHERE id IN {ids}"),
+    ] {
+        db.exec(&sql, &[scope_key.into(), cutoff.into()])?;
+    }
+    crate::usage::add(db, scope_key, -bytes)?;
+    Ok(Erased { nodes, edges, commit_id: Some(appended.id) })
+}
+
 /// The scope keys of a tenant (`default_tenant`'s are the un-prefixed ones).
 pub fn tenant_scopes(db: &dyn Sql, tenant_id: &str, default_tenant: &str) -> Result<Vec<String>, ApiError> {
     let (cond, param) = if tenant_id == default_tenant {

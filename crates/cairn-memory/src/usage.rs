@@ -10,14 +10,15 @@ use cairn_spin::sql::{Sql, SqlValue};
 /// Bytes counted per row beyond its content (ids, numbers, index entries).
 pub const ROW_OVERHEAD: usize = 256;
 
-/// Adds `bytes` to the scope's usage (inside the caller's transaction).
+/// Adds `bytes` (negative: removes) to the scope's usage, never below
+/// zero (inside the caller's transaction).
 pub fn add(db: &dyn Sql, scope_key: &str, bytes: i64) -> Result<(), ApiError> {
     if bytes == 0 {
         return Ok(());
     }
     db.exec(
-        "INSERT INTO memory_scope_usage (scope, bytes) VALUES (?, ?) \
-         ON CONFLICT (scope) DO UPDATE SET bytes = bytes + excluded.bytes",
+        "INSERT INTO memory_scope_usage (scope, bytes) VALUES (?1, max(?2, 0)) \
+         ON CONFLICT (scope) DO UPDATE SET bytes = max(bytes + ?2, 0)",
         &[scope_key.into(), SqlValue::Integer(bytes)],
     )
 }

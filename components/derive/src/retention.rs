@@ -1,0 +1,105 @@
+//! Retention: a tier's `resource_caps.retention_days` bounds how long a
+//! tenant's memory lives. At most once per `retention_interval_ms` (default
+//! an hour) a tick erases, in each scope that stores anything, the nodes
+//! created before `now − retention_days` and the edges touching them —
+//! behind tombstones under one `erase` commit, so the chain still verifies
+//! and says what was erased and when (`cairn_memory::erasure`).
+
+use crate::settings::DeriveSettings;
+use cairn_core::ApiError;
+use cairn_core::time_fmt::rfc3339_millis;
+use cairn_spin::sql::{Sql, write_txn};
+use serde_json::Value;
+
+const STATE_KEY: &str = "retention_last_run_ms";
+const DAY_MS: f64 = 86_400_000.0;
+
+/// The tenant a scope key belongs to.
+fn tenant_of(scope_key: &str, default_tenant: &str) -> String {
+    scope_key
+        .strip_prefix("tenant:")
+        .and_then(|r| r.split_once("::scope:"))
+        .map(|(t, _)| t.to_string())
+        .unwrap_or_else(|| default_tenant.to_string())
+}
+
+/// `retention_days` of a tenant's tier (its own, else the default; `solo`
+/// with billing disabled), when positive.
+fn retention_days(db: &dyn Sql, s: &DeriveSettings, tenant: &str) -> Result<Option<f64>, ApiError> {
+    let tier = if s.billing_disabled {
+        "solo".to_string()
+    } else {
+        cairn_control_plane::tiers::stored_tier(db, tenant)?.unwrap_or_else(|| s.default_tier.clone())
+    };
+    Ok(s.tier_profiles
+        .as_ref()
+        .and_then(|p| p.get("tiers")?.get(&tier)?.get("resource_caps")?.get("retention_days"))
+        .and_then(Value::as_f64)
+        .filter(|d| *d > 0.0))
+}
+
+/// Runs a retention pass when one is due; returns (nodes, edges) erased.
+pub fn run(db: &dyn Sql, s: &DeriveSettings, now_ms: i64) -> Result<(i64, i64), ApiError> {
+    let now = rfc3339_millis(now_ms);
+    let last_run = |db: &dyn Sql| -> Result<i64, ApiError> {
+        Ok(db
+            .query_one("SELECT value FROM memory_derive_state WHERE name = ?", &[STATE_KEY.into()])?
+            .and_then(|r| r.text(0).and_then(|v| v.parse::<i64>().ok()))
+            .unwrap_or(0))
+    };
+    // Most ticks stop at this read; a due pass is claimed in a write
+    // transaction (one process at a time, at most once per interval).
+    if now_ms - last_run(db)? < s.retention_interval_ms {
+        return Ok((0, 0));
+    }
+    let due = write_txn(db, |db| {
+        if now_ms - last_run(db)? < s.retention_interval_ms {
+            return Ok(false);
+        }
+        db.exec(
+            "INSERT INTO memory_derive_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[STATE_KEY.into(), now_ms.to_string().into()],
+        )?;
+        Ok(true)
+    })?;
+    if !due {
+        return Ok((0, 0));
+    }
+    cairn_control_plane::schema::ensure(db, &now)?;
+    let scopes: Vec<String> = db
+        .query("SELECT scope FROM memory_scope_usage WHERE bytes > 0 ORDER BY scope", &[])?
+        .iter()
+        .map(|r| r.string(0))
+        .collect();
+    let (mut nodes, mut edges) = (0, 0);
+    for scope in scopes {
+        let tenant = tenant_of(&scope, &s.kernel.defaults.tenant_id);
+        let Some(days) = retention_days(db, s, &tenant)? else { continue };
+        let cutoff = rfc3339_millis(now_ms - (days * DAY_MS) as i64);
+        let reason = format!("retention_days={days}");
+        let e =
+            write_txn(db, |db| cairn_memory::erasure::erase_before(db, &scope, &cutoff, "retention", &reason, &now))?;
+        if e.nodes > 0 {
+            log_erasure(&scope, e.nodes, e.edges);
+        }
+        nodes += e.nodes;
+        edges += e.edges;
+    }
+    Ok((nodes, edges))
+}
+
+/// One line on stderr per erasing scope (the host's log).
+fn log_erasure(scope: &str, nodes: i64, edges: i64) {
+    eprintln!("retention: erased {nodes} nodes and {edges} edges of scope {scope}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_keys_name_their_tenant() {
+        assert_eq!(tenant_of("notes", "default"), "default");
+        assert_eq!(tenant_of("tenant:acme::scope:notes", "default"), "acme");
+    }
+}
