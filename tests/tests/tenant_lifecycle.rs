@@ -73,6 +73,15 @@ fn tenant_lifecycle_on_solo() {
     let before = s.post_with("/v1/memory/find", &json!({"scope": "notes"}), &[("x-api-key", &key2)]);
     assert!(before.body["nodes"].as_array().unwrap().len() >= 10, "{}", before.text);
 
+    let d = s.get_with("/v1/admin/control/dashboard/tenant/acme", ADMIN);
+    assert_eq!(d.status, 200, "{}", d.text);
+    let dash = &d.body["dashboard"];
+    assert_eq!((dash["tenant"]["tier"].as_str(), dash["api_keys"]["active"].as_i64()), (Some("starter"), Some(1)));
+    assert!(
+        dash["data_plane"]["nodes"].as_i64().unwrap() >= 10 && dash["data_plane"]["stored_bytes"].as_i64().unwrap() > 0
+    );
+    assert!(dash["data_plane"]["commits_24h"].as_i64().unwrap() >= 8, "{dash}");
+
     // Teardown: content erased, keys revoked, tenant suspended.
     let t = admin(&s, "tenants/acme/teardown", json!({}));
     assert_eq!(
@@ -107,6 +116,15 @@ fn tenant_lifecycle_on_solo() {
     assert_eq!(after.body["nodes"].as_array().unwrap().len(), 0, "{}", after.text);
     let commits = s.get_with("/v1/memory/commits?scope=notes&limit=1", auth);
     assert_eq!(commits.body["commits"][0]["kind"], "erase", "{}", commits.text);
+
+    let d = s.get_with("/v1/admin/control/dashboard/tenant/acme", ADMIN);
+    assert_eq!(
+        (
+            d.body["dashboard"]["data_plane"]["nodes"].as_i64(),
+            d.body["dashboard"]["data_plane"]["stored_bytes"].as_i64()
+        ),
+        (Some(0), Some(0))
+    );
 
     let audit = admin(&s, "audit-events/verify", json!({}));
     assert_eq!(audit["ok"], true, "{audit}");

@@ -131,6 +131,7 @@ pub fn route(
         ("GET", ["audit-events"]) => audit_log::list(db, query),
         ("POST", ["audit-events", "verify"]) => audit_log::verify(db),
         ("GET", ["tiers"]) => crate::tiers::list(ctx),
+        ("GET", ["dashboard", "tenant", t]) => crate::dashboard::tenant(db, ctx, t),
         (_, ["tenants" | "projects" | "api-keys" | "tenant-quotas" | "audit-events" | "tiers", ..]) => Err(
             ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on /v1/admin/control/{path}")),
         ),
