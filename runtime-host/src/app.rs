@@ -48,6 +48,8 @@ pub struct App {
     /// The app's resolved variables (the host reads a few itself, e.g.
     /// `memory_auth_mode` before it listens).
     pub variables: AppVariables,
+    /// Per-tenant runtime caps from the tier profiles.
+    pub tenant_limits: crate::tenant_limits::TenantLimits,
 }
 
 /// Everything needed to load an app.
@@ -151,6 +153,7 @@ impl App {
             sqlite: opts.sqlite,
             llm: opts.llm,
             limits: opts.limits,
+            tenant_limits: crate::tenant_limits::TenantLimits::from_variables(&opts.variables),
             variables: opts.variables,
         })
     }
@@ -162,15 +165,25 @@ impl App {
         handler: &Handler,
         stats: std::sync::Arc<crate::sqlite::DbStats>,
     ) -> wasmtime::Store<RequestState> {
+        self.new_store_with(handler, stats, &self.limits)
+    }
+
+    /// A fresh store under `limits` (a tenant's runtime caps).
+    pub fn new_store_with(
+        &self,
+        handler: &Handler,
+        stats: std::sync::Arc<crate::sqlite::DbStats>,
+        limits: &RunLimits,
+    ) -> wasmtime::Store<RequestState> {
         let state = RequestState::new(
             self.sqlite.instance(&handler.sqlite_databases, stats),
             handler.variables.clone(),
             crate::llm::InstanceState { capability: self.llm.clone(), allowed_models: handler.ai_models.clone() },
-            self.limits.max_memory_bytes,
+            limits.max_memory_bytes,
         );
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let ticks = (self.limits.request_timeout.as_millis() / engine::EPOCH_TICK.as_millis()).max(1) as u64;
+        let ticks = (limits.request_timeout.as_millis() / engine::EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
         store.epoch_deadline_trap();
         store

@@ -82,7 +82,8 @@ async fn dispatch(
         return Ok(json_body(404, "not_found", "no route", &rid));
     };
     let handler = &app.handlers[&route.component];
-    let mut store = app.new_store(handler, stats.clone());
+    let limits = app.tenant_limits.for_request(&app.sqlite, req.uri().path(), req.headers(), &app.limits).await;
+    let mut store = app.new_store_with(handler, stats.clone(), &limits);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let wreq = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
     let out = store.data_mut().http().new_response_outparam(sender)?;
@@ -108,9 +109,12 @@ async fn dispatch(
                 Err(e) => e.to_string(),
             };
             let timed_out = reason.contains("interrupt");
+            let out_of_memory = reason.contains("memory");
             tracing::error!(%component, request_id = %rid, error = %reason, "component failed");
             if timed_out {
                 Ok(json_body(503, "request_timeout", "the request exceeded its time limit", &rid))
+            } else if out_of_memory {
+                Ok(json_body(503, "request_memory_exceeded", "the request exceeded its memory limit", &rid))
             } else {
                 Ok(json_body(500, "internal_error", "internal error", &rid))
             }

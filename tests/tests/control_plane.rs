@@ -405,3 +405,32 @@ fn retention_erases_expired_memory_behind_tombstones() {
         (Some(2), Some("retention"))
     );
 }
+
+/// A tier's runtime caps bound its tenants' requests: a tenant whose tier
+/// allows 1 MB of memory per request is stopped with a clear error; other
+/// tenants are unaffected.
+#[test]
+fn runtime_caps_follow_the_tenant_tier() {
+    let dir = cairn_e2e::TempDir::new("tiers-runtime");
+    let tiers = dir.path().join("tiers.yaml");
+    std::fs::write(
+        &tiers,
+        "default_tier: roomy\ntiers:\n\
+         \x20 roomy:\n    resource_caps: {seats: 5, vector_index: flat, embedding_dims: 384}\n    runtime: {max_memory_mb: 256, request_timeout_ms: 10000}\n\
+         \x20 cramped:\n    resource_caps: {seats: 5, vector_index: flat, embedding_dims: 384}\n    runtime: {max_memory_mb: 1, request_timeout_ms: 10000}\n",
+    )
+    .unwrap();
+    let s = Server::start_with(Options {
+        admin_token: Some(TOKEN.into()),
+        extra_args: vec!["--tiers".into(), tiers.to_str().unwrap().into()],
+        ..Default::default()
+    });
+    post(&s, "tenants/small/provision", json!({"tier": "cramped"}));
+    let write = json!({"scope": "s", "input_text": "x", "nodes": [{"type": "event", "text_summary": "x"}]});
+    let r = s.post_with("/v1/memory/write", &write, &[("x-tenant-id", "small")]);
+    assert_eq!((r.status, r.body["error"].as_str()), (503, Some("request_memory_exceeded")), "{}", r.text);
+    let ok = s.post_with("/v1/memory/write", &write, &[("x-tenant-id", "big")]);
+    assert_eq!(ok.status, 200, "{}", ok.text);
+    // Admin routes run under the operator's limits.
+    assert_eq!(s.get_with("/v1/admin/control/tenants/small/status", ADMIN).status, 200);
+}
