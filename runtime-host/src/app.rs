@@ -50,6 +50,8 @@ pub struct App {
     pub variables: AppVariables,
     /// Per-tenant runtime caps from the tier profiles.
     pub tenant_limits: crate::tenant_limits::TenantLimits,
+    /// Request telemetry, written off the request path.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 /// Everything needed to load an app.
@@ -150,6 +152,7 @@ impl App {
             engine,
             manifest: opts.manifest,
             handlers,
+            telemetry: crate::telemetry::Telemetry::start(opts.sqlite.clone()),
             sqlite: opts.sqlite,
             llm: opts.llm,
             limits: opts.limits,

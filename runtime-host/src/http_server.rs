@@ -56,6 +56,27 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         }
     };
     let tenant = resp.headers_mut().remove(TENANT_HEADER);
+    if let Some(endpoint) = crate::telemetry::endpoint_of(&path) {
+        let tenant_id = tenant.as_ref().and_then(|t| t.to_str().ok()).filter(|t| *t != "-").unwrap_or("default");
+        app.telemetry.record(crate::telemetry::Row {
+            tenant_id: tenant_id.to_string(),
+            endpoint,
+            status: resp.status().as_u16(),
+            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            request_id: resp
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(&fallback_rid)
+                .to_string(),
+            created_at: cairn_core::time_fmt::rfc3339_millis(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_millis() as i64)
+                    .unwrap_or(0),
+            ),
+        });
+    }
     let rid = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(&fallback_rid).to_string();
     tracing::info!(
         target: "cairn::request",

@@ -21,6 +21,7 @@ mod llm;
 mod spin_bindings;
 mod sqlite;
 mod state;
+mod telemetry;
 mod tenant_limits;
 mod tiers;
 mod variables;

@@ -79,6 +79,8 @@ def control_checks(client):
     check(client.control_delete_tenant_quota("sdk-co")["data"]["deleted"] is True, "control_delete_tenant_quota")
     dash = client.control_get_tenant_dashboard("sdk-co")["data"]["dashboard"]
     check(dash["tenant_id"] == "sdk-co" and dash["api_keys"]["revoked"] == 2, "control_get_tenant_dashboard")
+    diag = client.control_get_tenant_diagnostics("sdk-co")["data"]["diagnostics"]
+    check(diag["tenant_id"] == "sdk-co" and "recall_pipeline" in diag, "control_get_tenant_diagnostics")
     ev = client.control_list_audit_events({"tenant_id": "sdk-co", "limit": 50})["data"]["events"]
     check({"tenant.upsert", "api_key.create", "api_key.rotate", "api_key.revoke", "tenant_quota.delete"}
           <= {e["action"] for e in ev}, "control_list_audit_events")

@@ -13,7 +13,7 @@ fn health_reports_components() {
         assert!(r.body["components"][c]["version"].is_string(), "{c} missing: {}", r.text);
     }
     assert_eq!(r.body["components"]["kernel"]["schema_version"], 8);
-    assert_eq!(r.body["components"]["control"]["schema_version"], 4);
+    assert_eq!(r.body["components"]["control"]["schema_version"], 5);
     assert_eq!(r.body["memory_store_feature_capabilities"]["packs_export"], true);
 }
 

@@ -82,6 +82,34 @@ fn tenant_lifecycle_on_solo() {
     );
     assert!(dash["data_plane"]["commits_24h"].as_i64().unwrap() >= 8, "{dash}");
 
+    // Diagnostics: the requests above were recorded (off the request path)
+    // and the recall pipeline is summarized.
+    let mut diag = Value::Null;
+    for _ in 0..50 {
+        diag = s.get_with("/v1/admin/control/diagnostics/tenant/acme?window_minutes=60", ADMIN).body;
+        // Rows are flushed in batches every half second.
+        let writes = diag["diagnostics"]["request_telemetry"]["endpoints"]
+            .as_array()
+            .and_then(|e| e.iter().find(|x| x["endpoint"] == "write"))
+            .and_then(|w| w["total"].as_i64())
+            .unwrap_or(0);
+        if writes >= 8 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let write_stats = diag["diagnostics"]["request_telemetry"]["endpoints"]
+        .as_array()
+        .and_then(|e| e.iter().find(|x| x["endpoint"] == "write").cloned())
+        .unwrap_or_else(|| panic!("no write telemetry: {diag}"));
+    assert!(
+        write_stats["total"].as_i64().unwrap() >= 8 && write_stats["latency_p95_ms"].as_f64().unwrap() > 0.0,
+        "{diag}"
+    );
+    assert!(diag["diagnostics"]["outbox"]["totals"]["pending"].is_i64(), "{diag}");
+    let bad = s.get_with("/v1/admin/control/diagnostics/tenant/acme?window_minutes=2", ADMIN);
+    assert_eq!(bad.status, 400, "{}", bad.text);
+
     // Teardown: content erased, keys revoked, tenant suspended.
     let t = admin(&s, "tenants/acme/teardown", json!({}));
     assert_eq!(

@@ -132,6 +132,7 @@ pub fn route(
         ("POST", ["audit-events", "verify"]) => audit_log::verify(db),
         ("GET", ["tiers"]) => crate::tiers::list(ctx),
         ("GET", ["dashboard", "tenant", t]) => crate::dashboard::tenant(db, ctx, t),
+        ("GET", ["diagnostics", "tenant", t]) => crate::diagnostics::tenant(db, ctx, t, query),
         (_, ["tenants" | "projects" | "api-keys" | "tenant-quotas" | "audit-events" | "tiers", ..]) => Err(
             ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on /v1/admin/control/{path}")),
         ),

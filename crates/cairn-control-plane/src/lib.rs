@@ -4,13 +4,15 @@
 //! buckets shared by every host process ([`quota_buckets`]), the storage
 //! cap ([`storage`]), the tier
 //! profiles ([`tiers`]) and the provisioning verbs ([`provisioning`]), the hash-chained audit log every admin mutation
-//! appends to ([`audit`]), the tenant dashboard ([`dashboard`]), the admin API's router ([`admin`]) and the
+//! appends to ([`audit`]), the tenant dashboard and
+//! diagnostics ([`dashboard`], [`diagnostics`]), the admin API's router ([`admin`]) and the
 //! schema ([`schema`]). Used by the control and derive components.
 
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod dashboard;
+pub mod diagnostics;
 pub mod provisioning;
 pub mod quota_buckets;
 pub mod quotas;

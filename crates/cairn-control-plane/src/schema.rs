@@ -97,6 +97,22 @@ pub const MIGRATIONS: &[&[&str]] = &[
         "ALTER TABLE control_tenants ADD COLUMN provisioned_at TEXT",
         "ALTER TABLE control_tenants ADD COLUMN torn_down_at TEXT",
     ],
+    // 5: one row per memory request (reference memory_request_telemetry),
+    // written by the host in batches off the request path.
+    &[
+        "CREATE TABLE IF NOT EXISTS memory_request_telemetry (
+            id INTEGER PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            scope TEXT,
+            endpoint TEXT NOT NULL CHECK (endpoint IN ('write', 'recall', 'recall_text')),
+            status_code INTEGER NOT NULL,
+            latency_ms REAL NOT NULL CHECK (latency_ms >= 0),
+            request_id TEXT,
+            created_at TEXT NOT NULL,
+            api_key_prefix TEXT
+        )",
+        "CREATE INDEX IF NOT EXISTS memory_request_telemetry_tenant ON memory_request_telemetry (tenant_id, created_at)",
+    ],
 ];
 
 pub fn current_version() -> i64 {
