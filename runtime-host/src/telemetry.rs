@@ -37,25 +37,31 @@ const QUEUE: usize = 50_000;
 const BATCH: usize = 500;
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
-/// The sending side, cloned into every request.
+/// The sending side, cloned into every request (`None`: recording is off,
+/// `CAIRN_TELEMETRY=0`).
 #[derive(Clone)]
 pub struct Telemetry {
-    tx: SyncSender<Row>,
+    tx: Option<SyncSender<Row>>,
 }
 
 impl Telemetry {
     /// Starts the writer thread on the `default` database.
     pub fn start(sqlite: SqliteCapability) -> Telemetry {
+        if std::env::var("CAIRN_TELEMETRY").is_ok_and(|v| v == "0") {
+            return Telemetry { tx: None };
+        }
         let (tx, rx) = sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("cairn-telemetry".into())
             .spawn(move || writer(sqlite, rx))
             .expect("spawning telemetry writer");
-        Telemetry { tx }
+        Telemetry { tx: Some(tx) }
     }
 
     pub fn record(&self, row: Row) {
-        if let Err(TrySendError::Full(_)) = self.tx.try_send(row) {
+        if let Some(tx) = &self.tx
+            && let Err(TrySendError::Full(_)) = tx.try_send(row)
+        {
             tracing::warn!("telemetry queue full; dropping a row");
         }
     }
@@ -91,16 +97,32 @@ fn writer(sqlite: SqliteCapability, rx: Receiver<Row>) {
 async fn flush(sqlite: &SqliteCapability, rows: &[Row]) -> anyhow::Result<()> {
     let db = sqlite.get("default").ok_or_else(|| anyhow::anyhow!("no default database"))?;
     let conn = db.acquire().await?;
+    // Writers queue on the database's writer lock (as requests' write
+    // transactions do) instead of meeting in SQLite's busy handler, whose
+    // millisecond sleeps would show in the requests' latency.
+    let writer = db.writer.clone();
+    let _turn = writer.lock().await;
     let result = async {
         let tx = conn.conn.transaction().await?;
-        for r in rows {
-            tx.execute(
+        let stmt = tx
+            .prepare(
                 "INSERT INTO memory_request_telemetry (tenant_id, endpoint, status_code, latency_ms, request_id, created_at) \
                  VALUES (?, ?, ?, ?, ?, ?)",
-                libsql::params![r.tenant_id.clone(), r.endpoint, r.status as i64, r.latency_ms, r.request_id.clone(), r.created_at.clone()],
             )
             .await?;
+        for r in rows {
+            stmt.execute(libsql::params![
+                r.tenant_id.clone(),
+                r.endpoint,
+                r.status as i64,
+                r.latency_ms,
+                r.request_id.clone(),
+                r.created_at.clone()
+            ])
+            .await?;
+            stmt.reset();
         }
+        drop(stmt);
         tx.commit().await?;
         anyhow::Ok(())
     }
