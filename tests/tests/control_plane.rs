@@ -313,23 +313,12 @@ fn billing_disabled_puts_every_tenant_on_solo() {
 #[test]
 fn storage_cap_refuses_writes_not_reads() {
     let dir = cairn_e2e::TempDir::new("tiers-storage");
-    let tiers = dir.path().join("tiers.yaml");
     // ~2 KB: a handful of small writes.
-    std::fs::write(
-        &tiers,
+    let s = server_with_tiers(
+        &dir,
         "default_tier: tiny\ntiers:\n  tiny:\n    resource_caps: {storage_mb: 0.002, seats: 1, vector_index: flat, embedding_dims: 384}\n",
-    )
-    .unwrap();
-    let s = Server::start_with(Options {
-        admin_token: Some(TOKEN.into()),
-        extra_args: vec![
-            "--tiers".into(),
-            tiers.to_str().unwrap().into(),
-            "--var".into(),
-            "tenant_quota_enabled=true".into(),
-        ],
-        ..Default::default()
-    });
+        &["tenant_quota_enabled=true"],
+    );
     let refused = (0..40)
         .map(|i| s.post("/v1/memory/write", &tenant_write(i)))
         .find(|r| r.status != 200)
@@ -358,25 +347,12 @@ fn storage_cap_refuses_writes_not_reads() {
 #[test]
 fn retention_erases_expired_memory_behind_tombstones() {
     let dir = cairn_e2e::TempDir::new("tiers-retention");
-    let tiers = dir.path().join("tiers.yaml");
     // 0.00002 days ≈ 1.7 s.
-    std::fs::write(
-        &tiers,
+    let s = server_with_tiers(
+        &dir,
         "default_tier: brief\ntiers:\n  brief:\n    resource_caps: {retention_days: 0.00002, seats: 1, vector_index: flat, embedding_dims: 384}\n",
-    )
-    .unwrap();
-    let s = Server::start_with(Options {
-        admin_token: Some(TOKEN.into()),
-        extra_args: vec![
-            "--tiers".into(),
-            tiers.to_str().unwrap().into(),
-            "--var".into(),
-            "retention_interval_ms=0".into(),
-            "--var".into(),
-            "auto_topic_cluster_on_write=false".into(),
-        ],
-        ..Default::default()
-    });
+        &["retention_interval_ms=0", "auto_topic_cluster_on_write=false"],
+    );
     let write = |cid: &str| {
         let w = s.post(
             "/v1/memory/write",
@@ -412,19 +388,13 @@ fn retention_erases_expired_memory_behind_tombstones() {
 #[test]
 fn runtime_caps_follow_the_tenant_tier() {
     let dir = cairn_e2e::TempDir::new("tiers-runtime");
-    let tiers = dir.path().join("tiers.yaml");
-    std::fs::write(
-        &tiers,
+    let s = server_with_tiers(
+        &dir,
         "default_tier: roomy\ntiers:\n\
          \x20 roomy:\n    resource_caps: {seats: 5, vector_index: flat, embedding_dims: 384}\n    runtime: {max_memory_mb: 256, request_timeout_ms: 10000}\n\
          \x20 cramped:\n    resource_caps: {seats: 5, vector_index: flat, embedding_dims: 384}\n    runtime: {max_memory_mb: 1, request_timeout_ms: 10000}\n",
-    )
-    .unwrap();
-    let s = Server::start_with(Options {
-        admin_token: Some(TOKEN.into()),
-        extra_args: vec!["--tiers".into(), tiers.to_str().unwrap().into()],
-        ..Default::default()
-    });
+        &[],
+    );
     post(&s, "tenants/small/provision", json!({"tier": "cramped"}));
     let write = json!({"scope": "s", "input_text": "x", "nodes": [{"type": "event", "text_summary": "x"}]});
     let r = s.post_with("/v1/memory/write", &write, &[("x-tenant-id", "small")]);
@@ -433,4 +403,16 @@ fn runtime_caps_follow_the_tenant_tier() {
     assert_eq!(ok.status, 200, "{}", ok.text);
     // Admin routes run under the operator's limits.
     assert_eq!(s.get_with("/v1/admin/control/tenants/small/status", ADMIN).status, 200);
+}
+
+/// A server on a tiers file with `yaml`, plus `--var` settings.
+fn server_with_tiers(dir: &cairn_e2e::TempDir, yaml: &str, vars: &[&str]) -> Server {
+    let tiers = dir.path().join("tiers.yaml");
+    std::fs::write(&tiers, yaml).unwrap();
+    let mut extra_args = vec!["--tiers".to_string(), tiers.to_str().unwrap().to_string()];
+    for v in vars {
+        extra_args.push("--var".into());
+        extra_args.push(v.to_string());
+    }
+    Server::start_with(Options { admin_token: Some(TOKEN.into()), extra_args, ..Default::default() })
 }

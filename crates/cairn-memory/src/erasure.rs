@@ -29,17 +29,18 @@ fn count(db: &dyn Sql, table: &str, scope_key: &str) -> Result<i64, ApiError> {
         .unwrap_or(0))
 }
 
-/// Erases one scope (call inside a write transaction). A scope with nothing
-/// left to erase is untouched (no commit), so repeating is a no-op.
-pub fn erase_scope(db: &dyn Sql, scope_key: &str, actor: &str, reason: &str, now: &str) -> Result<Erased, ApiError> {
-    let (nodes, edges) = (count(db, "memory_nodes", scope_key)?, count(db, "memory_edges", scope_key)?);
-    if nodes == 0 && edges == 0 {
-        return Ok(Erased { nodes, edges, commit_id: None });
-    }
-    let diff = json!({"created_at": now, "erase": {"reason": reason, "by": actor, "nodes": nodes, "edges": edges}});
+/// Appends the `erase` commit of an erasure to the scope's chain.
+fn append_erase(
+    db: &dyn Sql,
+    scope_key: &str,
+    actor: &str,
+    reason: &str,
+    diff: &Value,
+    now: &str,
+) -> Result<commit_chain::Appended, ApiError> {
     let head = commit_chain::head(db, scope_key)?;
     let parent = head.as_ref().map(|h| h.commit_hash.as_str()).unwrap_or("");
-    let appended = commit_chain::append(
+    commit_chain::append(
         db,
         head.as_ref(),
         &NewCommit {
@@ -49,12 +50,23 @@ pub fn erase_scope(db: &dyn Sql, scope_key: &str, actor: &str, reason: &str, now
             input_sha256: &sha256_hex(format!("erase:{reason}")),
             model_version: None,
             prompt_version: None,
-            diff: &diff,
+            diff,
             request_sha256: &sha256_hex(format!("erase:{parent}")),
             result_json: None,
             created_at: now,
         },
-    )?;
+    )
+}
+
+/// Erases one scope (call inside a write transaction). A scope with nothing
+/// left to erase is untouched (no commit), so repeating is a no-op.
+pub fn erase_scope(db: &dyn Sql, scope_key: &str, actor: &str, reason: &str, now: &str) -> Result<Erased, ApiError> {
+    let (nodes, edges) = (count(db, "memory_nodes", scope_key)?, count(db, "memory_edges", scope_key)?);
+    if nodes == 0 && edges == 0 {
+        return Ok(Erased { nodes, edges, commit_id: None });
+    }
+    let diff = json!({"created_at": now, "erase": {"reason": reason, "by": actor, "nodes": nodes, "edges": edges}});
+    let appended = append_erase(db, scope_key, actor, reason, &diff, now)?;
     let stamp: [SqlValue; 5] = [now.into(), actor.into(), reason.into(), appended.id.clone().into(), scope_key.into()];
     for (kind, table) in [("edge", "memory_edges"), ("node", "memory_nodes")] {
         db.exec(
@@ -130,24 +142,7 @@ pub fn erase_before(
         + edges * crate::usage::ROW_OVERHEAD as i64;
     let diff = json!({"created_at": now, "erase": {"reason": reason, "by": actor, "nodes": nodes, "edges": edges,
                                                   "created_before": cutoff}});
-    let head = commit_chain::head(db, scope_key)?;
-    let parent = head.as_ref().map(|h| h.commit_hash.as_str()).unwrap_or("");
-    let appended = commit_chain::append(
-        db,
-        head.as_ref(),
-        &NewCommit {
-            scope_key,
-            kind: KIND_ERASE,
-            actor,
-            input_sha256: &sha256_hex(format!("erase:{reason}")),
-            model_version: None,
-            prompt_version: None,
-            diff: &diff,
-            request_sha256: &sha256_hex(format!("erase:{parent}")),
-            result_json: None,
-            created_at: now,
-        },
-    )?;
+    let appended = append_erase(db, scope_key, actor, reason, &diff, now)?;
     let p: [SqlValue; 5] = [scope_key.into(), cutoff.into(), now.into(), actor.into(), reason.into()];
     let commit: SqlValue = appended.id.clone().into();
     let mut params: Vec<SqlValue> = p.to_vec();
