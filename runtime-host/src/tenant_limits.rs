@@ -33,6 +33,8 @@ pub struct TenantLimits {
     default_tenant: String,
     billing_disabled: bool,
     jwt_secret: Option<String>,
+    /// `memory_jwt_clock_skew_sec`, as the gateway reads it.
+    jwt_skew_s: i64,
     tier_cache: Mutex<HashMap<String, (Instant, String)>>,
 }
 
@@ -45,6 +47,7 @@ impl TenantLimits {
             default_tenant: get("memory_tenant_id").unwrap_or_else(|| "default".into()),
             billing_disabled: get("billing").is_some_and(|b| b == "disabled"),
             jwt_secret: get("memory_jwt_hs256_secret"),
+            jwt_skew_s: get("memory_jwt_clock_skew_sec").and_then(|s| s.parse().ok()).unwrap_or(30),
             tier_cache: Mutex::new(HashMap::new()),
         }
     }
@@ -69,7 +72,7 @@ impl TenantLimits {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_secs() as i64)
                 .unwrap_or(0);
-            if let Some(p) = cairn_core::auth::verify_jwt(token.trim(), secret.as_bytes(), now, 30, true) {
+            if let Some(p) = cairn_core::auth::verify_jwt(token.trim(), secret.as_bytes(), now, self.jwt_skew_s, true) {
                 return p.tenant_id;
             }
         }

@@ -72,44 +72,31 @@ impl Guest for Control {
         admin::route(&db, &actx, &method, &path, &query, &body).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
 
-    fn take_quota(tenant_id: String, class: String) -> Result<(), Error> {
-        use cairn_control_plane::quota_buckets::{denied, draw, limits};
-        let db = SpinSqlite::open("default").map_err(to_wit)?;
-        let start = now_ms();
-        cairn_control_plane::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(start)).map_err(to_wit)?;
-        let tier = tenant_tier(&db, &tenant_id)?;
-        let profiles: Option<serde_json::Value> =
-            cairn_spin::variables::get("tier_profiles").and_then(|p| serde_json::from_str(&p).ok());
-        let tier_quotas = profiles.as_ref().and_then(|p| p.get("tiers")?.get(&tier)?.get("quotas"));
-        let Some(l) = limits(&db, &tenant_id, &class, tier_quotas).map_err(to_wit)? else {
-            return Ok(());
-        };
-        let Some(wait) = draw(&db, &tenant_id, &class, l, start).map_err(to_wit)? else {
-            return Ok(());
-        };
-        // Classes with a max wait wait once for a token that comes in time.
-        if wait <= l.max_wait_ms {
-            std::thread::sleep(std::time::Duration::from_millis(wait as u64));
-            let now = now_ms();
-            return match draw(&db, &tenant_id, &class, l, now).map_err(to_wit)? {
-                None => Ok(()),
-                Some(again) => Err(to_wit(denied(&tenant_id, &class, again, now - start))),
-            };
-        }
-        Err(to_wit(denied(&tenant_id, &class, wait, 0)))
-    }
-
-    fn check_storage(tenant_id: String) -> Result<(), Error> {
+    fn admit(tenant_id: String, classes: Vec<String>, stores: bool) -> Result<(), Error> {
         let db = SpinSqlite::open("default").map_err(to_wit)?;
         let now = cairn_core::time_fmt::rfc3339_millis(now_ms());
-        cairn_memory::schema::ensure(&db, &now).map_err(to_wit)?;
+        if stores {
+            // The storage count lives in the kernel's schema.
+            cairn_memory::schema::ensure(&db, &now).map_err(to_wit)?;
+        }
         cairn_control_plane::schema::ensure(&db, &now).map_err(to_wit)?;
         let tier = tenant_tier(&db, &tenant_id)?;
         let profiles: Option<serde_json::Value> =
             cairn_spin::variables::get("tier_profiles").and_then(|p| serde_json::from_str(&p).ok());
         let profile = profiles.as_ref().and_then(|p| p.get("tiers")?.get(&tier));
         let default_tenant = cairn_spin::variables::get("memory_tenant_id").unwrap_or_else(|| "default".into());
-        cairn_control_plane::storage::check(&db, &tenant_id, profile, &default_tenant).map_err(to_wit)
+        let sleep = |ms: i64| std::thread::sleep(std::time::Duration::from_millis(ms.max(0) as u64));
+        cairn_control_plane::quota_buckets::admit(
+            &db,
+            &tenant_id,
+            &classes,
+            stores,
+            profile,
+            &default_tenant,
+            &now_ms,
+            &sleep,
+        )
+        .map_err(to_wit)
     }
 
     fn resolve_api_key(key: String) -> Result<Option<String>, Error> {

@@ -40,12 +40,9 @@ impl Backend for Imports {
         control::resolve_api_key(key).map_err(from_wit)
     }
 
-    fn take_quota(&self, tenant: &str, class: &str) -> Result<(), ApiError> {
-        control::take_quota(tenant, class).map_err(from_wit)
-    }
-
-    fn check_storage(&self, tenant: &str) -> Result<(), ApiError> {
-        control::check_storage(tenant).map_err(from_wit)
+    fn admit(&self, tenant: &str, classes: &[&str], stores: bool) -> Result<(), ApiError> {
+        let classes: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+        control::admit(tenant, &classes, stores).map_err(from_wit)
     }
 
     fn now_s(&self) -> i64 {

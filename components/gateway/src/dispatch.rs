@@ -76,10 +76,9 @@ pub trait Backend {
     fn resolve_api_key(&self, key: &str) -> Result<Option<String>, ApiError>;
     /// Unix time in seconds.
     fn now_s(&self) -> i64;
-    /// Draws one token of the tenant's `class` quota (429 when empty).
-    fn take_quota(&self, tenant: &str, class: &str) -> Result<(), ApiError>;
-    /// Refuses a write beyond the tenant's storage cap (413).
-    fn check_storage(&self, tenant: &str) -> Result<(), ApiError>;
+    /// Admits a tenant's request: a token of each quota class (429 when a
+    /// bucket is empty) and, when it `stores` memory, the storage cap (413).
+    fn admit(&self, tenant: &str, classes: &[&str], stores: bool) -> Result<(), ApiError>;
     /// Comma-separated allowed CORS origins (`*` for any).
     fn cors_origins(&self) -> String;
     /// Calls the kernel.
@@ -270,13 +269,7 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
         if !classes.is_empty() {
             let tenant = match &principal {
                 Some(p) => p.tenant_id.clone(),
-                None => {
-                    let named = req.header("x-tenant-id").map(str::trim).filter(|t| !t.is_empty());
-                    match named {
-                        Some(t) if !raw.contains("\"tenant_id\"") => t.to_string(),
-                        _ => crate::quota_gate::tenant_of(backend, &raw, &query_pairs(req)),
-                    }
-                }
+                None => crate::quota_gate::tenant_of(backend, &raw, &query_pairs(req), req.header("x-tenant-id")),
             };
             crate::quota_gate::draw(backend, &route, &tenant, &classes)?;
         }
@@ -297,12 +290,7 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
         Ok(q)
     };
     if let Route::ControlAdmin { path } = &route {
-        let body = match &req.body {
-            Ok(b) => std::str::from_utf8(b)
-                .map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?,
-            Err(_) => return Err(ApiError::new(413, "payload_too_large", "request body too large")),
-        };
-        let out = backend.control_admin(&req.method, path, query_pairs(req), body, rid)?;
+        let out = backend.control_admin(&req.method, path, query_pairs(req), &raw_body_text(req)?, rid)?;
         return Ok(json_response(200, out.into_bytes()));
     }
     if let Some(call) = crate::policy_routes::policy_call(&route) {
@@ -389,10 +377,7 @@ mod tests {
         fn now_s(&self) -> i64 {
             0
         }
-        fn take_quota(&self, _tenant: &str, _class: &str) -> Result<(), ApiError> {
-            Ok(())
-        }
-        fn check_storage(&self, _tenant: &str) -> Result<(), ApiError> {
+        fn admit(&self, _tenant: &str, _classes: &[&str], _stores: bool) -> Result<(), ApiError> {
             Ok(())
         }
         fn memory(&self, call: MemoryCall, _rid: &str, admin: bool) -> Result<String, ApiError> {

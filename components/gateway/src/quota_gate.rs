@@ -54,27 +54,21 @@ pub fn enabled(backend: &dyn Backend, auth_on: bool) -> bool {
     }
 }
 
-/// The tenant a request counts against: the principal's, else the one it
-/// names (body or query, `X-Tenant-Id` already applied), else the default.
-pub fn tenant_of(backend: &dyn Backend, body: &str, query: &[(String, String)]) -> String {
+/// The tenant a request without a principal counts against: the one it
+/// names — in the body or query (`tenant_id`), else `X-Tenant-Id`, as the
+/// operation will resolve it — else the default.
+pub fn tenant_of(backend: &dyn Backend, body: &str, query: &[(String, String)], header: Option<&str>) -> String {
     let named = serde_json::from_str::<Value>(body)
         .ok()
         .and_then(|v| v.get("tenant_id").and_then(Value::as_str).map(str::to_string))
-        .or_else(|| query.iter().find(|(k, _)| k == "tenant_id").map(|(_, v)| v.clone()));
-    named
+        .or_else(|| query.iter().find(|(k, _)| k == "tenant_id").map(|(_, v)| v.clone()))
         .filter(|t| !t.trim().is_empty())
-        .or_else(|| backend.variable("memory_tenant_id"))
-        .unwrap_or_else(|| "default".into())
+        .or_else(|| header.map(str::trim).filter(|t| !t.is_empty()).map(str::to_string));
+    named.or_else(|| backend.variable("memory_tenant_id")).unwrap_or_else(|| "default".into())
 }
 
-/// Draws every class of the request (the first empty bucket answers 429);
-/// routes that store memory also check the tenant's storage cap (413).
+/// Admits the request: its classes' tokens (the first empty bucket answers
+/// 429); routes that store memory also meet the tenant's storage cap (413).
 pub fn draw(backend: &dyn Backend, route: &Route, tenant: &str, classes: &[&str]) -> Result<(), ApiError> {
-    for c in classes {
-        backend.take_quota(tenant, c)?;
-    }
-    if matches!(route, Route::Write | Route::CreateSession | Route::WriteEvent) {
-        backend.check_storage(tenant)?;
-    }
-    Ok(())
+    backend.admit(tenant, classes, matches!(route, Route::Write | Route::CreateSession | Route::WriteEvent))
 }

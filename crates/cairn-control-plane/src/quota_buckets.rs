@@ -82,3 +82,38 @@ pub fn denied(tenant: &str, class: &str, retry_after_ms: i64, waited_ms: i64) ->
     ApiError::new(429, &format!("tenant_rate_limited_{class}"), format!("tenant quota exceeded ({class}); retry later"))
         .with_details(json!({"tenant_id": tenant, "retry_after_ms": retry_after_ms, "waited_ms": waited_ms}))
 }
+
+/// Admits a request of `tenant` whose tier profile is `profile`: draws one
+/// token of each class (waiting once, through `sleep`, for a token due
+/// within the class's `max_wait_ms`) and, when it `stores` memory, checks
+/// the storage cap.
+#[allow(clippy::too_many_arguments)]
+pub fn admit(
+    db: &dyn Sql,
+    tenant: &str,
+    classes: &[String],
+    stores: bool,
+    profile: Option<&Value>,
+    default_tenant: &str,
+    clock: &dyn Fn() -> i64,
+    sleep: &dyn Fn(i64),
+) -> Result<(), ApiError> {
+    let tier_quotas = profile.and_then(|p| p.get("quotas"));
+    for class in classes {
+        let Some(l) = limits(db, tenant, class, tier_quotas)? else { continue };
+        let start = clock();
+        let Some(wait) = draw(db, tenant, class, l, start)? else { continue };
+        if wait > l.max_wait_ms {
+            return Err(denied(tenant, class, wait, 0));
+        }
+        sleep(wait);
+        let now = clock();
+        if let Some(again) = draw(db, tenant, class, l, now)? {
+            return Err(denied(tenant, class, again, now - start));
+        }
+    }
+    if stores {
+        crate::storage::check(db, tenant, profile, default_tenant)?;
+    }
+    Ok(())
+}

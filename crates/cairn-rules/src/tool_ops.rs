@@ -16,7 +16,6 @@ use cairn_core::tenant_scope::{ScopeDefaults, TenantScope};
 use cairn_memory::write_request::read_input;
 use cairn_spin::sql::{Sql, read_txn, write_txn};
 use serde_json::{Map, Value, json};
-use std::collections::HashSet;
 
 pub const KIND_TOOL_FEEDBACK: &str = "tool_feedback";
 const MAX_CANDIDATES: usize = 200;
@@ -88,8 +87,8 @@ pub fn tools_select(
     };
     let (rules, summary) = rules_block(&e, include_shadow, shadow_selection);
 
-    let mut seen = HashSet::new();
-    let source_ids: Vec<String> = e.active_source_ids().into_iter().filter(|id| seen.insert(id.clone())).collect();
+    // One row per rule, so the ids are unique already.
+    let source_ids = e.active_source_ids();
     let mut metadata = json!({
         "strict": strict, "include_shadow": include_shadow, "rules_limit": rules_limit,
         "matched_rules": e.active.len() + e.shadow.len(), "tool_conflicts_summary": summary,
@@ -207,13 +206,13 @@ fn parse_feedback(defaults: &ScopeDefaults, body: &Value) -> Result<ToolFeedback
 }
 
 /// The rules feedback is attributed to: the matched sources (shadow ones
-/// too with `include_shadow`), only those touching `tool` unless `all`.
+/// too with `include_shadow`), only those touching `tool` unless `all`. A
+/// rule is either active or shadow, so each appears once.
 fn attributed(e: &Evaluation, target_all: bool) -> Vec<String> {
     let mut sources: Vec<&Value> = e.applied.sources.iter().collect();
     if let Some(s) = &e.shadow_applied {
         sources.extend(s.sources.iter());
     }
-    let mut seen = HashSet::new();
     sources
         .into_iter()
         .filter(|s| {
@@ -226,7 +225,6 @@ fn attributed(e: &Evaluation, target_all: bool) -> Vec<String> {
                     .any(|p| p == "tool" || p.starts_with("tool."))
         })
         .filter_map(|s| s["rule_node_id"].as_str().map(str::to_string))
-        .filter(|id| seen.insert(id.clone()))
         .collect()
 }
 
