@@ -13,7 +13,7 @@ LISTEN ?= 127.0.0.1:3001
 DATA_DIR ?= .cairn
 CARGO ?= cargo
 
-.PHONY: help setup build components host up test unit e2e bench bench-derive bench-recall bench-policy clean
+.PHONY: help setup build components host up test unit e2e bench bench-derive bench-recall bench-policy tiers-json deny-adapter clean
 
 help:
 	@echo "make up     build everything and serve the API on $(LISTEN) (data in $(DATA_DIR)/)"
@@ -22,6 +22,8 @@ help:
 	@echo "make bench-derive  derivation benchmark: 20000 embed jobs with the local embedder"
 	@echo "make bench-recall  recall benchmark: recall/recall_text at c=1,16 over 100k memories, writes under recall load"
 	@echo "make bench-policy  policy benchmark: rules/evaluate and tools/select at c=1,16 over 1000 active rules"
+	@echo "make tiers-json    regenerate config/tiers.json (tier_profiles for spin up) from config/tiers.yaml"
+	@echo "make deny-adapter  rebuild the deny-all adapter cairn embeds"
 
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
@@ -58,6 +60,18 @@ bench-recall: build
 
 bench-policy: build
 	./target/release/cairn bench policy --rules 1000
+
+# config/tiers.json: the tiers file as the JSON Spin's `tier_profiles`
+# variable takes (`spin up --variable tier_profiles=@config/tiers.json`).
+# A unit test fails while it differs from config/tiers.yaml.
+tiers-json: host
+	./target/release/cairn tiers-json --tiers config/tiers.yaml > config/tiers.json.tmp && mv config/tiers.json.tmp config/tiers.json
+
+# The deny-all adapter cairn embeds (runtime-host/src/compose/deny_adapter.wasm),
+# rebuilt from components/deny-adapter; commit the result.
+deny-adapter: setup
+	$(CARGO) build --release --target wasm32-wasip2 -p cairn-deny-adapter
+	cp target/wasm32-wasip2/release/cairn_deny_adapter.wasm runtime-host/src/compose/deny_adapter.wasm
 
 clean:
 	rm -rf $(DATA_DIR)

@@ -24,7 +24,7 @@ pub struct Handler {
     pub id: String,
     /// Present when the component exports `wasi:http/incoming-handler`.
     pub proxy: Option<ProxyPre<RequestState>>,
-    /// Present when it exports `cairn:kernel/derive` and `handle-cron-event`.
+    /// Present when it exports `cairn:derive/derive` and `handle-cron-event`.
     pub derive: Option<DeriveExportsPre<RequestState>>,
     pub sqlite_databases: Vec<String>,
     pub variables: ComponentVariables,
@@ -84,7 +84,7 @@ impl App {
         ids.into_iter()
             .map(|id| &self.handlers[id])
             .find(|h| h.derive.is_some())
-            .context("no component exports cairn:kernel/derive (is the derive component on a trigger in the manifest?)")
+            .context("no component exports cairn:derive/derive (is the derive component on a trigger in the manifest?)")
     }
 
     pub fn load(opts: LoadOptions) -> Result<App> {

@@ -3,7 +3,7 @@
 //! `cairn job ...` and `cairn bench derive`.
 
 use crate::app::App;
-use crate::spin_bindings::derive::cairn::kernel::types::{CallContext, Error as WitError};
+use crate::spin_bindings::derive::cairn::common::types::{CallContext, Error as WitError};
 use crate::spin_bindings::derive::fermyon::spin_cron::cron_types::{Error as CronError, Metadata};
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
@@ -30,7 +30,7 @@ pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer
         .instantiate_async(&mut store)
         .await
         .map_err(|e| anyhow::Error::from(e).context("instantiating the derive component"))?;
-    let d = exports.cairn_kernel_derive();
+    let d = exports.cairn_derive_derive();
     let ctx = CallContext { request_id: request_id.to_string(), admin: true };
     let out = match verb {
         Verb::Tick(body) => d.call_tick(&mut store, &ctx, &body.to_string()).await,

@@ -5,6 +5,7 @@
 //! - `cairn job ...`: derivation and outbox operations on a data dir.
 //! - `cairn bench write|derive|recall|policy`: write latency, derivation
 //!   throughput, recall latency, rule evaluation and tool selection latency.
+//! - `cairn tiers-json`: the tiers file as the JSON `spin up` is given.
 
 mod app;
 mod app_manifest;
@@ -58,6 +59,13 @@ enum Cmd {
     Bench {
         #[command(subcommand)]
         what: bench::BenchCmd,
+    },
+    /// Tier profiles: print the tiers file as the JSON the `tier_profiles`
+    /// variable takes (what `make tiers-json` writes to config/tiers.json
+    /// for `spin up`).
+    TiersJson {
+        #[arg(long, env = "CAIRN_TIERS", default_value = "config/tiers.yaml")]
+        tiers: PathBuf,
     },
 }
 
@@ -264,6 +272,10 @@ fn main() -> Result<()> {
             Cmd::Up(args) => up(args).await,
             Cmd::Job { what } => jobs::run(what).await,
             Cmd::Bench { what } => bench::run(what).await,
+            Cmd::TiersJson { tiers } => {
+                print!("{}", tiers::json_file(&tiers)?);
+                Ok(())
+            }
         }
     });
     if let Err(e) = &result {

@@ -4,7 +4,7 @@
 
 wasmtime::component::bindgen!({
     path: "../wit",
-    world: "cairn:kernel/spin-host",
+    world: "cairn:common/spin-host",
     imports: { default: async | trappable },
     with: {
         "spin:sqlite/sqlite@3.0.0.connection": crate::sqlite::host::ConnectionHandle,
@@ -14,12 +14,12 @@ wasmtime::component::bindgen!({
 pub use fermyon::spin::llm;
 pub use fermyon::spin::variables;
 
-/// The derivation component's exports (`cairn:kernel/derive` and the cron
+/// The derivation component's exports (`cairn:derive/derive` and the cron
 /// trigger's `handle-cron-event`), which the scheduler and `cairn job` call.
 pub mod derive {
     wasmtime::component::bindgen!({
         path: "../wit",
-        world: "cairn:kernel/derive-exports",
+        world: "cairn:derive/derive-exports",
         exports: { default: async },
     });
 }

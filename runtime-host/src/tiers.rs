@@ -14,6 +14,16 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, String>> {
     to_variables(&text).with_context(|| format!("in tiers file {}", path.display()))
 }
 
+/// The tiers file as the text of `config/tiers.json`: the whole document as
+/// pretty JSON in the YAML's key order, what `tier_profiles` takes under Spin
+/// (`spin up --variable tier_profiles=@config/tiers.json`).
+pub fn json_file(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading tiers file {}", path.display()))?;
+    to_variables(&text).with_context(|| format!("in tiers file {}", path.display()))?;
+    let doc: Value = serde_norway::from_str(&text)?;
+    Ok(serde_json::to_string_pretty(&doc)? + "\n")
+}
+
 /// Parses tiers YAML and returns `tier_profiles` (JSON) and `default_tier`.
 pub fn to_variables(yaml: &str) -> Result<BTreeMap<String, String>> {
     let doc: Value = serde_norway::from_str(yaml)?;
@@ -49,6 +59,16 @@ pub fn embedding_dims(vars: &BTreeMap<String, String>) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// config/tiers.json is what `spin up` reads: it must say what
+    /// config/tiers.yaml says.
+    #[test]
+    fn the_shipped_json_matches_the_yaml() {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let expected = json_file(&config.join("tiers.yaml")).unwrap();
+        let shipped = std::fs::read_to_string(config.join("tiers.json")).unwrap_or_default();
+        assert!(shipped == expected, "config/tiers.json is out of date with config/tiers.yaml: run `make tiers-json`");
+    }
 
     #[test]
     fn converts_and_keeps_unknown_fields() {

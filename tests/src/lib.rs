@@ -65,6 +65,8 @@ pub struct Options {
     pub admin_token: Option<String>,
     pub extra_args: Vec<String>,
     pub env: Vec<(String, String)>,
+    /// The app manifest (default: the repository's spin.toml).
+    pub manifest: Option<PathBuf>,
     /// Run the manifest's cron schedules (derivation in the background).
     /// Off by default so a test sees only the derivation it asks for.
     pub cron: bool,
@@ -128,7 +130,7 @@ impl Server {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--manifest")
-            .arg(root.join("spin.toml"))
+            .arg(opts.manifest.clone().unwrap_or_else(|| root.join("spin.toml")))
             .args(&opts.extra_args)
             .env_remove("CAIRN_ADMIN_TOKEN")
             .env_remove("SPIN_VARIABLE_ADMIN_TOKEN")

@@ -1,4 +1,4 @@
-//! The wasm adapter: exports `cairn:kernel/control`, opens the `default`
+//! The wasm adapter: exports `cairn:control/control`, opens the `default`
 //! SQLite database, reads the tier profiles from Spin variables.
 
 use cairn_control_plane::admin::{self, AdminCtx};
@@ -7,17 +7,18 @@ use cairn_spin::spin_sqlite::SpinSqlite;
 use cairn_spin::wasi_env::{now_ms, random};
 
 wit_bindgen::generate!({
-    world: "control-plane",
+    world: "cairn:control/control-plane",
     path: "../../wit",
     with: {
         "spin:sqlite/sqlite@3.0.0": cairn_spin::bindings::spin::sqlite::sqlite,
         "fermyon:spin/variables@2.0.0": cairn_spin::bindings::fermyon::spin::variables,
         "fermyon:spin/llm@2.0.0": cairn_spin::bindings::fermyon::spin::llm,
+        "cairn:common/types@0.1.0": generate,
     },
 });
 
-use cairn::kernel::types::Error;
-use exports::cairn::kernel::control::{CallContext, ComponentInfo, Guest};
+use cairn::common::types::Error;
+use exports::cairn::control::control::{CallContext, ComponentInfo, Guest};
 
 struct Control;
 

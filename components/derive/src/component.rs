@@ -2,7 +2,7 @@
 //! - Spin's cron trigger calls `handle-cron-event` (`fermyon:spin-cron@2.0.0`);
 //! - HTTP (`spin-sdk`): `/v1/admin/derive/{status,tick,rebuild}` and
 //!   `/v1/admin/control/outbox[/replay]`, all behind the admin token;
-//! - the `cairn:kernel/derive` export, which `cairn job ...` calls directly.
+//! - the `cairn:derive/derive` export, which `cairn job ...` calls directly.
 
 use crate::embedder::{EmbedFailure, Embedder};
 use crate::outbox_admin::{self, Caller};
@@ -16,17 +16,18 @@ use spin_sdk::http::{IntoResponse, Request, Response};
 use spin_sdk::http_component;
 
 wit_bindgen::generate!({
-    world: "derive-worker",
+    world: "cairn:derive/derive-worker",
     path: "../../wit",
     with: {
         "spin:sqlite/sqlite@3.0.0": cairn_spin::bindings::spin::sqlite::sqlite,
         "fermyon:spin/variables@2.0.0": cairn_spin::bindings::fermyon::spin::variables,
         "fermyon:spin/llm@2.0.0": cairn_spin::bindings::fermyon::spin::llm,
+        "cairn:common/types@0.1.0": generate,
         "fermyon:spin-cron/cron-types@2.0.0": generate,
     },
 });
 
-use exports::cairn::kernel::derive::{CallContext, ComponentInfo, Guest as DeriveGuest};
+use exports::cairn::derive::derive::{CallContext, ComponentInfo, Guest as DeriveGuest};
 
 fn settings() -> DeriveSettings {
     DeriveSettings::from_lookup(cairn_spin::variables::get)
@@ -155,10 +156,10 @@ impl Guest for Derive {
     }
 }
 
-// ---- cairn:kernel/derive ----
+// ---- cairn:derive/derive ----
 
-fn to_wit(e: ApiError) -> cairn::kernel::types::Error {
-    cairn::kernel::types::Error {
+fn to_wit(e: ApiError) -> cairn::common::types::Error {
+    cairn::common::types::Error {
         status: e.status,
         code: e.code,
         message: e.message,
@@ -174,22 +175,22 @@ impl DeriveGuest for Derive {
             schema_version: cairn_memory::schema::current_version() as u32,
         }
     }
-    fn tick(_ctx: CallContext, request: String) -> Result<String, cairn::kernel::types::Error> {
+    fn tick(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| run_tick(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
-    fn outbox_status(_ctx: CallContext, query: Vec<(String, String)>) -> Result<String, cairn::kernel::types::Error> {
+    fn outbox_status(_ctx: CallContext, query: Vec<(String, String)>) -> Result<String, cairn::common::types::Error> {
         open()
             .and_then(|db| outbox_admin::status(&db, &settings(), &query, now_ms()))
             .map(|v| cairn_core::json_text(&v))
             .map_err(to_wit)
     }
-    fn outbox_replay(ctx: CallContext, request: String) -> Result<String, cairn::kernel::types::Error> {
+    fn outbox_replay(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request)
             .and_then(|b| replay(&b, "operator", &ctx.request_id))
             .map(|v| cairn_core::json_text(&v))
             .map_err(to_wit)
     }
-    fn rebuild_derived(_ctx: CallContext, request: String) -> Result<String, cairn::kernel::types::Error> {
+    fn rebuild_derived(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| rebuild(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
 }

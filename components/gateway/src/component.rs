@@ -11,10 +11,14 @@ use spin_sdk::http_component;
 wit_bindgen::generate!({
     world: "gateway-imports",
     path: "../../wit",
+    // The imported interfaces live in their own packages (wit/deps/cairn-*).
+    generate_all,
 });
 
-use cairn::kernel::types::{CallContext, Error};
-use cairn::kernel::{control, memory, policy};
+use cairn::common::types::{CallContext, Error};
+use cairn::control::control;
+use cairn::memory::memory;
+use cairn::policy::policy;
 
 struct Imports;
 

@@ -1,4 +1,4 @@
-//! The wasm adapter: exports `cairn:kernel/memory`, opens the `default`
+//! The wasm adapter: exports `cairn:memory/memory`, opens the `default`
 //! SQLite database and reads settings from Spin variables.
 
 use cairn_core::ApiError;
@@ -9,17 +9,18 @@ use cairn_spin::spin_sqlite::SpinSqlite;
 use cairn_spin::wasi_env::{now_ms, random_uuid};
 
 wit_bindgen::generate!({
-    world: "kernel",
+    world: "cairn:memory/kernel",
     path: "../../wit",
     with: {
         "spin:sqlite/sqlite@3.0.0": cairn_spin::bindings::spin::sqlite::sqlite,
         "fermyon:spin/variables@2.0.0": cairn_spin::bindings::fermyon::spin::variables,
         "fermyon:spin/llm@2.0.0": cairn_spin::bindings::fermyon::spin::llm,
+        "cairn:common/types@0.1.0": generate,
     },
 });
 
-use cairn::kernel::types::Error;
-use exports::cairn::kernel::memory::{CallContext, ComponentInfo, Guest};
+use cairn::common::types::Error;
+use exports::cairn::memory::memory::{CallContext, ComponentInfo, Guest};
 
 struct Kernel;
 

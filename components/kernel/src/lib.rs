@@ -1,5 +1,5 @@
 //! The memory kernel as a component: the thin wasm adapter exporting
-//! `cairn:kernel/memory` over the logic in `crates/cairn-memory`.
+//! `cairn:memory/memory` over the logic in `crates/cairn-memory`.
 
 #[cfg(target_arch = "wasm32")]
 mod component;

@@ -1,4 +1,4 @@
-//! The wasm adapter: exports `cairn:kernel/policy`, opens the `default`
+//! The wasm adapter: exports `cairn:policy/policy`, opens the `default`
 //! SQLite database and reads settings from Spin variables.
 
 use cairn_core::ApiError;
@@ -8,17 +8,18 @@ use cairn_spin::spin_sqlite::SpinSqlite;
 use cairn_spin::wasi_env::{now_ms, random_uuid};
 
 wit_bindgen::generate!({
-    world: "policy-engine",
+    world: "cairn:policy/policy-engine",
     path: "../../wit",
     with: {
         "spin:sqlite/sqlite@3.0.0": cairn_spin::bindings::spin::sqlite::sqlite,
         "fermyon:spin/variables@2.0.0": cairn_spin::bindings::fermyon::spin::variables,
         "fermyon:spin/llm@2.0.0": cairn_spin::bindings::fermyon::spin::llm,
+        "cairn:common/types@0.1.0": generate,
     },
 });
 
-use cairn::kernel::types::Error;
-use exports::cairn::kernel::policy::{CallContext, ComponentInfo, Guest};
+use cairn::common::types::Error;
+use exports::cairn::policy::policy::{CallContext, ComponentInfo, Guest};
 
 struct Policy;
 

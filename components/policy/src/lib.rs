@@ -1,5 +1,5 @@
 //! Cairn's policy component (Memory -> Policy): the thin wasm adapter
-//! exporting `cairn:kernel/policy` over the logic in `crates/cairn-rules`
+//! exporting `cairn:policy/policy` over the logic in `crates/cairn-rules`
 //! (rule lifecycle, evaluation, tool selection, decisions and feedback).
 //! Its tables belong to the kernel's schema (rule definitions are written
 //! with their rule nodes), so it reports no schema of its own.

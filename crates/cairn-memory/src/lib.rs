@@ -1,5 +1,5 @@
 //! Cairn's memory kernel logic: everything the kernel component
-//! (`components/kernel`, which exports `cairn:kernel/memory`) and the derive
+//! (`components/kernel`, which exports `cairn:memory/memory`) and the derive
 //! component do with memory, over the [`cairn_spin::sql::Sql`] seam, tested
 //! natively. A plain library (no wasm exports), so depending on it never
 //! changes another component's exports.

@@ -14,7 +14,7 @@ pub mod sql;
 #[cfg(target_arch = "wasm32")]
 pub mod bindings {
     wit_bindgen::generate!({
-        world: "spin-host",
+        world: "cairn:common/spin-host",
         path: "../../wit",
         generate_all,
     });

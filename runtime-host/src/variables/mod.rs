@@ -112,6 +112,8 @@ mod tests {
         AppManifest::parse(
             r#"
 spin_manifest_version = 2
+[application]
+name = "t"
 [variables]
 admin_token = { default = "" }
 tier_profiles = { default = "{}" }

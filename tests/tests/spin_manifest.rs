@@ -1,0 +1,121 @@
+//! The app manifest as Spin 4.0 reads it, on the real `cairn` binary:
+//! manifests Spin refuses make `cairn up` exit with an equivalent message,
+//! and a dependency that does not inherit its parent's configuration gets
+//! Spin's deny-all answers (docs/spin.md).
+
+use cairn_e2e::{Options, Server, TempDir, cairn_bin, free_port, repo_root};
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The repository's spin.toml with component paths made absolute, edited
+/// by `edit`, written to a fresh directory.
+fn manifest_variant(tag: &str, edit: impl Fn(String) -> String) -> (TempDir, PathBuf) {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
+    let target = format!("\"{}/target/", root.display());
+    let text = text.replace("\"target/", &target);
+    let dir = TempDir::new(tag);
+    let path = dir.path().join("spin.toml");
+    std::fs::write(&path, edit(text)).unwrap();
+    (dir, path)
+}
+
+/// `from` must occur in `text`; replaced once by `to`.
+fn replace(text: String, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "the manifest no longer contains {from:?}");
+    text.replacen(from, to, 1)
+}
+
+/// Runs `cairn up` on `manifest`; it must exit unsuccessfully before it
+/// serves. Returns what it printed.
+fn refused(manifest: &PathBuf) -> String {
+    let data = TempDir::new("refused-data");
+    let mut child = Command::new(cairn_bin())
+        .arg("up")
+        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--no-cron"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--manifest")
+        .arg(manifest)
+        .arg("--tiers")
+        .arg(repo_root().join("config/tiers.yaml"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("cairn up kept running on a manifest it should refuse");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert!(!status.success(), "cairn up should fail; it printed:\n{err}");
+    err
+}
+
+#[test]
+fn manifests_spin_refuses_are_refused_with_its_reasons() {
+    let cases: Vec<(&str, Box<dyn Fn(String) -> String>, &str)> = vec![
+        (
+            "unmatched",
+            Box::new(|t| replace(t, "\"cairn:memory/memory@0.1.0\" =", "\"cairn:kernel/memory@0.1.0\" =")),
+            "dependency 'cairn:kernel/memory@0.1.0' doesn't match any imports of component 'gateway'",
+        ),
+        (
+            "both-inherit-switches",
+            Box::new(|t| replace(t, "cairn_kernel.wasm\" }", "cairn_kernel.wasm\", inherit_configuration = true }")),
+            "mutually exclusive",
+        ),
+        ("unknown-field", Box::new(|t| replace(t, "ai_models = [", "ai_model = [")), "unknown field `ai_model`"),
+        (
+            "variable-without-value",
+            Box::new(|t| replace(t, "billing = { default = \"enabled\" }", "billing = { }")),
+            "must be `required` OR have a `default`",
+        ),
+        (
+            "dependency-conflict",
+            Box::new(|t| replace(t, "\"cairn:policy/policy@0.1.0\" =", "\"cairn:memory\" =")),
+            "dependency conflicts with",
+        ),
+    ];
+    for (tag, edit, expected) in cases {
+        let (_dir, manifest) = manifest_variant(tag, edit);
+        let err = refused(&manifest);
+        assert!(err.contains(expected), "{tag}: expected {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn a_dependency_without_sqlite_is_denied_the_database() {
+    let (_dir, manifest) = manifest_variant("deny", |t| {
+        let t = replace(t, "dependencies_inherit_configuration = true\n", "");
+        let t = replace(
+            t,
+            "cairn_kernel.wasm\" }",
+            "cairn_kernel.wasm\", inherit_configuration = [\"variables\", \"ai_models\"] }",
+        );
+        let t = replace(t, "cairn_policy.wasm\" }", "cairn_policy.wasm\", inherit_configuration = true }");
+        replace(t, "cairn_control.wasm\" }", "cairn_control.wasm\", inherit_configuration = true }")
+    });
+    let s =
+        Server::start_with(Options { manifest: Some(manifest), admin_token: Some("adm".into()), ..Default::default() });
+    let r = s.post(
+        "/v1/memory/write",
+        &json!({"input_text": "x", "nodes": [{"client_id": "e1", "type": "event", "text_summary": "denied"}]}),
+    );
+    assert_eq!(r.status, 503, "{}", r.text);
+    assert_eq!(r.body["error"], "database_unavailable");
+    assert!(r.body["message"].as_str().unwrap().contains("access to the database denied"), "{}", r.text);
+    // The control plane inherits everything and still reaches the database.
+    let r = s.get_with("/v1/admin/control/tenants", &[("x-admin-token", "adm")]);
+    assert_eq!(r.status, 200, "{}", r.text);
+}
