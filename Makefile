@@ -13,7 +13,7 @@ LISTEN ?= 127.0.0.1:3001
 DATA_DIR ?= .cairn
 CARGO ?= cargo
 
-.PHONY: help setup build components host up test unit e2e bench bench-derive bench-recall bench-policy tiers-json deny-adapter clean
+.PHONY: help setup models build components host up test unit e2e bench bench-derive bench-recall bench-policy tiers-json deny-adapter clean
 
 help:
 	@echo "make up     build everything and serve the API on $(LISTEN) (data in $(DATA_DIR)/)"
@@ -27,8 +27,13 @@ help:
 
 setup:
 	@command -v $(CARGO) >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs)"; exit 1; }
+	@tools/fetch-model.sh
 	@command -v rustup >/dev/null && { rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2; } || true
 	@if [ ! -e target ]; then mkdir -p "$(TARGET_CACHE)" && ln -s "$(TARGET_CACHE)" target; fi
+
+# all-MiniLM-L6-v2 into ~/.cache/cairn/ai-models (setup runs it; once).
+models:
+	@tools/fetch-model.sh
 
 components: setup
 	$(CARGO) build --release --target wasm32-wasip2 $(addprefix -p ,$(COMPONENTS))

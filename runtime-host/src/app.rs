@@ -166,7 +166,7 @@ impl App {
     pub fn new_store(
         &self,
         handler: &Handler,
-        stats: std::sync::Arc<crate::sqlite::DbStats>,
+        stats: &crate::state::RequestStats,
     ) -> wasmtime::Store<RequestState> {
         self.new_store_with(handler, stats, &self.limits)
     }
@@ -175,13 +175,17 @@ impl App {
     pub fn new_store_with(
         &self,
         handler: &Handler,
-        stats: std::sync::Arc<crate::sqlite::DbStats>,
+        stats: &crate::state::RequestStats,
         limits: &RunLimits,
     ) -> wasmtime::Store<RequestState> {
         let state = RequestState::new(
-            self.sqlite.instance(&handler.sqlite_databases, stats),
+            self.sqlite.instance(&handler.sqlite_databases, stats.db.clone()),
             handler.variables.clone(),
-            crate::llm::InstanceState { capability: self.llm.clone(), allowed_models: handler.ai_models.clone() },
+            crate::llm::InstanceState {
+                capability: self.llm.clone(),
+                allowed_models: handler.ai_models.clone(),
+                stats: stats.embed.clone(),
+            },
             limits.max_memory_bytes,
         );
         let mut store = wasmtime::Store::new(&self.engine, state);

@@ -30,6 +30,10 @@ pub enum BenchCmd {
     /// rules/evaluate and tools/select latency/throughput at concurrency 1
     /// and 16 over a scope of --rules active rules (seeded and activated first).
     Policy(crate::bench_policy::PolicyBench),
+    /// Recall quality on a LoCoMo-format dataset: ingests it through the API,
+    /// derives, asks every question through recall_text, prints recall@k,
+    /// hit@k and MRR per category.
+    Quality(crate::bench_quality::QualityBench),
 }
 
 #[derive(Args)]
@@ -225,6 +229,7 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Derive(b) => derive_bench(b).await,
         BenchCmd::Recall(b) => crate::bench_recall::run(b).await,
         BenchCmd::Policy(b) => crate::bench_policy::run(b).await,
+        BenchCmd::Quality(b) => crate::bench_quality::run(b).await,
     }
 }
 
@@ -324,7 +329,7 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
     let embed_jobs = b.jobs as f64;
     let result = json!({
         "bench": "derive",
-        "embedder": b.app.embedder,
+        "embedder": server.app.llm.embedder.label(),
         "jobs_enqueued": {"embed_nodes": b.jobs, "topic_cluster": if b.with_topics { b.jobs } else { 0 }},
         "nodes": b.jobs * b.nodes_per_job,
         "workers": b.workers,
@@ -351,7 +356,7 @@ async fn derive_bench(b: DeriveBench) -> Result<()> {
             b.nodes_per_job,
             if b.with_topics { "on" } else { "off" },
             b.workers,
-            b.app.embedder
+            server.app.llm.embedder.label()
         );
         println!("  seed       {:.1} s ({:.0} writes/s)", seed_secs, b.jobs as f64 / seed_secs);
         println!(

@@ -25,7 +25,7 @@ pub type Answer = std::result::Result<Value, WitError>;
 pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer> {
     let handler = app.derive_handler()?;
     let pre = handler.derive.clone().expect("derive_handler returns components with the derive exports");
-    let mut store = app.new_store(handler, Arc::default());
+    let mut store = app.new_store(handler, &Default::default());
     let exports = pre
         .instantiate_async(&mut store)
         .await
@@ -59,7 +59,7 @@ pub async fn call_ok(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Val
 pub async fn cron_tick(app: &Arc<App>, component: &str, timestamp: u64) -> Result<std::result::Result<(), String>> {
     let handler = app.handlers.get(component).with_context(|| format!("no component '{component}'"))?;
     let pre = handler.derive.clone().with_context(|| format!("component '{component}' has no cron export"))?;
-    let mut store = app.new_store(handler, Arc::default());
+    let mut store = app.new_store(handler, &Default::default());
     let exports = pre.instantiate_async(&mut store).await.map_err(anyhow::Error::from)?;
     let out = exports
         .call_handle_cron_event(&mut store, Metadata { timestamp })

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use wasmtime_wasi_http::WasiHttpView;
@@ -47,7 +48,7 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let fallback_rid = incoming_request_id(&req);
-    let stats: Arc<crate::sqlite::DbStats> = Arc::default();
+    let stats = crate::state::RequestStats::default();
     let mut resp = match dispatch(&app, req, &stats).await {
         Ok(r) => r,
         Err(e) => {
@@ -84,9 +85,12 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         %path,
         status = resp.status().as_u16(),
         latency_us = started.elapsed().as_micros() as u64,
-        db_us = stats.micros.load(std::sync::atomic::Ordering::Relaxed),
-        db_statements = stats.statements.load(std::sync::atomic::Ordering::Relaxed),
-        instantiate_us = stats.instantiate_us.load(std::sync::atomic::Ordering::Relaxed),
+        db_us = stats.db.micros.load(Relaxed),
+        db_statements = stats.db.statements.load(Relaxed),
+        instantiate_us = stats.db.instantiate_us.load(Relaxed),
+        embed_us = stats.embed.micros.load(Relaxed),
+        embed_cache_hits = stats.embed.cache_hits.load(Relaxed),
+        embed_cache_misses = stats.embed.cache_misses.load(Relaxed),
         tenant = tenant.as_ref().and_then(|t| t.to_str().ok()).unwrap_or("-"),
         request_id = %rid,
     );
@@ -96,7 +100,7 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
 async fn dispatch(
     app: &Arc<App>,
     req: hyper::Request<Incoming>,
-    stats: &Arc<crate::sqlite::DbStats>,
+    stats: &crate::state::RequestStats,
 ) -> Result<hyper::Response<HyperOutgoingBody>> {
     let rid = incoming_request_id(&req);
     let Some(route) = app.manifest.route_for(req.uri().path()) else {
@@ -104,13 +108,13 @@ async fn dispatch(
     };
     let handler = &app.handlers[&route.component];
     let limits = app.tenant_limits.for_request(&app.sqlite, req.uri().path(), req.headers(), &app.limits).await;
-    let mut store = app.new_store_with(handler, stats.clone(), &limits);
+    let mut store = app.new_store_with(handler, stats, &limits);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let wreq = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
     let out = store.data_mut().http().new_response_outparam(sender)?;
     let pre = handler.proxy.clone().expect("HTTP-routed components export incoming-handler (checked at load)");
     let component = handler.id.clone();
-    let stats2 = stats.clone();
+    let stats2 = stats.db.clone();
     let task = tokio::task::spawn(async move {
         let t = Instant::now();
         let proxy = pre.instantiate_async(&mut store).await?;

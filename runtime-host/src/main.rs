@@ -11,6 +11,7 @@ mod app;
 mod app_manifest;
 mod bench;
 mod bench_policy;
+mod bench_quality;
 mod bench_recall;
 mod compose;
 mod cron;
@@ -102,11 +103,20 @@ pub struct AppArgs {
     /// Largest memory one guest module may use, MiB.
     #[arg(long, env = "CAIRN_MAX_INSTANCE_MEMORY_MB", default_value_t = 1024)]
     pub max_instance_memory_mb: usize,
-    /// Embedder behind `generate-embeddings`: `local` (built-in, lexical,
-    /// deterministic), `openai` (an OpenAI-compatible /v1/embeddings
-    /// endpoint) or `fail` (every call fails; for testing).
-    #[arg(long, env = "CAIRN_EMBEDDER", default_value = "local")]
+    /// Embedder behind `generate-embeddings`: `minilm` (all-MiniLM-L6-v2 in
+    /// process), `lexical` (feature hashing; `local` is its old name),
+    /// `auto` (minilm when its files are in --ai-models-dir, else lexical),
+    /// `openai` (an OpenAI-compatible /v1/embeddings endpoint) or `fail`
+    /// (every call fails; for testing).
+    #[arg(long, env = "CAIRN_EMBEDDER", default_value = "auto")]
     pub embedder: String,
+    /// Spin's `ai-models` directory: all-MiniLM-L6-v2 in `all-minilm-l6-v2/`
+    /// (`make models` fills ~/.cache/cairn/ai-models).
+    #[arg(long, env = "CAIRN_AI_MODELS")]
+    pub ai_models_dir: Option<PathBuf>,
+    /// Query embeddings kept for recall_text (an LRU; 0 = no cache).
+    #[arg(long, env = "CAIRN_EMBED_CACHE", default_value_t = 4096)]
+    pub embed_cache_entries: usize,
     /// URL of the OpenAI-compatible endpoint (base URL or full .../v1/embeddings).
     #[arg(long, env = "CAIRN_EMBEDDER_URL")]
     pub embedder_url: Option<String>,
@@ -148,6 +158,11 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(|d| d.join("cairn").join("compiled"))
 }
 
+/// `~/.cache/cairn/ai-models` (where `make models` puts all-MiniLM-L6-v2).
+fn default_ai_models_dir() -> PathBuf {
+    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".cache/cairn/ai-models")
+}
+
 /// Loads the app for `args` with its data in `data_dir`.
 pub async fn load_app(args: &AppArgs, data_dir: &Path) -> Result<Arc<app::App>> {
     let manifest = app_manifest::AppManifest::load(&args.manifest)?;
@@ -160,10 +175,11 @@ pub async fn load_app(args: &AppArgs, data_dir: &Path) -> Result<Arc<app::App>> 
         api_key: args.embedder_api_key.clone(),
         timeout: Duration::from_millis(args.embedder_timeout_ms.max(1)),
         dims,
+        ai_models_dir: args.ai_models_dir.clone().unwrap_or_else(default_ai_models_dir),
     })?;
     // What derived vectors are labelled with (below env and --var in precedence).
     tier_vars.insert("embedding_model_label".into(), embedder.label());
-    tracing::debug!(embedder = %embedder.label(), dims, "embedder configured");
+    tracing::info!(embedder = %embedder.label(), dims, "embedder configured");
     let mut cli_vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
     if let Some(t) = &args.admin_token {
         cli_vars.insert("admin_token".into(), t.clone());
@@ -178,7 +194,7 @@ pub async fn load_app(args: &AppArgs, data_dir: &Path) -> Result<Arc<app::App>> 
         manifest,
         variables,
         sqlite,
-        llm: llm::LlmCapability::new(embedder),
+        llm: llm::LlmCapability::new(embedder, args.embed_cache_entries),
         cache_dir,
         pool: engine::PoolLimits {
             instances: args.max_concurrency.max(1),

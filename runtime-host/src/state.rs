@@ -9,6 +9,13 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// What one request (or tick) spent, read by the request log.
+#[derive(Debug, Default, Clone)]
+pub struct RequestStats {
+    pub db: std::sync::Arc<sqlite::DbStats>,
+    pub embed: std::sync::Arc<llm::EmbedStats>,
+}
+
 pub struct RequestState {
     pub wasi: WasiCtx,
     pub http: WasiHttpCtx,

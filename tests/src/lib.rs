@@ -139,6 +139,11 @@ impl Server {
         if !opts.cron && !opts.extra_args.iter().any(|a| a == "--no-cron") {
             cmd.arg("--no-cron");
         }
+        // The lexical embedder unless a test asks for another: fast, and the
+        // expectations of the tests written for it stay exact.
+        if !opts.extra_args.iter().any(|a| a == "--embedder") {
+            cmd.arg("--embedder").arg("lexical");
+        }
         if !opts.extra_args.iter().any(|a| a == "--tiers") {
             cmd.arg("--tiers").arg(root.join("config/tiers.yaml"));
         }

@@ -36,7 +36,12 @@ fn venv_python() -> PathBuf {
 #[test]
 fn aionis_python_sdk_works_unchanged() {
     let python = venv_python();
-    let s = Server::start_with(Options { admin_token: Some("sdk-admin".into()), ..Default::default() });
+    // The embedder `make up` serves with (all-MiniLM-L6-v2 when fetched).
+    let s = Server::start_with(Options {
+        admin_token: Some("sdk-admin".into()),
+        extra_args: vec!["--embedder".into(), "auto".into()],
+        ..Default::default()
+    });
     let out = Command::new(python)
         .arg(repo_root().join("tests/python/sdk_compat.py"))
         .args(["--base-url", &s.base, "--admin-token", "sdk-admin"])

@@ -5,47 +5,16 @@
 use cairn_core::ApiError;
 use cairn_derive::outbox::{self, ClaimFilter, FailOutcome};
 use cairn_derive::settings::DeriveSettings;
-use cairn_spin::sql::{Row, Sql, SqlValue, write_txn};
+use cairn_spin::native_sqlite::NativeSqlite;
+use cairn_spin::sql::{Sql, SqlValue, write_txn};
 use serde_json::json;
 
-struct Mem(rusqlite::Connection);
-
-impl Sql for Mem {
-    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, ApiError> {
-        let mut st = self.0.prepare(sql).map_err(|e| ApiError::internal(format!("{e}: {sql}")))?;
-        let ps: Vec<rusqlite::types::Value> = params
-            .iter()
-            .map(|p| match p {
-                SqlValue::Null => rusqlite::types::Value::Null,
-                SqlValue::Integer(i) => rusqlite::types::Value::Integer(*i),
-                SqlValue::Real(r) => rusqlite::types::Value::Real(*r),
-                SqlValue::Text(t) => rusqlite::types::Value::Text(t.clone()),
-                SqlValue::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
-            })
-            .collect();
-        let n = st.column_count();
-        let mut rows = st.query(rusqlite::params_from_iter(ps)).map_err(|e| ApiError::internal(e.to_string()))?;
-        let mut out = Vec::new();
-        while let Some(r) = rows.next().map_err(|e| ApiError::internal(e.to_string()))? {
-            let vals = (0..n)
-                .map(|i| match r.get_ref(i).unwrap() {
-                    rusqlite::types::ValueRef::Null => SqlValue::Null,
-                    rusqlite::types::ValueRef::Integer(i) => SqlValue::Integer(i),
-                    rusqlite::types::ValueRef::Real(f) => SqlValue::Real(f),
-                    rusqlite::types::ValueRef::Text(t) => SqlValue::Text(String::from_utf8_lossy(t).into_owned()),
-                    rusqlite::types::ValueRef::Blob(b) => SqlValue::Blob(b.to_vec()),
-                })
-                .collect();
-            out.push(Row(vals));
-        }
-        Ok(out)
-    }
-}
+type Mem = NativeSqlite;
 
 const T0: i64 = 1_800_000_000_000;
 
 fn db_with_jobs(jobs: &[(&str, usize)]) -> Mem {
-    let db = Mem(rusqlite::Connection::open_in_memory().unwrap());
+    let db = NativeSqlite::in_memory();
     cairn_memory::schema::ensure(&db, "2026-11-22T00:00:00.000Z").unwrap();
     for (scope, n) in jobs {
         for i in 0..*n {

@@ -109,6 +109,13 @@ impl Backend for Imports {
             .collect()
     }
 
+    fn memory_capabilities(&self) -> serde_json::Value {
+        memory::capabilities()
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| serde_json::json!({"lexical_index": false}))
+    }
+
     fn new_request_id(&self) -> String {
         let mut b = [0u8; 16];
         let _ = getrandom::fill(&mut b);

@@ -96,6 +96,8 @@ pub trait Backend {
     ) -> Result<String, ApiError>;
     /// `(name, version, schema_version)` of each composed component.
     fn components(&self) -> Vec<(String, String, u32)>;
+    /// The kernel's database capabilities (`{"lexical_index": bool}`).
+    fn memory_capabilities(&self) -> Value;
     /// A fresh random request id.
     fn new_request_id(&self) -> String;
 }
@@ -336,16 +338,20 @@ fn health(backend: &dyn Backend) -> Value {
         .map(|(name, version, schema)| (name, json!({"version": version, "schema_version": schema})))
         .collect();
     let hard = json!({"failure_mode": "hard_fail", "degraded_modes": []});
+    let lexical = backend.memory_capabilities()["lexical_index"].as_bool().unwrap_or(false);
     json!({
         "ok": true,
         "service": "cairn",
         "memory_store_backend": "sqlite",
         "components": components,
-        "memory_store_feature_capabilities": {"sessions_graph": true, "packs_export": true, "packs_import": true},
+        "memory_store_feature_capabilities": {"sessions_graph": true, "packs_export": true, "packs_import": true,
+                                              "lexical_index": lexical},
         "memory_store_write_capabilities": {"shadow_mirror_v2": false},
         "memory_store_capability_contract": {
             "sessions_graph": hard, "packs_export": hard, "packs_import": hard,
             "shadow_mirror_v2": {"failure_mode": "soft_degrade", "degraded_modes": ["capability_unsupported"]},
+            // Without FTS5, recall_text seeds by vectors alone.
+            "lexical_index": {"failure_mode": "soft_degrade", "degraded_modes": ["dense_only"]},
         },
     })
 }
@@ -407,6 +413,9 @@ mod tests {
         }
         fn components(&self) -> Vec<(String, String, u32)> {
             vec![("kernel".into(), "0.1.0".into(), 1)]
+        }
+        fn memory_capabilities(&self) -> Value {
+            json!({"lexical_index": true})
         }
         fn new_request_id(&self) -> String {
             "generated".into()

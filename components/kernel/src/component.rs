@@ -75,6 +75,9 @@ impl Guest for Kernel {
             schema_version: cairn_memory::schema::current_version() as u32,
         }
     }
+    fn capabilities() -> Result<String, Error> {
+        call_query(|db, _| Ok(serde_json::json!({"lexical_index": cairn_memory::recall::lexical::available(db)?})))
+    }
     fn write(_ctx: CallContext, request: String) -> Result<String, Error> {
         call(Op::Write, request)
     }

@@ -274,6 +274,41 @@ pub const MIGRATIONS: &[&[&str]] = &[
     ],
     // 8: bytes stored per scope (see `usage`), for the tier's storage cap.
     &["CREATE TABLE IF NOT EXISTS memory_scope_usage (scope TEXT PRIMARY KEY, bytes INTEGER NOT NULL) WITHOUT ROWID"],
+    // 9: recall's lexical channel and write order (see `recall::lexical`).
+    &[
+        // Write order within a scope: the write path numbers the nodes it
+        // stores (derived topics and summaries have none), so recall can
+        // find a memory's neighbours (the turns around a conversation turn).
+        "ALTER TABLE memory_nodes ADD COLUMN seq INTEGER",
+        "UPDATE memory_nodes SET seq = s.rn FROM \
+         (SELECT rowid AS r, row_number() OVER (PARTITION BY scope ORDER BY created_at, rowid) AS rn \
+          FROM memory_nodes WHERE type NOT IN ('topic', 'concept')) AS s WHERE memory_nodes.rowid = s.r",
+        "CREATE INDEX IF NOT EXISTS memory_nodes_scope_seq ON memory_nodes (scope, seq) WHERE seq IS NOT NULL",
+        // What this database can do, probed once (reported by /health).
+        "CREATE TABLE IF NOT EXISTS memory_features (name TEXT PRIMARY KEY, enabled INTEGER NOT NULL) WITHOUT ROWID",
+        "INSERT INTO memory_features (name, enabled) VALUES ('lexical_index', 0) ON CONFLICT (name) DO NOTHING",
+        // The full-text index over title + text_summary: BM25 via FTS5, when
+        // this SQLite has it (libsql's and Spin's both do). Contentless: the
+        // text stays in memory_nodes; rowid = the node's rowid; `sk` is the
+        // scope as one token, so the MATCH itself keeps to one scope.
+        "/* optional */ CREATE VIRTUAL TABLE IF NOT EXISTS memory_nodes_fts USING fts5(sk, body, \
+         tokenize = 'porter unicode61 remove_diacritics 2', content = '', contentless_delete = 1)",
+        // Kept in step with memory_nodes by triggers, inside the same
+        // transaction as every write, erasure, retention pass or summary.
+        "/* if-table: memory_nodes_fts */ CREATE TRIGGER IF NOT EXISTS memory_nodes_fts_insert AFTER INSERT ON memory_nodes BEGIN \
+         INSERT INTO memory_nodes_fts (rowid, sk, body) VALUES (new.rowid, 's' || lower(hex(new.scope)), \
+         coalesce(new.title, '') || ' ' || coalesce(new.text_summary, '')); END",
+        "/* if-table: memory_nodes_fts */ CREATE TRIGGER IF NOT EXISTS memory_nodes_fts_delete AFTER DELETE ON memory_nodes BEGIN \
+         DELETE FROM memory_nodes_fts WHERE rowid = old.rowid; END",
+        "/* if-table: memory_nodes_fts */ CREATE TRIGGER IF NOT EXISTS memory_nodes_fts_update \
+         AFTER UPDATE OF title, text_summary, scope ON memory_nodes BEGIN \
+         DELETE FROM memory_nodes_fts WHERE rowid = old.rowid; \
+         INSERT INTO memory_nodes_fts (rowid, sk, body) VALUES (new.rowid, 's' || lower(hex(new.scope)), \
+         coalesce(new.title, '') || ' ' || coalesce(new.text_summary, '')); END",
+        "/* if-table: memory_nodes_fts */ INSERT INTO memory_nodes_fts (rowid, sk, body) \
+         SELECT rowid, 's' || lower(hex(scope)), coalesce(title, '') || ' ' || coalesce(text_summary, '') FROM memory_nodes",
+        "/* if-table: memory_nodes_fts */ UPDATE memory_features SET enabled = 1 WHERE name = 'lexical_index'",
+    ],
 ];
 
 /// The version this build of the kernel needs.

@@ -37,6 +37,10 @@ pub struct Settings {
     pub recall_profile_policy: Option<Value>,
     /// Write a `memory_recall_audit` row per recall (`memory_recall_audit`).
     pub recall_audit: bool,
+    /// The label of the embedder that embeds queries now
+    /// (`embedding_model_label`, else `<embedding_provider>:all-minilm-l6-v2`,
+    /// as derivation labels the vectors it stores).
+    pub embedding_model_label: Option<String>,
 }
 
 impl Default for Settings {
@@ -50,6 +54,7 @@ impl Default for Settings {
             recall_profile: crate::recall::knobs::DEFAULT_PROFILE.into(),
             recall_profile_policy: None,
             recall_audit: true,
+            embedding_model_label: None,
         }
     }
 }
@@ -59,6 +64,9 @@ impl Settings {
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Settings {
         let mut s = Settings { defaults: scope_defaults(&get), ..Settings::default() };
         s.embedding_provider = get("embedding_provider").filter(|p| p != "none");
+        s.embedding_model_label = get("embedding_model_label")
+            .filter(|l| !l.is_empty())
+            .or_else(|| s.embedding_provider.as_ref().map(|p| format!("{p}:{EMBEDDING_MODEL}")));
         if let Some(v) = get("auto_topic_cluster_on_write") {
             s.auto_topic_cluster_on_write = matches!(v.as_str(), "true" | "1" | "yes" | "on");
         }

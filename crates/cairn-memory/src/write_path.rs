@@ -436,8 +436,10 @@ fn insert_node(
         "INSERT INTO memory_nodes (id, scope, client_id, type, tier, title, text_summary, slots, raw_ref, evidence_ref, \
          embedding, embedding_dims, embedding_model, embedding_status, embedding_last_error, embedding_ready_at, \
          salience, importance, confidence, memory_lane, producer_agent_id, owner_agent_id, owner_team_id, \
-         created_at, updated_at, commit_id) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         created_at, updated_at, commit_id, seq) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
+         ?23, ?24, ?25, ?26, \
+         (SELECT coalesce(max(seq), 0) + 1 FROM memory_nodes WHERE scope = ?2 AND seq IS NOT NULL))",
         &[
             (&n.id).into(),
             (&n.scope_key).into(),

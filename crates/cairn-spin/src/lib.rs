@@ -9,6 +9,8 @@
 //! - `wasi_env` (wasm only): the clock and random ids.
 
 pub mod migrations;
+#[cfg(feature = "native-sqlite")]
+pub mod native_sqlite;
 pub mod sql;
 
 #[cfg(target_arch = "wasm32")]

@@ -5,6 +5,13 @@
 //! it once (one indexed read); the first one to find it behind applies the
 //! missing steps in one `BEGIN IMMEDIATE` transaction and re-checks inside
 //! it, so concurrent instances never apply a step twice.
+//!
+//! A statement may say it depends on what the database can do:
+//! - `/* optional */ ...` may fail (e.g. a `CREATE VIRTUAL TABLE` whose
+//!   module this SQLite lacks); the failure is reported on stderr and the
+//!   step goes on (SQLite undoes just that statement);
+//! - `/* if-table: NAME */ ...` runs only when table NAME exists (the
+//!   triggers and backfill of an optional table).
 
 use crate::sql::{Sql, SqlValue};
 use cairn_core::ApiError;
@@ -22,6 +29,34 @@ fn recorded_version(db: &dyn Sql, component: &str) -> Result<Option<i64>, ApiErr
         Err(e) if e.message.contains("no such table") => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+fn table_exists(db: &dyn Sql, name: &str) -> Result<bool, ApiError> {
+    Ok(db
+        .query_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", &[name.into()])?
+        .is_some())
+}
+
+fn run_statement(db: &dyn Sql, component: &str, stmt: &str) -> Result<(), ApiError> {
+    let stmt = stmt.trim_start();
+    if let Some(rest) = stmt.strip_prefix("/* optional */") {
+        if let Err(e) = db.exec(rest, &[]) {
+            eprintln!("{component} schema: optional statement skipped ({}): {}", e.message, first_line(rest));
+        }
+        return Ok(());
+    }
+    if let Some(rest) = stmt.strip_prefix("/* if-table: ") {
+        let (table, body) = rest.split_once("*/").unwrap_or((rest, ""));
+        if table_exists(db, table.trim())? {
+            db.exec(body, &[])?;
+        }
+        return Ok(());
+    }
+    db.exec(stmt, &[])
+}
+
+fn first_line(s: &str) -> &str {
+    s.trim().lines().next().unwrap_or_default()
 }
 
 /// Brings `component`'s schema up to `migrations.len()`; a no-op (one
@@ -43,7 +78,7 @@ pub fn ensure(db: &dyn Sql, component: &str, migrations: &[&[&str]], now: &str) 
         }
         for step in &migrations[have as usize..] {
             for stmt in step.iter() {
-                db.exec(stmt, &[])?;
+                run_statement(db, component, stmt)?;
             }
         }
         db.exec(

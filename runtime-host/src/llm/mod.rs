@@ -1,35 +1,51 @@
 //! The embeddings capability: `fermyon:spin/llm@2.0.0`
 //! `generate-embeddings` for model `all-minilm-l6-v2` (the one embedding
-//! model Spin defines), served by one of three embedders the operator picks:
+//! model Spin defines), served by one of the embedders the operator picks
+//! (`--embedder`):
 //!
-//! - `local` (default): [`local_embedder`], deterministic and lexical, no
-//!   network, dimension from the default tier (`resource_caps.embedding_dims`);
+//! - `minilm`: sentence-transformers/all-MiniLM-L6-v2 on the CPU in this
+//!   process (`cairn-minilm`: candle, masked mean pooling), from Spin's
+//!   `ai-models` directory (`--ai-models-dir`, default
+//!   `~/.cache/cairn/ai-models`, filled by `make models`);
+//! - `lexical` (`local` is the old name): [`local_embedder`], deterministic
+//!   feature hashing, no model files, dimension from the default tier;
+//! - `auto` (default): `minilm` when its files are present, else `lexical`,
+//!   and the start-up log says which and why;
 //! - `openai`: any OpenAI-compatible `POST /v1/embeddings` endpoint
 //!   ([`openai`]); the provider's 4xx answers become `invalid-input`
 //!   (not retried), everything else `runtime-error` (retried);
 //! - `fail`: every call fails with `runtime-error` — for proving that
 //!   writes never depend on the embedder.
 //!
-//! Like Spin, a component may only use models listed in its `ai_models`.
-//! `infer` is not provided (`model-not-supported`).
+//! Single-text calls (recall_text's query) go through a bounded LRU cache
+//! ([`query_cache`]); hits, misses and embedding time are counted per
+//! request for the request log. Like Spin, a component may only use models
+//! listed in its `ai_models`. `infer` is not provided (`model-not-supported`).
 
 pub mod host;
 pub mod local_embedder;
 pub mod openai;
+pub mod query_cache;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 /// The model name components ask for.
 pub const EMBEDDING_MODEL: &str = "all-minilm-l6-v2";
 
 /// Which embedder answers `generate-embeddings`.
 pub enum Embedder {
-    Local { dims: usize },
+    Lexical { dims: usize },
+    MiniLm(Arc<cairn_minilm::MiniLm>),
     OpenAi(Box<openai::OpenAiEmbedder>),
     Fail { message: String },
 }
+
+/// The label vectors made by the in-process MiniLM carry.
+pub const MINILM_LABEL: &str = "minilm:all-minilm-l6-v2";
 
 /// Operator settings (CLI flags / environment).
 #[derive(Debug, Clone)]
@@ -40,29 +56,70 @@ pub struct EmbedderConfig {
     pub api_key: Option<String>,
     pub timeout: Duration,
     pub dims: usize,
+    /// Spin's `ai-models` directory (the model in `all-minilm-l6-v2/`).
+    pub ai_models_dir: PathBuf,
 }
 
 impl Embedder {
     pub fn from_config(c: &EmbedderConfig) -> Result<Embedder> {
+        let model_dir = c.ai_models_dir.join(cairn_minilm::MODEL_NAME);
+        let minilm = || -> Result<Embedder> {
+            if c.dims != cairn_minilm::DIMS {
+                bail!(
+                    "the minilm embedder makes {}-dim vectors but the default tier's resource_caps.embedding_dims is {}",
+                    cairn_minilm::DIMS,
+                    c.dims
+                );
+            }
+            let started = Instant::now();
+            let model = cairn_minilm::MiniLm::load(&model_dir)?;
+            tracing::info!(dir = %model_dir.display(), load_ms = started.elapsed().as_millis() as u64, "embedder: all-MiniLM-L6-v2 loaded");
+            Ok(Embedder::MiniLm(Arc::new(model)))
+        };
         Ok(match c.kind.as_str() {
-            "local" => Embedder::Local { dims: c.dims },
+            "auto" => {
+                let present = cairn_minilm::MODEL_FILES.iter().all(|f| model_dir.join(f).is_file());
+                if present && c.dims == cairn_minilm::DIMS {
+                    minilm()?
+                } else {
+                    let why = if present {
+                        format!("the default tier wants {}-dim vectors", c.dims)
+                    } else {
+                        format!("all-MiniLM-L6-v2 is not in {} (run `make models`)", model_dir.display())
+                    };
+                    tracing::warn!("embedder: lexical fallback (feature hashing, no semantic recall): {why}");
+                    Embedder::Lexical { dims: c.dims }
+                }
+            }
+            "minilm" => minilm().context("--embedder minilm")?,
+            "lexical" | "local" => Embedder::Lexical { dims: c.dims },
             "openai" => {
                 let Some(url) = &c.url else { bail!("--embedder openai needs --embedder-url") };
                 Embedder::OpenAi(Box::new(openai::OpenAiEmbedder::new(url, &c.model, c.api_key.clone(), c.timeout)?))
             }
             "fail" => Embedder::Fail { message: "the embedder is configured to fail (--embedder fail)".into() },
-            other => bail!("unknown embedder '{other}' (expected local, openai or fail)"),
+            other => bail!("unknown embedder '{other}' (expected auto, minilm, lexical, openai or fail)"),
         })
     }
 
     /// How the embedder is described in logs and model labels.
     pub fn label(&self) -> String {
         match self {
-            Embedder::Local { .. } => local_embedder::LOCAL_MODEL_NAME.to_string(),
+            Embedder::Lexical { .. } => local_embedder::LOCAL_MODEL_NAME.to_string(),
+            Embedder::MiniLm(_) => MINILM_LABEL.to_string(),
             Embedder::OpenAi(o) => format!("openai:{}", o.model()),
             Embedder::Fail { .. } => "fail".into(),
         }
     }
+}
+
+/// Embedding work of one request, for the request log.
+#[derive(Debug, Default)]
+pub struct EmbedStats {
+    pub calls: AtomicU64,
+    pub micros: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
 }
 
 /// Why a call failed, in the interface's terms.
@@ -76,20 +133,53 @@ pub enum LlmError {
 /// The capability shared by every instance.
 pub struct LlmCapability {
     pub embedder: Embedder,
+    cache: query_cache::QueryCache,
 }
 
 impl LlmCapability {
-    pub fn new(embedder: Embedder) -> Arc<LlmCapability> {
-        Arc::new(LlmCapability { embedder })
+    /// `cache_entries` bounds the query cache (0 turns it off).
+    pub fn new(embedder: Embedder, cache_entries: usize) -> Arc<LlmCapability> {
+        Arc::new(LlmCapability { embedder, cache: query_cache::QueryCache::new(cache_entries) })
     }
 
-    /// Embeds `texts` with `model`.
-    pub async fn embed(&self, model: &str, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+    /// Embeds `texts` with `model`, counting the work in `stats`.
+    pub async fn embed(&self, model: &str, texts: &[String], stats: &EmbedStats) -> Result<Vec<Vec<f32>>, LlmError> {
         if model != EMBEDDING_MODEL {
             return Err(LlmError::ModelNotSupported);
         }
+        // A query (one text) is looked up first; batches are derivation's
+        // and rarely repeat.
+        let single = texts.len() == 1;
+        if single && let Some(v) = self.cache.get(&texts[0]) {
+            stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(vec![v]);
+        }
+        let started = Instant::now();
+        let result = self.embed_uncached(texts).await;
+        stats.calls.fetch_add(1, Ordering::Relaxed);
+        stats.micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        if single && let Ok(v) = &result {
+            stats.cache_misses.fetch_add(1, Ordering::Relaxed);
+            self.cache.put(&texts[0], &v[0]);
+        }
+        result
+    }
+
+    async fn embed_uncached(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
         match &self.embedder {
-            Embedder::Local { dims } => Ok(texts.iter().map(|t| local_embedder::embed(t, *dims)).collect()),
+            Embedder::Lexical { dims } => Ok(texts.iter().map(|t| local_embedder::embed(t, *dims)).collect()),
+            Embedder::MiniLm(model) => {
+                let model = model.clone();
+                let texts = texts.to_vec();
+                // CPU-bound: off the async workers.
+                tokio::task::spawn_blocking(move || {
+                    let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+                    model.embed(&refs)
+                })
+                .await
+                .map_err(|e| LlmError::Runtime(format!("the embedding task failed: {e}")))?
+                .map_err(|e| LlmError::Runtime(e.to_string()))
+            }
             Embedder::OpenAi(o) => o.embed(texts).await.map_err(|e| match e {
                 openai::EmbedError::InvalidInput(m) => LlmError::InvalidInput(m),
                 openai::EmbedError::Runtime(m) => LlmError::Runtime(m),
@@ -105,4 +195,5 @@ impl LlmCapability {
 pub struct InstanceState {
     pub capability: Arc<LlmCapability>,
     pub allowed_models: Arc<Vec<String>>,
+    pub stats: Arc<EmbedStats>,
 }

@@ -12,9 +12,12 @@
 pub mod activation;
 pub mod context;
 pub mod graph;
+pub mod hybrid;
 pub mod knobs;
+pub mod lexical;
 pub mod request;
 pub mod seeds;
+pub mod stage1;
 pub mod subgraph;
 pub mod text_query;
 
@@ -69,6 +72,7 @@ pub fn recall(
 ) -> Result<Value, ApiError> {
     let mut req = request::parse(body, settings, endpoint, admin)?;
     let mut query_block = None;
+    let mut model_check: Option<text_query::ModelMismatch> = None;
     if endpoint == Endpoint::RecallText {
         let provider = settings.embedding_provider.clone().ok_or_else(|| {
             ApiError::bad_request("no_embedding_provider", "Configure EMBEDDING_PROVIDER to use recall_text.")
@@ -77,6 +81,14 @@ pub fn recall(
         let v = embed(&text)?;
         text_query::check_vector(&v, settings.embedding_dims)?;
         req.query = Some(v);
+        model_check = text_query::scope_model_mismatch(db, &req.ts.scope_key, settings)?;
+        if let Some(m) = &model_check {
+            if req.stage1.mode == stage1::Mode::Dense {
+                return Err(m.error());
+            }
+            // The vectors do not answer this query's model: words only.
+            req.stage1.mode = stage1::Mode::Lexical;
+        }
         query_block = Some(json!({"text": text, "embedding_provider": provider}));
     }
     let query = req.query.take().unwrap_or_default();
@@ -118,6 +130,11 @@ pub fn recall(
     }
     if let Some(obs) = body.get_mut("observability").and_then(Value::as_object_mut) {
         obs.insert("stage_timings_ms".into(), Value::Object(out.timings));
+        if let Some(m) = &model_check
+            && let Some(s1) = obs.get_mut("stage1").and_then(Value::as_object_mut)
+        {
+            s1.insert("dense_refused".into(), m.json());
+        }
     }
     Ok(Value::Object(body))
 }
@@ -139,7 +156,7 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
 
     // Stage 1.
     let t0 = Instant::now();
-    let stage1 = seeds::find_seeds(
+    let found = stage1::find(
         db,
         &seeds::SeedQuery {
             scope_key: &req.ts.scope_key,
@@ -149,8 +166,14 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
             consumer_team: team,
             use_index: settings.vector_index != "flat",
         },
+        req.query_text.as_deref().unwrap_or(""),
+        req.stage1,
     )?;
     let stage1_ms = ms(t0);
+    let mut stage1 = found.dense;
+    stage1.seeds = found.seeds;
+    let lexical_report = found.lexical;
+    let stage1_mode = found.mode;
     let seed_ids: Vec<&str> = stage1.seeds.iter().map(|s| s.id.as_str()).collect();
 
     // Stage 2.
@@ -171,8 +194,13 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
 
     // Scoring: draft topics and nodes that are not ready sit out.
     let t = Instant::now();
-    let similarity: HashMap<&str, f64> = stage1.seeds.iter().map(|s| (s.id.as_str(), s.similarity)).collect();
-    let scorable = |n: &StoredNode| n.embedding_status == "ready" && !subgraph::is_draft_topic(n);
+    // Activation starts from the stage-1 score (the similarity itself in
+    // dense mode, as in the reference).
+    let similarity: HashMap<&str, f64> = stage1.seeds.iter().map(|s| (s.id.as_str(), s.score)).collect();
+    // A seed found by its words scores even before its vector is derived.
+    let scorable = |n: &StoredNode| {
+        (n.embedding_status == "ready" || similarity.contains_key(n.id.as_str())) && !subgraph::is_draft_topic(n)
+    };
     // node_ids holds each id once (seeds, then other endpoints).
     let score_nodes: Vec<ScoreNode> = node_ids
         .iter()
@@ -225,6 +253,7 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
             Some(json!({
                 "id": n.id, "type": n.node_type, "title": n.title, "text_summary": n.text_summary,
                 "tier": n.tier, "salience": n.salience, "confidence": n.confidence, "similarity": s.similarity,
+                "score": s.score,
             }))
         })
         .collect();
@@ -291,7 +320,16 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
             reasons.push(r);
         }
     }
+    let lexical_json = lexical_report.as_ref().map(|l| {
+        json!({
+            "available": l.available, "terms": l.terms, "hits": l.hits, "dense_candidates": l.dense_candidates,
+            "neighbors_added": l.neighbors_added, "ms": l.ms,
+        })
+    });
     let stage1_json = json!({
+        "stage1_mode": stage1_mode.name(),
+        "lexical": lexical_json,
+        "weights": {"lexical": req.stage1.weights.lexical, "neighbor": req.stage1.weights.neighbor},
         "mode": stage1.mode,
         "ann_seed_count": stage1.ann_seed_count,
         "final_seed_count": stage1.seeds.len(),
@@ -341,6 +379,7 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
         "stage1_candidates_exact_fallback_ms".into(),
         json!(if stage1.exact_fallback_attempted { stage1.exact_ms } else { 0.0 }),
     );
+    timings.insert("stage1_lexical_ms".into(), json!(lexical_report.as_ref().map_or(0.0, |l| l.ms)));
     timings.insert("stage2_edges_ms".into(), json!(edges_ms));
     timings.insert("stage2_nodes_ms".into(), json!(nodes_ms));
     timings.insert("stage2_spread_ms".into(), json!(spread_ms));

@@ -3,7 +3,9 @@
 //! debug-embeddings contract is checked (its own 400 codes).
 
 use super::context::{CompactionProfile, ContextOptions};
+use super::hybrid::Weights;
 use super::knobs::{self, Resolved};
+use super::stage1::{Mode, Stage1Knobs};
 use crate::node_dto::DtoOptions;
 use crate::settings::Settings;
 use crate::write_request::read_vector;
@@ -55,6 +57,10 @@ pub struct RecallRequest {
     pub rules_context: Option<Value>,
     pub rules_include_shadow: bool,
     pub rules_limit: i64,
+    /// `stage1_mode`, `stage1_lexical_weight`, `stage1_neighbor_weight`
+    /// (Cairn's, beside the reference's knobs; they do not count as
+    /// explicit knobs).
+    pub stage1: Stage1Knobs,
 }
 
 /// Parses a body for `endpoint`. `admin` says whether the caller presented
@@ -95,6 +101,21 @@ pub fn parse(body: &Value, settings: &Settings, endpoint: Endpoint, admin: bool)
     let rules_context = o.map.get("rules_context").filter(|v| !v.is_null()).cloned();
     let rules_include_shadow = r.bool_opt(o, "rules_include_shadow").unwrap_or(false);
     let rules_limit = r.int_opt(o, "rules_limit", 1, 200).unwrap_or(50);
+    let mode = match r.enum_opt(o, "stage1_mode", &["hybrid", "dense", "lexical"]).as_deref() {
+        Some("dense") => Mode::Dense,
+        Some("lexical") => Mode::Lexical,
+        Some(_) => Mode::Hybrid,
+        None if endpoint == Endpoint::RecallText => Mode::Hybrid,
+        None => Mode::Dense,
+    };
+    if endpoint == Endpoint::Recall && mode != Mode::Dense {
+        r.issue("stage1_mode", "recall seeds by query_embedding only (dense); hybrid and lexical need recall_text");
+    }
+    let defaults = Weights::default();
+    let weights = Weights {
+        lexical: r.num_opt(o, "stage1_lexical_weight", 0.0, 1.0).unwrap_or(defaults.lexical),
+        neighbor: r.num_opt(o, "stage1_neighbor_weight", 0.0, 1.0).unwrap_or(defaults.neighbor),
+    };
     r.finish()?;
 
     if include_embeddings {
@@ -133,6 +154,7 @@ pub fn parse(body: &Value, settings: &Settings, endpoint: Endpoint, admin: bool)
         rules_context,
         rules_include_shadow,
         rules_limit,
+        stage1: Stage1Knobs { mode, weights },
     })
 }
 
@@ -174,6 +196,24 @@ mod tests {
         assert_eq!(err(json!({"query_embedding": [1, 0, 0], "context_compaction_profile": "wild"}), false).status, 400);
         let e = parse(&json!({"query_text": "  "}), &settings(), Endpoint::RecallText, false).unwrap_err();
         assert_eq!(e.code, "invalid_request");
+    }
+
+    #[test]
+    fn stage1_knobs() {
+        let text = |b: Value| parse(&b, &settings(), Endpoint::RecallText, false);
+        let q = text(json!({"query_text": "x"})).unwrap();
+        assert_eq!(q.stage1, Stage1Knobs { mode: Mode::Hybrid, weights: Weights::default() });
+        assert!(!q.knobs.explicit, "stage-1 knobs are not the reference's explicit knobs");
+        let q = text(json!({"query_text": "x", "stage1_mode": "lexical", "stage1_neighbor_weight": 0})).unwrap();
+        assert_eq!((q.stage1.mode, q.stage1.weights.neighbor), (Mode::Lexical, 0.0));
+        let e = text(json!({"query_text": "x", "stage1_mode": "fuzzy", "stage1_lexical_weight": 2})).unwrap_err();
+        let paths: Vec<String> =
+            e.details.unwrap()["issues"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap().into()).collect();
+        assert_eq!(paths, ["stage1_mode", "stage1_lexical_weight"]);
+        let dense = parse(&json!({"query_embedding": [1, 0, 0]}), &settings(), Endpoint::Recall, false).unwrap();
+        assert_eq!(dense.stage1.mode, Mode::Dense);
+        let e = err(json!({"query_embedding": [1, 0, 0], "stage1_mode": "hybrid"}), false);
+        assert!(e.details.unwrap().to_string().contains("need recall_text"));
     }
 
     #[test]

@@ -27,11 +27,14 @@ use cairn_core::ApiError;
 use cairn_spin::sql::{Row, Sql, SqlValue, placeholders};
 use cairn_vector::{ivf, kmeans};
 
-/// A seed: a node and its cosine similarity to the query.
+/// A seed: a node, its cosine similarity to the query (0 when it has no
+/// vector yet) and its stage-1 score (the similarity itself in dense mode;
+/// the fused score in hybrid and lexical modes, see `hybrid`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Seed {
     pub id: String,
     pub similarity: f64,
+    pub score: f64,
 }
 
 /// What stage 1 did, for `debug.stage1`, trajectory and observability.
@@ -58,6 +61,7 @@ pub struct Stage1 {
 }
 
 /// Who is asking and how many seeds they want.
+#[derive(Clone, Copy)]
 pub struct SeedQuery<'a> {
     pub scope_key: &'a str,
     /// The query as a unit vector.
@@ -131,7 +135,7 @@ pub fn f32s(b: &[u8]) -> Vec<f32> {
 
 /// Cosine of a unit query with a stored vector (any length; `None` when
 /// the dimensions differ or the vector is zero).
-fn cosine_with_blob(unit_query: &[f32], blob: &[u8], scratch: &mut Vec<f32>) -> Option<f64> {
+pub fn cosine_with_blob(unit_query: &[f32], blob: &[u8], scratch: &mut Vec<f32>) -> Option<f64> {
     if blob.len() != unit_query.len() * 4 {
         return None;
     }
@@ -146,7 +150,7 @@ fn cosine_with_blob(unit_query: &[f32], blob: &[u8], scratch: &mut Vec<f32>) -> 
 
 /// The state that decides whether a candidate may seed: a topic's
 /// `topic_state`, a rule's definition state.
-const SEED_STATE_SQL: &str = "CASE n.type WHEN 'topic' THEN json_extract(n.slots, '$.topic_state') \
+pub const SEED_STATE_SQL: &str = "CASE n.type WHEN 'topic' THEN json_extract(n.slots, '$.topic_state') \
      WHEN 'rule' THEN (SELECT d.state FROM memory_rule_defs d WHERE d.rule_node_id = n.id) END";
 
 /// The exact scan's candidates; binds (scope, agent, team).
@@ -161,7 +165,7 @@ fn candidate_sql() -> String {
 
 /// Who may seed, after the scope: hot or warm, ready, visible to the
 /// consumer's lane; binds (agent, team).
-fn visible_sql() -> String {
+pub fn visible_sql() -> String {
     format!("n.tier IN ('hot', 'warm') AND n.embedding_status = 'ready' AND {}", lane_visible_sql("n"))
 }
 
@@ -172,11 +176,20 @@ struct Candidate {
     similarity: f64,
 }
 
-fn seedable(r: &Row) -> bool {
-    let t = r.text(1).unwrap_or("");
+/// Whether a node of type `t` in `state` (topic state, rule state) may seed.
+pub fn seedable_parts(t: &str, state: Option<&str>) -> bool {
     SEEDABLE.contains(&t)
-        && (t != "topic" || r.text(2).unwrap_or("active") == "active")
-        && (t != "rule" || matches!(r.text(2), Some("shadow" | "active")))
+        && (t != "topic" || state.unwrap_or("active") == "active")
+        && (t != "rule" || matches!(state, Some("shadow" | "active")))
+}
+
+/// [`seedable_parts`] of a row `(id, type, state, ...)`.
+pub fn seedable_row(r: &Row) -> bool {
+    seedable_parts(r.text(1).unwrap_or(""), r.text(2))
+}
+
+fn seedable(r: &Row) -> bool {
+    seedable_row(r)
 }
 
 fn score_rows(rows: &[Row], unit_query: &[f32]) -> Vec<Candidate> {
@@ -196,7 +209,11 @@ fn pick(mut c: Vec<Candidate>, limit: usize) -> (Vec<Seed>, usize) {
     c.truncate(oversample(limit));
     let filtered = c.iter().filter(|x| !x.seedable).count();
     let seeds =
-        c.into_iter().filter(|x| x.seedable).take(limit).map(|x| Seed { id: x.id, similarity: x.similarity }).collect();
+        c.into_iter()
+            .filter(|x| x.seedable)
+            .take(limit)
+            .map(|x| Seed { id: x.id, similarity: x.similarity, score: x.similarity })
+            .collect();
     (seeds, filtered)
 }
 
@@ -340,7 +357,7 @@ fn rerank(db: &dyn Sql, q: &SeedQuery, best: &[([u8; 16], f32)]) -> Result<(Vec<
         .iter()
         .filter_map(|r| {
             let similarity = cosine_with_blob(q.unit_query, r.blob(1)?, &mut scratch)?;
-            Some(Seed { id: r.string(0), similarity })
+            Some(Seed { id: r.string(0), similarity, score: similarity })
         })
         .collect();
     seeds.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then_with(|| a.id.cmp(&b.id)));

@@ -11,8 +11,55 @@
 //! `details.provider_status` carries the provider's HTTP status when the
 //! failure message names one (the host writes "answered <status>").
 
+use crate::settings::Settings;
 use cairn_core::ApiError;
-use serde_json::json;
+use cairn_spin::sql::Sql;
+use serde_json::{Value, json};
+
+/// The scope's derived vectors were made by another embedder than the one
+/// that embeds queries now (the server's embedder was switched): their
+/// cosines to this query mean nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelMismatch {
+    pub scope_model: String,
+    pub query_model: String,
+}
+
+impl ModelMismatch {
+    /// What a dense-only recall_text answers: `409 embedding_model_mismatch`.
+    pub fn error(&self) -> ApiError {
+        ApiError::new(409, "embedding_model_mismatch", self.message()).with_details(self.json())
+    }
+
+    fn message(&self) -> String {
+        format!(
+            "this scope's memories were embedded with {} but queries are now embedded with {}; re-derive the scope \
+             (POST /v1/admin/derive/rebuild or `cairn job rebuild-derived --scope S`) to search it by meaning again",
+            self.scope_model, self.query_model
+        )
+    }
+
+    /// `observability.stage1.dense_refused` of a hybrid answer that ran on
+    /// words alone.
+    pub fn json(&self) -> Value {
+        json!({"reason": "embedding_model_mismatch", "scope_model": self.scope_model,
+               "query_model": self.query_model, "message": self.message()})
+    }
+}
+
+/// Compares the model of one of the scope's derived vectors (derivation
+/// re-derives a scope whole, so one row speaks for it) with the query's.
+pub fn scope_model_mismatch(db: &dyn Sql, scope_key: &str, settings: &Settings) -> Result<Option<ModelMismatch>, ApiError> {
+    let Some(query_model) = &settings.embedding_model_label else { return Ok(None) };
+    let row = db.query_one(
+        "SELECT model FROM memory_derived_vectors WHERE scope = ? AND model <> 'topic_centroid' LIMIT 1",
+        &[scope_key.into()],
+    )?;
+    Ok(row
+        .and_then(|r| r.opt_string(0))
+        .filter(|m| m != query_model)
+        .map(|scope_model| ModelMismatch { scope_model, query_model: query_model.clone() }))
+}
 
 /// The HTTP status named in a provider failure message, if any.
 pub fn provider_status(message: &str) -> Option<u16> {

@@ -1,0 +1,173 @@
+//! The lexical channel and hybrid stage 1 against a real SQLite (rusqlite,
+//! bundled, FTS5): the index follows writes, updates and erasures through
+//! its triggers, keeps to one scope and one lane, and recall_text's hybrid
+//! stage 1 finds by words what vectors miss.
+
+use cairn_memory::recall::request::Endpoint;
+use cairn_memory::recall::{lexical, seeds::SEED_STATE_SQL};
+use cairn_memory::settings::Settings;
+use cairn_memory::{Op, run};
+use cairn_spin::native_sqlite::NativeSqlite;
+use cairn_spin::sql::Sql;
+use serde_json::{Value, json};
+
+const NOW: i64 = 1_800_000_000_000;
+
+fn settings() -> Settings {
+    Settings { embedding_dims: 3, embedding_provider: Some("test".into()), recall_audit: false, ..Settings::default() }
+}
+
+fn write(db: &NativeSqlite, body: Value) -> Value {
+    run(db, &settings(), Op::Write, &body.to_string(), NOW, || "00000000-0000-4000-8000-000000000001".into())
+        .unwrap_or_else(|e| panic!("{e:?}"))
+}
+
+fn hits(db: &NativeSqlite, scope_key: &str, q: &str, agent: Option<&str>) -> Vec<String> {
+    let found = lexical::search(db, scope_key, q, agent, None, 10, SEED_STATE_SQL).unwrap();
+    assert!(found.available);
+    found.hits.into_iter().map(|h| h.id).collect()
+}
+
+fn turn(id: &str, text: &str) -> Value {
+    json!({"client_id": id, "type": "event", "text_summary": text, "memory_lane": "shared"})
+}
+
+fn db_with_turns() -> (NativeSqlite, Value) {
+    let db = NativeSqlite::in_memory();
+    let w = write(
+        &db,
+        json!({"input_text": "conversation", "nodes": [
+            turn("t1", "Caroline: I went to a LGBTQ support group yesterday and it was so powerful."),
+            turn("t2", "Melanie: That's great! I painted a sunrise over the lake last summer."),
+            turn("t3", "Caroline: Wow, painting sounds relaxing. What colours did you use?"),
+            turn("t4", "Melanie: Mostly oranges and pinks, the sky was on fire."),
+            {"client_id": "secret", "type": "event", "text_summary": "Melanie's private sunrise diary",
+             "memory_lane": "private", "owner_agent_id": "agent-m"},
+        ]}),
+    );
+    (db, w)
+}
+
+fn id_of(w: &Value, client: &str) -> String {
+    w["nodes"].as_array().unwrap().iter().find(|n| n["client_id"] == client).unwrap()["id"].as_str().unwrap().into()
+}
+
+#[test]
+fn the_index_has_fts5_and_finds_by_stemmed_words() {
+    let (db, w) = db_with_turns();
+    assert!(lexical::available(&db).unwrap(), "memory_features says the index exists");
+    // "painted" and "painting" both stem to "paint".
+    let found = hits(&db, "default", "When did Melanie paint a sunrise?", None);
+    assert_eq!(found[0], id_of(&w, "t2"), "{found:?}");
+    assert!(found.contains(&id_of(&w, "t3")));
+    assert!(hits(&db, "default", "what is it", None).is_empty(), "stopwords alone find nothing");
+}
+
+#[test]
+fn lanes_and_scopes_hold_inside_the_query() {
+    let (db, w) = db_with_turns();
+    let secret = id_of(&w, "secret");
+    assert!(!hits(&db, "default", "sunrise diary", None).contains(&secret), "another agent's private memory");
+    assert!(hits(&db, "default", "sunrise diary", Some("agent-m")).contains(&secret), "its owner sees it");
+    write(&db, json!({"scope": "other", "input_text": "x", "nodes": [turn("o1", "a sunrise in another scope")]}));
+    let other = hits(&db, "other", "sunrise", None);
+    assert_eq!(other.len(), 1);
+    assert!(!hits(&db, "default", "sunrise", None).contains(&other[0]));
+    write(&db, json!({"tenant_id": "acme", "input_text": "x", "nodes": [turn("a1", "acme's sunrise")]}));
+    let acme_key = cairn_core::tenant_scope::scope_key("acme", "default", &Default::default());
+    assert_eq!(hits(&db, &acme_key, "sunrise", None).len(), 1);
+    assert!(hits(&db, "default", "acme", None).is_empty(), "tenant isolation");
+}
+
+#[test]
+fn erasure_and_updates_follow_through_the_triggers() {
+    let (db, w) = db_with_turns();
+    let t2 = id_of(&w, "t2");
+    db.exec("UPDATE memory_nodes SET text_summary = 'Melanie: a quiet afternoon' WHERE id = ?", &[t2.as_str().into()]).unwrap();
+    assert!(!hits(&db, "default", "sunrise lake", None).contains(&t2), "the old words are gone");
+    assert!(hits(&db, "default", "quiet afternoon", None).contains(&t2));
+    cairn_memory::erasure::erase_scope(&db, "default", "test", "teardown", "2027-01-01T00:00:00.000Z").unwrap();
+    assert!(hits(&db, "default", "caroline melanie", None).is_empty(), "erased rows leave the index");
+    let left: i64 = db.query_one("SELECT count(*) FROM memory_nodes_fts", &[]).unwrap().unwrap().int(0);
+    assert_eq!(left, 0);
+}
+
+#[test]
+fn writes_are_numbered_in_order_for_neighbours() {
+    let (db, w) = db_with_turns();
+    let seq = |c: &str| {
+        db.query_one("SELECT seq FROM memory_nodes WHERE id = ?", &[id_of(&w, c).as_str().into()]).unwrap().unwrap().int(0)
+    };
+    assert_eq!((seq("t1"), seq("t2"), seq("t3"), seq("t4")), (1, 2, 3, 4));
+    let w2 = write(&db, json!({"input_text": "later", "nodes": [turn("t5", "Caroline: see you soon")]}));
+    assert_eq!(
+        db.query_one("SELECT seq FROM memory_nodes WHERE id = ?", &[id_of(&w2, "t5").as_str().into()]).unwrap().unwrap().int(0),
+        6,
+        "numbering goes on across writes (the private turn took 5)"
+    );
+}
+
+#[test]
+fn the_planner_reads_the_index_first() {
+    let (db, _) = db_with_turns();
+    let plan: Vec<String> = db
+        .query(
+            "EXPLAIN QUERY PLAN SELECT n.id FROM memory_nodes_fts JOIN memory_nodes n ON n.rowid = memory_nodes_fts.rowid \
+             WHERE memory_nodes_fts MATCH 'x' AND n.scope = 'default' ORDER BY bm25(memory_nodes_fts) LIMIT 5",
+            &[],
+        )
+        .unwrap()
+        .iter()
+        .map(|r| r.string(3))
+        .collect();
+    assert!(plan[0].contains("VIRTUAL TABLE INDEX"), "{plan:?}");
+    assert!(plan.iter().any(|p| p.contains("INTEGER PRIMARY KEY") || p.contains("rowid=?")), "{plan:?}");
+}
+
+/// recall_text with a fake embedder that knows nothing: the words carry it.
+#[test]
+fn hybrid_recall_text_finds_a_rare_word_the_vectors_miss() {
+    let (db, w) = db_with_turns();
+    // Every node gets the same vector, so the dense side cannot tell them apart.
+    db.exec("UPDATE memory_nodes SET embedding = ?, embedding_dims = 3, embedding_status = 'ready'", &[cairn_spin::sql::f32_blob(&[1.0, 0.0, 0.0]).into()]).unwrap();
+    let body = json!({"query_text": "Which LGBTQ group did Caroline go to?", "limit": 4});
+    let embed = |_: &str| Ok(vec![1.0, 0.0, 0.0]);
+    let out = cairn_memory::recall::recall(&db, &settings(), &body, Endpoint::RecallText, false, &embed, NOW).unwrap();
+    let seeds: Vec<&str> = out["seeds"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
+    assert_eq!(seeds[0], id_of(&w, "t1"), "{}", out["seeds"]);
+    assert_eq!(out["observability"]["stage1"]["stage1_mode"], "hybrid");
+    assert_eq!(out["seeds"][0]["score"], 1.0);
+    // Turns 2 and 4 share no word with the question and have the same
+    // vector; turn 2 sits next to the answer and is lifted above turn 4.
+    let at = |c: &str| seeds.iter().position(|s| *s == id_of(&w, c)).unwrap();
+    assert!(at("t2") < at("t4"), "{seeds:?}");
+    let dense = json!({"query_text": "Which LGBTQ group did Caroline go to?", "limit": 3, "stage1_mode": "dense"});
+    let out = cairn_memory::recall::recall(&db, &settings(), &dense, Endpoint::RecallText, false, &embed, NOW).unwrap();
+    assert_eq!(out["observability"]["stage1"]["stage1_mode"], "dense");
+}
+
+/// A scope embedded by another model than the one embedding queries now.
+#[test]
+fn a_scope_embedded_by_another_model_is_searched_by_words_or_refused() {
+    let (db, w) = db_with_turns();
+    let t1 = id_of(&w, "t1");
+    db.exec(
+        "INSERT INTO memory_derived_vectors (node_id, scope, model, dims, vector, updated_at) VALUES (?, 'default', 'old:model', 3, ?, 'x')",
+        &[t1.as_str().into(), cairn_spin::sql::f32_blob(&[1.0, 0.0, 0.0]).into()],
+    )
+    .unwrap();
+    let s = Settings { embedding_model_label: Some("new:model".into()), ..settings() };
+    let embed = |_: &str| Ok(vec![1.0, 0.0, 0.0]);
+    let body = json!({"query_text": "LGBTQ support group"});
+    let out = cairn_memory::recall::recall(&db, &s, &body, Endpoint::RecallText, false, &embed, NOW).unwrap();
+    assert_eq!(out["observability"]["stage1"]["stage1_mode"], "lexical");
+    assert_eq!(out["observability"]["stage1"]["dense_refused"]["scope_model"], "old:model");
+    assert_eq!(out["seeds"][0]["id"], t1.as_str(), "the words still find it");
+    let dense = json!({"query_text": "LGBTQ support group", "stage1_mode": "dense"});
+    let e = cairn_memory::recall::recall(&db, &s, &dense, Endpoint::RecallText, false, &embed, NOW).unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (409, "embedding_model_mismatch"));
+    assert!(e.message.contains("rebuild-derived"), "{}", e.message);
+    let same = Settings { embedding_model_label: Some("old:model".into()), ..settings() };
+    let out = cairn_memory::recall::recall(&db, &same, &dense, Endpoint::RecallText, false, &embed, NOW).unwrap();
+    assert!(out["observability"]["stage1"].get("dense_refused").is_none());
+}
