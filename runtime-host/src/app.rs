@@ -163,11 +163,7 @@ impl App {
 
     /// A fresh store for one request to `handler`, counting its database
     /// work into `stats`.
-    pub fn new_store(
-        &self,
-        handler: &Handler,
-        stats: &crate::state::RequestStats,
-    ) -> wasmtime::Store<RequestState> {
+    pub fn new_store(&self, handler: &Handler, stats: &crate::state::RequestStats) -> wasmtime::Store<RequestState> {
         self.new_store_with(handler, stats, &self.limits)
     }
 

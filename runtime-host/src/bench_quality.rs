@@ -110,7 +110,8 @@ fn load(path: &std::path::Path) -> Result<(Vec<Conversation>, usize)> {
                     }))
                 })
                 .collect();
-            sessions.push(json!({"scope": scope, "input_text": format!("{scope} session {n} ({date})"), "nodes": nodes}));
+            sessions
+                .push(json!({"scope": scope, "input_text": format!("{scope} session {n} ({date})"), "nodes": nodes}));
         }
         let mut questions = Vec::new();
         for q in c["qa"].as_array().into_iter().flatten() {
@@ -124,7 +125,11 @@ fn load(path: &std::path::Path) -> Result<(Vec<Conversation>, usize)> {
                 skipped += 1;
                 continue;
             }
-            questions.push(Question { text: q["question"].as_str().unwrap_or_default().to_string(), category, evidence });
+            questions.push(Question {
+                text: q["question"].as_str().unwrap_or_default().to_string(),
+                category,
+                evidence,
+            });
         }
         out.push(Conversation { scope, sessions, questions });
     }

@@ -258,7 +258,8 @@ async fn measure(base: String, b: Arc<BenchPlan>) -> Result<(Vec<Phase>, Value)>
         })
         .await;
         phases.push(Phase { name: "recall_text (cache miss)".into(), ..miss_phase });
-        phases.push(phase(&client, text_url.clone(), "recall_text (cache hit)", b.requests, c, text_body.clone()).await);
+        phases
+            .push(phase(&client, text_url.clone(), "recall_text (cache hit)", b.requests, c, text_body.clone()).await);
     }
     // Writes alone, then while 16 clients recall.
     let writes: Arc<dyn Fn(usize) -> Value + Send + Sync> = Arc::new(write_body);
@@ -324,7 +325,8 @@ async fn seed(base: &str, n: usize, batch: usize, client_vectors: bool, dims: us
                 }
                 let nodes: Vec<Value> = (from..(from + batch).min(n))
                     .map(|i| {
-                        let mut node = json!({"client_id": format!("m-{i}"), "type": "event", "text_summary": memory(i)});
+                        let mut node =
+                            json!({"client_id": format!("m-{i}"), "type": "event", "text_summary": memory(i)});
                         if client_vectors {
                             node["embedding"] = json!(crate::llm::local_embedder::embed(&memory(i), dims));
                         }
@@ -376,10 +378,13 @@ pub async fn run(b: RecallBench) -> Result<()> {
     let dims = crate::tiers::embedding_dims(&crate::tiers::load(&b.app.tiers)?).unwrap_or(384);
     let (seed_base, memories, batch, client_vectors) = (base.clone(), b.memories, b.batch, b.seed_vectors == "client");
     let seed_secs = std::thread::spawn(move || -> Result<f64> {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(seed(&seed_base, memories, batch, client_vectors, dims))
+        tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(seed(
+            &seed_base,
+            memories,
+            batch,
+            client_vectors,
+            dims,
+        ))
     });
     let seed_secs = tokio::task::spawn_blocking(move || seed_secs.join())
         .await?

@@ -81,7 +81,10 @@ fn the_dense_side_finds_a_paraphrase_and_the_lexical_side_a_rare_name_or_date() 
     // The answer says how stage 1 ran.
     let r = s.post("/v1/memory/recall_text", &json!({"scope": "conv", "query_text": "Biscuit", "return_debug": true}));
     let stage1 = &r.body["debug"]["stage1"];
-    assert_eq!((stage1["stage1_mode"].as_str(), stage1["lexical"]["available"].as_bool()), (Some("hybrid"), Some(true)));
+    assert_eq!(
+        (stage1["stage1_mode"].as_str(), stage1["lexical"]["available"].as_bool()),
+        (Some("hybrid"), Some(true))
+    );
     assert_eq!(r.body["seeds"][0]["id"], ids["t5"].as_str());
     assert_eq!(r.body["seeds"][0]["score"], 1.0);
     let h = s.get("/health");
@@ -100,7 +103,8 @@ fn lanes_and_tenants_hold_in_both_channels() {
     );
     assert_eq!(secret.status, 200, "{}", secret.text);
     let secret = secret.body["nodes"][0]["id"].as_str().unwrap().to_string();
-    let other = write_turns(&s, json!({"scope": "conv", "tenant_id": "beta"}), &[("b1", "Zorblax meetup with Biscuit")]);
+    let other =
+        write_turns(&s, json!({"scope": "conv", "tenant_id": "beta"}), &[("b1", "Zorblax meetup with Biscuit")]);
     drain(&s);
     for mode in ["hybrid", "dense", "lexical"] {
         let body = json!({"scope": "conv", "query_text": "Zorblax meetup Biscuit", "stage1_mode": mode});

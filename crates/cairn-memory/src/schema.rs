@@ -287,26 +287,19 @@ pub const MIGRATIONS: &[&[&str]] = &[
         // What this database can do, probed once (reported by /health).
         "CREATE TABLE IF NOT EXISTS memory_features (name TEXT PRIMARY KEY, enabled INTEGER NOT NULL) WITHOUT ROWID",
         "INSERT INTO memory_features (name, enabled) VALUES ('lexical_index', 0) ON CONFLICT (name) DO NOTHING",
-        // The full-text index over title + text_summary: BM25 via FTS5, when
-        // this SQLite has it (libsql's and Spin's both do). Contentless: the
-        // text stays in memory_nodes; rowid = the node's rowid; `sk` is the
-        // scope as one token, so the MATCH itself keeps to one scope.
-        "/* optional */ CREATE VIRTUAL TABLE IF NOT EXISTS memory_nodes_fts USING fts5(sk, body, \
-         tokenize = 'porter unicode61 remove_diacritics 2', content = '', contentless_delete = 1)",
-        // Kept in step with memory_nodes by triggers, inside the same
-        // transaction as every write, erasure, retention pass or summary.
-        "/* if-table: memory_nodes_fts */ CREATE TRIGGER IF NOT EXISTS memory_nodes_fts_insert AFTER INSERT ON memory_nodes BEGIN \
-         INSERT INTO memory_nodes_fts (rowid, sk, body) VALUES (new.rowid, 's' || lower(hex(new.scope)), \
-         coalesce(new.title, '') || ' ' || coalesce(new.text_summary, '')); END",
+        // The full-text index of written memories (see `recall::lexical`):
+        // BM25 via FTS5, when this SQLite has it (libsql's and Spin's both
+        // do). Contentless: the text stays in memory_nodes; rowid = the
+        // node's rowid. Every word is stored with its scope's prefix
+        // (`x<hash>_word`), so a scope's words are its own terms: a MATCH
+        // never reads another scope's rows and BM25's statistics are the
+        // scope's. The write path adds rows in the write's transaction
+        // (the text is split in Rust, schema 9 backfills existing rows);
+        // deletions follow by trigger.
+        "/* optional */ CREATE VIRTUAL TABLE IF NOT EXISTS memory_nodes_fts USING fts5(body, \
+         tokenize = \"porter unicode61 remove_diacritics 2 tokenchars '_'\", content = '', contentless_delete = 1)",
         "/* if-table: memory_nodes_fts */ CREATE TRIGGER IF NOT EXISTS memory_nodes_fts_delete AFTER DELETE ON memory_nodes BEGIN \
          DELETE FROM memory_nodes_fts WHERE rowid = old.rowid; END",
-        "/* if-table: memory_nodes_fts */ CREATE TRIGGER IF NOT EXISTS memory_nodes_fts_update \
-         AFTER UPDATE OF title, text_summary, scope ON memory_nodes BEGIN \
-         DELETE FROM memory_nodes_fts WHERE rowid = old.rowid; \
-         INSERT INTO memory_nodes_fts (rowid, sk, body) VALUES (new.rowid, 's' || lower(hex(new.scope)), \
-         coalesce(new.title, '') || ' ' || coalesce(new.text_summary, '')); END",
-        "/* if-table: memory_nodes_fts */ INSERT INTO memory_nodes_fts (rowid, sk, body) \
-         SELECT rowid, 's' || lower(hex(scope)), coalesce(title, '') || ' ' || coalesce(text_summary, '') FROM memory_nodes",
         "/* if-table: memory_nodes_fts */ UPDATE memory_features SET enabled = 1 WHERE name = 'lexical_index'",
     ],
 ];
@@ -318,5 +311,8 @@ pub fn current_version() -> i64 {
 
 /// Brings the kernel's schema up to date (one indexed read when it is).
 pub fn ensure(db: &dyn Sql, now: &str) -> Result<(), ApiError> {
-    cairn_spin::migrations::ensure(db, COMPONENT, MIGRATIONS, now)
+    cairn_spin::migrations::ensure_with(db, COMPONENT, MIGRATIONS, now, |db, step| {
+        // Schema 9 indexes the memories written before it (same transaction).
+        if step == 9 { crate::recall::lexical::backfill(db) } else { Ok(()) }
+    })
 }

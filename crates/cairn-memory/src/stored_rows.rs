@@ -143,9 +143,15 @@ pub fn lane_visible(
 /// SQL condition implementing [`lane_visible`] for a nodes table alias;
 /// binds (agent, team).
 pub fn lane_visible_sql(alias: &str) -> String {
+    lane_visible_sql_at(alias, "?", "?")
+}
+
+/// [`lane_visible_sql`] with the agent and team bound to given parameters
+/// (e.g. `?3`, `?4`), for statements with numbered parameters.
+pub fn lane_visible_sql_at(alias: &str, agent: &str, team: &str) -> String {
     format!(
-        "({a}.memory_lane = 'shared' OR ({a}.owner_agent_id IS NOT NULL AND {a}.owner_agent_id = ?) \
-         OR ({a}.owner_team_id IS NOT NULL AND {a}.owner_team_id = ?))",
+        "({a}.memory_lane = 'shared' OR ({a}.owner_agent_id IS NOT NULL AND {a}.owner_agent_id = {agent}) \
+         OR ({a}.owner_team_id IS NOT NULL AND {a}.owner_team_id = {team}))",
         a = alias
     )
 }

@@ -342,6 +342,13 @@ fn apply(
     for ((spec_node, (stored, _)), st) in nodes.iter().zip(&stored_nodes).zip(&statuses) {
         if let Some(st) = st {
             stored_bytes += insert_node(db, stored, spec_node.embedding.as_deref(), st, &appended.id)?;
+            crate::recall::lexical::index_node(
+                db,
+                &stored.id,
+                &stored.scope_key,
+                stored.title.as_deref(),
+                stored.text_summary.as_deref(),
+            )?;
             if stored.node_type == "rule" {
                 let def = crate::rule_defs::DefSource::from_slots(&stored.slots);
                 let node = crate::rule_defs::DefNode {

@@ -80,12 +80,21 @@ fn lanes_and_scopes_hold_inside_the_query() {
 }
 
 #[test]
-fn erasure_and_updates_follow_through_the_triggers() {
+fn erasure_follows_through_the_trigger() {
     let (db, w) = db_with_turns();
     let t2 = id_of(&w, "t2");
-    db.exec("UPDATE memory_nodes SET text_summary = 'Melanie: a quiet afternoon' WHERE id = ?", &[t2.as_str().into()]).unwrap();
-    assert!(!hits(&db, "default", "sunrise lake", None).contains(&t2), "the old words are gone");
-    assert!(hits(&db, "default", "quiet afternoon", None).contains(&t2));
+    cairn_memory::erasure::erase_before(
+        &db,
+        "default",
+        "2099-01-01T00:00:00.000Z",
+        "test",
+        "retention",
+        "2099-01-01T00:00:00.000Z",
+    )
+    .map(|_| ())
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert!(!hits(&db, "default", "sunrise lake", None).contains(&t2), "retention's erasure leaves the index");
+    let (db, _) = db_with_turns();
     cairn_memory::erasure::erase_scope(&db, "default", "test", "teardown", "2027-01-01T00:00:00.000Z").unwrap();
     assert!(hits(&db, "default", "caroline melanie", None).is_empty(), "erased rows leave the index");
     let left: i64 = db.query_one("SELECT count(*) FROM memory_nodes_fts", &[]).unwrap().unwrap().int(0);
@@ -96,32 +105,36 @@ fn erasure_and_updates_follow_through_the_triggers() {
 fn writes_are_numbered_in_order_for_neighbours() {
     let (db, w) = db_with_turns();
     let seq = |c: &str| {
-        db.query_one("SELECT seq FROM memory_nodes WHERE id = ?", &[id_of(&w, c).as_str().into()]).unwrap().unwrap().int(0)
+        db.query_one("SELECT seq FROM memory_nodes WHERE id = ?", &[id_of(&w, c).as_str().into()])
+            .unwrap()
+            .unwrap()
+            .int(0)
     };
     assert_eq!((seq("t1"), seq("t2"), seq("t3"), seq("t4")), (1, 2, 3, 4));
     let w2 = write(&db, json!({"input_text": "later", "nodes": [turn("t5", "Caroline: see you soon")]}));
     assert_eq!(
-        db.query_one("SELECT seq FROM memory_nodes WHERE id = ?", &[id_of(&w2, "t5").as_str().into()]).unwrap().unwrap().int(0),
+        db.query_one("SELECT seq FROM memory_nodes WHERE id = ?", &[id_of(&w2, "t5").as_str().into()])
+            .unwrap()
+            .unwrap()
+            .int(0),
         6,
         "numbering goes on across writes (the private turn took 5)"
     );
 }
 
 #[test]
-fn the_planner_reads_the_index_first() {
-    let (db, _) = db_with_turns();
-    let plan: Vec<String> = db
-        .query(
-            "EXPLAIN QUERY PLAN SELECT n.id FROM memory_nodes_fts JOIN memory_nodes n ON n.rowid = memory_nodes_fts.rowid \
-             WHERE memory_nodes_fts MATCH 'x' AND n.scope = 'default' ORDER BY bm25(memory_nodes_fts) LIMIT 5",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| r.string(3))
-        .collect();
-    assert!(plan[0].contains("VIRTUAL TABLE INDEX"), "{plan:?}");
-    assert!(plan.iter().any(|p| p.contains("INTEGER PRIMARY KEY") || p.contains("rowid=?")), "{plan:?}");
+fn derived_nodes_are_not_indexed_and_old_rows_are_backfilled() {
+    let (db, w) = db_with_turns();
+    // Unindexed rows, as a database written before schema 9 has them.
+    db.exec("DELETE FROM memory_nodes_fts", &[]).unwrap();
+    db.exec("UPDATE memory_nodes SET seq = NULL WHERE client_id = 't4'", &[]).unwrap();
+    assert!(hits(&db, "default", "sunrise", None).is_empty());
+    lexical::backfill(&db).unwrap();
+    assert!(hits(&db, "default", "sunrise", None).contains(&id_of(&w, "t2")));
+    assert!(
+        hits(&db, "default", "oranges pinks", None).is_empty(),
+        "a node without write order is derived: not indexed"
+    );
 }
 
 /// recall_text with a fake embedder that knows nothing: the words carry it.
@@ -129,7 +142,11 @@ fn the_planner_reads_the_index_first() {
 fn hybrid_recall_text_finds_a_rare_word_the_vectors_miss() {
     let (db, w) = db_with_turns();
     // Every node gets the same vector, so the dense side cannot tell them apart.
-    db.exec("UPDATE memory_nodes SET embedding = ?, embedding_dims = 3, embedding_status = 'ready'", &[cairn_spin::sql::f32_blob(&[1.0, 0.0, 0.0]).into()]).unwrap();
+    db.exec(
+        "UPDATE memory_nodes SET embedding = ?, embedding_dims = 3, embedding_status = 'ready'",
+        &[cairn_spin::sql::f32_blob(&[1.0, 0.0, 0.0]).into()],
+    )
+    .unwrap();
     let body = json!({"query_text": "Which LGBTQ group did Caroline go to?", "limit": 4});
     let embed = |_: &str| Ok(vec![1.0, 0.0, 0.0]);
     let out = cairn_memory::recall::recall(&db, &settings(), &body, Endpoint::RecallText, false, &embed, NOW).unwrap();
@@ -170,4 +187,22 @@ fn a_scope_embedded_by_another_model_is_searched_by_words_or_refused() {
     let same = Settings { embedding_model_label: Some("old:model".into()), ..settings() };
     let out = cairn_memory::recall::recall(&db, &same, &dense, Endpoint::RecallText, false, &embed, NOW).unwrap();
     assert!(out["observability"]["stage1"].get("dense_refused").is_none());
+}
+
+/// A database at kernel schema 8 with memories: the upgrade numbers them
+/// and indexes them in the migration's transaction.
+#[test]
+fn upgrading_from_schema_8_indexes_existing_memories() {
+    let db = NativeSqlite::in_memory();
+    cairn_spin::migrations::ensure(&db, "kernel", &cairn_memory::schema::MIGRATIONS[..8], "t").unwrap();
+    db.exec(
+        "INSERT INTO memory_nodes (id, scope, type, text_summary, embedding_status, memory_lane, created_at, updated_at, commit_id) \
+         VALUES ('old-1', 'default', 'event', 'an old memory about sourdough bread', 'ready', 'shared', 'a', 'a', 'c')",
+        &[],
+    )
+    .unwrap();
+    cairn_memory::schema::ensure(&db, "t").unwrap();
+    assert_eq!(hits(&db, "default", "sourdough", None), ["old-1"]);
+    let seq = db.query_one("SELECT seq FROM memory_nodes WHERE id = 'old-1'", &[]).unwrap().unwrap().int(0);
+    assert_eq!(seq, 1);
 }

@@ -8,7 +8,11 @@ use std::time::Instant;
 fn main() {
     let dir = std::env::args().nth(1).expect("usage: embed_speed <model dir>");
     let model = cairn_minilm::MiniLm::load(std::path::Path::new(&dir)).unwrap_or_else(|e| panic!("{e}"));
-    let queries = ["When did Melanie paint a sunrise?", "What did Caroline research?", "Where did Caroline move from 4 years ago?"];
+    let queries = [
+        "When did Melanie paint a sunrise?",
+        "What did Caroline research?",
+        "Where did Caroline move from 4 years ago?",
+    ];
     for q in &queries {
         model.embed(&[q]).unwrap();
     }

@@ -37,7 +37,9 @@ pub enum Error {
         "the all-MiniLM-L6-v2 model directory {dir} lacks {file} (run `make models`, or copy model.safetensors, tokenizer.json and config.json there)"
     )]
     MissingFile { dir: PathBuf, file: &'static str },
-    #[error("the all-MiniLM-L6-v2 model in {dir} could not be loaded ({what}): {message} (run `make models` to fetch it again)")]
+    #[error(
+        "the all-MiniLM-L6-v2 model in {dir} could not be loaded ({what}): {message} (run `make models` to fetch it again)"
+    )]
     Load { dir: PathBuf, what: &'static str, message: String },
     #[error("embedding failed: {0}")]
     Inference(String),
@@ -74,7 +76,8 @@ impl MiniLm {
         if config.hidden_size != DIMS {
             return Err(load_err("config.json")(&format!("hidden_size {} is not {DIMS}", config.hidden_size)));
         }
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| load_err("tokenizer.json")(&e))?;
+        let mut tokenizer =
+            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| load_err("tokenizer.json")(&e))?;
         tokenizer.with_padding(Some(PaddingParams { strategy: PaddingStrategy::BatchLongest, ..Default::default() }));
         tokenizer
             .with_truncation(Some(TruncationParams { max_length: MAX_TOKENS, ..Default::default() }))

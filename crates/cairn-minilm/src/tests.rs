@@ -6,9 +6,9 @@ use std::sync::OnceLock;
 
 /// `$CAIRN_AI_MODELS/all-minilm-l6-v2`, default `~/.cache/cairn/ai-models/...`.
 fn model_dir() -> PathBuf {
-    let root = std::env::var_os("CAIRN_AI_MODELS").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/cairn/ai-models")
-    });
+    let root = std::env::var_os("CAIRN_AI_MODELS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/cairn/ai-models"));
     root.join(MODEL_NAME)
 }
 

@@ -32,9 +32,7 @@ fn recorded_version(db: &dyn Sql, component: &str) -> Result<Option<i64>, ApiErr
 }
 
 fn table_exists(db: &dyn Sql, name: &str) -> Result<bool, ApiError> {
-    Ok(db
-        .query_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", &[name.into()])?
-        .is_some())
+    Ok(db.query_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", &[name.into()])?.is_some())
 }
 
 fn run_statement(db: &dyn Sql, component: &str, stmt: &str) -> Result<(), ApiError> {
@@ -62,6 +60,19 @@ fn first_line(s: &str) -> &str {
 /// Brings `component`'s schema up to `migrations.len()`; a no-op (one
 /// indexed read) when it already is.
 pub fn ensure(db: &dyn Sql, component: &str, migrations: &[&[&str]], now: &str) -> Result<(), ApiError> {
+    ensure_with(db, component, migrations, now, |_, _| Ok(()))
+}
+
+/// [`ensure`], calling `after_step(db, version)` inside the transaction
+/// after each step is applied (data a step needs that SQL alone cannot
+/// compute, e.g. backfilling an index from Rust).
+pub fn ensure_with(
+    db: &dyn Sql,
+    component: &str,
+    migrations: &[&[&str]],
+    now: &str,
+    after_step: impl Fn(&dyn Sql, usize) -> Result<(), ApiError>,
+) -> Result<(), ApiError> {
     let target = migrations.len() as i64;
     if recorded_version(db, component)? == Some(target) {
         return Ok(());
@@ -76,10 +87,11 @@ pub fn ensure(db: &dyn Sql, component: &str, migrations: &[&[&str]], now: &str) 
                 format!("database schema of '{component}' is version {have}, this build knows {target}; upgrade cairn"),
             ));
         }
-        for step in &migrations[have as usize..] {
+        for (i, step) in migrations.iter().enumerate().skip(have as usize) {
             for stmt in step.iter() {
                 run_statement(db, component, stmt)?;
             }
+            after_step(db, i + 1)?;
         }
         db.exec(
             "INSERT INTO cairn_schema (component, version, updated_at) VALUES (?, ?, ?)

@@ -153,13 +153,18 @@ mod tests {
 
     #[test]
     fn channels_are_scaled_by_their_best_and_mixed() {
-        let c = [cand("a", Some(1), Some(0.8), Some(10.0)), cand("b", Some(5), Some(0.4), None), cand("c", Some(9), None, Some(5.0))];
+        let c = [
+            cand("a", Some(1), Some(0.8), Some(10.0)),
+            cand("b", Some(5), Some(0.4), None),
+            cand("c", Some(9), None, Some(5.0)),
+        ];
         let own = own_scores(&c, Weights { lexical: 0.5, neighbor: 0.0 });
         assert_eq!(own, vec![1.0, 0.25, 0.25]);
         let dense_only = own_scores(&c, Weights { lexical: 0.0, neighbor: 0.0 });
         assert_eq!(dense_only, vec![1.0, 0.5, 0.0]);
         // A negative cosine counts as no similarity, not as a penalty.
-        let neg = own_scores(&[cand("x", None, Some(-0.3), None), cand("y", None, Some(0.6), None)], Weights::default());
+        let neg =
+            own_scores(&[cand("x", None, Some(-0.3), None), cand("y", None, Some(0.6), None)], Weights::default());
         assert_eq!(neg[0], 0.0);
     }
 
@@ -183,7 +188,11 @@ mod tests {
 
     #[test]
     fn derived_summaries_come_after_written_memories() {
-        let c = [cand("topic", None, Some(0.99), Some(20.0)), cand("turn1", Some(1), Some(0.2), None), cand("turn2", Some(7), Some(0.1), None)];
+        let c = [
+            cand("topic", None, Some(0.99), Some(20.0)),
+            cand("turn1", Some(1), Some(0.2), None),
+            cand("turn2", Some(7), Some(0.1), None),
+        ];
         let r = rank(&c, Weights::default(), 2);
         let ids: Vec<&str> = r.iter().map(|s| s.id.as_str()).collect();
         assert_eq!(ids, ["turn1", "turn2"], "the topic never takes a written memory's place");
@@ -210,7 +219,11 @@ mod tests {
 
     #[test]
     fn neighbours_to_fetch() {
-        let c = [cand("a", Some(10), Some(0.9), None), cand("b", Some(2), Some(0.1), None), cand("t", None, Some(1.0), None)];
+        let c = [
+            cand("a", Some(10), Some(0.9), None),
+            cand("b", Some(2), Some(0.1), None),
+            cand("t", None, Some(1.0), None),
+        ];
         let own = own_scores(&c, Weights::default());
         assert_eq!(expand_from(&c, &own, 1), vec![10], "derived nodes have no neighbours");
         assert_eq!(neighbor_seqs(&[10, 2], &[10, 2]), vec![8, 9, 11, 12, 1, 3, 4]);

@@ -1,21 +1,34 @@
-//! Stage 1's lexical channel: BM25 over the full-text index of the nodes'
-//! `title` and `text_summary` (kernel schema 9, `memory_nodes_fts`: SQLite
-//! FTS5, Porter stemming, diacritics folded).
+//! Stage 1's lexical channel: BM25 over the full-text index of the written
+//! memories' `title` and `text_summary` (kernel schema 9,
+//! `memory_nodes_fts`: SQLite FTS5, Porter stemming, diacritics folded).
 //!
-//! The index holds every scope; a scope's rows carry its key as one token
-//! (`sk`), so the MATCH itself keeps to the scope, and the join to
-//! `memory_nodes` applies the tier and lane visibility in the same query —
-//! a private memory of another agent is never a candidate, and no other
-//! scope's row is ever read. BM25's document frequencies are those of the
-//! whole index (every tenant's rows): they weigh terms, they reveal no row.
+//! **One index, a vocabulary per scope.** Each word is stored with its
+//! scope's prefix (`x<12 hex of sha256(scope)>_word`), so a scope's words
+//! are terms of their own: a MATCH reads only that scope's postings, BM25's
+//! document frequencies are the scope's, and no other tenant's row is ever a
+//! candidate or moves a score. The text is split here (runs of letters and
+//! digits, the same rule as the query's), FTS5 lowercases, folds diacritics
+//! and stems each prefixed token (the same on both sides, so they match).
+//! The write path adds a node's row in its own transaction ([`index_node`]);
+//! deletions (erasure, retention) follow by trigger. Derived topics and
+//! summaries are not indexed: they are found by their vectors.
 //!
-//! The query text becomes an OR of its words without stopwords (the
-//! question words and function words that would match everything), each
-//! quoted, so no input can be read as FTS5 query syntax. A database without
-//! FTS5 has no index; the channel then reports itself unavailable and recall
-//! runs on vectors alone.
+//! **Bounded work.** A query is an OR of its words without stopwords, each
+//! quoted (no input is read as FTS5 syntax), and BM25 is computed for at
+//! most [`MAX_MATCHES`] memories ([`plan`]): each word's matches are
+//! counted first (each count stops at the bound, so it costs little); the
+//! rarest words are kept while their matches fit, and the commonest
+//! dropped — a speaker's name that half a conversation carries adds little
+//! to BM25 and would only cost. When even the rarest word matches more than
+//! the bound (a big scope, a question made of its everyday words), the most
+//! recent matches of all the words are scored and older ones are left to
+//! the dense side. Tier and lane visibility are applied in the same
+//! statement as the scoring.
+//!
+//! A database without FTS5 has no index; the channel then reports itself
+//! unavailable and recall runs on vectors alone.
 
-use crate::stored_rows::lane_visible_sql;
+use crate::stored_rows::lane_visible_sql_at;
 use cairn_core::ApiError;
 use cairn_spin::sql::{Row, Sql, SqlValue};
 
@@ -54,26 +67,130 @@ pub fn terms(query: &str) -> Vec<String> {
     out
 }
 
-/// A scope key as the one token the index stores it as.
-pub fn scope_token(scope_key: &str) -> String {
-    let mut s = String::with_capacity(1 + 2 * scope_key.len());
-    s.push('s');
-    for b in scope_key.bytes() {
-        s.push_str(&format!("{b:02x}"));
+/// Most matches BM25 is computed for, the most recent first.
+pub const MAX_MATCHES: usize = 500;
+
+/// The prefix a scope's words are stored with: `x` and 12 hex digits of
+/// the sha256 of the scope key, then `_` (a token character of the index).
+pub fn scope_prefix(scope_key: &str) -> String {
+    let h = cairn_core::digest::sha256_hex(scope_key);
+    format!("x{}_", &h[..12])
+}
+
+/// Runs of letters and digits, as both the document and the query are split.
+fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty())
+}
+
+/// The indexed document of a node: every word of its title and text with
+/// its scope's prefix.
+pub fn document(scope_key: &str, title: Option<&str>, text: Option<&str>) -> String {
+    let prefix = scope_prefix(scope_key);
+    let mut out = String::new();
+    for w in title.into_iter().chain(text).flat_map(words) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(&prefix);
+        out.push_str(w);
     }
-    s
+    out
 }
 
 /// The FTS5 MATCH expression for `query` in one scope; `None` when the
 /// query has no search words.
 pub fn match_expression(scope_key: &str, query: &str) -> Option<String> {
     let words = terms(query);
-    if words.is_empty() {
-        return None;
+    (!words.is_empty()).then(|| or_of(&scope_prefix(scope_key), &words))
+}
+
+/// `"p_w1" OR "p_w2" ...`; words are letters and digits only, so quoting
+/// cannot be escaped.
+fn or_of(prefix: &str, words: &[String]) -> String {
+    let ors: Vec<String> = words.iter().map(|w| format!("\"{prefix}{w}\"")).collect();
+    ors.join(" OR ")
+}
+
+/// How a query is searched, from each word's match count (capped at
+/// `MAX_MATCHES + 1`): the words to use, and whether only the most recent
+/// matches can be scored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub words: Vec<String>,
+    pub dropped: Vec<String>,
+    pub recent_only: bool,
+}
+
+pub fn plan(words: &[String], counts: &[usize]) -> Plan {
+    let mut order: Vec<usize> = (0..words.len()).collect();
+    order.sort_by_key(|&i| (counts[i], i));
+    let (mut keep, mut total) = (Vec::new(), 0usize);
+    for &i in &order {
+        if counts[i] == 0 {
+            continue;
+        }
+        if total + counts[i] > MAX_MATCHES && !keep.is_empty() {
+            break;
+        }
+        total += counts[i];
+        keep.push(i);
     }
-    // Words are letters and digits only, so quoting cannot be escaped.
-    let ors: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
-    Some(format!("sk : \"{}\" AND body : ({})", scope_token(scope_key), ors.join(" OR ")))
+    if total > MAX_MATCHES {
+        // The rarest word alone is too common: every word, recent matches.
+        return Plan { words: words.to_vec(), dropped: Vec::new(), recent_only: true };
+    }
+    keep.sort_unstable();
+    let dropped = (0..words.len()).filter(|i| counts[*i] > 0 && !keep.contains(i)).map(|i| words[i].clone()).collect();
+    Plan { words: keep.into_iter().map(|i| words[i].clone()).collect(), dropped, recent_only: false }
+}
+
+/// Adds a node just written to the index (inside the write's
+/// transaction); nothing when this database has no index.
+pub fn index_node(
+    db: &dyn Sql,
+    node_id: &str,
+    scope_key: &str,
+    title: Option<&str>,
+    text: Option<&str>,
+) -> Result<(), ApiError> {
+    let doc = document(scope_key, title, text);
+    if doc.is_empty() {
+        return Ok(());
+    }
+    match db.exec(
+        "INSERT INTO memory_nodes_fts (rowid, body) SELECT rowid, ? FROM memory_nodes WHERE id = ?",
+        &[doc.into(), node_id.into()],
+    ) {
+        Err(e) if e.message.contains("no such table: memory_nodes_fts") => Ok(()),
+        other => other,
+    }
+}
+
+/// Indexes every written node (kernel schema 9, in its migration's
+/// transaction); derived nodes (no write-order number) are left out.
+pub fn backfill(db: &dyn Sql) -> Result<(), ApiError> {
+    if !available(db)? {
+        return Ok(());
+    }
+    let mut after = 0i64;
+    loop {
+        let rows = db.query(
+            "SELECT rowid, scope, title, text_summary FROM memory_nodes WHERE rowid > ? AND seq IS NOT NULL \
+             ORDER BY rowid LIMIT 1000",
+            &[SqlValue::Integer(after)],
+        )?;
+        let Some(last) = rows.last() else { return Ok(()) };
+        after = last.int(0);
+        for r in &rows {
+            let doc = document(r.text(1).unwrap_or_default(), r.text(2), r.text(3));
+            if !doc.is_empty() {
+                db.exec(
+                    "INSERT INTO memory_nodes_fts (rowid, body) VALUES (?, ?)",
+                    &[SqlValue::Integer(r.int(0)), doc.into()],
+                )?;
+            }
+        }
+    }
 }
 
 /// A lexical hit: the node, its write-order number, and its BM25 score
@@ -95,6 +212,14 @@ pub struct Lexical {
     /// False when this database has no full-text index.
     pub available: bool,
     pub terms: usize,
+    /// Words left out because commoner than the bound allows ([`plan`]).
+    pub dropped_terms: Vec<String>,
+    /// Only the most recent matches were scored.
+    pub recent_only: bool,
+}
+
+fn unavailable(e: &ApiError) -> bool {
+    e.message.contains("no such table: memory_nodes_fts")
 }
 
 /// The best `limit` visible hits for `query` in a scope; binds (match,
@@ -108,32 +233,62 @@ pub fn search(
     limit: usize,
     seed_state_sql: &str,
 ) -> Result<Lexical, ApiError> {
-    let Some(expr) = match_expression(scope_key, query) else {
-        return Ok(Lexical { hits: Vec::new(), available: true, terms: 0 });
+    let words = terms(query);
+    if words.is_empty() {
+        return Ok(Lexical { available: true, ..Lexical::default() });
+    }
+    let prefix = scope_prefix(scope_key);
+    // Each word's matches, counted up to the bound, in one statement.
+    let counts_sql = words
+        .iter()
+        .map(|_| {
+            format!(
+                "(SELECT count(*) FROM (SELECT 1 FROM memory_nodes_fts WHERE memory_nodes_fts MATCH ? LIMIT {}))",
+                MAX_MATCHES + 1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let count_params: Vec<SqlValue> = words.iter().map(|w| SqlValue::from(format!("\"{prefix}{w}\""))).collect();
+    let counts: Vec<usize> = match db.query_one(&format!("SELECT {counts_sql}"), &count_params) {
+        Ok(row) => row.map(|r| (0..words.len()).map(|i| r.int(i).max(0) as usize).collect()).unwrap_or_default(),
+        Err(e) if unavailable(&e) => return Ok(Lexical::default()),
+        Err(e) => return Err(e),
     };
+    let plan = plan(&words, &counts);
+    if plan.words.is_empty() {
+        return Ok(Lexical { available: true, terms: words.len(), ..Lexical::default() });
+    }
+    // The matches scored (the most recent ones when the plan says so), the
+    // best 4·limit checked for visibility (a private memory may take a
+    // place; the dense side fills in). CROSS JOIN keeps the matches the
+    // outer loop (SQLite would otherwise walk the scope's nodes and probe
+    // the index for each).
     let sql = format!(
-        "SELECT n.id, n.type, {seed_state_sql}, n.seq, -bm25(memory_nodes_fts, 0.0, 1.0) \
-         FROM memory_nodes_fts JOIN memory_nodes n ON n.rowid = memory_nodes_fts.rowid \
-         WHERE memory_nodes_fts MATCH ? AND n.scope = ? AND n.tier IN ('hot', 'warm') AND {} \
-         ORDER BY bm25(memory_nodes_fts, 0.0, 1.0) LIMIT ?",
-        lane_visible_sql("n")
+        "SELECT n.id, n.type, {seed_state_sql}, n.seq, f.score FROM \
+         (SELECT r, score FROM \
+           (SELECT rowid AS r, -bm25(memory_nodes_fts) AS score FROM memory_nodes_fts WHERE memory_nodes_fts MATCH ?1 \
+            ORDER BY rowid DESC LIMIT {MAX_MATCHES}) \
+          ORDER BY score DESC LIMIT 4 * ?5) f \
+         CROSS JOIN memory_nodes n ON n.rowid = f.r \
+         WHERE n.scope = ?2 AND n.tier IN ('hot', 'warm') AND {} ORDER BY f.score DESC LIMIT ?5",
+        lane_visible_sql_at("n", "?3", "?4")
     );
     let params = [
-        expr.into(),
+        or_of(&prefix, &plan.words).into(),
         scope_key.into(),
         agent.map(str::to_string).into(),
         team.map(str::to_string).into(),
         SqlValue::Integer(limit as i64),
     ];
-    let rows = match db.query(&sql, &params) {
-        Ok(rows) => rows,
-        // Schema 9 on a SQLite without FTS5: no index, no lexical channel.
-        Err(e) if e.message.contains("no such table: memory_nodes_fts") => {
-            return Ok(Lexical { hits: Vec::new(), available: false, terms: 0 });
-        }
-        Err(e) => return Err(e),
-    };
-    Ok(Lexical { hits: rows.iter().map(hit).collect(), available: true, terms: terms(query).len() })
+    let rows = db.query(&sql, &params)?;
+    Ok(Lexical {
+        hits: rows.iter().map(hit).collect(),
+        available: true,
+        terms: words.len(),
+        dropped_terms: plan.dropped,
+        recent_only: plan.recent_only,
+    })
 }
 
 fn hit(r: &Row) -> Hit {
@@ -177,9 +332,40 @@ mod tests {
 
     #[test]
     fn match_expressions_cannot_carry_query_syntax() {
+        let p = scope_prefix("default");
+        assert_eq!((p.len(), p.starts_with('x'), p.ends_with('_')), (14, true, true));
         let e = match_expression("default", "sunrise\" OR NEAR(x) * \"sk:").unwrap();
-        assert_eq!(e, "sk : \"s64656661756c74\" AND body : (\"sunrise\" OR \"near\" OR \"x\" OR \"sk\")");
+        assert_eq!(e, format!("\"{p}sunrise\" OR \"{p}near\" OR \"{p}x\" OR \"{p}sk\""));
         assert_eq!(match_expression("default", "why is it"), None);
-        assert_eq!(scope_token("tenant:a::scope:b"), "s74656e616e743a613a3a73636f70653a62");
+        assert_ne!(scope_prefix("tenant:a::scope:b"), p, "each scope its own vocabulary");
+    }
+
+    #[test]
+    fn plans_keep_the_rarest_words_within_the_bound() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let words = w(&["melanie", "caroline", "sunrise", "paint"]);
+        // Both names are common, the two words rare: one name is dropped.
+        let p = plan(&words, &[280, 270, 3, 12]);
+        assert_eq!((p.words, p.dropped, p.recent_only), (w(&["caroline", "sunrise", "paint"]), w(&["melanie"]), false));
+        // Everything fits: every word, exact BM25.
+        assert_eq!(plan(&words, &[100, 100, 3, 12]).words, words);
+        // Words that match nothing are left out, not "dropped".
+        let p = plan(&words, &[0, 0, 3, 0]);
+        assert_eq!((p.words, p.dropped), (w(&["sunrise"]), w(&[])));
+        // Even the rarest word is over the bound: recent matches of all.
+        let big = MAX_MATCHES + 1;
+        let p = plan(&words, &[big, big, big, big]);
+        assert_eq!((p.words, p.recent_only), (words.clone(), true));
+        assert!(plan(&words, &[0, 0, 0, 0]).words.is_empty());
+    }
+
+    #[test]
+    fn documents_prefix_every_word() {
+        let p = scope_prefix("s");
+        assert_eq!(
+            document("s", Some("Title"), Some("Hi, Mel—it's 7pm!")),
+            format!("{p}Title {p}Hi {p}Mel {p}it {p}s {p}7pm")
+        );
+        assert_eq!(document("s", None, Some(" ,, ")), "");
     }
 }

@@ -322,8 +322,10 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
     }
     let lexical_json = lexical_report.as_ref().map(|l| {
         json!({
-            "available": l.available, "terms": l.terms, "hits": l.hits, "dense_candidates": l.dense_candidates,
-            "neighbors_added": l.neighbors_added, "ms": l.ms,
+            "available": l.available, "terms": l.terms, "dropped_terms": l.dropped_terms, "recent_only": l.recent_only,
+            "hits": l.hits, "dense_candidates": l.dense_candidates,
+            "neighbors_added": l.neighbors_added, "ms": l.ms, "fts_ms": l.fts_ms, "dense_ms": l.dense_ms,
+            "fill_ms": l.fill_ms, "neighbors_ms": l.neighbors_ms,
         })
     });
     let stage1_json = json!({

@@ -207,8 +207,12 @@ mod tests {
         let q = text(json!({"query_text": "x", "stage1_mode": "lexical", "stage1_neighbor_weight": 0})).unwrap();
         assert_eq!((q.stage1.mode, q.stage1.weights.neighbor), (Mode::Lexical, 0.0));
         let e = text(json!({"query_text": "x", "stage1_mode": "fuzzy", "stage1_lexical_weight": 2})).unwrap_err();
-        let paths: Vec<String> =
-            e.details.unwrap()["issues"].as_array().unwrap().iter().map(|i| i["path"].as_str().unwrap().into()).collect();
+        let paths: Vec<String> = e.details.unwrap()["issues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["path"].as_str().unwrap().into())
+            .collect();
         assert_eq!(paths, ["stage1_mode", "stage1_lexical_weight"]);
         let dense = parse(&json!({"query_embedding": [1, 0, 0]}), &settings(), Endpoint::Recall, false).unwrap();
         assert_eq!(dense.stage1.mode, Mode::Dense);

@@ -208,12 +208,12 @@ fn pick(mut c: Vec<Candidate>, limit: usize) -> (Vec<Seed>, usize) {
     c.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then_with(|| a.id.cmp(&b.id)));
     c.truncate(oversample(limit));
     let filtered = c.iter().filter(|x| !x.seedable).count();
-    let seeds =
-        c.into_iter()
-            .filter(|x| x.seedable)
-            .take(limit)
-            .map(|x| Seed { id: x.id, similarity: x.similarity, score: x.similarity })
-            .collect();
+    let seeds = c
+        .into_iter()
+        .filter(|x| x.seedable)
+        .take(limit)
+        .map(|x| Seed { id: x.id, similarity: x.similarity, score: x.similarity })
+        .collect();
     (seeds, filtered)
 }
 

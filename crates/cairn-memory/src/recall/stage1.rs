@@ -3,10 +3,12 @@
 //! ([`lexical`]); `hybrid` (recall_text's default) fuses both and lifts
 //! neighbours ([`hybrid`]). `recall`, which has no query text, is dense.
 //!
-//! Hybrid reads, in one snapshot: the dense pool and the lexical pool
-//! (`max(50, 2·limit)` each), the vectors of lexical-only candidates, the
-//! write-order numbers of the dense ones, and the ±2 neighbours of the best
-//! `limit` — five to seven statements besides the dense channel's own.
+//! Hybrid reads, in one snapshot: the dense pool (`limit`, as dense mode
+//! reads it) and the lexical pool (`max(50, 2·limit)`), the vectors of
+//! lexical-only candidates, the write-order numbers of the dense ones, and
+//! the ±2 neighbours of the best `max(8, limit/2)` — four statements besides
+//! the dense channel's own. (On the LoCoMo dev split a dense pool of 50 and
+//! neighbours of the best 24 scored the same, for twice the reads.)
 
 use super::hybrid::{self, Candidate, Weights};
 use super::lexical;
@@ -45,10 +47,25 @@ pub struct Stage1Knobs {
 pub struct LexicalReport {
     pub available: bool,
     pub terms: usize,
+    /// Words left out as too common, and whether only recent matches were
+    /// scored (see `lexical::plan`).
+    pub dropped_terms: Vec<String>,
+    pub recent_only: bool,
     pub hits: usize,
     pub dense_candidates: usize,
     pub neighbors_added: usize,
+    /// The whole of hybrid/lexical stage 1, and its parts: the full-text
+    /// query, the dense channel, the cosines and write order of the
+    /// one-channel candidates, the neighbours.
     pub ms: f64,
+    pub fts_ms: f64,
+    pub dense_ms: f64,
+    pub fill_ms: f64,
+    pub neighbors_ms: f64,
+}
+
+fn ms_since(t: std::time::Instant) -> f64 {
+    (t.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 /// Stage 1's result: the dense channel's own report (mode, index work),
@@ -71,20 +88,28 @@ pub fn find(db: &dyn Sql, q: &SeedQuery, query_text: &str, knobs: Stage1Knobs) -
     let pool = (2 * q.limit).max(50);
     let t = std::time::Instant::now();
     let weights = if mode == Mode::Lexical { Weights { lexical: 1.0, ..knobs.weights } } else { knobs.weights };
-    let lex = lexical::search(db, q.scope_key, query_text, q.consumer_agent, q.consumer_team, pool, seeds::SEED_STATE_SQL)?;
-    let mut report =
-        LexicalReport { available: lex.available, terms: lex.terms, hits: lex.hits.len(), ..LexicalReport::default() };
+    let lex =
+        lexical::search(db, q.scope_key, query_text, q.consumer_agent, q.consumer_team, pool, seeds::SEED_STATE_SQL)?;
+    let mut report = LexicalReport {
+        available: lex.available,
+        terms: lex.terms,
+        dropped_terms: lex.dropped_terms.clone(),
+        recent_only: lex.recent_only,
+        hits: lex.hits.len(),
+        fts_ms: ms_since(t),
+        ..LexicalReport::default()
+    };
     if !lex.available {
         // No full-text index in this database: vectors alone.
         let dense = seeds::find_seeds(db, q)?;
         let seeds = dense.seeds.clone();
         return Ok(Found { dense, seeds, lexical: Some(report), mode: Mode::Dense });
     }
-    let dense = if mode == Mode::Hybrid {
-        seeds::find_seeds(db, &SeedQuery { limit: pool, ..*q })?
-    } else {
-        Stage1 { mode: "none", ..Stage1::default() }
-    };
+    let td = std::time::Instant::now();
+    let dense =
+        if mode == Mode::Hybrid { seeds::find_seeds(db, q)? } else { Stage1 { mode: "none", ..Stage1::default() } };
+    report.dense_ms = ms_since(td);
+    let tf = std::time::Instant::now();
     report.dense_candidates = dense.seeds.len();
 
     // Candidates by id: the lexical hits, then the dense ones.
@@ -103,13 +128,20 @@ pub fn find(db: &dyn Sql, q: &SeedQuery, query_text: &str, knobs: Stage1Knobs) -
                 at.insert(s.id.clone(), cands.len());
                 dense_only.push(&s.id);
                 // Dense seeds are seedable by construction.
-                cands.push(Candidate { id: s.id.clone(), seq: None, cosine: Some(s.similarity), bm25: None, seedable: true });
+                cands.push(Candidate {
+                    id: s.id.clone(),
+                    seq: None,
+                    cosine: Some(s.similarity),
+                    bm25: None,
+                    seedable: true,
+                });
             }
         }
     }
     if mode == Mode::Hybrid {
         // Cosines of the lexical-only candidates that have a vector.
-        let lexical_only: Vec<&str> = lex.hits.iter().map(|h| h.id.as_str()).filter(|id| cands[at[*id]].cosine.is_none()).collect();
+        let lexical_only: Vec<&str> =
+            lex.hits.iter().map(|h| h.id.as_str()).filter(|id| cands[at[*id]].cosine.is_none()).collect();
         let mut scratch = Vec::with_capacity(q.unit_query.len());
         for chunk in lexical_only.chunks(500) {
             for r in seeds::vectors_of(db, chunk)? {
@@ -133,10 +165,13 @@ pub fn find(db: &dyn Sql, q: &SeedQuery, query_text: &str, knobs: Stage1Knobs) -
         }
     }
 
+    report.fill_ms = ms_since(tf);
+
     // Neighbours of the best candidates.
+    let tn = std::time::Instant::now();
     if knobs.weights.neighbor > 0.0 {
         let own = hybrid::own_scores(&cands, weights);
-        let from = hybrid::expand_from(&cands, &own, q.limit);
+        let from = hybrid::expand_from(&cands, &own, (q.limit / 2).max(8));
         let known: Vec<i64> = cands.iter().filter_map(|c| c.seq).collect();
         let wanted = hybrid::neighbor_seqs(&from, &known);
         if !wanted.is_empty() {
@@ -173,11 +208,10 @@ pub fn find(db: &dyn Sql, q: &SeedQuery, query_text: &str, knobs: Stage1Knobs) -
         }
     }
 
+    report.neighbors_ms = ms_since(tn);
     let ranked = hybrid::rank(&cands, weights, q.limit);
-    let seeds = ranked
-        .into_iter()
-        .map(|s| Seed { id: s.id, similarity: s.cosine.unwrap_or(0.0), score: s.score })
-        .collect();
-    report.ms = (t.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+    let seeds =
+        ranked.into_iter().map(|s| Seed { id: s.id, similarity: s.cosine.unwrap_or(0.0), score: s.score }).collect();
+    report.ms = ms_since(t);
     Ok(Found { dense, seeds, lexical: Some(report), mode })
 }

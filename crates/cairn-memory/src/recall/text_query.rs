@@ -49,7 +49,11 @@ impl ModelMismatch {
 
 /// Compares the model of one of the scope's derived vectors (derivation
 /// re-derives a scope whole, so one row speaks for it) with the query's.
-pub fn scope_model_mismatch(db: &dyn Sql, scope_key: &str, settings: &Settings) -> Result<Option<ModelMismatch>, ApiError> {
+pub fn scope_model_mismatch(
+    db: &dyn Sql,
+    scope_key: &str,
+    settings: &Settings,
+) -> Result<Option<ModelMismatch>, ApiError> {
     let Some(query_model) = &settings.embedding_model_label else { return Ok(None) };
     let row = db.query_one(
         "SELECT model FROM memory_derived_vectors WHERE scope = ? AND model <> 'topic_centroid' LIMIT 1",
