@@ -51,7 +51,8 @@ pub struct App {
     /// Per-tenant runtime caps from the tier profiles.
     pub tenant_limits: crate::tenant_limits::TenantLimits,
     /// Request telemetry, written off the request path.
-    pub telemetry: crate::telemetry::Telemetry,
+    /// Request telemetry and recall audit rows, written off the request path.
+    pub bookkeeping: crate::batch_writer::BatchWriter,
 }
 
 /// Everything needed to load an app.
@@ -152,7 +153,7 @@ impl App {
             engine,
             manifest: opts.manifest,
             handlers,
-            telemetry: crate::telemetry::Telemetry::start(opts.sqlite.clone()),
+            bookkeeping: crate::batch_writer::BatchWriter::start(opts.sqlite.clone()),
             sqlite: opts.sqlite,
             llm: opts.llm,
             limits: opts.limits,

@@ -74,20 +74,27 @@ pub struct WriteBench {
     /// Memories per preload request.
     #[arg(long, default_value_t = 500)]
     preload_batch: usize,
-    /// Data dir to use (default: a fresh temporary one, removed afterwards).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Keep the temporary data dir.
-    #[arg(long)]
-    keep: bool,
     /// Also time a full chain verification of the scope at the end.
     #[arg(long)]
     verify: bool,
+    #[command(flatten)]
+    run: BenchRun,
+}
+
+/// What every bench that keeps a data dir takes.
+#[derive(Args)]
+pub struct BenchRun {
+    /// Data dir to use (default: a fresh temporary one, removed afterwards).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Keep the data dir.
+    #[arg(long)]
+    pub keep: bool,
     /// Print the result as JSON.
     #[arg(long)]
-    json: bool,
+    pub json: bool,
     #[command(flatten)]
-    app: AppArgs,
+    pub app: AppArgs,
 }
 
 pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
@@ -387,8 +394,8 @@ async fn write_bench(b: WriteBench) -> Result<()> {
     if b.concurrency == 0 || b.writes == 0 {
         bail!("--writes and --concurrency must be at least 1");
     }
-    let temp = b.data_dir.is_none();
-    let data_dir = match &b.data_dir {
+    let temp = b.run.data_dir.is_none();
+    let data_dir = match &b.run.data_dir {
         Some(d) => d.clone(),
         None => std::env::temp_dir().join(format!(
             "cairn-bench-{}-{}",
@@ -399,7 +406,7 @@ async fn write_bench(b: WriteBench) -> Result<()> {
     if temp && data_dir.exists() {
         std::fs::remove_dir_all(&data_dir)?;
     }
-    let server = start_server(&b.app, &data_dir).await.context("starting the server")?;
+    let server = start_server(&b.run.app, &data_dir).await.context("starting the server")?;
 
     // The client runs on its own thread and runtime, like a separate
     // process would, so it does not compete for the server's workers.
@@ -430,9 +437,9 @@ async fn write_bench(b: WriteBench) -> Result<()> {
         "throughput_writes_per_sec": lat.len() as f64 / secs,
         "errors": errors,
         "verify": verify.as_ref().map(|(s, r, t)| json!({"status": s, "ok": r["ok"], "checked": r["checked"], "seconds": t})),
-        "sync": format!("{:?}", b.app.sync).to_lowercase(),
+        "sync": format!("{:?}", b.run.app.sync).to_lowercase(),
     });
-    if b.json {
+    if b.run.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         println!(
@@ -467,7 +474,7 @@ async fn write_bench(b: WriteBench) -> Result<()> {
         }
     }
 
-    server.shutdown(&data_dir, temp && !b.keep).await;
+    server.shutdown(&data_dir, temp && !b.run.keep).await;
     if result["errors"].as_u64().unwrap_or(0) > 0 {
         bail!("{} writes failed", result["errors"]);
     }

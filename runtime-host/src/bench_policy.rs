@@ -3,15 +3,13 @@
 //! `rules/evaluate` and `tools/select` latency and throughput at each
 //! concurrency with contexts that vary per request, so some rules match.
 
-use crate::AppArgs;
-use crate::bench::{HttpClient, post, start_server, temp_data_dir};
+use crate::bench::{BenchRun, HttpClient, post, start_server, temp_data_dir};
 use crate::bench_recall::{Phase, phase};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -26,17 +24,8 @@ pub struct PolicyBench {
     /// Concurrency levels to measure (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "1,16")]
     concurrency: Vec<usize>,
-    /// Data dir to use (default: a fresh temporary one, removed afterwards).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Keep the data dir.
-    #[arg(long)]
-    keep: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    app: AppArgs,
+    run: BenchRun,
 }
 
 const SCOPE: &str = "bench-policy";
@@ -213,7 +202,7 @@ async fn run_client(base: String, plan: Plan) -> Result<Report> {
 
 fn print_report(b: &PolicyBench, r: &Report) -> Result<()> {
     let (seed_rate, activate_rate) = (b.rules as f64 / r.seed_secs, b.rules as f64 / r.activate_secs);
-    if b.json {
+    if b.run.json {
         let result = json!({
             "bench": "policy",
             "rules": b.rules,
@@ -238,12 +227,12 @@ pub async fn run(b: PolicyBench) -> Result<()> {
     if b.rules == 0 || b.requests == 0 || b.concurrency.contains(&0) {
         bail!("--rules, --requests and every --concurrency must be at least 1");
     }
-    let temp = b.data_dir.is_none();
-    let data_dir = b.data_dir.clone().unwrap_or_else(|| temp_data_dir("policy"));
-    let server = start_server(&b.app, &data_dir).await.context("starting the server")?;
+    let temp = b.run.data_dir.is_none();
+    let data_dir = b.run.data_dir.clone().unwrap_or_else(|| temp_data_dir("policy"));
+    let server = start_server(&b.run.app, &data_dir).await.context("starting the server")?;
     let plan = Plan { rules: b.rules, requests: b.requests, concurrency: b.concurrency.clone() };
     let outcome = run_client(server.base.clone(), plan).await;
-    server.shutdown(&data_dir, temp && !b.keep).await;
+    server.shutdown(&data_dir, temp && !b.run.keep).await;
     let report = outcome?;
     print_report(&b, &report)?;
     let errors: usize = report.phases.iter().filter(|p| p.name != "warmup").map(|p| p.errors).sum();

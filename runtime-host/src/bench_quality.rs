@@ -12,8 +12,7 @@
 //! `ranked`, `--list ranked`), every node type taking a place: recall@k =
 //! evidence found / evidence, hit@k = any found, MRR = 1 / rank of the first.
 
-use crate::AppArgs;
-use crate::bench::{HttpClient, percentile, post, start_server, temp_data_dir};
+use crate::bench::{BenchRun, HttpClient, percentile, post, start_server, temp_data_dir};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hyper_util::client::legacy::Client;
@@ -44,17 +43,8 @@ pub struct QualityBench {
     /// (after spreading activation).
     #[arg(long, default_value = "seeds")]
     list: String,
-    /// Data dir to use (default: a fresh temporary one, removed afterwards).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Keep the data dir.
-    #[arg(long)]
-    keep: bool,
-    /// Print the summary and one row per question as JSON.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    app: AppArgs,
+    run: BenchRun,
 }
 
 const KS: [usize; 4] = [1, 5, 10, 20];
@@ -170,9 +160,9 @@ pub async fn run(b: QualityBench) -> Result<()> {
     let n_questions: usize = convs.iter().map(|c| c.questions.len()).sum();
     let n_turns: usize =
         convs.iter().flat_map(|c| &c.sessions).map(|s| s["nodes"].as_array().map_or(0, Vec::len)).sum();
-    let temp = b.data_dir.is_none();
-    let data_dir = b.data_dir.clone().unwrap_or_else(|| temp_data_dir("quality"));
-    let server = start_server(&b.app, &data_dir).await.context("starting the server")?;
+    let temp = b.run.data_dir.is_none();
+    let data_dir = b.run.data_dir.clone().unwrap_or_else(|| temp_data_dir("quality"));
+    let server = start_server(&b.run.app, &data_dir).await.context("starting the server")?;
     let embedder = server.app.llm.embedder.label();
     eprintln!(
         "cairn bench quality: {} conversations, {n_turns} turns, {n_questions} questions ({skipped} skipped), embedder {embedder}",
@@ -285,7 +275,7 @@ pub async fn run(b: QualityBench) -> Result<()> {
         "overall": summary(&all),
         "by_category": by_category,
     });
-    if b.json {
+    if b.run.json {
         let raw: Vec<Value> = rows
             .iter()
             .map(|r| {
@@ -335,6 +325,6 @@ pub async fn run(b: QualityBench) -> Result<()> {
             percentile(&lat, 95.0)
         );
     }
-    server.shutdown(&data_dir, temp && !b.keep).await;
+    server.shutdown(&data_dir, temp && !b.run.keep).await;
     Ok(())
 }

@@ -3,14 +3,12 @@
 //! and recall_text latency and throughput at each concurrency, and write
 //! latency with and without a concurrent recall load.
 
-use crate::AppArgs;
-use crate::bench::{HttpClient, percentile, post, post_bytes, start_server, temp_data_dir};
+use crate::bench::{BenchRun, HttpClient, percentile, post, post_bytes, start_server, temp_data_dir};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -41,17 +39,8 @@ pub struct RecallBench {
     /// embeds every memory with the configured embedder).
     #[arg(long, default_value = "client")]
     seed_vectors: String,
-    /// Data dir to use (default: a fresh temporary one, removed afterwards).
-    #[arg(long)]
-    data_dir: Option<PathBuf>,
-    /// Keep the data dir.
-    #[arg(long)]
-    keep: bool,
-    /// Print the result as JSON.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    app: AppArgs,
+    run: BenchRun,
 }
 
 const SCOPE: &str = "bench-recall";
@@ -367,15 +356,15 @@ pub async fn run(b: RecallBench) -> Result<()> {
     if b.memories == 0 || b.requests == 0 || b.batch == 0 || b.concurrency.contains(&0) {
         bail!("--memories, --requests, --batch and every --concurrency must be at least 1");
     }
-    let temp = b.data_dir.is_none();
-    let data_dir = b.data_dir.clone().unwrap_or_else(|| temp_data_dir("recall"));
-    let server = start_server(&b.app, &data_dir).await.context("starting the server")?;
+    let temp = b.run.data_dir.is_none();
+    let data_dir = b.run.data_dir.clone().unwrap_or_else(|| temp_data_dir("recall"));
+    let server = start_server(&b.run.app, &data_dir).await.context("starting the server")?;
     let base = server.base.clone();
 
     if b.seed_vectors != "client" && b.seed_vectors != "derived" {
         bail!("--seed-vectors must be client or derived");
     }
-    let dims = crate::tiers::embedding_dims(&crate::tiers::load(&b.app.tiers)?).unwrap_or(384);
+    let dims = crate::tiers::embedding_dims(&crate::tiers::load(&b.run.app.tiers)?).unwrap_or(384);
     let (seed_base, memories, batch, client_vectors) = (base.clone(), b.memories, b.batch, b.seed_vectors == "client");
     let seed_secs = std::thread::spawn(move || -> Result<f64> {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(seed(
@@ -423,7 +412,7 @@ pub async fn run(b: RecallBench) -> Result<()> {
         "targets": {"recall_text_p95_ms_at_c1_cache_miss": 25, "recall_text_p95_ms_at_c1_cache_hit": 8,
                     "recalls_per_sec_at_c16": 2000},
     });
-    if b.json {
+    if b.run.json {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         println!(
@@ -448,7 +437,7 @@ pub async fn run(b: RecallBench) -> Result<()> {
             "  targets: recall_text p95 at c=1 <= 25 ms on a query-cache miss, <= 8 ms on a hit; >= 2,000 recalls/s at c=16"
         );
     }
-    server.shutdown(&data_dir, temp && !b.keep).await;
+    server.shutdown(&data_dir, temp && !b.run.keep).await;
     let errors: usize = phases.iter().filter(|p| p.name != "warmup").map(|p| p.errors).sum();
     if errors > 0 {
         bail!("{errors} requests failed");

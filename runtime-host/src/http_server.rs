@@ -57,9 +57,17 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         }
     };
     let tenant = resp.headers_mut().remove(TENANT_HEADER);
+    if let http::header::Entry::Occupied(rows) = resp.headers_mut().entry(crate::recall_audit::HEADER) {
+        for value in rows.remove_entry_mult().1 {
+            match crate::recall_audit::Row::from_header(value.as_bytes()) {
+                Some(row) => app.bookkeeping.recall_audit(row),
+                None => tracing::warn!("a recall audit header the host cannot read; dropped"),
+            }
+        }
+    }
     if let Some(endpoint) = crate::telemetry::endpoint_of(&path) {
         let tenant_id = tenant.as_ref().and_then(|t| t.to_str().ok()).filter(|t| *t != "-").unwrap_or("default");
-        app.telemetry.record(crate::telemetry::Row {
+        app.bookkeeping.telemetry(crate::telemetry::Row {
             tenant_id: tenant_id.to_string(),
             endpoint,
             status: resp.status().as_u16(),

@@ -9,6 +9,7 @@
 
 mod app;
 mod app_manifest;
+mod batch_writer;
 mod bench;
 mod bench_policy;
 mod bench_quality;
@@ -20,6 +21,7 @@ mod engine;
 mod http_server;
 mod jobs;
 mod llm;
+mod recall_audit;
 mod spin_bindings;
 mod sqlite;
 mod state;
@@ -179,6 +181,9 @@ pub async fn load_app(args: &AppArgs, data_dir: &Path) -> Result<Arc<app::App>> 
     })?;
     // What derived vectors are labelled with (below env and --var in precedence).
     tier_vars.insert("embedding_model_label".into(), embedder.label());
+    // Recall audit rows come back to the host, which batches them off the
+    // request path (Spin's default, `true`, writes one per recall).
+    tier_vars.insert("memory_recall_audit".into(), "host".into());
     tracing::info!(embedder = %embedder.label(), dims, "embedder configured");
     let mut cli_vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
     if let Some(t) = &args.admin_token {

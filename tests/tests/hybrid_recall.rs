@@ -139,3 +139,27 @@ fn erased_memory_leaves_both_channels() {
         assert!(seeds(&s, b).is_empty(), "{mode}: erased memory is never recalled");
     }
 }
+
+/// `cairn` runs the kernel with `memory_recall_audit = host`: a recall
+/// writes nothing itself; the host writes its audit row in a batch, and
+/// the private header that carried it never reaches the client.
+#[test]
+fn recall_audit_rows_are_written_by_the_host_off_the_request_path() {
+    let s = server();
+    write_turns(&s, json!({"scope": "conv"}), TURNS);
+    for _ in 0..3 {
+        let r = s.post("/v1/memory/recall_text", &json!({"scope": "conv", "query_text": "Biscuit"}));
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(r.header("x-cairn-recall-audit").is_none(), "the host strips its private header");
+    }
+    let mut recalls = json!(null);
+    for _ in 0..100 {
+        let d = s.get_with("/v1/admin/control/dashboard/tenant/default", ADMIN);
+        recalls = d.body["dashboard"]["data_plane"]["recalls_24h"].clone();
+        if recalls == 3 {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("the audit rows did not arrive: recalls_24h = {recalls}");
+}

@@ -20,7 +20,12 @@ use cairn::control::control;
 use cairn::memory::memory;
 use cairn::policy::policy;
 
-struct Imports;
+/// The composed imports; `audit_rows` collects the recall audit rows the
+/// kernel hands back (`memory_recall_audit = host`) for the host.
+#[derive(Default)]
+struct Imports {
+    audit_rows: std::cell::RefCell<Vec<String>>,
+}
 
 fn from_wit(e: Error) -> ApiError {
     ApiError {
@@ -31,7 +36,20 @@ fn from_wit(e: Error) -> ApiError {
     }
 }
 
+impl Imports {
+    fn keep_audit(&self, a: memory::RecallAnswer) -> String {
+        if let Some(row) = a.audit_row {
+            self.audit_rows.borrow_mut().push(row);
+        }
+        a.body
+    }
+}
+
 impl Backend for Imports {
+    fn take_audit_rows(&self) -> Vec<String> {
+        std::mem::take(&mut self.audit_rows.borrow_mut())
+    }
+
     fn admin_token(&self) -> Option<String> {
         spin_sdk::variables::get("admin_token").ok().filter(|t| !t.is_empty())
     }
@@ -62,8 +80,8 @@ impl Backend for Imports {
         let out = match call {
             MemoryCall::Write(b) => memory::write(&ctx, b),
             MemoryCall::Find(b) => memory::find(&ctx, b),
-            MemoryCall::Recall(b) => memory::recall(&ctx, b),
-            MemoryCall::RecallText(b) => memory::recall_text(&ctx, b),
+            MemoryCall::Recall(b) => memory::recall(&ctx, b).map(|a| self.keep_audit(a)),
+            MemoryCall::RecallText(b) => memory::recall_text(&ctx, b).map(|a| self.keep_audit(a)),
             MemoryCall::CreateSession(b) => memory::create_session(&ctx, b),
             MemoryCall::WriteEvent(b) => memory::write_event(&ctx, b),
             MemoryCall::ListSessionEvents(id, q) => memory::list_session_events(&ctx, id, &q),
@@ -169,7 +187,7 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
     } else {
         read_body(req, declared).await
     };
-    let resp = dispatch::handle(&Imports, HttpRequest { method, path, query, headers, body });
+    let resp = dispatch::handle(&Imports::default(), HttpRequest { method, path, query, headers, body });
     let mut header_list: Vec<(String, Vec<u8>)> = resp.headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
     // A known length lets the host send head and body together instead of
     // chunked framing.

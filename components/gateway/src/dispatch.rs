@@ -98,6 +98,11 @@ pub trait Backend {
     fn components(&self) -> Vec<(String, String, u32)>;
     /// The kernel's database capabilities (`{"lexical_index": bool}`).
     fn memory_capabilities(&self) -> Value;
+    /// The recall audit rows the kernel handed back during this request
+    /// (`memory_recall_audit = host`), for the host to persist.
+    fn take_audit_rows(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// A fresh random request id.
     fn new_request_id(&self) -> String;
 }
@@ -131,6 +136,9 @@ pub fn leading_tenant(body: &[u8]) -> Option<String> {
     (rest.get(end) == Some(&b'"')).then(|| String::from_utf8_lossy(&rest[..end]).into_owned())
 }
 
+/// The header a recall audit row travels to the host in.
+pub const AUDIT_HEADER: &str = "x-cairn-recall-audit";
+
 /// Handles one request.
 pub fn handle(backend: &dyn Backend, req: HttpRequest) -> HttpResponse {
     let rid = request_id(&req, backend);
@@ -154,6 +162,11 @@ pub fn handle(backend: &dyn Backend, req: HttpRequest) -> HttpResponse {
     resp.headers.push(("x-request-id".into(), rid));
     // Read by the host for its request log line (stripped before sending).
     resp.headers.push(("x-cairn-tenant".into(), tenant));
+    // Recall audit rows for the host's batched writer (stripped before
+    // sending): hex of the row's JSON, so any text is a valid header value.
+    for row in backend.take_audit_rows() {
+        resp.headers.push((AUDIT_HEADER.into(), hex::encode(row)));
+    }
     add_cors(&mut resp, backend, origin.as_deref(), req.method == "OPTIONS");
     resp
 }

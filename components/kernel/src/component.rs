@@ -20,7 +20,7 @@ wit_bindgen::generate!({
 });
 
 use cairn::common::types::Error;
-use exports::cairn::memory::memory::{CallContext, ComponentInfo, Guest};
+use exports::cairn::memory::memory::{CallContext, ComponentInfo, Guest, RecallAnswer};
 
 struct Kernel;
 
@@ -56,7 +56,7 @@ fn embed_query(text: &str) -> Result<Vec<f32>, ApiError> {
     Ok(vectors.remove(0))
 }
 
-fn recall_call(ctx: CallContext, request: String, endpoint: Endpoint) -> Result<String, Error> {
+fn recall_call(ctx: CallContext, request: String, endpoint: Endpoint) -> Result<RecallAnswer, Error> {
     let db = SpinSqlite::open("default").map_err(to_wit)?;
     let now = now_ms();
     let run = || {
@@ -64,7 +64,12 @@ fn recall_call(ctx: CallContext, request: String, endpoint: Endpoint) -> Result<
         cairn_memory::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now))?;
         cairn_memory::recall::recall(&db, &settings(), &body, endpoint, ctx.admin, &embed_query, now)
     };
-    run().map(|v| cairn_core::json_text(&v)).map_err(to_wit)
+    run()
+        .map(|a| RecallAnswer {
+            body: cairn_core::json_text(&a.body),
+            audit_row: a.audit_row.map(|r| cairn_core::json_text(&r)),
+        })
+        .map_err(to_wit)
 }
 
 impl Guest for Kernel {
@@ -84,10 +89,10 @@ impl Guest for Kernel {
     fn find(_ctx: CallContext, request: String) -> Result<String, Error> {
         call(Op::Find, request)
     }
-    fn recall(ctx: CallContext, request: String) -> Result<String, Error> {
+    fn recall(ctx: CallContext, request: String) -> Result<RecallAnswer, Error> {
         recall_call(ctx, request, Endpoint::Recall)
     }
-    fn recall_text(ctx: CallContext, request: String) -> Result<String, Error> {
+    fn recall_text(ctx: CallContext, request: String) -> Result<RecallAnswer, Error> {
         recall_call(ctx, request, Endpoint::RecallText)
     }
     fn create_session(_ctx: CallContext, request: String) -> Result<String, Error> {

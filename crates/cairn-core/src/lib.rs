@@ -19,6 +19,7 @@ pub mod auth;
 pub mod canonical_json;
 pub mod digest;
 pub mod encoding;
+pub mod recall_audit;
 pub mod request_reader;
 pub mod stable_id;
 pub mod tenant_scope;

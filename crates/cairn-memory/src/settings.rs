@@ -7,7 +7,7 @@
 //! | `embedding_provider`  | derivation's embedder; empty or `none` = no provider | (none)  |
 //! | `tier_profiles`       | JSON of `config/tiers.yaml` (see runtime-host)     | (none)    |
 //! | `default_tier`        | tier whose profile applies to tenants              | `solo`    |
-//! | `memory_recall_audit` | one `memory_recall_audit` row per recall        | `true` |
+//! | `memory_recall_audit` | one `memory_recall_audit` row per recall: `true` (written by the kernel), `host` (handed to the embedding, which writes it off the request path), `false` | `true` |
 //! | `memory_recall_profile` | recall's base knob profile (§6.1)                | `strict_edges` |
 //! | `memory_recall_profile_policy_json` | per tenant/endpoint profiles: `{"endpoint": {"recall_text": "lite"}, "tenant_default": {"acme": "quality_first"}, "tenant_endpoint": {"acme": {"recall": "legacy"}}}` | (none) |
 //!
@@ -35,12 +35,26 @@ pub struct Settings {
     pub recall_profile: String,
     /// `memory_recall_profile_policy_json`, when it parsed as an object.
     pub recall_profile_policy: Option<Value>,
-    /// Write a `memory_recall_audit` row per recall (`memory_recall_audit`).
-    pub recall_audit: bool,
+    /// Who writes the `memory_recall_audit` row of a recall
+    /// (`memory_recall_audit`).
+    pub recall_audit: AuditSink,
     /// The label of the embedder that embeds queries now
     /// (`embedding_model_label`, else `<embedding_provider>:all-minilm-l6-v2`,
     /// as derivation labels the vectors it stores).
     pub embedding_model_label: Option<String>,
+}
+
+/// Where a recall's audit row goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditSink {
+    /// Not recorded.
+    Off,
+    /// Written by the kernel in a small write transaction of its own (what
+    /// Spin runs: a write per read).
+    Inline,
+    /// Returned with the answer for the embedding to persist (`cairn`
+    /// batches them off the request path), so a recall never writes.
+    Embedding,
 }
 
 impl Default for Settings {
@@ -53,7 +67,7 @@ impl Default for Settings {
             auto_topic_cluster_on_write: true,
             recall_profile: crate::recall::knobs::DEFAULT_PROFILE.into(),
             recall_profile_policy: None,
-            recall_audit: true,
+            recall_audit: AuditSink::Inline,
             embedding_model_label: None,
         }
     }
@@ -74,7 +88,11 @@ impl Settings {
             s.recall_profile = p;
         }
         if let Some(v) = get("memory_recall_audit") {
-            s.recall_audit = !matches!(v.as_str(), "false" | "0" | "no" | "off");
+            s.recall_audit = match v.as_str() {
+                "false" | "0" | "no" | "off" => AuditSink::Off,
+                "host" => AuditSink::Embedding,
+                _ => AuditSink::Inline,
+            };
         }
         s.recall_profile_policy = get("memory_recall_profile_policy_json")
             .and_then(|j| serde_json::from_str::<Value>(&j).ok())

@@ -14,7 +14,12 @@ use serde_json::{Value, json};
 const NOW: i64 = 1_800_000_000_000;
 
 fn settings() -> Settings {
-    Settings { embedding_dims: 3, embedding_provider: Some("test".into()), recall_audit: false, ..Settings::default() }
+    Settings {
+        embedding_dims: 3,
+        embedding_provider: Some("test".into()),
+        recall_audit: cairn_memory::settings::AuditSink::Off,
+        ..Settings::default()
+    }
 }
 
 fn write(db: &NativeSqlite, body: Value) -> Value {
@@ -149,7 +154,8 @@ fn hybrid_recall_text_finds_a_rare_word_the_vectors_miss() {
     .unwrap();
     let body = json!({"query_text": "Which LGBTQ group did Caroline go to?", "limit": 4});
     let embed = |_: &str| Ok(vec![1.0, 0.0, 0.0]);
-    let out = cairn_memory::recall::recall(&db, &settings(), &body, Endpoint::RecallText, false, &embed, NOW).unwrap();
+    let out =
+        cairn_memory::recall::recall(&db, &settings(), &body, Endpoint::RecallText, false, &embed, NOW).unwrap().body;
     let seeds: Vec<&str> = out["seeds"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
     assert_eq!(seeds[0], id_of(&w, "t1"), "{}", out["seeds"]);
     assert_eq!(out["observability"]["stage1"]["stage1_mode"], "hybrid");
@@ -159,7 +165,8 @@ fn hybrid_recall_text_finds_a_rare_word_the_vectors_miss() {
     let at = |c: &str| seeds.iter().position(|s| *s == id_of(&w, c)).unwrap();
     assert!(at("t2") < at("t4"), "{seeds:?}");
     let dense = json!({"query_text": "Which LGBTQ group did Caroline go to?", "limit": 3, "stage1_mode": "dense"});
-    let out = cairn_memory::recall::recall(&db, &settings(), &dense, Endpoint::RecallText, false, &embed, NOW).unwrap();
+    let out =
+        cairn_memory::recall::recall(&db, &settings(), &dense, Endpoint::RecallText, false, &embed, NOW).unwrap().body;
     assert_eq!(out["observability"]["stage1"]["stage1_mode"], "dense");
 }
 
@@ -176,7 +183,7 @@ fn a_scope_embedded_by_another_model_is_searched_by_words_or_refused() {
     let s = Settings { embedding_model_label: Some("new:model".into()), ..settings() };
     let embed = |_: &str| Ok(vec![1.0, 0.0, 0.0]);
     let body = json!({"query_text": "LGBTQ support group"});
-    let out = cairn_memory::recall::recall(&db, &s, &body, Endpoint::RecallText, false, &embed, NOW).unwrap();
+    let out = cairn_memory::recall::recall(&db, &s, &body, Endpoint::RecallText, false, &embed, NOW).unwrap().body;
     assert_eq!(out["observability"]["stage1"]["stage1_mode"], "lexical");
     assert_eq!(out["observability"]["stage1"]["dense_refused"]["scope_model"], "old:model");
     assert_eq!(out["seeds"][0]["id"], t1.as_str(), "the words still find it");
@@ -185,7 +192,7 @@ fn a_scope_embedded_by_another_model_is_searched_by_words_or_refused() {
     assert_eq!((e.status, e.code.as_str()), (409, "embedding_model_mismatch"));
     assert!(e.message.contains("rebuild-derived"), "{}", e.message);
     let same = Settings { embedding_model_label: Some("old:model".into()), ..settings() };
-    let out = cairn_memory::recall::recall(&db, &same, &dense, Endpoint::RecallText, false, &embed, NOW).unwrap();
+    let out = cairn_memory::recall::recall(&db, &same, &dense, Endpoint::RecallText, false, &embed, NOW).unwrap().body;
     assert!(out["observability"]["stage1"].get("dense_refused").is_none());
 }
 
@@ -205,4 +212,31 @@ fn upgrading_from_schema_8_indexes_existing_memories() {
     assert_eq!(hits(&db, "default", "sourdough", None), ["old-1"]);
     let seq = db.query_one("SELECT seq FROM memory_nodes WHERE id = 'old-1'", &[]).unwrap().unwrap().int(0);
     assert_eq!(seq, 1);
+}
+
+/// The audit row goes where the settings say: the kernel writes it, or
+/// hands it to the embedding and writes nothing (a recall that never
+/// writes), or there is none.
+#[test]
+fn the_audit_row_goes_to_its_sink() {
+    use cairn_memory::settings::AuditSink;
+    let (db, _) = db_with_turns();
+    let embed = |_: &str| Ok(vec![1.0, 0.0, 0.0]);
+    let body = json!({"query_text": "sunrise"});
+    let rows =
+        |db: &NativeSqlite| db.query_one("SELECT count(*) FROM memory_recall_audit", &[]).unwrap().unwrap().int(0);
+    for (sink, written, handed) in
+        [(AuditSink::Inline, 1, false), (AuditSink::Embedding, 0, true), (AuditSink::Off, 0, false)]
+    {
+        let before = rows(&db);
+        let s = Settings { recall_audit: sink, ..settings() };
+        let a = cairn_memory::recall::recall(&db, &s, &body, Endpoint::RecallText, false, &embed, NOW).unwrap();
+        assert_eq!(rows(&db) - before, written, "{sink:?}");
+        assert_eq!(a.audit_row.is_some(), handed, "{sink:?}");
+        if let Some(row) = a.audit_row {
+            assert_eq!((row["endpoint"].as_str(), row["scope"].as_str()), (Some("recall_text"), Some("default")));
+            cairn_memory::recall::write_audit_row(&db, &row).unwrap();
+            assert_eq!(rows(&db) - before, 1, "the embedding writes what it was handed");
+        }
+    }
 }

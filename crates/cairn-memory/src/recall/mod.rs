@@ -22,7 +22,7 @@ pub mod subgraph;
 pub mod text_query;
 
 use crate::node_dto::add_common;
-use crate::settings::Settings;
+use crate::settings::{AuditSink, Settings};
 use crate::stored_rows::{StoredEdge, StoredNode};
 use activation::{Ranked, ScoreEdge, ScoreNode};
 use cairn_core::ApiError;
@@ -69,7 +69,7 @@ pub fn recall(
     admin: bool,
     embed: QueryEmbedder,
     now_ms: i64,
-) -> Result<Value, ApiError> {
+) -> Result<RecallAnswer, ApiError> {
     let mut req = request::parse(body, settings, endpoint, admin)?;
     let mut query_block = None;
     let mut model_check: Option<text_query::ModelMismatch> = None;
@@ -96,32 +96,23 @@ pub fn recall(
 
     // Audit (best effort: a failure never fails the recall).
     let t = Instant::now();
-    // Its own small write transaction, so it queues behind other writers
-    // instead of spinning in SQLite's busy handler.
-    let audit = if !settings.recall_audit {
-        Ok(())
-    } else {
-        cairn_spin::sql::write_txn(db, |db| {
-            db.exec(
-                "INSERT INTO memory_recall_audit (scope, endpoint, consumer_agent_id, consumer_team_id, query_sha256, \
-         seed_count, node_count, edge_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                &[
-                    (&req.ts.scope_key).into(),
-                    endpoint.name().into(),
-                    req.consumer_agent_id.clone().into(),
-                    req.consumer_team_id.clone().into(),
-                    sha256_hex(vector_literal(&query)).into(),
-                    SqlValue::Integer(out.seed_count as i64),
-                    SqlValue::Integer(out.node_count as i64),
-                    SqlValue::Integer(out.edge_count as i64),
-                    cairn_core::time_fmt::rfc3339_millis(now_ms).into(),
-                ],
-            )
-        })
+    let row = json!({
+        "scope": req.ts.scope_key, "endpoint": endpoint.name(),
+        "consumer_agent_id": req.consumer_agent_id, "consumer_team_id": req.consumer_team_id,
+        "query_sha256": sha256_hex(vector_literal(&query)),
+        "seed_count": out.seed_count, "node_count": out.node_count, "edge_count": out.edge_count,
+        "created_at": cairn_core::time_fmt::rfc3339_millis(now_ms),
+    });
+    let audit_row = match settings.recall_audit {
+        AuditSink::Off => None,
+        AuditSink::Embedding => Some(row),
+        AuditSink::Inline => {
+            if let Err(e) = write_audit_row(db, &row) {
+                eprintln!("recall audit insert failed (recall answered anyway): {e}");
+            }
+            None
+        }
     };
-    if let Err(e) = audit {
-        eprintln!("recall audit insert failed (recall answered anyway): {e}");
-    }
     out.timings.insert("audit_insert_ms".into(), json!(ms(t)));
 
     let mut body = out.body;
@@ -136,8 +127,44 @@ pub fn recall(
             s1.insert("dense_refused".into(), m.json());
         }
     }
-    Ok(Value::Object(body))
+    Ok(RecallAnswer { body: Value::Object(body), audit_row })
 }
+
+/// A recall's answer, and its audit row when the embedding persists it
+/// ([`AuditSink::Embedding`]).
+#[derive(Debug)]
+pub struct RecallAnswer {
+    pub body: Value,
+    pub audit_row: Option<Value>,
+}
+
+/// Writes one audit row (the kernel's own sink, and the embedding's
+/// batches through [`AUDIT_INSERT_SQL`]), in its own small write
+/// transaction so it queues behind other writers instead of spinning in
+/// SQLite's busy handler.
+pub fn write_audit_row(db: &dyn Sql, row: &Value) -> Result<(), ApiError> {
+    let text = |k: &str| row[k].as_str().map(str::to_string);
+    let int = |k: &str| SqlValue::Integer(row[k].as_i64().unwrap_or(0));
+    cairn_spin::sql::write_txn(db, |db| {
+        db.exec(
+            AUDIT_INSERT_SQL,
+            &[
+                text("scope").into(),
+                text("endpoint").into(),
+                text("consumer_agent_id").into(),
+                text("consumer_team_id").into(),
+                text("query_sha256").into(),
+                int("seed_count"),
+                int("node_count"),
+                int("edge_count"),
+                text("created_at").into(),
+            ],
+        )
+    })
+}
+
+/// One `memory_recall_audit` row (the host's writer uses the same).
+pub const AUDIT_INSERT_SQL: &str = cairn_core::recall_audit::INSERT_SQL;
 
 /// The pipeline's result before the audit row.
 struct Outcome {
