@@ -239,14 +239,12 @@ async fn measure(base: String, b: Arc<BenchPlan>) -> Result<(Vec<Phase>, Value)>
         let find_url = format!("{base}/v1/memory/find");
         phases.push(phase(&client, find_url, "floor: find (empty scope)", b.requests, c, floor.clone()).await);
         phases.push(phase(&client, recall_url.clone(), "recall", b.requests, c, recall_body.clone()).await);
-        let miss = format!("recall_text (cache miss) #{c}");
-        let miss_phase = phase(&client, text_url.clone(), &miss, b.requests, c, {
+        let miss = {
             let body = miss_body.clone();
             // Each concurrency level asks its own new texts.
             Arc::new(move |i| body(i + c * 10_000_000))
-        })
-        .await;
-        phases.push(Phase { name: "recall_text (cache miss)".into(), ..miss_phase });
+        };
+        phases.push(phase(&client, text_url.clone(), "recall_text (cache miss)", b.requests, c, miss).await);
         phases
             .push(phase(&client, text_url.clone(), "recall_text (cache hit)", b.requests, c, text_body.clone()).await);
     }

@@ -29,19 +29,15 @@ impl BatchRow for Row {
     // The kernel's own statement, so both sinks write the same rows.
     const INSERT: &'static str = cairn_core::recall_audit::INSERT_SQL;
     fn params(&self) -> Vec<libsql::Value> {
-        let text = |k: &str| self.0[k].as_str().map_or(libsql::Value::Null, |s| s.to_string().into());
-        let int = |k: &str| libsql::Value::Integer(self.0[k].as_i64().unwrap_or(0));
-        vec![
-            text("scope"),
-            text("endpoint"),
-            text("consumer_agent_id"),
-            text("consumer_team_id"),
-            text("query_sha256"),
-            int("seed_count"),
-            int("node_count"),
-            int("edge_count"),
-            text("created_at"),
-        ]
+        use cairn_core::recall_audit::Param;
+        cairn_core::recall_audit::params(&self.0)
+            .into_iter()
+            .map(|p| match p {
+                Param::Text(Some(t)) => t.into(),
+                Param::Text(None) => libsql::Value::Null,
+                Param::Int(i) => libsql::Value::Integer(i),
+            })
+            .collect()
     }
 }
 

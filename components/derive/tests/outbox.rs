@@ -2,11 +2,10 @@
 //! and their takeover after the claim timeout, fair turns across scopes,
 //! backoff, dead-lettering.
 
-use cairn_core::ApiError;
 use cairn_derive::outbox::{self, ClaimFilter, FailOutcome};
 use cairn_derive::settings::DeriveSettings;
 use cairn_spin::native_sqlite::NativeSqlite;
-use cairn_spin::sql::{Sql, SqlValue, write_txn};
+use cairn_spin::sql::{Sql, write_txn};
 use serde_json::json;
 
 type Mem = NativeSqlite;

@@ -3,8 +3,8 @@
 //! its triggers, keeps to one scope and one lane, and recall_text's hybrid
 //! stage 1 finds by words what vectors miss.
 
+use cairn_memory::recall::lexical;
 use cairn_memory::recall::request::Endpoint;
-use cairn_memory::recall::{lexical, seeds::SEED_STATE_SQL};
 use cairn_memory::settings::Settings;
 use cairn_memory::{Op, run};
 use cairn_spin::native_sqlite::NativeSqlite;
@@ -28,7 +28,7 @@ fn write(db: &NativeSqlite, body: Value) -> Value {
 }
 
 fn hits(db: &NativeSqlite, scope_key: &str, q: &str, agent: Option<&str>) -> Vec<String> {
-    let found = lexical::search(db, scope_key, q, agent, None, 10, SEED_STATE_SQL).unwrap();
+    let found = lexical::search(db, scope_key, q, agent, None, 10).unwrap();
     assert!(found.available);
     found.hits.into_iter().map(|h| h.id).collect()
 }

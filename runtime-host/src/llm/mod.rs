@@ -63,35 +63,31 @@ pub struct EmbedderConfig {
 impl Embedder {
     pub fn from_config(c: &EmbedderConfig) -> Result<Embedder> {
         let model_dir = c.ai_models_dir.join(cairn_minilm::MODEL_NAME);
-        let minilm = || -> Result<Embedder> {
-            if c.dims != cairn_minilm::DIMS {
-                bail!(
-                    "the minilm embedder makes {}-dim vectors but the default tier's resource_caps.embedding_dims is {}",
-                    cairn_minilm::DIMS,
-                    c.dims
-                );
-            }
+        let load_minilm = || -> Result<Embedder, cairn_minilm::Error> {
             let started = Instant::now();
             let model = cairn_minilm::MiniLm::load(&model_dir)?;
             tracing::info!(dir = %model_dir.display(), load_ms = started.elapsed().as_millis() as u64, "embedder: all-MiniLM-L6-v2 loaded");
             Ok(Embedder::MiniLm(Arc::new(model)))
         };
+        let lexical_fallback = |why: &dyn std::fmt::Display| {
+            tracing::warn!("embedder: lexical fallback (feature hashing, no semantic recall): {why}");
+            Embedder::Lexical { dims: c.dims }
+        };
+        let wrong_dims = format!(
+            "the minilm embedder makes {}-dim vectors but the default tier's resource_caps.embedding_dims is {}",
+            cairn_minilm::DIMS,
+            c.dims
+        );
         Ok(match c.kind.as_str() {
-            "auto" => {
-                let present = cairn_minilm::MODEL_FILES.iter().all(|f| model_dir.join(f).is_file());
-                if present && c.dims == cairn_minilm::DIMS {
-                    minilm()?
-                } else {
-                    let why = if present {
-                        format!("the default tier wants {}-dim vectors", c.dims)
-                    } else {
-                        format!("all-MiniLM-L6-v2 is not in {} (run `make models`)", model_dir.display())
-                    };
-                    tracing::warn!("embedder: lexical fallback (feature hashing, no semantic recall): {why}");
-                    Embedder::Lexical { dims: c.dims }
-                }
-            }
-            "minilm" => minilm().context("--embedder minilm")?,
+            // Missing files fall back; files that are there but do not load
+            // are an error, as for `minilm`.
+            "auto" if c.dims != cairn_minilm::DIMS => lexical_fallback(&wrong_dims),
+            "auto" => match load_minilm() {
+                Err(e @ cairn_minilm::Error::MissingFile { .. }) => lexical_fallback(&e),
+                other => other?,
+            },
+            "minilm" if c.dims != cairn_minilm::DIMS => bail!("--embedder minilm: {wrong_dims}"),
+            "minilm" => load_minilm().context("--embedder minilm")?,
             "lexical" | "local" => Embedder::Lexical { dims: c.dims },
             "openai" => {
                 let Some(url) = &c.url else { bail!("--embedder openai needs --embedder-url") };

@@ -28,6 +28,7 @@
 //! A database without FTS5 has no index; the channel then reports itself
 //! unavailable and recall runs on vectors alone.
 
+use super::seeds::SEED_STATE_SQL;
 use crate::stored_rows::lane_visible_sql_at;
 use cairn_core::ApiError;
 use cairn_spin::sql::{Row, Sql, SqlValue};
@@ -97,17 +98,15 @@ pub fn document(scope_key: &str, title: Option<&str>, text: Option<&str>) -> Str
     out
 }
 
-/// The FTS5 MATCH expression for `query` in one scope; `None` when the
-/// query has no search words.
-pub fn match_expression(scope_key: &str, query: &str) -> Option<String> {
-    let words = terms(query);
-    (!words.is_empty()).then(|| or_of(&scope_prefix(scope_key), &words))
+/// One word of a scope as an FTS5 string; words are letters and digits
+/// only ([`terms`]), so the quoting cannot be escaped.
+fn quoted(prefix: &str, word: &str) -> String {
+    format!("\"{prefix}{word}\"")
 }
 
-/// `"p_w1" OR "p_w2" ...`; words are letters and digits only, so quoting
-/// cannot be escaped.
+/// `"p_w1" OR "p_w2" ...`: the MATCH expression for `words` of one scope.
 fn or_of(prefix: &str, words: &[String]) -> String {
-    let ors: Vec<String> = words.iter().map(|w| format!("\"{prefix}{w}\"")).collect();
+    let ors: Vec<String> = words.iter().map(|w| quoted(prefix, w)).collect();
     ors.join(" OR ")
 }
 
@@ -161,7 +160,7 @@ pub fn index_node(
         "INSERT INTO memory_nodes_fts (rowid, body) SELECT rowid, ? FROM memory_nodes WHERE id = ?",
         &[doc.into(), node_id.into()],
     ) {
-        Err(e) if e.message.contains("no such table: memory_nodes_fts") => Ok(()),
+        Err(e) if unavailable(&e) => Ok(()),
         other => other,
     }
 }
@@ -222,8 +221,7 @@ fn unavailable(e: &ApiError) -> bool {
     e.message.contains("no such table: memory_nodes_fts")
 }
 
-/// The best `limit` visible hits for `query` in a scope; binds (match,
-/// scope, agent, team, limit).
+/// The best `limit` visible hits for `query` in a scope.
 pub fn search(
     db: &dyn Sql,
     scope_key: &str,
@@ -231,7 +229,6 @@ pub fn search(
     agent: Option<&str>,
     team: Option<&str>,
     limit: usize,
-    seed_state_sql: &str,
 ) -> Result<Lexical, ApiError> {
     let words = terms(query);
     if words.is_empty() {
@@ -249,7 +246,7 @@ pub fn search(
         })
         .collect::<Vec<_>>()
         .join(", ");
-    let count_params: Vec<SqlValue> = words.iter().map(|w| SqlValue::from(format!("\"{prefix}{w}\""))).collect();
+    let count_params: Vec<SqlValue> = words.iter().map(|w| SqlValue::from(quoted(&prefix, w))).collect();
     let counts: Vec<usize> = match db.query_one(&format!("SELECT {counts_sql}"), &count_params) {
         Ok(row) => row.map(|r| (0..words.len()).map(|i| r.int(i).max(0) as usize).collect()).unwrap_or_default(),
         Err(e) if unavailable(&e) => return Ok(Lexical::default()),
@@ -265,7 +262,7 @@ pub fn search(
     // outer loop (SQLite would otherwise walk the scope's nodes and probe
     // the index for each).
     let sql = format!(
-        "SELECT n.id, n.type, {seed_state_sql}, n.seq, f.score FROM \
+        "SELECT n.id, n.type, {SEED_STATE_SQL}, n.seq, f.score FROM \
          (SELECT r, score FROM \
            (SELECT rowid AS r, -bm25(memory_nodes_fts) AS score FROM memory_nodes_fts WHERE memory_nodes_fts MATCH ?1 \
             ORDER BY rowid DESC LIMIT {MAX_MATCHES}) \
@@ -334,9 +331,9 @@ mod tests {
     fn match_expressions_cannot_carry_query_syntax() {
         let p = scope_prefix("default");
         assert_eq!((p.len(), p.starts_with('x'), p.ends_with('_')), (14, true, true));
-        let e = match_expression("default", "sunrise\" OR NEAR(x) * \"sk:").unwrap();
+        let e = or_of(&p, &terms("sunrise\" OR NEAR(x) * \"sk:"));
         assert_eq!(e, format!("\"{p}sunrise\" OR \"{p}near\" OR \"{p}x\" OR \"{p}sk\""));
-        assert_eq!(match_expression("default", "why is it"), None);
+        assert!(terms("why is it").is_empty());
         assert_ne!(scope_prefix("tenant:a::scope:b"), p, "each scope its own vocabulary");
     }
 

@@ -41,7 +41,8 @@ const DEBUG_EMBEDDINGS_MAX_BYTES: usize = 64 * 1024;
 /// ([`text_query::map_failure`]).
 pub type QueryEmbedder<'a> = &'a dyn Fn(&str) -> Result<Vec<f32>, ApiError>;
 
-fn ms(t: Instant) -> f64 {
+/// Milliseconds since `t`, to the microsecond (every stage timing).
+pub(crate) fn ms(t: Instant) -> f64 {
     (t.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
@@ -138,33 +139,21 @@ pub struct RecallAnswer {
     pub audit_row: Option<Value>,
 }
 
-/// Writes one audit row (the kernel's own sink, and the embedding's
-/// batches through [`AUDIT_INSERT_SQL`]), in its own small write
+/// Writes one audit row (the kernel's own sink; the host writes the rows
+/// handed to it with the same statement), in its own small write
 /// transaction so it queues behind other writers instead of spinning in
 /// SQLite's busy handler.
 pub fn write_audit_row(db: &dyn Sql, row: &Value) -> Result<(), ApiError> {
-    let text = |k: &str| row[k].as_str().map(str::to_string);
-    let int = |k: &str| SqlValue::Integer(row[k].as_i64().unwrap_or(0));
-    cairn_spin::sql::write_txn(db, |db| {
-        db.exec(
-            AUDIT_INSERT_SQL,
-            &[
-                text("scope").into(),
-                text("endpoint").into(),
-                text("consumer_agent_id").into(),
-                text("consumer_team_id").into(),
-                text("query_sha256").into(),
-                int("seed_count"),
-                int("node_count"),
-                int("edge_count"),
-                text("created_at").into(),
-            ],
-        )
-    })
+    use cairn_core::recall_audit::{INSERT_SQL, Param, params};
+    let values: Vec<SqlValue> = params(row)
+        .into_iter()
+        .map(|p| match p {
+            Param::Text(t) => t.into(),
+            Param::Int(i) => SqlValue::Integer(i),
+        })
+        .collect();
+    cairn_spin::sql::write_txn(db, |db| db.exec(INSERT_SQL, &values))
 }
-
-/// One `memory_recall_audit` row (the host's writer uses the same).
-pub const AUDIT_INSERT_SQL: &str = cairn_core::recall_audit::INSERT_SQL;
 
 /// The pipeline's result before the audit row.
 struct Outcome {

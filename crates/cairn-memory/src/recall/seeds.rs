@@ -22,10 +22,12 @@
 //! - **exact_fallback**: the ANN found nothing at all; the exact scan runs
 //!   once (it also sees client vectors derivation has not indexed yet).
 
+use super::ms;
 use crate::stored_rows::lane_visible_sql;
 use cairn_core::ApiError;
 use cairn_spin::sql::{Row, Sql, SqlValue, placeholders};
 use cairn_vector::{ivf, kmeans};
+use std::time::Instant;
 
 /// A seed: a node, its cosine similarity to the query (0 when it has no
 /// vector yet) and its stage-1 score (the similarity itself in dense mode;
@@ -165,7 +167,7 @@ fn candidate_sql() -> String {
 
 /// Who may seed, after the scope: hot or warm, ready, visible to the
 /// consumer's lane; binds (agent, team).
-pub fn visible_sql() -> String {
+fn visible_sql() -> String {
     format!("n.tier IN ('hot', 'warm') AND n.embedding_status = 'ready' AND {}", lane_visible_sql("n"))
 }
 
@@ -188,16 +190,12 @@ pub fn seedable_row(r: &Row) -> bool {
     seedable_parts(r.text(1).unwrap_or(""), r.text(2))
 }
 
-fn seedable(r: &Row) -> bool {
-    seedable_row(r)
-}
-
 fn score_rows(rows: &[Row], unit_query: &[f32]) -> Vec<Candidate> {
     let mut scratch = Vec::with_capacity(unit_query.len());
     rows.iter()
         .filter_map(|r| {
             let similarity = cosine_with_blob(unit_query, r.blob(3)?, &mut scratch)?;
-            Some(Candidate { id: r.string(0), seedable: seedable(r), similarity })
+            Some(Candidate { id: r.string(0), seedable: seedable_row(r), similarity })
         })
         .collect()
 }
@@ -238,19 +236,19 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
     if q.limit == 0 || q.unit_query.is_empty() {
         return Ok(out);
     }
-    let t = now();
+    let t = Instant::now();
     let query_code = cairn_vector::quant::quantize(q.unit_query);
     let order = if q.use_index { list_order(db, q.scope_key, q.unit_query, &query_code)? } else { None };
     let Some(order) = order.filter(|o| !o.is_empty()) else {
-        let t = now();
+        let t = Instant::now();
         (out.seeds, out.filtered) = exact(db, q)?;
-        out.exact_ms = since(t);
+        out.exact_ms = ms(t);
         return Ok(out);
     };
     out.mode = "ann";
     let nlist = order.len();
     out.lists_total = nlist;
-    out.index_ms = since(t);
+    out.index_ms = ms(t);
     let want = oversample(q.limit);
     // Candidates whose filter columns are read: the oversample and a little
     // headroom; when too few of them can seed, more lists are probed.
@@ -260,7 +258,7 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
     // A node sits in exactly one list, so candidates never repeat.
     let mut scored: Vec<([u8; 16], f32)> = Vec::new();
     let seeds = loop {
-        let tp = now();
+        let tp = Instant::now();
         let lists = &order[probed..nprobe.min(nlist)];
         let params: Vec<SqlValue> =
             std::iter::once(q.scope_key.into()).chain(lists.iter().map(|l| SqlValue::Integer(*l as i64))).collect();
@@ -283,24 +281,24 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
         scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let best = &scored[..scored.len().min(pool)];
         out.ann_seed_count = best.len();
-        out.probe_ms += since(tp);
-        let tr = now();
+        out.probe_ms += ms(tp);
+        let tr = Instant::now();
         let found = rerank(db, q, best)?;
-        out.rerank_ms += since(tr);
+        out.rerank_ms += ms(tr);
         if found.0.len() >= q.limit || probed >= nlist {
             break found;
         }
         nprobe = (nprobe * 4).min(nlist);
     };
     out.lists_probed = probed;
-    out.ann_ms = since(t);
+    out.ann_ms = ms(t);
     (out.seeds, out.filtered) = seeds;
     if out.ann_seed_count == 0 {
         out.exact_fallback_attempted = true;
         out.mode = "exact_fallback";
-        let t = now();
+        let t = Instant::now();
         (out.seeds, out.filtered) = exact(db, q)?;
-        out.exact_ms = since(t);
+        out.exact_ms = ms(t);
     }
     Ok(out)
 }
@@ -338,7 +336,7 @@ fn rerank(db: &dyn Sql, q: &SeedQuery, best: &[([u8; 16], f32)]) -> Result<(Vec<
             placeholders(chunk.len())
         );
         for r in db.query(&sql, &params)? {
-            info.insert(r.string(0), seedable(&r));
+            info.insert(r.string(0), seedable_row(&r));
         }
     }
     let visible: Vec<(&String, bool)> =
@@ -363,14 +361,6 @@ fn rerank(db: &dyn Sql, q: &SeedQuery, best: &[([u8; 16], f32)]) -> Result<(Vec<
     seeds.sort_by(|a, b| b.similarity.total_cmp(&a.similarity).then_with(|| a.id.cmp(&b.id)));
     seeds.truncate(q.limit);
     Ok((seeds, filtered))
-}
-
-fn now() -> std::time::Instant {
-    std::time::Instant::now()
-}
-
-fn since(t: std::time::Instant) -> f64 {
-    (t.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@
 
 use super::hybrid::{self, Candidate, Weights};
 use super::lexical;
+use super::ms;
 use super::seeds::{self, Seed, SeedQuery, Stage1, cosine_with_blob, seedable_row};
 use cairn_core::ApiError;
 use cairn_spin::sql::{Sql, SqlValue, placeholders};
@@ -64,10 +65,6 @@ pub struct LexicalReport {
     pub neighbors_ms: f64,
 }
 
-fn ms_since(t: std::time::Instant) -> f64 {
-    (t.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0
-}
-
 /// Stage 1's result: the dense channel's own report (mode, index work),
 /// the seeds, and the lexical report.
 pub struct Found {
@@ -88,15 +85,14 @@ pub fn find(db: &dyn Sql, q: &SeedQuery, query_text: &str, knobs: Stage1Knobs) -
     let pool = (2 * q.limit).max(50);
     let t = std::time::Instant::now();
     let weights = if mode == Mode::Lexical { Weights { lexical: 1.0, ..knobs.weights } } else { knobs.weights };
-    let lex =
-        lexical::search(db, q.scope_key, query_text, q.consumer_agent, q.consumer_team, pool, seeds::SEED_STATE_SQL)?;
+    let lex = lexical::search(db, q.scope_key, query_text, q.consumer_agent, q.consumer_team, pool)?;
     let mut report = LexicalReport {
         available: lex.available,
         terms: lex.terms,
         dropped_terms: lex.dropped_terms.clone(),
         recent_only: lex.recent_only,
         hits: lex.hits.len(),
-        fts_ms: ms_since(t),
+        fts_ms: ms(t),
         ..LexicalReport::default()
     };
     if !lex.available {
@@ -108,7 +104,7 @@ pub fn find(db: &dyn Sql, q: &SeedQuery, query_text: &str, knobs: Stage1Knobs) -
     let td = std::time::Instant::now();
     let dense =
         if mode == Mode::Hybrid { seeds::find_seeds(db, q)? } else { Stage1 { mode: "none", ..Stage1::default() } };
-    report.dense_ms = ms_since(td);
+    report.dense_ms = ms(td);
     let tf = std::time::Instant::now();
     report.dense_candidates = dense.seeds.len();
 
@@ -165,7 +161,7 @@ pub fn find(db: &dyn Sql, q: &SeedQuery, query_text: &str, knobs: Stage1Knobs) -
         }
     }
 
-    report.fill_ms = ms_since(tf);
+    report.fill_ms = ms(tf);
 
     // Neighbours of the best candidates.
     let tn = std::time::Instant::now();
@@ -208,10 +204,10 @@ pub fn find(db: &dyn Sql, q: &SeedQuery, query_text: &str, knobs: Stage1Knobs) -
         }
     }
 
-    report.neighbors_ms = ms_since(tn);
+    report.neighbors_ms = ms(tn);
     let ranked = hybrid::rank(&cands, weights, q.limit);
     let seeds =
         ranked.into_iter().map(|s| Seed { id: s.id, similarity: s.cosine.unwrap_or(0.0), score: s.score }).collect();
-    report.ms = ms_since(t);
+    report.ms = ms(t);
     Ok(Found { dense, seeds, lexical: Some(report), mode })
 }
