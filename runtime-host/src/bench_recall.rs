@@ -211,10 +211,8 @@ async fn measure(base: String, b: Arc<BenchPlan>) -> Result<(Vec<Phase>, Value)>
     };
     // recall_text twice: every query new (each one embedded: the query
     // cache misses), then 16 queries over and over (the cache hits).
-    let miss_body: Arc<dyn Fn(usize) -> Value + Send + Sync> = {
-        let with_limit = with_limit.clone();
-        Arc::new(move |i| with_limit(json!({"scope": SCOPE, "query_text": format!("{} {}", query(i), 100_000 + i)})))
-    };
+    let miss_body: Arc<dyn Fn(usize) -> Value + Send + Sync> =
+        Arc::new(move |i| with_limit(json!({"scope": SCOPE, "query_text": format!("{} {}", query(i), 100_000 + i)})));
     let text_body: Arc<dyn Fn(usize) -> Value + Send + Sync> =
         Arc::new(move |i| with_limit(json!({"scope": SCOPE, "query_text": query(i % 16)})));
 

@@ -27,6 +27,11 @@ fn base_config() -> Config {
     let mut c = Config::new();
     c.wasm_component_model(true);
     c.epoch_interruption(true);
+    // `CAIRN_PERFMAP=1` writes /tmp/perf-<pid>.map so `perf record` can
+    // name the guests' JIT-compiled functions (profiling only).
+    if std::env::var("CAIRN_PERFMAP").is_ok_and(|v| v == "1") {
+        c.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     c
 }
 

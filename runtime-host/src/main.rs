@@ -285,6 +285,15 @@ fn main() -> Result<()> {
         // SAFETY: no other thread exists yet.
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
+    // candle asks for its thread count on every matrix product, and without
+    // RAYON_NUM_THREADS it counts physical cores by parsing /proc/cpuinfo
+    // each time: ~50 parses per MiniLM forward pass, 12.9 ms instead of
+    // 8 ms for a query's embedding (measured; docs/recall.md). Set it once.
+    if std::env::var_os("RAYON_NUM_THREADS").is_none() {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        // SAFETY: no other thread exists yet.
+        unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
+    }
     let cli = Cli::parse();
     init_tracing();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

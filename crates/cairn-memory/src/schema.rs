@@ -302,6 +302,41 @@ pub const MIGRATIONS: &[&[&str]] = &[
          DELETE FROM memory_nodes_fts WHERE rowid = old.rowid; END",
         "/* if-table: memory_nodes_fts */ UPDATE memory_features SET enabled = 1 WHERE name = 'lexical_index'",
     ],
+    // 10: the IVF tables laid out for how recall reads them (measured in
+    // docs/recall.md, Performance). A WITHOUT ROWID table keeps
+    // the whole row in its b-tree, and SQLite reads an overflowing row
+    // whole to compare its key: every probe of a list read each ~128 KB
+    // list it passed in the binary search. Lists become a rowid table
+    // (found through the (scope, list) index, only the wanted rows read).
+    // The index row puts its small columns and the int8 centroid codes
+    // (what recall reads) before the f32 centroids, which SQLite would
+    // otherwise walk through page by page to reach the codes.
+    &[
+        "CREATE TABLE memory_vector_lists_v10 (
+            scope TEXT NOT NULL,
+            list INTEGER NOT NULL,
+            entries BLOB NOT NULL,
+            UNIQUE (scope, list)
+        )",
+        "INSERT INTO memory_vector_lists_v10 (scope, list, entries) SELECT scope, list, entries FROM memory_vector_lists",
+        "DROP TABLE memory_vector_lists",
+        "ALTER TABLE memory_vector_lists_v10 RENAME TO memory_vector_lists",
+        "CREATE TABLE memory_vector_index_v10 (
+            scope TEXT PRIMARY KEY,
+            dims INTEGER NOT NULL,
+            nlist INTEGER NOT NULL,
+            trained_count INTEGER NOT NULL,
+            trained_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            centroid_codes BLOB,
+            centroids BLOB NOT NULL
+        )",
+        "INSERT INTO memory_vector_index_v10 (scope, dims, nlist, trained_count, trained_at, updated_at, \
+         centroid_codes, centroids) SELECT scope, dims, nlist, trained_count, trained_at, updated_at, \
+         centroid_codes, centroids FROM memory_vector_index",
+        "DROP TABLE memory_vector_index",
+        "ALTER TABLE memory_vector_index_v10 RENAME TO memory_vector_index",
+    ],
 ];
 
 /// The version this build of the kernel needs.

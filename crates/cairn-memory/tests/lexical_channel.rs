@@ -240,3 +240,52 @@ fn the_audit_row_goes_to_its_sink() {
         }
     }
 }
+
+/// A question made of words every memory carries: the recent slice is
+/// scored in Rust (FTS5's bm25() would walk every posting list), the
+/// memories with more (and rarer) of the words first, the older ones left
+/// to the dense side, the lanes held.
+#[test]
+fn common_words_score_the_recent_slice() {
+    let db = NativeSqlite::in_memory();
+    let n = 3 * lexical::MAX_MATCHES + 300;
+    let recent = n - 10;
+    // Every memory says "deploy"; every third also "alice"; the oldest and
+    // one recent memory say all three words, and so does a private one.
+    let text = |i: usize| match i {
+        0 => "deploy failed for alice on the oldest run".to_string(),
+        _ if i == recent => "deploy failed for alice just now".to_string(),
+        _ if i % 3 == 0 => format!("deploy for alice on run {i}"),
+        _ => format!("deploy on run {i} failed"),
+    };
+    let mut ids = Vec::new();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(200) {
+        let nodes: Vec<Value> = chunk.iter().map(|&i| turn(&format!("m{i}"), &text(i))).collect();
+        let w = write(&db, json!({"input_text": "batch", "nodes": nodes}));
+        ids.extend(chunk.iter().map(|&i| id_of(&w, &format!("m{i}"))));
+    }
+    let private = id_of(
+        &write(
+            &db,
+            json!({"input_text": "private", "nodes": [{"client_id": "p", "type": "event",
+                "text_summary": "deploy failed for alice in private", "memory_lane": "private", "owner_agent_id": "agent-p"}]}),
+        ),
+        "p",
+    );
+    let found = lexical::search(&db, "default", "deploy failed alice", None, None, 10).unwrap();
+    assert!(found.recent_only, "every word matches more than the bound");
+    assert_eq!(found.hits[0].id, ids[recent], "the recent memory with every word comes first");
+    assert!(found.hits.windows(2).all(|w| w[0].bm25 >= w[1].bm25), "best first");
+    assert!(!found.hits.iter().any(|h| h.id == ids[0]), "the oldest is outside the slice: the dense side's");
+    let ids_of = |agent| -> Vec<String> {
+        lexical::search(&db, "default", "deploy failed alice", agent, None, 10)
+            .unwrap()
+            .hits
+            .into_iter()
+            .map(|h| h.id)
+            .collect()
+    };
+    assert_eq!(ids_of(None).len(), 10);
+    assert!(!ids_of(None).contains(&private), "another agent's private memory stays out");
+    assert_eq!(ids_of(Some("agent-p"))[0], private, "its owner finds it first (as good as the best, newer)");
+}

@@ -1,7 +1,9 @@
 //! Times all-MiniLM-L6-v2 on this machine: single short queries (the
 //! recall_text case) and batches of conversation turns (derivation).
 //!
-//!     cargo run --release -p cairn-minilm --example embed_speed -- ~/.cache/cairn/ai-models/all-minilm-l6-v2
+//!     cargo run --release -p cairn-minilm --example embed_speed -- ~/.cache/cairn/ai-models/all-minilm-l6-v2 [single]
+//!
+//! `single` times the single queries alone (for a profiler).
 
 use std::time::Instant;
 
@@ -22,6 +24,9 @@ fn main() {
         model.embed(&[queries[i % queries.len()]]).unwrap();
     }
     println!("single query: {:.2} ms each", t.elapsed().as_secs_f64() * 1000.0 / n as f64);
+    if std::env::args().nth(2).as_deref() == Some("single") {
+        return;
+    }
     let turn = "Melanie: That's great! I painted a sunrise over the lake last summer, and the kids loved it so much.";
     for batch in [1usize, 8, 32, 64] {
         let texts: Vec<&str> = (0..batch).map(|_| turn).collect();

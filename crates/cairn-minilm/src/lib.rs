@@ -92,8 +92,9 @@ impl MiniLm {
 
     /// Embeds `texts`: one unit vector of [`DIMS`] per text, in order.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, Error> {
-        if texts.is_empty() {
-            return Ok(Vec::new());
+        if texts.len() <= 1 {
+            // A query: nothing to group (and no second tokenization).
+            return if texts.is_empty() { Ok(Vec::new()) } else { self.forward(texts) };
         }
         // Token counts first, to group texts of similar length.
         let lengths: Vec<usize> = texts
