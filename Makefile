@@ -8,7 +8,7 @@ SHELL := /bin/bash
 # ./target is a symlink to $(CAIRN_CACHE)/target.
 CAIRN_CACHE ?= $(HOME)/.cache/cairn
 TARGET_CACHE := $(CAIRN_CACHE)/target
-COMPONENTS := cairn-gateway cairn-kernel cairn-policy cairn-control cairn-derive
+COMPONENTS := cairn-gateway cairn-kernel cairn-policy cairn-control cairn-derive-worker
 LISTEN ?= 127.0.0.1:3001
 DATA_DIR ?= .cairn
 CARGO ?= cargo

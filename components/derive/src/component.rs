@@ -4,11 +4,11 @@
 //!   `/v1/admin/control/outbox[/replay]`, all behind the admin token;
 //! - the `cairn:derive/derive` export, which `cairn job ...` calls directly.
 
-use crate::embedder::{EmbedFailure, Embedder};
-use crate::outbox_admin::{self, Caller};
-use crate::settings::{DeriveSettings, EMBEDDING_MODEL};
-use crate::tick::{self, TickOptions};
 use cairn_core::ApiError;
+use cairn_derive::embedder::{EmbedFailure, Embedder};
+use cairn_derive::outbox_admin::{self, Caller};
+use cairn_derive::settings::{DeriveSettings, EMBEDDING_MODEL};
+use cairn_derive::tick::{self, TickOptions};
 use cairn_spin::spin_sqlite::SpinSqlite;
 use cairn_spin::wasi_env::{now_ms, random_uuid};
 use serde_json::Value;
@@ -60,13 +60,12 @@ impl Embedder for SpinEmbedder {
 fn open() -> Result<SpinSqlite, ApiError> {
     let db = SpinSqlite::open("default")?;
     let now = cairn_core::time_fmt::rfc3339_millis(now_ms());
-    cairn_memory::schema::ensure(&db, &now)?;
-    cairn_control_plane::schema::ensure(&db, &now)?;
+    cairn_derive::ensure_schemas(&db, &now)?;
     Ok(db)
 }
 
 fn parse(body: &str) -> Result<Value, ApiError> {
-    if body.trim().is_empty() { Ok(Value::Object(Default::default())) } else { cairn_memory::parse_body(body) }
+    cairn_derive::parse_body(body)
 }
 
 fn run_tick(body: &Value) -> Result<Value, ApiError> {
@@ -87,8 +86,8 @@ fn replay(body: &Value, actor: &str, request_id: &str) -> Result<Value, ApiError
 fn rebuild(body: &Value) -> Result<Value, ApiError> {
     let db = open()?;
     let s = settings();
-    let mut out = crate::rebuild::rebuild(&db, &s, body, now_ms())?;
-    out["pending_jobs"] = crate::rebuild::pending_in_scope(&db, &s, body)?.into();
+    let mut out = cairn_derive::rebuild::rebuild(&db, &s, body, now_ms())?;
+    out["pending_jobs"] = cairn_derive::rebuild::pending_in_scope(&db, &s, body)?.into();
     Ok(out)
 }
 
@@ -172,7 +171,7 @@ impl DeriveGuest for Derive {
         ComponentInfo {
             name: "derive".into(),
             version: env!("CARGO_PKG_VERSION").into(),
-            schema_version: cairn_memory::schema::current_version() as u32,
+            schema_version: cairn_derive::schema_version() as u32,
         }
     }
     fn tick(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {

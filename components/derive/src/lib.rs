@@ -1,34 +1,6 @@
-//! Cairn's derivation component: the outbox worker.
-//!
-//! Derived data — embeddings, topics, (with the recall issue) the vector
-//! index — is computed from the jobs the write path enqueues in the same
-//! transaction as its commit. Failure here degrades recall, never a write.
-//!
-//! - [`tick`]: one pass of the worker (claim → run → record), driven by
-//!   Spin's cron trigger, `POST /v1/admin/derive/tick`, the host's scheduler
-//!   or `cairn job derive --once`;
-//! - [`outbox`]: claims (fair across scopes, fenced), completion, backoff,
-//!   dead-letter; [`outbox_admin`]: backlog listing and replay;
-//! - [`embed_job`], [`topic_cluster`]: the job kinds; [`rebuild`]: drop and
-//!   recompute a scope's derived data;
-//! - [`embedder`]: the provider seam (`fermyon:spin/llm` in the component);
-//!   [`vectors`]: vector arithmetic; [`vector_index`]: the IVF index's
-//!   upkeep; [`retention`]: erasing memory older than the tier keeps it;
-//!   [`settings`]: configuration.
-
-pub mod derived_rows;
-pub mod embed_job;
-pub mod embedder;
-pub mod outbox;
-pub mod outbox_admin;
-pub mod rebuild;
-pub mod retention;
-pub mod rollup;
-pub mod settings;
-pub mod tick;
-pub mod topic_cluster;
-pub mod vector_index;
-pub mod vectors;
+//! The derivation worker as a component: the thin wasm adapter (cron
+//! export, HTTP routes, operator verbs, `fermyon:spin/llm` as the embedder)
+//! over the logic in `crates/cairn-derive`.
 
 #[cfg(target_arch = "wasm32")]
 mod component;
