@@ -29,6 +29,8 @@ pub struct Handler {
     pub sqlite_databases: Vec<String>,
     pub variables: ComponentVariables,
     pub ai_models: Arc<Vec<String>>,
+    /// Background for the derivation component (see [`Priority`]).
+    pub priority: crate::state::Priority,
 }
 
 /// Operator settings that shape how requests run.
@@ -50,9 +52,11 @@ pub struct App {
     pub variables: AppVariables,
     /// Per-tenant runtime caps from the tier profiles.
     pub tenant_limits: crate::tenant_limits::TenantLimits,
-    /// Request telemetry, written off the request path.
     /// Request telemetry and recall audit rows, written off the request path.
     pub bookkeeping: crate::batch_writer::BatchWriter,
+    /// Every request's split (time in SQLite, waiting for the write lock,
+    /// instantiating, embedding), summed.
+    pub request_totals: crate::http_server::RequestCounters,
 }
 
 /// Everything needed to load an app.
@@ -142,6 +146,11 @@ impl App {
                 Handler {
                     id: decl.id.clone(),
                     proxy,
+                    priority: if derive.is_some() {
+                        crate::state::Priority::Background
+                    } else {
+                        crate::state::Priority::Foreground
+                    },
                     derive,
                     sqlite_databases: decl.sqlite_databases.clone(),
                     variables: opts.variables.for_component(decl)?,
@@ -159,6 +168,7 @@ impl App {
             limits: opts.limits,
             tenant_limits: crate::tenant_limits::TenantLimits::from_variables(&opts.variables),
             variables: opts.variables,
+            request_totals: Default::default(),
         })
     }
 
@@ -176,12 +186,13 @@ impl App {
         limits: &RunLimits,
     ) -> wasmtime::Store<RequestState> {
         let state = RequestState::new(
-            self.sqlite.instance(&handler.sqlite_databases, stats.db.clone()),
+            self.sqlite.instance(&handler.sqlite_databases, stats.db.clone(), handler.priority),
             handler.variables.clone(),
             crate::llm::InstanceState {
                 capability: self.llm.clone(),
                 allowed_models: handler.ai_models.clone(),
                 stats: stats.embed.clone(),
+                priority: handler.priority,
             },
             limits.max_memory_bytes,
         );

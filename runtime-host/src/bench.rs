@@ -34,6 +34,10 @@ pub enum BenchCmd {
     /// derives, asks every question through recall_text, prints recall@k,
     /// hit@k and MRR per category.
     Quality(crate::bench_quality::QualityBench),
+    /// Writes and recall_text together while derivation keeps running (cron
+    /// on, as under `cairn up`), or with it off: each side's latency and
+    /// throughput, and the server's split of the time.
+    Mixed(crate::bench_mixed::MixedBench),
 }
 
 #[derive(Args)]
@@ -237,6 +241,7 @@ pub async fn run(cmd: BenchCmd) -> Result<()> {
         BenchCmd::Recall(b) => crate::bench_recall::run(b).await,
         BenchCmd::Policy(b) => crate::bench_policy::run(b).await,
         BenchCmd::Quality(b) => crate::bench_quality::run(b).await,
+        BenchCmd::Mixed(b) => crate::bench_mixed::run(b).await,
     }
 }
 

@@ -12,6 +12,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -40,6 +41,70 @@ fn incoming_request_id(req: &hyper::Request<Incoming>) -> String {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty() && s.len() <= 128)
         .unwrap_or_else(|| "-".to_string())
+}
+
+/// Sums over every request served, for benches (and, later, metrics):
+/// each request's log-line split, added up.
+#[derive(Default, Debug)]
+pub struct RequestCounters {
+    requests: AtomicU64,
+    latency_us: AtomicU64,
+    db_us: AtomicU64,
+    lock_wait_us: AtomicU64,
+    instantiate_us: AtomicU64,
+    embed_us: AtomicU64,
+    embed_cache_misses: AtomicU64,
+}
+
+/// A reading of [`RequestCounters`].
+#[derive(Default, Debug, Clone, Copy)]
+pub struct RequestTotals {
+    pub requests: u64,
+    pub latency_us: u64,
+    pub db_us: u64,
+    pub lock_wait_us: u64,
+    pub instantiate_us: u64,
+    pub embed_us: u64,
+    pub embed_cache_misses: u64,
+}
+
+impl RequestTotals {
+    /// What happened between `earlier` and this reading.
+    pub fn minus(&self, earlier: &RequestTotals) -> RequestTotals {
+        RequestTotals {
+            requests: self.requests - earlier.requests,
+            latency_us: self.latency_us - earlier.latency_us,
+            db_us: self.db_us - earlier.db_us,
+            lock_wait_us: self.lock_wait_us - earlier.lock_wait_us,
+            instantiate_us: self.instantiate_us - earlier.instantiate_us,
+            embed_us: self.embed_us - earlier.embed_us,
+            embed_cache_misses: self.embed_cache_misses - earlier.embed_cache_misses,
+        }
+    }
+}
+
+impl RequestCounters {
+    fn add(&self, s: &crate::state::RequestStats, latency_us: u64) {
+        self.requests.fetch_add(1, Relaxed);
+        self.latency_us.fetch_add(latency_us, Relaxed);
+        self.db_us.fetch_add(s.db.micros.load(Relaxed), Relaxed);
+        self.lock_wait_us.fetch_add(s.db.lock_wait_us.load(Relaxed), Relaxed);
+        self.instantiate_us.fetch_add(s.db.instantiate_us.load(Relaxed), Relaxed);
+        self.embed_us.fetch_add(s.embed.micros.load(Relaxed), Relaxed);
+        self.embed_cache_misses.fetch_add(s.embed.cache_misses.load(Relaxed), Relaxed);
+    }
+
+    pub fn snapshot(&self) -> RequestTotals {
+        RequestTotals {
+            requests: self.requests.load(Relaxed),
+            latency_us: self.latency_us.load(Relaxed),
+            db_us: self.db_us.load(Relaxed),
+            lock_wait_us: self.lock_wait_us.load(Relaxed),
+            instantiate_us: self.instantiate_us.load(Relaxed),
+            embed_us: self.embed_us.load(Relaxed),
+            embed_cache_misses: self.embed_cache_misses.load(Relaxed),
+        }
+    }
 }
 
 /// Handles one request end to end.
@@ -87,6 +152,7 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         });
     }
     let rid = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(&fallback_rid).to_string();
+    app.request_totals.add(&stats, started.elapsed().as_micros() as u64);
     tracing::info!(
         target: "cairn::request",
         %method,
@@ -95,6 +161,7 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         latency_us = started.elapsed().as_micros() as u64,
         db_us = stats.db.micros.load(Relaxed),
         db_statements = stats.db.statements.load(Relaxed),
+        lock_wait_us = stats.db.lock_wait_us.load(Relaxed),
         instantiate_us = stats.db.instantiate_us.load(Relaxed),
         embed_us = stats.embed.micros.load(Relaxed),
         embed_cache_hits = stats.embed.cache_hits.load(Relaxed),

@@ -11,6 +11,7 @@ mod app;
 mod app_manifest;
 mod batch_writer;
 mod bench;
+mod bench_mixed;
 mod bench_policy;
 mod bench_quality;
 mod bench_recall;

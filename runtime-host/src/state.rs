@@ -9,6 +9,17 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+/// Who an instance works for, which decides who gets the write lock and
+/// the CPU first: requests (`Foreground`) over derivation (`Background`,
+/// every instance of a component with the derivation exports: its cron
+/// ticks, verbs and admin routes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Priority {
+    #[default]
+    Foreground,
+    Background,
+}
+
 /// What one request (or tick) spent, read by the request log.
 #[derive(Debug, Default, Clone)]
 pub struct RequestStats {

@@ -351,6 +351,10 @@ pub struct FakeState {
     /// Requests and inputs seen (answered 200 or not).
     pub requests: usize,
     pub inputs: usize,
+    /// Hold every request unanswered while set (an embedding that takes as
+    /// long as the test wants); `held` counts the requests waiting now.
+    pub hold: bool,
+    pub held: usize,
 }
 
 impl FakeEmbedder {
@@ -401,6 +405,7 @@ fn serve_fake(mut conn: std::net::TcpStream, st: &std::sync::Mutex<FakeState>) {
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        hold_while_asked(st);
         let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         let inputs: Vec<String> = req["input"]
             .as_array()
@@ -432,6 +437,26 @@ fn serve_fake(mut conn: std::net::TcpStream, st: &std::sync::Mutex<FakeState>) {
         if conn.write_all(head.as_bytes()).and_then(|_| conn.write_all(text.as_bytes())).is_err() {
             return;
         }
+    }
+}
+
+/// Waits while the test holds the embedder (`FakeState::hold`).
+fn hold_while_asked(st: &std::sync::Mutex<FakeState>) {
+    let mut counted = false;
+    loop {
+        let mut s = st.lock().unwrap();
+        if !s.hold {
+            if counted {
+                s.held -= 1;
+            }
+            return;
+        }
+        if !counted {
+            s.held += 1;
+            counted = true;
+        }
+        drop(s);
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 

@@ -189,6 +189,45 @@ fn concurrent_ticks_never_process_a_job_twice() {
     verify_ok(&s);
 }
 
+/// Derivation holds no lock while it computes: with a tick's embedding
+/// call in flight (the fake embedder holds it as long as the test wants),
+/// a write commits and returns, and the tick finishes only afterwards.
+#[test]
+fn a_write_commits_while_a_derivation_batch_is_in_flight() {
+    let fake = FakeEmbedder::start();
+    let s = Server::start_with(opts(&["--no-cron", "--embedder", "openai", "--embedder-url", &fake.url]));
+    for i in 0..20 {
+        let r = s.post("/v1/memory/write", &event_write(&format!("b{i}"), &format!("batch memory {i}")));
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    fake.set(|f| f.hold = true);
+    std::thread::scope(|scope| {
+        let batch = scope.spawn(|| tick(&s, &json!({"batch_size": 64})));
+        // Wait (not a timing assertion) until the batch is inside its
+        // embedding call.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while fake.state.lock().unwrap().held == 0 {
+            assert!(Instant::now() < deadline, "the tick never reached the embedder");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let r = s.post("/v1/memory/write", &event_write("mid", "written while derivation embeds"));
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert!(!batch.is_finished(), "the write returned while the batch was still in flight");
+        assert_eq!(fake.state.lock().unwrap().held, 1, "the batch's embedding call is still held");
+        fake.set(|f| f.hold = false);
+        let rep = batch.join().unwrap();
+        assert!(
+            rep["nodes_embedded"].as_i64().unwrap_or(0) >= 20
+                || rep["embed"]["nodes_embedded"].as_i64().unwrap_or(0) >= 20,
+            "{rep}"
+        );
+    });
+    drain(&s);
+    let mid = &find_all(&s, json!({"client_id": "mid"}))[0];
+    assert_eq!(mid["embedding_status"], "ready", "the mid-batch write is derived by a later batch");
+    verify_ok(&s);
+}
+
 #[test]
 fn a_failing_embedder_never_blocks_writes_and_jobs_drain_once_it_recovers() {
     // 1. The embedder switched to fail: writes still succeed; jobs back off.

@@ -25,7 +25,7 @@ impl llm::Host for RequestState {
             ))));
         }
         let tokens: usize = text.iter().map(|t| t.split_whitespace().count()).sum();
-        Ok(match self.llm.capability.embed(&model, &text, &self.llm.stats).await {
+        Ok(match self.llm.capability.embed(&model, &text, &self.llm.stats, self.llm.priority).await {
             Ok(embeddings) => Ok(EmbeddingsResult {
                 embeddings,
                 usage: EmbeddingsUsage { prompt_token_count: tokens.min(u32::MAX as usize) as u32 },

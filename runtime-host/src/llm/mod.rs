@@ -27,6 +27,7 @@ pub mod local_embedder;
 pub mod openai;
 pub mod query_cache;
 
+use crate::state::Priority;
 use anyhow::{Context, Result, bail};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -130,16 +131,52 @@ pub enum LlmError {
 pub struct LlmCapability {
     pub embedder: Embedder,
     cache: query_cache::QueryCache,
+    /// Where derivation's MiniLM batches run: one thread at a lower CPU
+    /// priority (nice 10), so a request's query embedding and the rest of
+    /// the request path get the cores first (see [`background_pool`]).
+    background: Option<rayon::ThreadPool>,
+}
+
+/// How much lower derivation's embedding thread runs (`nice`).
+const BACKGROUND_NICE: i32 = 10;
+
+/// One thread for background embedding, niced: on a 2-core machine MiniLM
+/// batches on both cores took the CPU from every request while derivation
+/// ran (docs/derivation.md, "Who goes first").
+fn background_pool() -> Option<rayon::ThreadPool> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(1)
+        .thread_name(|_| "cairn-embed-bg".into())
+        .start_handler(|_| {
+            // SAFETY: plain syscalls on the calling thread (Linux nice is per thread).
+            let ok = unsafe {
+                let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+                libc::setpriority(libc::PRIO_PROCESS, tid, BACKGROUND_NICE) == 0
+            };
+            if !ok {
+                tracing::warn!("could not lower the background embedding thread's priority");
+            }
+        })
+        .build()
+        .map_err(|e| tracing::warn!(error = %e, "no background embedding pool; derivation embeds like requests"))
+        .ok()
 }
 
 impl LlmCapability {
     /// `cache_entries` bounds the query cache (0 turns it off).
     pub fn new(embedder: Embedder, cache_entries: usize) -> Arc<LlmCapability> {
-        Arc::new(LlmCapability { embedder, cache: query_cache::QueryCache::new(cache_entries) })
+        let background = if matches!(embedder, Embedder::MiniLm(_)) { background_pool() } else { None };
+        Arc::new(LlmCapability { embedder, cache: query_cache::QueryCache::new(cache_entries), background })
     }
 
     /// Embeds `texts` with `model`, counting the work in `stats`.
-    pub async fn embed(&self, model: &str, texts: &[String], stats: &EmbedStats) -> Result<Vec<Vec<f32>>, LlmError> {
+    pub async fn embed(
+        self: &Arc<Self>,
+        model: &str,
+        texts: &[String],
+        stats: &EmbedStats,
+        priority: Priority,
+    ) -> Result<Vec<Vec<f32>>, LlmError> {
         if model != EMBEDDING_MODEL {
             return Err(LlmError::ModelNotSupported);
         }
@@ -151,7 +188,7 @@ impl LlmCapability {
             return Ok(vec![v]);
         }
         let started = Instant::now();
-        let result = self.embed_uncached(texts).await;
+        let result = self.embed_uncached(texts, priority).await;
         stats.calls.fetch_add(1, Ordering::Relaxed);
         stats.micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
         if single && let Ok(v) = &result {
@@ -161,16 +198,21 @@ impl LlmCapability {
         result
     }
 
-    async fn embed_uncached(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, LlmError> {
+    async fn embed_uncached(self: &Arc<Self>, texts: &[String], priority: Priority) -> Result<Vec<Vec<f32>>, LlmError> {
         match &self.embedder {
             Embedder::Lexical { dims } => Ok(texts.iter().map(|t| local_embedder::embed(t, *dims)).collect()),
             Embedder::MiniLm(model) => {
-                let model = model.clone();
+                let (model, this) = (model.clone(), self.clone());
                 let texts = texts.to_vec();
-                // CPU-bound: off the async workers.
+                // CPU-bound: off the async workers; derivation's on its
+                // niced thread (candle's products run in the pool they are
+                // called from).
                 tokio::task::spawn_blocking(move || {
                     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    model.embed(&refs)
+                    match (&this.background, priority) {
+                        (Some(pool), Priority::Background) => pool.install(|| model.embed(&refs)),
+                        _ => model.embed(&refs),
+                    }
                 })
                 .await
                 .map_err(|e| LlmError::Runtime(format!("the embedding task failed: {e}")))?
@@ -192,4 +234,5 @@ pub struct InstanceState {
     pub capability: Arc<LlmCapability>,
     pub allowed_models: Arc<Vec<String>>,
     pub stats: Arc<EmbedStats>,
+    pub priority: Priority,
 }

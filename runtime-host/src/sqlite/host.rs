@@ -2,7 +2,7 @@
 
 use super::{PooledConn, SqliteDb};
 use crate::spin_bindings::sqlite::{self, Error, QueryResult, RowResult, Value};
-use crate::state::RequestState;
+use crate::state::{Priority, RequestState};
 use std::sync::Arc;
 use wasmtime::component::Resource;
 
@@ -92,6 +92,36 @@ async fn collect(stmt: &libsql::Statement, params: Vec<libsql::Value>) -> Result
     Ok(QueryResult { columns, rows: out })
 }
 
+/// The database's write lock. A request counts itself as waiting while it
+/// queues. Derivation takes the lock only when it is free and no request
+/// waits (polling for up to [`super::BACKGROUND_YIELD`]), then queues like
+/// anyone, so a steady stream of writes delays it but cannot starve it.
+async fn take_writer(db: &Arc<SqliteDb>, priority: Priority) -> tokio::sync::OwnedMutexGuard<()> {
+    use std::sync::atomic::Ordering::{AcqRel, Acquire};
+    match priority {
+        Priority::Foreground => {
+            db.foreground_waiting.fetch_add(1, AcqRel);
+            let guard = db.writer.clone().lock_owned().await;
+            db.foreground_waiting.fetch_sub(1, AcqRel);
+            guard
+        }
+        Priority::Background => {
+            let deadline = std::time::Instant::now() + super::BACKGROUND_YIELD;
+            loop {
+                if db.foreground_waiting.load(Acquire) == 0
+                    && let Ok(guard) = db.writer.clone().try_lock_owned()
+                {
+                    return guard;
+                }
+                if std::time::Instant::now() >= deadline {
+                    return db.writer.clone().lock_owned().await;
+                }
+                tokio::time::sleep(std::time::Duration::from_micros(500)).await;
+            }
+        }
+    }
+}
+
 impl sqlite::Host for RequestState {}
 
 impl sqlite::HostConnection for RequestState {
@@ -118,7 +148,10 @@ impl sqlite::HostConnection for RequestState {
     ) -> wasmtime::Result<Result<QueryResult, Error>> {
         let h = self.table.get_mut(&conn)?;
         if h.writer.is_none() && begins_write(&statement) {
-            h.writer = Some(h.db.writer.clone().lock_owned().await);
+            let waited = std::time::Instant::now();
+            h.writer = Some(take_writer(&h.db, self.sqlite.priority).await);
+            let us = waited.elapsed().as_micros() as u64;
+            self.sqlite.stats.lock_wait_us.fetch_add(us, std::sync::atomic::Ordering::Relaxed);
         }
         let Some(c) = h.conn.as_mut() else {
             return Ok(Err(Error::InvalidConnection));
@@ -161,5 +194,37 @@ mod tests {
         assert!(begins_write("BEGIN EXCLUSIVE"));
         assert!(!begins_write("BEGIN"));
         assert!(!begins_write("SELECT 1"));
+    }
+
+    /// A request that queues while derivation waits for the lock writes
+    /// first (ordering, not timing).
+    #[tokio::test(flavor = "current_thread")]
+    async fn derivation_lets_a_waiting_request_write_first() {
+        let dir = std::env::temp_dir().join(format!("cairn-writer-order-{}", std::process::id()));
+        let config = super::super::runtime_config::SqliteConfig::default_in(
+            &dir,
+            super::super::runtime_config::Synchronous::Normal,
+        );
+        let db = Arc::new(SqliteDb::open("default", &config).await.unwrap());
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let holding = take_writer(&db, Priority::Foreground).await;
+        let run = |priority: Priority, name: &'static str| {
+            let (db, order) = (db.clone(), order.clone());
+            tokio::spawn(async move {
+                let _guard = take_writer(&db, priority).await;
+                order.lock().unwrap().push(name);
+            })
+        };
+        // Derivation asks first, then a request; both wait on the holder.
+        let derivation = run(Priority::Background, "derivation");
+        let request = run(Priority::Foreground, "request");
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        drop(holding);
+        request.await.unwrap();
+        derivation.await.unwrap();
+        assert_eq!(*order.lock().unwrap(), ["request", "derivation"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -9,7 +9,11 @@
 //! Write transactions (`BEGIN IMMEDIATE`) from concurrent requests are
 //! serialised by an async lock per database, taken before the statement
 //! runs, so a waiting writer parks its task instead of spinning in SQLite's
-//! busy handler; readers never wait (WAL). Connections are pooled; one
+//! busy handler; readers never wait (WAL). Derivation (a background
+//! instance) lets requests write first: it takes the lock only when it is
+//! free and no request waits, polling for up to [`BACKGROUND_YIELD`] per
+//! transaction before it queues like anyone (so a steady stream of writes
+//! delays it but cannot starve it). Connections are pooled; one
 //! dropped mid-transaction is rolled back before it returns to the pool.
 //!
 //! Checkpoints run on a background thread (`PRAGMA wal_checkpoint(PASSIVE)`
@@ -18,6 +22,8 @@
 //! checkpoint's fsync.
 
 pub mod host;
+
+use crate::state::Priority;
 pub mod runtime_config;
 
 use anyhow::{Context, Result};
@@ -32,8 +38,13 @@ pub struct SqliteDb {
     db: libsql::Database,
     idle: Mutex<Vec<PooledConn>>,
     pub(crate) writer: Arc<tokio::sync::Mutex<()>>,
+    /// Requests waiting for `writer` (derivation lets them go first).
+    pub(crate) foreground_waiting: std::sync::atomic::AtomicUsize,
     config: SqliteConfig,
 }
+
+/// Longest a background transaction waits for queued requests to go first.
+pub const BACKGROUND_YIELD: std::time::Duration = std::time::Duration::from_millis(50);
 
 impl SqliteDb {
     async fn open(label: &str, config: &SqliteConfig) -> Result<SqliteDb> {
@@ -49,6 +60,7 @@ impl SqliteDb {
             db,
             idle: Mutex::new(Vec::new()),
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            foreground_waiting: Default::default(),
             config: config.clone(),
         };
         // WAL is a property of the file; set it once, up front.
@@ -188,8 +200,8 @@ impl SqliteCapability {
 
     /// Per-instance state for a component allowed to open `allowed`,
     /// counting into `stats`.
-    pub fn instance(&self, allowed: &[String], stats: Arc<DbStats>) -> InstanceState {
-        InstanceState { capability: self.clone(), allowed: Arc::new(allowed.to_vec()), stats }
+    pub fn instance(&self, allowed: &[String], stats: Arc<DbStats>, priority: Priority) -> InstanceState {
+        InstanceState { capability: self.clone(), allowed: Arc::new(allowed.to_vec()), stats, priority }
     }
 }
 
@@ -199,6 +211,7 @@ pub struct InstanceState {
     pub allowed: Arc<Vec<String>>,
     /// Statements run and time spent in SQLite by this request (for its log line).
     pub stats: Arc<DbStats>,
+    pub priority: Priority,
 }
 
 /// Per-request database counters, shared with the request's log line.
@@ -208,4 +221,7 @@ pub struct DbStats {
     pub micros: std::sync::atomic::AtomicU64,
     /// Time to instantiate the component for the request.
     pub instantiate_us: std::sync::atomic::AtomicU64,
+    /// Time spent waiting for the database's write lock (another writer —
+    /// a request or derivation — held it).
+    pub lock_wait_us: std::sync::atomic::AtomicU64,
 }
