@@ -620,12 +620,41 @@ fn derivation_trains_and_keeps_the_vector_index() {
     let flat: Vec<f32> = blob(&idx[0][2]).chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     let centroids: Vec<Vec<f32>> = flat.chunks(dims).map(<[f32]>::to_vec).collect();
     assert_eq!(centroids.len(), nlist);
-    let lists: Vec<Vec<u8>> = db_query(&s.data_dir, "SELECT entries FROM memory_vector_lists ORDER BY list")
+    let mut lists: Vec<Vec<u8>> = db_query(&s.data_dir, "SELECT entries FROM memory_vector_lists ORDER BY list")
         .iter()
         .map(|r| blob(&r[0]))
         .collect();
+    // Vectors added since the build wait as pending changes of their lists
+    // (folded once a list has enough); the lists as recall sees them are
+    // the stored ones with their changes.
+    let changes = db_query(&s.data_dir, "SELECT list, node, entry FROM memory_vector_list_changes ORDER BY id");
+    assert!(!changes.is_empty(), "the late vectors are pending changes, not list rewrites");
+    for c in &changes {
+        let change = ivf::Change {
+            id: blob(&c[1]).try_into().unwrap(),
+            entry: matches!(c[2], libsql::Value::Blob(_)).then(|| blob(&c[2])),
+        };
+        assert!(ivf::fold(&mut lists[int(&c[0]) as usize], &[change]));
+    }
     let total: usize = lists.iter().map(|l| ivf::header(l).unwrap().1).sum();
     assert_eq!(total as i64, members);
+    // Recall finds a late event through the index, pending changes and all.
+    let late = db_query(
+        &s.data_dir,
+        "SELECT n.id, v.vector FROM memory_nodes n JOIN memory_derived_vectors v ON v.node_id = n.id \
+         WHERE n.client_id = 'v120'",
+    );
+    let (late_id, late_vec) = (
+        match &late[0][0] {
+            libsql::Value::Text(t) => t.clone(),
+            _ => panic!(),
+        },
+        blob(&late[0][1]).chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<f32>>(),
+    );
+    let r = s.post("/v1/memory/recall", &json!({"query_embedding": late_vec, "limit": 5, "return_debug": true}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["debug"]["stage1"]["mode"], "ann", "{}", r.body["debug"]["stage1"]);
+    assert!(r.body["seeds"].as_array().unwrap().iter().any(|x| x["id"] == late_id.as_str()), "{}", r.text);
     let vecs = db_query(
         &s.data_dir,
         "SELECT v.node_id, v.vector FROM memory_derived_vectors v JOIN memory_nodes n ON n.id = v.node_id \

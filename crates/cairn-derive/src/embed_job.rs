@@ -138,7 +138,7 @@ pub fn run(
             }
         }
         for (scope, items) in &indexed {
-            crate::vector_index::add(db, scope, items, &now)?;
+            crate::vector_index::add(db, scope, items)?;
         }
         Ok(())
     })?;

@@ -62,7 +62,9 @@ pub fn rebuild(db: &dyn Sql, s: &DeriveSettings, body: &Value, now_ms: i64) -> R
         db.exec("DELETE FROM memory_derived_vectors WHERE scope = ?", &[key.into()])?;
         // The vector index is derived too: dropped, retrained once the
         // vectors are back (the tick enqueues the build).
-        for table in ["memory_vector_index", "memory_vector_lists", "memory_vector_members"] {
+        for table in
+            ["memory_vector_index", "memory_vector_lists", "memory_vector_list_changes", "memory_vector_members"]
+        {
             db.exec(&format!("DELETE FROM {table} WHERE scope = ?"), &[key.into()])?;
         }
 

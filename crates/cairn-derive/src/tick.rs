@@ -278,7 +278,7 @@ fn run_index_nodes(db: &dyn Sql, job: &Job, now_ms: i64, rep: &mut TickReport) -
                 }
             }
         }
-        let added = crate::vector_index::add(db, &job.scope, &items, &now)?;
+        let added = crate::vector_index::add(db, &job.scope, &items)?;
         outbox::finish(db, job, &json!({"index_nodes": {"added": added}}), &now)
     })?;
     if held {

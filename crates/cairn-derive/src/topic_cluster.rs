@@ -256,7 +256,7 @@ fn cluster(
         save_topic(db, t, &appended.id, now)?;
     }
     let vectors: Vec<(String, Vec<f32>)> = touched.iter().map(|t| (t.node.id.clone(), t.direction.clone())).collect();
-    crate::vector_index::add(db, scope, &vectors, now)?;
+    crate::vector_index::add(db, scope, &vectors)?;
     for e in &new_edges {
         derived_rows::insert_edge(db, e, &appended.id, now)?;
     }

@@ -7,8 +7,10 @@
 //!   trains `nlist = clamp(√n, 16, 1024)` spherical k-means centroids on a
 //!   deterministic sample and writes every vector into its list (int8 codes).
 //! - **Upkeep**: between builds, every vector derivation stores (embeds,
-//!   topic centroids) is added to its nearest list in the same transaction;
-//!   a node that moves is removed from its old list first. Scopes below the
+//!   topic centroids) is added to its nearest list in the same transaction,
+//!   as a pending change of the list (a node that moves also leaves a
+//!   removal in its old list); a list's changes are folded into its BLOB
+//!   once it has [`FOLD_AT`] of them. Recall scans lists with their changes. Scopes below the
 //!   threshold, or on `flat`, have no index: recall scans them exactly.
 //!
 //! Vectors written by clients reach it through the `index_nodes` job the
@@ -30,9 +32,15 @@ const SAMPLE_PER_LIST: usize = 32;
 // The index as stored is read the same way recall reads it.
 pub use cairn_memory::recall::seeds::{Index, load_index as load};
 
-/// Adds (or moves) unit vectors of one scope into its index, if it has one;
-/// each touched list is rewritten once. Call inside the caller's write txn.
-pub fn add(db: &dyn Sql, scope: &str, items: &[(String, Vec<f32>)], now: &str) -> Result<usize, ApiError> {
+/// Pending changes a list gathers before they are folded into its BLOB.
+pub const FOLD_AT: i64 = 32;
+
+/// Adds (or moves) unit vectors of one scope into its index, if it has one.
+/// Call inside the caller's write transaction. Each vector becomes one
+/// pending change of its list (and a removal from the list it left), not a
+/// rewrite of the list: lists with [`FOLD_AT`] changes are folded, so a
+/// batch rewrites a few lists instead of one per vector (kernel schema 11).
+pub fn add(db: &dyn Sql, scope: &str, items: &[(String, Vec<f32>)]) -> Result<usize, ApiError> {
     if items.is_empty() {
         return Ok(0);
     }
@@ -61,29 +69,69 @@ pub fn add(db: &dyn Sql, scope: &str, items: &[(String, Vec<f32>)], now: &str) -
             current.insert(r.string(0), r.int(1));
         }
     }
-    let mut lists: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
-    let mut touched = 0;
+    let mut touched: std::collections::BTreeSet<i64> = std::collections::BTreeSet::new();
+    let mut added = 0;
     for (list, entries) in &wanted {
         for (bytes, code, id) in entries {
             if let Some(old) = current.get(id).filter(|old| **old != *list) {
-                let blob = get_list(db, scope, *old, index.dims, &mut lists)?;
-                ivf::remove(blob, bytes);
+                record_change(db, scope, *old, bytes, None)?;
+                touched.insert(*old);
             }
-            let blob = get_list(db, scope, *list, index.dims, &mut lists)?;
-            ivf::upsert(blob, bytes, code);
+            record_change(db, scope, *list, bytes, Some(ivf::entry_bytes(bytes, code)))?;
+            touched.insert(*list);
             db.exec(
                 "INSERT INTO memory_vector_members (node_id, scope, list) VALUES (?, ?, ?) \
                  ON CONFLICT (node_id) DO UPDATE SET list = excluded.list",
                 &[id.into(), scope.into(), (*list).into()],
             )?;
-            touched += 1;
+            added += 1;
         }
     }
-    for (list, blob) in lists {
-        save_list(db, scope, list, blob)?;
+    fold_full_lists(db, scope, index.dims, &touched.into_iter().collect::<Vec<_>>())?;
+    Ok(added)
+}
+
+fn record_change(db: &dyn Sql, scope: &str, list: i64, id: &[u8; 16], entry: Option<Vec<u8>>) -> Result<(), ApiError> {
+    db.exec(
+        "INSERT INTO memory_vector_list_changes (scope, list, node, entry) VALUES (?, ?, ?, ?)",
+        &[scope.into(), list.into(), id.to_vec().into(), entry.map(SqlValue::Blob).unwrap_or(SqlValue::Null)],
+    )
+}
+
+/// Folds the pending changes of those `lists` that have [`FOLD_AT`] or more
+/// into their BLOBs; returns how many lists were rewritten.
+pub fn fold_full_lists(db: &dyn Sql, scope: &str, dims: usize, lists: &[i64]) -> Result<usize, ApiError> {
+    if lists.is_empty() {
+        return Ok(0);
     }
-    db.exec("UPDATE memory_vector_index SET updated_at = ? WHERE scope = ?", &[now.into(), scope.into()])?;
-    Ok(touched)
+    let mut params: Vec<SqlValue> = vec![scope.into()];
+    params.extend(lists.iter().map(|l| SqlValue::Integer(*l)));
+    params.push(SqlValue::Integer(FOLD_AT));
+    let full: Vec<usize> = db
+        .query(
+            &format!(
+                "SELECT list FROM memory_vector_list_changes WHERE scope = ? AND list IN ({}) \
+                 GROUP BY list HAVING count(*) >= ?",
+                placeholders(lists.len())
+            ),
+            &params,
+        )?
+        .iter()
+        .map(|r| r.int(0) as usize)
+        .collect();
+    let mut changes = cairn_memory::recall::seeds::list_changes(db, scope, &full)?;
+    let mut cache = BTreeMap::new();
+    for list in &full {
+        let list = *list as i64;
+        let pending = changes.remove(&list).unwrap_or_default();
+        let blob = get_list(db, scope, list, dims, &mut cache)?;
+        ivf::fold(blob, &pending);
+    }
+    for (list, blob) in cache {
+        save_list(db, scope, list, blob)?;
+        db.exec("DELETE FROM memory_vector_list_changes WHERE scope = ? AND list = ?", &[scope.into(), list.into()])?;
+    }
+    Ok(full.len())
 }
 
 fn get_list<'a>(
@@ -222,6 +270,7 @@ pub fn write(
     now: &str,
 ) -> Result<usize, ApiError> {
     db.exec("DELETE FROM memory_vector_lists WHERE scope = ?", &[scope.into()])?;
+    db.exec("DELETE FROM memory_vector_list_changes WHERE scope = ?", &[scope.into()])?;
     db.exec("DELETE FROM memory_vector_members WHERE scope = ?", &[scope.into()])?;
     for (id, list) in &b.members {
         db.exec(
@@ -257,5 +306,5 @@ pub fn write(
         .iter()
         .filter_map(|r| Some((r.string(0), crate::vectors::unit(&crate::vectors::from_blob(r.blob(1)?))?)))
         .collect();
-    add(db, scope, &late, now)
+    add(db, scope, &late)
 }

@@ -83,6 +83,7 @@ pub fn erase_scope(db: &dyn Sql, scope_key: &str, actor: &str, reason: &str, now
         "DELETE FROM memory_topic_centroids WHERE scope = ?",
         "DELETE FROM memory_vector_members WHERE scope = ?",
         "DELETE FROM memory_vector_lists WHERE scope = ?",
+        "DELETE FROM memory_vector_list_changes WHERE scope = ?",
         "DELETE FROM memory_vector_index WHERE scope = ?",
         "DELETE FROM memory_rule_feedback WHERE scope = ?",
         "DELETE FROM memory_rule_defs WHERE scope = ?",

@@ -337,6 +337,21 @@ pub const MIGRATIONS: &[&[&str]] = &[
         "DROP TABLE memory_vector_index",
         "ALTER TABLE memory_vector_index_v10 RENAME TO memory_vector_index",
     ],
+    // 11: pending changes to the IVF lists (`cairn_vector::ivf::Delta`):
+    // derivation adds a vector as one small row here instead of rewriting
+    // the list's BLOB (~128 KB at 100k memories) in its transaction; a
+    // list's changes are folded into it once there are enough of them.
+    // Recall scans a list with its changes. `entry` NULL: the node left.
+    &[
+        "CREATE TABLE IF NOT EXISTS memory_vector_list_changes (
+            id INTEGER PRIMARY KEY,
+            scope TEXT NOT NULL,
+            list INTEGER NOT NULL,
+            node BLOB NOT NULL,
+            entry BLOB
+        )",
+        "CREATE INDEX IF NOT EXISTS memory_vector_list_changes_list ON memory_vector_list_changes (scope, list, id)",
+    ],
 ];
 
 /// The version this build of the kernel needs.

@@ -133,20 +133,99 @@ pub fn scan(blob: &[u8], query: &[f32], top: &mut TopK) -> usize {
 
 /// [`scan`] for an already quantized query.
 pub fn scan_code(blob: &[u8], query: &Code, top: &mut TopK) -> usize {
+    scan_code_except(blob, query, top, |_| false)
+}
+
+/// [`scan_code`], passing over the entries whose id `skip` names (those a
+/// list's pending changes replace, see [`Change`]).
+pub fn scan_code_except(blob: &[u8], query: &Code, top: &mut TopK, skip: impl Fn(&[u8; ID_BYTES]) -> bool) -> usize {
     let Some((dims, count)) = header(blob) else { return 0 };
     if dims != query.code.len() {
         return 0;
     }
     let len = entry_len(dims);
+    let mut scanned = 0;
     for i in 0..count {
         let at = HEADER + i * len;
         let id: [u8; ID_BYTES] = blob[at..at + ID_BYTES].try_into().expect("16 bytes");
-        let scale = f32::from_le_bytes(blob[at + ID_BYTES..at + ID_BYTES + 4].try_into().expect("4 bytes"));
-        // SAFETY-free reinterpretation: i8 and u8 have the same layout.
-        let code: &[i8] = bytemuck_i8(&blob[at + ID_BYTES + 4..at + len]);
-        top.push(id, dot_codes(query.scale, &query.code, scale, code));
+        if skip(&id) {
+            continue;
+        }
+        scanned += 1;
+        top.push(id, score_entry_code(&blob[at + ID_BYTES..at + len], query));
     }
-    count
+    scanned
+}
+
+/// `scale | code` of one entry against a quantized query.
+fn score_entry_code(scale_and_code: &[u8], query: &Code) -> f32 {
+    let scale = f32::from_le_bytes(scale_and_code[..4].try_into().expect("4 bytes"));
+    // SAFETY-free reinterpretation: i8 and u8 have the same layout.
+    let code: &[i8] = bytemuck_i8(&scale_and_code[4..]);
+    dot_codes(query.scale, &query.code, scale, code)
+}
+
+/// One list entry's bytes (`id | scale | code`), as a pending change stores it.
+pub fn entry_bytes(id: &[u8; ID_BYTES], code: &Code) -> Vec<u8> {
+    let mut b = Vec::with_capacity(entry_len(code.code.len()));
+    b.extend_from_slice(id);
+    b.extend_from_slice(&code.scale.to_le_bytes());
+    b.extend(code.code.iter().map(|c| *c as u8));
+    b
+}
+
+/// A pending change to a list, kept beside it until it is folded in, so
+/// adding a vector writes one small row instead of rewriting the list:
+/// the node's new entry, or `None` when it left the list.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub id: [u8; ID_BYTES],
+    pub entry: Option<Vec<u8>>,
+}
+
+/// A list's pending changes, oldest first, reduced to the latest per node.
+pub fn latest(changes: &[Change]) -> std::collections::BTreeMap<[u8; ID_BYTES], Option<&[u8]>> {
+    changes.iter().map(|d| (d.id, d.entry.as_deref())).collect()
+}
+
+/// Folds `changes` (oldest first) into `blob`. Returns `false` when the list
+/// is malformed or an entry has another dimension (nothing is changed for
+/// that entry).
+pub fn fold(blob: &mut Vec<u8>, changes: &[Change]) -> bool {
+    let Some((dims, _)) = header(blob) else { return false };
+    let mut ok = true;
+    for (id, entry) in latest(changes) {
+        remove(blob, &id);
+        match entry {
+            Some(e) if e.len() == entry_len(dims) && e[..ID_BYTES] == id => {
+                blob.extend_from_slice(e);
+                let count = (blob.len() - HEADER) / entry_len(dims);
+                set_count(blob, count);
+            }
+            Some(_) => ok = false,
+            None => {}
+        }
+    }
+    ok
+}
+
+/// Scans a list with its pending changes: the stored entries the changes
+/// do not replace, then the changes' own entries. Returns how many entries
+/// were scored.
+pub fn scan_with_changes(blob: &[u8], changes: &[Change], query: &Code, top: &mut TopK) -> usize {
+    if changes.is_empty() {
+        return scan_code(blob, query, top);
+    }
+    let changed = latest(changes);
+    let mut scanned = scan_code_except(blob, query, top, |id| changed.contains_key(id));
+    let len = entry_len(query.code.len());
+    for (id, entry) in changed {
+        if let Some(e) = entry.filter(|e| e.len() == len) {
+            top.push(id, score_entry_code(&e[ID_BYTES..], query));
+            scanned += 1;
+        }
+    }
+    scanned
 }
 
 fn bytemuck_i8(b: &[u8]) -> &[i8] {
@@ -212,6 +291,41 @@ pub fn uuid_string(b: &[u8; ID_BYTES]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn pending_changes_score_like_a_folded_list() {
+        let mut r = crate::SplitMix64(9);
+        let mut v = || crate::unit(&(0..16).map(|_| r.next_f64() as f32 - 0.5).collect::<Vec<_>>()).unwrap();
+        let id = |n: u8| [n; ID_BYTES];
+        let mut base = empty(16);
+        for n in 1..=4 {
+            assert!(upsert(&mut base, &id(n), &crate::quant::quantize(&v())));
+        }
+        // Node 2 re-embedded, node 3 moved away, node 9 added, node 9
+        // re-embedded again (the latest change counts).
+        let changes = vec![
+            Change { id: id(2), entry: Some(entry_bytes(&id(2), &crate::quant::quantize(&v()))) },
+            Change { id: id(3), entry: None },
+            Change { id: id(9), entry: Some(entry_bytes(&id(9), &crate::quant::quantize(&v()))) },
+            Change { id: id(9), entry: Some(entry_bytes(&id(9), &crate::quant::quantize(&v()))) },
+        ];
+        let q = crate::quant::quantize(&v());
+        let mut pending = TopK::new(10);
+        assert_eq!(scan_with_changes(&base, &changes, &q, &mut pending), 4, "1, 4 stored; 2, 9 changed; 3 gone");
+        let mut folded = base.clone();
+        assert!(fold(&mut folded, &changes));
+        assert_eq!(header(&folded), Some((16, 4)));
+        let mut after = TopK::new(10);
+        scan_code(&folded, &q, &mut after);
+        assert_eq!(pending.into_sorted(), after.into_sorted(), "the same scores before and after folding");
+        let mut ids = ids(&folded);
+        ids.sort();
+        assert_eq!(ids, [id(1), id(2), id(4), id(9)]);
+        // A change of another dimension is refused, not folded.
+        let bad = [Change { id: id(5), entry: Some(vec![0; 7]) }];
+        assert!(!fold(&mut folded, &bad));
+        assert_eq!(header(&folded), Some((16, 4)));
+    }
+
     use super::*;
     use crate::kmeans::{nearest, nearest_n, train};
     use crate::quant::quantize;

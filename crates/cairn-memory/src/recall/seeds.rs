@@ -11,7 +11,9 @@
 //! Where the candidates come from:
 //! - **ann**: the scope has an IVF index (trained by derivation, see
 //!   `cairn-vector`): the query's `nprobe` nearest lists are scanned over
-//!   their int8 codes (query quantized too: integer dot products); the best
+//!   their int8 codes with their pending changes (vectors derivation added
+//!   since the list was last folded; query quantized too: integer dot
+//!   products); the best
 //!   candidates' filter columns are read (no vectors), the visible ones in
 //!   approximate order give the oversample cut and the seedable ones, and
 //!   only the best `limit + max(8, limit/2)` of those are re-scored with
@@ -260,21 +262,17 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
     let seeds = loop {
         let tp = Instant::now();
         let lists = &order[probed..nprobe.min(nlist)];
-        let params: Vec<SqlValue> =
-            std::iter::once(q.scope_key.into()).chain(lists.iter().map(|l| SqlValue::Integer(*l as i64))).collect();
-        let rows = db.query(
-            &format!(
-                "SELECT entries FROM memory_vector_lists WHERE scope = ? AND list IN ({})",
-                placeholders(lists.len())
-            ),
-            &params,
-        )?;
-        for r in &rows {
-            if let Some(blob) = r.blob(0) {
-                let mut top = ivf::TopK::new(pool);
-                out.codes_scanned += ivf::scan_code(blob, &query_code, &mut top);
-                scored.extend(top.into_sorted());
-            }
+        let rows = rows_of_lists(db, "SELECT list, entries FROM memory_vector_lists", q.scope_key, lists, "")?;
+        let mut changes = list_changes(db, q.scope_key, lists)?;
+        let empty = ivf::empty(q.unit_query.len());
+        let stored = rows.iter().filter_map(|r| Some((r.int(0), r.blob(1)?)));
+        // Lists with changes only (none stored yet) are scanned as empty ones.
+        let unstored: Vec<i64> = changes.keys().copied().filter(|l| !rows.iter().any(|r| r.int(0) == *l)).collect();
+        for (list, blob) in stored.chain(unstored.into_iter().map(|l| (l, empty.as_slice()))) {
+            let pending = changes.remove(&list).unwrap_or_default();
+            let mut top = ivf::TopK::new(pool);
+            out.codes_scanned += ivf::scan_with_changes(blob, &pending, &query_code, &mut top);
+            scored.extend(top.into_sorted());
         }
         probed = nprobe.min(nlist);
         // The best `pool` approximate candidates so far.
@@ -299,6 +297,38 @@ pub fn find_seeds(db: &dyn Sql, q: &SeedQuery) -> Result<Stage1, ApiError> {
         let t = Instant::now();
         (out.seeds, out.filtered) = exact(db, q)?;
         out.exact_ms = ms(t);
+    }
+    Ok(out)
+}
+
+/// `select` (from a table keyed by scope and list) for a scope's `lists`.
+fn rows_of_lists(
+    db: &dyn Sql,
+    select: &str,
+    scope_key: &str,
+    lists: &[usize],
+    tail: &str,
+) -> Result<Vec<Row>, ApiError> {
+    let params: Vec<SqlValue> =
+        std::iter::once(scope_key.into()).chain(lists.iter().map(|l| SqlValue::Integer(*l as i64))).collect();
+    db.query(&format!("{select} WHERE scope = ? AND list IN ({}){tail}", placeholders(lists.len())), &params)
+}
+
+/// The pending changes of a scope's `lists` (kernel schema 11), oldest
+/// first per list.
+pub fn list_changes(
+    db: &dyn Sql,
+    scope_key: &str,
+    lists: &[usize],
+) -> Result<std::collections::HashMap<i64, Vec<ivf::Change>>, ApiError> {
+    let mut out: std::collections::HashMap<i64, Vec<ivf::Change>> = std::collections::HashMap::new();
+    if lists.is_empty() {
+        return Ok(out);
+    }
+    let select = "SELECT list, node, entry FROM memory_vector_list_changes";
+    for r in rows_of_lists(db, select, scope_key, lists, " ORDER BY id")? {
+        let Some(id) = r.blob(1).and_then(|b| <[u8; ivf::ID_BYTES]>::try_from(b).ok()) else { continue };
+        out.entry(r.int(0)).or_default().push(ivf::Change { id, entry: r.blob(2).map(<[u8]>::to_vec) });
     }
     Ok(out)
 }
