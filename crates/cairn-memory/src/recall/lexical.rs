@@ -30,7 +30,7 @@
 //! query, so a plan of common words cost what the scope holds (1.2 ms of a
 //! 1.3 ms query at 100k memories, growing with the scope), however few
 //! matches it scored. A recent-only plan is therefore scored here instead
-//! ([`slice_scores`]): each word's most recent matches (the window
+//! ([`slice_floor`], [`slice_scores`]): each word's most recent matches (the window
 //! [`MAX_MATCHES`] shares between the words), the slice of the scope newer
 //! than the oldest match every window still reaches (inside it each word's
 //! matches are all known), and BM25 with the slice's own statistics —
@@ -44,7 +44,7 @@
 use super::seeds::SEED_STATE_SQL;
 use crate::stored_rows::lane_visible_sql_at;
 use cairn_core::ApiError;
-use cairn_spin::sql::{Sql, SqlValue};
+use cairn_spin::sql::{Row, Sql, SqlValue};
 
 /// Words a question is made of but evidence is not found by.
 const STOPWORDS: &[&str] = &[
@@ -328,17 +328,18 @@ fn exact_hits(
         team.map(str::to_string).into(),
         SqlValue::Integer(limit as i64),
     ];
-    Ok(db
-        .query(&sql, &params)?
-        .iter()
-        .map(|r| Hit {
-            id: r.string(0),
-            node_type: r.text(1).unwrap_or_default().to_string(),
-            state: r.text(2).map(str::to_string),
-            seq: (!r.is_null(3)).then(|| r.int(3)),
-            bm25: r.real(4),
-        })
-        .collect())
+    Ok(db.query(&sql, &params)?.iter().map(|r| hit(r, r.real(4))).collect())
+}
+
+/// A hit from a row `(id, type, state, seq, ...)` and its score.
+fn hit(r: &Row, bm25: f64) -> Hit {
+    Hit {
+        id: r.string(0),
+        node_type: r.text(1).unwrap_or_default().to_string(),
+        state: r.text(2).map(str::to_string),
+        seq: (!r.is_null(3)).then(|| r.int(3)),
+        bm25,
+    }
 }
 
 /// Matches each word's window holds: [`MAX_MATCHES`] shared between the
@@ -347,25 +348,23 @@ fn window(words: usize) -> usize {
     MAX_MATCHES.div_ceil(words.max(1)).max(64)
 }
 
-/// Scores of the recent slice, best first (ties: the more recent first).
-///
-/// `windows[i]` holds word i's most recent matches (rowids, newest first,
-/// at most `window` of them); a full window stops somewhere in the past,
-/// and the slice is what is newer than the latest of those stops, where
-/// every word's matches are complete. `slice_docs` is how many memories
-/// the slice holds. Each match in the slice scores BM25 with the slice as
-/// the corpus: `Σ idf(w)` over its words, `idf = ln(1 + (N − df + ½)/(df
-/// + ½))`, term frequency 1 and average length (`(k1+1)·tf/(tf+k1) = 1`).
-/// Returns `(rowid, score)` and the slice's oldest rowid.
-pub fn slice_scores(
-    windows: &[Vec<i64>],
-    window: usize,
-    slice_docs: impl FnOnce(i64) -> usize,
-) -> (Vec<(i64, f64)>, i64) {
-    let oldest = windows.iter().filter(|w| w.len() >= window).filter_map(|w| w.last().copied()).max();
-    let floor = oldest.unwrap_or(i64::MIN);
+/// Where the recent slice starts: `windows[i]` holds word i's most recent
+/// matches (rowids, newest first, at most `window` of them); a full window
+/// stops somewhere in the past, and the slice is what is newer than the
+/// latest of those stops, where every word's matches are complete
+/// (`i64::MIN`, the whole scope, when no window is full).
+pub fn slice_floor(windows: &[Vec<i64>], window: usize) -> i64 {
+    windows.iter().filter(|w| w.len() >= window).filter_map(|w| w.last().copied()).max().unwrap_or(i64::MIN)
+}
+
+/// Scores of the slice from `floor` on, best first (ties: the more recent
+/// first); `slice_docs` is how many memories the slice holds. Each match in
+/// the slice scores BM25 with the slice as the corpus: `Σ idf(w)` over its
+/// words, `idf = ln(1 + (N − df + ½)/(df + ½))`, term frequency 1 and
+/// average length (`(k1+1)·tf/(tf+k1) = 1`). Returns `(rowid, score)`.
+pub fn slice_scores(windows: &[Vec<i64>], floor: i64, slice_docs: usize) -> Vec<(i64, f64)> {
     let df: Vec<usize> = windows.iter().map(|w| w.iter().take_while(|r| **r >= floor).count()).collect();
-    let n = slice_docs(floor).max(df.iter().copied().max().unwrap_or(0)) as f64;
+    let n = slice_docs.max(df.iter().copied().max().unwrap_or(0)) as f64;
     let idf: Vec<f64> = df.iter().map(|&d| (1.0 + (n - d as f64 + 0.5) / (d as f64 + 0.5)).ln()).collect();
     let mut scores: std::collections::HashMap<i64, f64> = std::collections::HashMap::new();
     for (w, rows) in windows.iter().enumerate() {
@@ -375,7 +374,7 @@ pub fn slice_scores(
     }
     let mut out: Vec<(i64, f64)> = scores.into_iter().collect();
     out.sort_by(|a, b| b.1.total_cmp(&a.1).then(b.0.cmp(&a.0)));
-    (out, floor)
+    out
 }
 
 /// A recent-only plan: the words' windows in one statement, the slice
@@ -411,18 +410,16 @@ fn recent_slice_hits(
     windows.iter_mut().for_each(|w| w.sort_unstable_by(|a, b| b.cmp(a)));
     // The slice's memories: write-order numbers from its oldest to the
     // scope's newest (gaps left by erasure make it a slight overcount).
-    let slice_docs = |floor: i64| -> usize {
-        db.query_one(
+    let floor = slice_floor(&windows, per_word);
+    let slice_docs = db
+        .query_one(
             "SELECT (SELECT max(seq) FROM memory_nodes WHERE scope = ?1 AND seq IS NOT NULL) - \
              coalesce((SELECT seq FROM memory_nodes WHERE rowid = ?2), 1) + 1",
             &[scope_key.into(), SqlValue::Integer(floor)],
-        )
-        .ok()
-        .flatten()
+        )?
         .map(|r| r.int(0).max(0) as usize)
-        .unwrap_or(0)
-    };
-    let (scored, _) = slice_scores(&windows, per_word, slice_docs);
+        .unwrap_or(0);
+    let scored = slice_scores(&windows, floor, slice_docs);
     let best: Vec<(i64, f64)> = scored.into_iter().take(VISIBILITY_HEADROOM * limit).collect();
     if best.is_empty() {
         return Ok(Vec::new());
@@ -442,14 +439,7 @@ fn recent_slice_hits(
         .iter()
         .map(|r| {
             let rowid = r.int(4);
-            let hit = Hit {
-                id: r.string(0),
-                node_type: r.text(1).unwrap_or_default().to_string(),
-                state: r.text(2).map(str::to_string),
-                seq: (!r.is_null(3)).then(|| r.int(3)),
-                bm25: score_of.get(&rowid).copied().unwrap_or(0.0),
-            };
-            (rowid, hit)
+            (rowid, hit(r, score_of.get(&rowid).copied().unwrap_or(0.0)))
         })
         .collect();
     hits.sort_by(|(ra, a), (rb, b)| b.bm25.total_cmp(&a.bm25).then(rb.cmp(ra)));
@@ -520,18 +510,17 @@ mod tests {
         // Word 0 is in every recent memory (a full window of 4 reaching
         // back to rowid 7); word 1 is rarer (its window of 4 reaches 2).
         let windows = vec![vec![10, 9, 8, 7], vec![10, 6, 4, 2]];
-        let (scores, floor) = slice_scores(&windows, 4, |floor| {
-            assert_eq!(floor, 7, "the slice starts where the densest window stops");
-            4
-        });
-        assert_eq!(floor, 7);
+        let floor = slice_floor(&windows, 4);
+        assert_eq!(floor, 7, "the slice starts where the densest window stops");
+        let scores = slice_scores(&windows, floor, 4);
         let idf = |n: f64, df: f64| (1.0 + (n - df + 0.5) / (df + 0.5)).ln();
         // In the slice (rowids 7..=10): word 0 in 4 of 4, word 1 in 1 of 4.
         assert_eq!(scores[0], (10, idf(4.0, 4.0) + idf(4.0, 1.0)));
         assert_eq!(scores[1..].iter().map(|s| s.0).collect::<Vec<_>>(), [9, 8, 7], "ties: newest first");
         assert!(scores.iter().all(|s| s.0 >= 7), "matches older than the slice are not scored");
         // No full window (a word with few matches): the whole scope is the slice.
-        let (scores, floor) = slice_scores(&[vec![5, 3]], 4, |_| 100);
+        let floor = slice_floor(&[vec![5, 3]], 4);
+        let scores = slice_scores(&[vec![5, 3]], floor, 100);
         assert_eq!((floor, scores.len()), (i64::MIN, 2));
         assert_eq!(window(3), 167);
         assert_eq!(window(32), 64);
