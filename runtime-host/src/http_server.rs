@@ -121,6 +121,8 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
             json_body(500, "internal_error", "internal error", &fallback_rid)
         }
     };
+    // One reading for the telemetry row, the totals and the log line.
+    let elapsed = started.elapsed();
     let tenant = resp.headers_mut().remove(TENANT_HEADER);
     if let http::header::Entry::Occupied(rows) = resp.headers_mut().entry(crate::recall_audit::HEADER) {
         for value in rows.remove_entry_mult().1 {
@@ -136,7 +138,7 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
             tenant_id: tenant_id.to_string(),
             endpoint,
             status: resp.status().as_u16(),
-            latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+            latency_ms: elapsed.as_secs_f64() * 1000.0,
             request_id: resp
                 .headers()
                 .get("x-request-id")
@@ -152,13 +154,13 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         });
     }
     let rid = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(&fallback_rid).to_string();
-    app.request_totals.add(&stats, started.elapsed().as_micros() as u64);
+    app.request_totals.add(&stats, elapsed.as_micros() as u64);
     tracing::info!(
         target: "cairn::request",
         %method,
         %path,
         status = resp.status().as_u16(),
-        latency_us = started.elapsed().as_micros() as u64,
+        latency_us = elapsed.as_micros() as u64,
         db_us = stats.db.micros.load(Relaxed),
         db_statements = stats.db.statements.load(Relaxed),
         lock_wait_us = stats.db.lock_wait_us.load(Relaxed),

@@ -134,7 +134,7 @@ pub struct LlmCapability {
     /// Where derivation's MiniLM batches run: one thread at a lower CPU
     /// priority (nice 10), so a request's query embedding and the rest of
     /// the request path get the cores first (see [`background_pool`]).
-    background: Option<rayon::ThreadPool>,
+    background: Option<Arc<rayon::ThreadPool>>,
 }
 
 /// How much lower derivation's embedding thread runs (`nice`).
@@ -143,7 +143,7 @@ const BACKGROUND_NICE: i32 = 10;
 /// One thread for background embedding, niced: on a 2-core machine MiniLM
 /// batches on both cores took the CPU from every request while derivation
 /// ran (docs/derivation.md, "Who goes first").
-fn background_pool() -> Option<rayon::ThreadPool> {
+fn background_pool() -> Option<Arc<rayon::ThreadPool>> {
     rayon::ThreadPoolBuilder::new()
         .num_threads(1)
         .thread_name(|_| "cairn-embed-bg".into())
@@ -160,6 +160,7 @@ fn background_pool() -> Option<rayon::ThreadPool> {
         .build()
         .map_err(|e| tracing::warn!(error = %e, "no background embedding pool; derivation embeds like requests"))
         .ok()
+        .map(Arc::new)
 }
 
 impl LlmCapability {
@@ -171,7 +172,7 @@ impl LlmCapability {
 
     /// Embeds `texts` with `model`, counting the work in `stats`.
     pub async fn embed(
-        self: &Arc<Self>,
+        &self,
         model: &str,
         texts: &[String],
         stats: &EmbedStats,
@@ -198,20 +199,21 @@ impl LlmCapability {
         result
     }
 
-    async fn embed_uncached(self: &Arc<Self>, texts: &[String], priority: Priority) -> Result<Vec<Vec<f32>>, LlmError> {
+    async fn embed_uncached(&self, texts: &[String], priority: Priority) -> Result<Vec<Vec<f32>>, LlmError> {
         match &self.embedder {
             Embedder::Lexical { dims } => Ok(texts.iter().map(|t| local_embedder::embed(t, *dims)).collect()),
             Embedder::MiniLm(model) => {
-                let (model, this) = (model.clone(), self.clone());
+                let model = model.clone();
+                let pool = self.background.clone().filter(|_| priority == Priority::Background);
                 let texts = texts.to_vec();
                 // CPU-bound: off the async workers; derivation's on its
                 // niced thread (candle's products run in the pool they are
                 // called from).
                 tokio::task::spawn_blocking(move || {
                     let refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-                    match (&this.background, priority) {
-                        (Some(pool), Priority::Background) => pool.install(|| model.embed(&refs)),
-                        _ => model.embed(&refs),
+                    match pool {
+                        Some(pool) => pool.install(|| model.embed(&refs)),
+                        None => model.embed(&refs),
                     }
                 })
                 .await
