@@ -80,3 +80,46 @@ fn added_vectors_are_pending_changes_until_their_list_is_folded() {
     assert_eq!(members.len(), FOLD_AT as usize, "each member once, wherever it sits");
     assert_eq!(count(&db, "SELECT count(*) FROM memory_vector_members WHERE list = 1"), 1);
 }
+
+/// Kernel schemas 10 and 11 rebuild the IVF tables: an index written in
+/// the old layout (schema 9) keeps its lists, codes and centroids, and new
+/// vectors then go to the pending changes.
+#[test]
+fn upgrading_from_schema_9_keeps_the_index() {
+    let db = NativeSqlite::in_memory();
+    cairn_spin::migrations::ensure(&db, "kernel", &cairn_memory::schema::MIGRATIONS[..9], NOW).unwrap();
+    let mut list0 = ivf::empty(4);
+    assert!(ivf::upsert(&mut list0, &ivf::uuid_bytes(&id(1)).unwrap(), &cairn_vector::quant::quantize(&near(0, 1))));
+    let centroids = [near(0, 0), near(1, 0)];
+    let flat: Vec<u8> = centroids.iter().flatten().flat_map(|x| x.to_le_bytes()).collect();
+    db.exec(
+        "INSERT INTO memory_vector_index (scope, dims, nlist, centroids, trained_count, trained_at, updated_at, \
+         centroid_codes) VALUES (?, 4, 2, ?, 1, ?, ?, ?)",
+        &[SCOPE.into(), flat.clone().into(), NOW.into(), NOW.into(), ivf::centroid_codes(&centroids).into()],
+    )
+    .unwrap();
+    for (list, blob) in [(0i64, list0.clone()), (1, ivf::empty(4))] {
+        db.exec(
+            "INSERT INTO memory_vector_lists (scope, list, entries) VALUES (?, ?, ?)",
+            &[SCOPE.into(), list.into(), blob.into()],
+        )
+        .unwrap();
+    }
+    db.exec(
+        "INSERT INTO memory_vector_members (node_id, scope, list) VALUES (?, ?, 0)",
+        &[id(1).as_str().into(), SCOPE.into()],
+    )
+    .unwrap();
+    cairn_memory::schema::ensure(&db, NOW).unwrap();
+
+    let index = vector_index::load(&db, SCOPE).unwrap().expect("the index survives the upgrade");
+    assert_eq!((index.dims, index.centroids.len()), (4, 2));
+    let row = db.query_one("SELECT centroids, centroid_codes FROM memory_vector_index", &[]).unwrap().unwrap();
+    assert_eq!(row.blob(0).unwrap(), flat.as_slice());
+    assert_eq!(row.blob(1).unwrap(), ivf::centroid_codes(&centroids).as_slice());
+    let kept = db.query_one("SELECT entries FROM memory_vector_lists WHERE list = 0", &[]).unwrap().unwrap();
+    assert_eq!(kept.blob(0).unwrap(), list0.as_slice());
+    vector_index::add(&db, SCOPE, &[(id(2), near(1, 2))]).unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM memory_vector_list_changes WHERE list = 1"), 1);
+    assert_eq!(members_seen(&db).len(), 2);
+}
