@@ -17,7 +17,7 @@ fn id(i: usize) -> String {
 
 /// A unit vector near axis `axis` of 4 dims.
 fn near(axis: usize, i: usize) -> Vec<f32> {
-    let mut v = vec![0.01 * (i % 7) as f32; 4];
+    let mut v = [0.01 * (i % 7) as f32; 4];
     v[axis] = 1.0;
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     v.iter().map(|x| x / n).collect()
