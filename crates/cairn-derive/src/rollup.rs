@@ -150,7 +150,7 @@ fn summarize(
         .query(
             "SELECT n.id, coalesce(n.text_summary, n.title, '') FROM memory_edges e JOIN memory_nodes n ON n.id = e.src_id \
              WHERE e.scope = ? AND e.type = 'part_of' AND e.dst_id = ? AND n.type = 'event' AND n.created_at >= ? \
-             ORDER BY n.created_at DESC, n.id DESC LIMIT ?",
+             ORDER BY n.created_at DESC, n.seq DESC, n.id DESC LIMIT ?",
             &[scope.into(), topic_id.into(), since.into(), MAX_EVENTS.into()],
         )?
         .iter()

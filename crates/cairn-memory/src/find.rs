@@ -1,6 +1,7 @@
 //! `POST /v1/memory/find`: deterministic lookup by URI, id, client_id, type,
 //! title/text substring, lane and slots containment — never embeddings.
-//! Newest first (`created_at DESC, id DESC`), paged by limit/offset.
+//! Newest first (`created_at DESC, seq DESC, id DESC`: same-millisecond
+//! writes by write order), paged by limit/offset.
 
 use crate::node_dto::{DtoOptions, add_common, node_uri};
 use crate::settings::Settings;
@@ -205,7 +206,7 @@ pub fn find(db: &dyn Sql, settings: &Settings, body: &Value) -> Result<Value, Ap
     let (rows, has_more) = if let Some(pattern) = rust_filter {
         // Filter in Rust, then page.
         let sql = format!(
-            "SELECT {NODE_COLUMNS} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.id DESC"
+            "SELECT {NODE_COLUMNS} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.seq DESC, n.id DESC"
         );
         let all: Vec<StoredNode> = db
             .query(&sql, &params)?
@@ -217,7 +218,7 @@ pub fn find(db: &dyn Sql, settings: &Settings, body: &Value) -> Result<Value, Ap
         (all.into_iter().skip(offset as usize).take(limit as usize).collect::<Vec<_>>(), has_more)
     } else {
         let sql = format!(
-            "SELECT {} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.id DESC LIMIT ? OFFSET ?",
+            "SELECT {} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.seq DESC, n.id DESC LIMIT ? OFFSET ?",
             NODE_COLUMNS.split(", ").map(|c| format!("n.{c}")).collect::<Vec<_>>().join(", ")
         );
         params.push(SqlValue::Integer(limit + 1));

@@ -352,6 +352,17 @@ pub const MIGRATIONS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS memory_vector_list_changes_list ON memory_vector_list_changes (scope, list, id)",
     ],
+    // 12: newest first means last written first. Timestamps have
+    // millisecond precision and a write takes well under one, so memories
+    // written in the same millisecond are ordered by their write order
+    // (`seq`) before their id; the reference's microsecond timestamps make
+    // such ties rare there. Derived nodes (no seq) follow within a tie.
+    &[
+        "DROP INDEX IF EXISTS memory_nodes_scope_created",
+        "DROP INDEX IF EXISTS memory_nodes_scope_type_created",
+        "CREATE INDEX IF NOT EXISTS memory_nodes_scope_created ON memory_nodes (scope, created_at DESC, seq DESC, id DESC)",
+        "CREATE INDEX IF NOT EXISTS memory_nodes_scope_type_created ON memory_nodes (scope, type, created_at DESC, seq DESC, id DESC)",
+    ],
 ];
 
 /// The version this build of the kernel needs.
