@@ -35,6 +35,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use sqlite::runtime_config::{SqliteConfig, Synchronous};
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -168,6 +169,31 @@ fn default_ai_models_dir() -> PathBuf {
 
 /// Loads the app for `args` with its data in `data_dir`.
 pub async fn load_app(args: &AppArgs, data_dir: &Path) -> Result<Arc<app::App>> {
+    load_app_with(args, data_dir, None).await
+}
+
+/// Whether the resolved variables leave memory auth off.
+fn auth_off(vars: &variables::AppVariables) -> bool {
+    vars.get("memory_auth_mode").map(str::trim).is_none_or(|m| m.is_empty() || m == "off")
+}
+
+/// The `Host` values a server listening on `addr` answers to: the address
+/// itself and the loopback names, with its port.
+fn own_hosts(addr: SocketAddr) -> Vec<String> {
+    let port = addr.port();
+    let mut hosts = vec![addr.to_string()];
+    for name in ["localhost", "127.0.0.1", "[::1]"] {
+        let h = format!("{name}:{port}");
+        if !hosts.contains(&h) {
+            hosts.push(h);
+        }
+    }
+    hosts
+}
+
+/// [`load_app`] for a server that will listen on `listen`: with auth off,
+/// its own hosts join `allowed_hosts` (the gateway's DNS-rebinding guard).
+pub async fn load_app_with(args: &AppArgs, data_dir: &Path, listen: Option<SocketAddr>) -> Result<Arc<app::App>> {
     let manifest = app_manifest::AppManifest::load(&args.manifest)?;
     let mut tier_vars = tiers::load(&args.tiers)?;
     let dims = tiers::embedding_dims(&tier_vars).unwrap_or(384);
@@ -190,7 +216,12 @@ pub async fn load_app(args: &AppArgs, data_dir: &Path) -> Result<Arc<app::App>> 
     if let Some(t) = &args.admin_token {
         cli_vars.insert("admin_token".into(), t.clone());
     }
-    let variables = variables::AppVariables::resolve(&manifest, &tier_vars, std::env::vars(), &cli_vars)?;
+    let mut variables = variables::AppVariables::resolve(&manifest, &tier_vars, std::env::vars(), &cli_vars)?;
+    if let Some(addr) = listen
+        && auth_off(&variables)
+    {
+        variables.extend_list("allowed_hosts", &own_hosts(addr));
+    }
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let mut dbs = HashMap::new();
     dbs.insert("default".to_string(), SqliteConfig::default_in(data_dir, args.sync));
@@ -232,11 +263,31 @@ async fn shutdown_signal() {
     }
 }
 
+/// Binds (without listening yet) the first address `listen` resolves to
+/// that can be bound.
+async fn bind_socket(listen: &str) -> Result<tokio::net::TcpSocket> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(listen).await.with_context(|| format!("resolving {listen}"))? {
+        let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+        // As TcpListener::bind does: a restart need not wait out TIME_WAIT.
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket.bind(addr) {
+            Ok(()) => return Ok(socket),
+            Err(e) => last = Some(e),
+        }
+    }
+    let e = last.map(anyhow::Error::from).unwrap_or_else(|| anyhow::anyhow!("no address"));
+    Err(e.context(format!("binding {listen}")))
+}
+
 async fn up(args: UpArgs) -> Result<()> {
-    let app = load_app(&args.app, &args.data_dir).await?;
-    let listener =
-        tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
-    let addr = listener.local_addr()?;
+    // Bound first so the app knows its address (an allowed Host), but
+    // listening only once the app is ready.
+    let socket = bind_socket(&args.listen).await?;
+    let addr = socket.local_addr()?;
+    let app = load_app_with(&args.app, &args.data_dir, Some(addr)).await?;
+    let listener = socket.listen(1024).with_context(|| format!("listening on {addr}"))?;
     let auth = app.variables.get("memory_auth_mode").map(str::trim).filter(|m| !m.is_empty()).unwrap_or("off");
     if auth == "off" {
         if !addr.ip().is_loopback() {
@@ -245,7 +296,11 @@ async fn up(args: UpArgs) -> Result<()> {
                  writes every tenant's memory; set --var memory_auth_mode=api_key (or jwt) or listen on a loopback address"
             );
         }
-        tracing::warn!(listen = %addr, "memory auth is off (allowed on a loopback address only)");
+        tracing::warn!(
+            listen = %addr,
+            allowed_hosts = app.variables.get("allowed_hosts").unwrap_or_default(),
+            "memory auth is off (allowed on a loopback address only; no cross-origin browser access)"
+        );
     } else {
         tracing::info!(mode = auth, "memory auth on");
     }

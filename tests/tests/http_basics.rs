@@ -69,7 +69,11 @@ fn oversized_and_malformed_bodies_are_4xx() {
 
 #[test]
 fn cors_preflight() {
-    let s = Server::start();
+    // `*` only when configured (the default allows no origin; tests/cors_host.rs).
+    let s = Server::start_with(Options {
+        extra_args: vec!["--var".into(), "cors_allow_origins=*".into()],
+        ..Default::default()
+    });
     let r = s.agent_options("/v1/memory/write");
     assert_eq!(r.0, 204);
     assert_eq!(r.1.as_deref(), Some("*"));
@@ -83,7 +87,7 @@ impl Preflight for Server {
     fn agent_options(&self, path: &str) -> (u16, Option<String>) {
         use std::io::{Read, Write};
         let mut c = std::net::TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        write!(c, "OPTIONS {path} HTTP/1.1\r\nHost: x\r\nOrigin: http://app.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n").unwrap();
+        write!(c, "OPTIONS {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nOrigin: http://app.example\r\nAccess-Control-Request-Method: POST\r\nConnection: close\r\n\r\n", self.port).unwrap();
         let mut out = String::new();
         c.read_to_string(&mut out).unwrap();
         let status = out[9..12].parse().unwrap();

@@ -72,7 +72,8 @@ impl Backend for Imports {
     }
 
     fn cors_origins(&self) -> String {
-        spin_sdk::variables::get("cors_allow_origins").ok().filter(|t| !t.is_empty()).unwrap_or_else(|| "*".into())
+        // Empty (the default): no cross-origin access.
+        spin_sdk::variables::get("cors_allow_origins").unwrap_or_default()
     }
 
     fn memory(&self, call: MemoryCall, request_id: &str, admin: bool) -> Result<String, ApiError> {
@@ -175,12 +176,18 @@ async fn handle(req: IncomingRequest, out: ResponseOutparam) {
         Some((p, q)) => (p.to_string(), q.to_string()),
         None => (path_q, String::new()),
     };
-    let headers: Vec<(String, String)> = req
+    let mut headers: Vec<(String, String)> = req
         .headers()
         .entries()
         .into_iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), String::from_utf8_lossy(&v).into_owned()))
         .collect();
+    // `host` is the request's authority: the host takes it from an
+    // absolute-form target or the Host header, and may strip the header.
+    if let Some(authority) = req.authority() {
+        headers.retain(|(k, _)| k != "host");
+        headers.push(("host".into(), authority));
+    }
     let declared = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.trim().parse().ok());
     let body = if method == "GET" || method == "HEAD" || method == "OPTIONS" {
         Ok(Vec::new())

@@ -1,8 +1,9 @@
-//! Request handling, independent of the HTTP binding: request id, CORS,
-//! routing, admin guard, `X-Tenant-Id` fallback, the call into the kernel
+//! Request handling, independent of the HTTP binding: request id, the
+//! browser gate (`Host`, `Origin`) and CORS, routing, admin guard, `X-Tenant-Id` fallback, the call into the kernel
 //! and the error envelope. The wasm adapter (`component.rs`) only moves
 //! bytes between `wasi:http` and [`handle`].
 
+use crate::browser_gate::CorsOrigins;
 use crate::routes::{Match, Route, match_route};
 use cairn_core::ApiError;
 use cairn_core::admin_token as admin_auth;
@@ -11,7 +12,8 @@ use serde_json::{Value, json};
 /// Largest accepted request body (the reference's `bodyLimit`).
 pub const MAX_BODY_BYTES: usize = 5 * 1024 * 1024;
 
-/// A request as the gateway sees it. Header names are lowercase.
+/// A request as the gateway sees it. Header names are lowercase; `host`
+/// holds the request's authority (the binding puts it there).
 pub struct HttpRequest {
     pub method: String,
     pub path: String,
@@ -79,7 +81,8 @@ pub trait Backend {
     /// Admits a tenant's request: a token of each quota class (429 when a
     /// bucket is empty) and, when it `stores` memory, the storage cap (413).
     fn admit(&self, tenant: &str, classes: &[&str], stores: bool) -> Result<(), ApiError>;
-    /// Comma-separated allowed CORS origins (`*` for any).
+    /// `cors_allow_origins`: comma-separated exact origins a browser may
+    /// call from, `*` for any; empty (the default) for none.
     fn cors_origins(&self) -> String;
     /// Calls the kernel.
     fn memory(&self, call: MemoryCall, request_id: &str, admin: bool) -> Result<String, ApiError>;
@@ -143,7 +146,10 @@ pub const AUDIT_HEADER: &str = "x-cairn-recall-audit";
 pub fn handle(backend: &dyn Backend, req: HttpRequest) -> HttpResponse {
     let rid = request_id(&req, backend);
     let origin = req.header("origin").map(str::to_string);
-    let mut resp = if req.method == "OPTIONS" {
+    let cors = CorsOrigins::parse(&backend.cors_origins());
+    let mut resp = if let Err(e) = browser_gate(backend, &req, &cors) {
+        error_response(&e)
+    } else if req.method == "OPTIONS" {
         HttpResponse { status: 204, headers: Vec::new(), body: Vec::new() }
     } else {
         match route_and_call(backend, &req, &rid) {
@@ -167,21 +173,43 @@ pub fn handle(backend: &dyn Backend, req: HttpRequest) -> HttpResponse {
     for row in backend.take_audit_rows() {
         resp.headers.push((AUDIT_HEADER.into(), hex::encode(row)));
     }
-    add_cors(&mut resp, backend, origin.as_deref(), req.method == "OPTIONS");
+    add_cors(&mut resp, &cors, origin.as_deref(), req.method == "OPTIONS");
     resp
 }
 
-fn add_cors(resp: &mut HttpResponse, backend: &dyn Backend, origin: Option<&str>, preflight: bool) {
-    let allowed = backend.cors_origins();
-    let allow = if allowed.trim() == "*" {
-        Some("*".to_string())
-    } else {
-        origin.filter(|o| allowed.split(',').any(|a| a.trim() == *o)).map(str::to_string)
-    };
-    let Some(allow) = allow else { return };
-    if allow != "*" {
-        resp.headers.push(("vary".into(), "Origin".into()));
+/// The `Host` check and, while memory auth is off, the refusal of
+/// cross-origin requests ([`crate::browser_gate`]); `/health` skips both.
+fn browser_gate(backend: &dyn Backend, req: &HttpRequest, cors: &CorsOrigins) -> Result<(), ApiError> {
+    if req.path == "/health" {
+        return Ok(());
     }
+    // An unparsable mode counts as off here (the stricter rules); memory
+    // routes then answer 500 for it.
+    let auth_off = crate::auth_gate::mode(backend).map_or(true, |m| m == cairn_core::auth::Mode::Off);
+    let allowed = crate::browser_gate::allowed_hosts(backend.variable("allowed_hosts").as_deref(), auth_off);
+    let host = req.header("host");
+    if let Some(allowed) = &allowed {
+        crate::browser_gate::check_host(host, allowed)?;
+    }
+    if auth_off {
+        crate::browser_gate::check_origin(req.header("origin"), cors, host, allowed.as_deref())?;
+    }
+    Ok(())
+}
+
+fn add_cors(resp: &mut HttpResponse, cors: &CorsOrigins, origin: Option<&str>, preflight: bool) {
+    let allow = match cors {
+        CorsOrigins::Any => "*".to_string(),
+        CorsOrigins::List(list) if list.is_empty() => return,
+        CorsOrigins::List(_) => {
+            // The answer depends on the Origin whenever there is a list.
+            resp.headers.push(("vary".into(), "Origin".into()));
+            match origin.filter(|o| cors.allows(o)) {
+                Some(o) => o.trim().to_string(),
+                None => return,
+            }
+        }
+    };
     resp.headers.push(("access-control-allow-origin".into(), allow));
     resp.headers.push(("access-control-expose-headers".into(), "x-request-id".into()));
     if preflight {
@@ -377,6 +405,8 @@ mod tests {
     #[derive(Default)]
     struct Fake {
         admin: Option<String>,
+        cors: String,
+        vars: Vec<(&'static str, &'static str)>,
         calls: RefCell<Vec<String>>,
     }
 
@@ -385,10 +415,10 @@ mod tests {
             self.admin.clone()
         }
         fn cors_origins(&self) -> String {
-            "*".into()
+            self.cors.clone()
         }
-        fn variable(&self, _name: &str) -> Option<String> {
-            None
+        fn variable(&self, name: &str) -> Option<String> {
+            self.vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
         }
         fn resolve_api_key(&self, _key: &str) -> Result<Option<String>, ApiError> {
             Ok(None)
@@ -435,13 +465,18 @@ mod tests {
         }
     }
 
+    /// A request; `host: 127.0.0.1:3001` unless `headers` name a host.
     fn req(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> HttpRequest {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let mut headers: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if !headers.iter().any(|(k, _)| k == "host") {
+            headers.push(("host".into(), "127.0.0.1:3001".into()));
+        }
         HttpRequest {
             method: method.into(),
             path: path.into(),
             query: query.into(),
-            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            headers,
             body: Ok(body.as_bytes().to_vec()),
         }
     }
@@ -509,11 +544,99 @@ mod tests {
 
     #[test]
     fn options_preflight() {
-        let f = Fake::default();
+        let f = Fake { cors: "*".into(), ..Default::default() };
         let r = handle(&f, req("OPTIONS", "/v1/memory/write", &[("origin", "http://x")], ""));
         assert_eq!(r.status, 204);
         assert_eq!(header(&r, "access-control-allow-origin"), Some("*"));
         assert!(header(&r, "access-control-allow-methods").is_some());
+    }
+
+    const EVIL: (&str, &str) = ("origin", "https://evil.example");
+
+    fn error_code(r: &HttpResponse) -> String {
+        let b: Value = serde_json::from_slice(&r.body).unwrap();
+        b["error"].as_str().unwrap_or_default().to_string()
+    }
+
+    #[test]
+    fn no_cross_origin_access_by_default() {
+        let f = Fake::default();
+        for (method, path) in [
+            ("POST", "/v1/memory/find"),
+            ("GET", "/v1/memory/find"),
+            ("OPTIONS", "/v1/memory/find"),
+            ("POST", "/v1/memory/write"),
+            ("OPTIONS", "/v1/memory/write"),
+            ("GET", "/v1/memory/commits"),
+        ] {
+            let r = handle(&f, req(method, path, &[EVIL, ("access-control-request-method", "POST")], "{}"));
+            assert_eq!(r.status, 403, "{method} {path}");
+            assert_eq!(error_code(&r), "cross_origin_forbidden");
+            assert_eq!(header(&r, "access-control-allow-origin"), None);
+            assert_eq!(header(&r, "access-control-allow-methods"), None);
+            assert!(header(&r, "x-request-id").is_some());
+        }
+        assert!(f.calls.borrow().is_empty(), "nothing reached the kernel");
+        // No Origin (curl, SDKs) and the server's own origin work.
+        let r = handle(&f, req("POST", "/v1/memory/write", &[], "{}"));
+        assert_eq!((r.status, header(&r, "access-control-allow-origin")), (200, None));
+        let r = handle(&f, req("POST", "/v1/memory/write", &[("origin", "http://127.0.0.1:3001")], "{}"));
+        assert_eq!((r.status, header(&r, "access-control-allow-origin")), (200, None));
+        // Health stays reachable.
+        assert_eq!(handle(&f, req("GET", "/health", &[EVIL, ("host", "evil.example")], "")).status, 200);
+    }
+
+    #[test]
+    fn allow_list_echoes_the_origin() {
+        let f = Fake { cors: "https://app.example, http://localhost:5173".into(), ..Default::default() };
+        let r = handle(&f, req("OPTIONS", "/v1/memory/find", &[("origin", "https://app.example")], ""));
+        assert_eq!(r.status, 204);
+        assert_eq!(header(&r, "access-control-allow-origin"), Some("https://app.example"));
+        assert_eq!(header(&r, "vary"), Some("Origin"));
+        assert!(header(&r, "access-control-allow-headers").is_some());
+        let r = handle(&f, req("POST", "/v1/memory/find", &[("origin", "http://localhost:5173")], "{}"));
+        assert_eq!(r.status, 200);
+        assert_eq!(header(&r, "access-control-allow-origin"), Some("http://localhost:5173"));
+        let r = handle(&f, req("POST", "/v1/memory/find", &[EVIL], "{}"));
+        assert_eq!((r.status, header(&r, "access-control-allow-origin")), (403, None));
+    }
+
+    #[test]
+    fn auth_on_answers_without_allowing_other_origins() {
+        let mut f = Fake { vars: vec![("memory_auth_mode", "api_key")], ..Default::default() };
+        // Preflight as before, but no origin is allowed by default.
+        let r = handle(&f, req("OPTIONS", "/v1/memory/write", &[EVIL], ""));
+        assert_eq!((r.status, header(&r, "access-control-allow-origin")), (204, None));
+        let r = handle(&f, req("POST", "/v1/memory/write", &[EVIL, ("host", "cairn.example.com")], "{}"));
+        assert_eq!(r.status, 401, "auth decides; no Host check without allowed_hosts");
+        f.cors = "https://app.example".into();
+        let r = handle(&f, req("OPTIONS", "/v1/memory/write", &[("origin", "https://app.example")], ""));
+        assert_eq!(header(&r, "access-control-allow-origin"), Some("https://app.example"));
+        // A configured allowed_hosts is enforced with auth on too.
+        f.vars.push(("allowed_hosts", "cairn.example.com"));
+        let r = handle(&f, req("POST", "/v1/memory/write", &[("host", "evil.example")], "{}"));
+        assert_eq!((r.status, error_code(&r).as_str()), (421, "host_not_allowed"));
+    }
+
+    #[test]
+    fn host_must_be_allowed_while_auth_is_off() {
+        let mut f = Fake::default();
+        for host in ["evil.example:3001", "evil.example", "127.0.0.1.evil.example:3001", ""] {
+            let r = handle(&f, req("POST", "/v1/memory/find", &[("host", host)], "{}"));
+            assert_eq!((r.status, error_code(&r).as_str()), (421, "host_not_allowed"), "{host}");
+        }
+        for host in ["localhost:3001", "[::1]:3001", "127.0.0.1:9"] {
+            assert_eq!(handle(&f, req("POST", "/v1/memory/find", &[("host", host)], "{}")).status, 200, "{host}");
+        }
+        // Once configured (as `cairn up` does), only the listed host:ports.
+        f.vars.push(("allowed_hosts", "127.0.0.1:3001,localhost:3001,cairn.internal"));
+        assert_eq!(handle(&f, req("POST", "/v1/memory/find", &[("host", "127.0.0.1:9")], "{}")).status, 421);
+        assert_eq!(handle(&f, req("POST", "/v1/memory/find", &[("host", "cairn.internal:80")], "{}")).status, 200);
+        // An allowed host named with its port is an own origin too.
+        let r = handle(&f, req("POST", "/v1/memory/find", &[("origin", "http://localhost:3001")], "{}"));
+        assert_eq!(r.status, 200);
+        let r = handle(&f, req("POST", "/v1/memory/find", &[("origin", "http://cairn.internal:8080")], "{}"));
+        assert_eq!(r.status, 403);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! kernel, policy and control interfaces.
 //!
 //! - [`routes`]: the route table;
+//! - [`browser_gate`]: the `Host` check and, with auth off, no cross-origin access;
 //! - [`auth_gate`]: memory-route auth (API keys, JWTs) and identity binding;
 //! - [`quota_gate`]: tenant quotas per protection class;
 //! - [`dispatch`]: request ids, CORS, admin guard, envelope, kernel calls;
@@ -9,6 +10,7 @@
 //! - `component` (wasm only): the Spin SDK binding.
 
 pub mod auth_gate;
+pub mod browser_gate;
 pub mod dispatch;
 pub mod policy_routes;
 pub mod quota_gate;

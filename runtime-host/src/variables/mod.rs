@@ -68,6 +68,20 @@ impl AppVariables {
         self.values.get(name).map(String::as_str)
     }
 
+    /// Appends `items` to the comma-separated list variable `name` (a
+    /// declared one only), after what the sources set and without repeats.
+    pub fn extend_list(&mut self, name: &str, items: &[String]) {
+        let Some(value) = self.values.get_mut(name) else { return };
+        let mut list: Vec<String> =
+            value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect();
+        for item in items {
+            if !list.iter().any(|l| l.eq_ignore_ascii_case(item)) {
+                list.push(item.clone());
+            }
+        }
+        *value = list.join(",");
+    }
+
     /// The variables component `c` sees, templates expanded.
     pub fn for_component(&self, c: &ComponentDecl) -> Result<ComponentVariables> {
         let mut out = HashMap::new();
@@ -148,5 +162,18 @@ hello = "{{greeting}}, world"
         assert_eq!(gw.0["hello"], "hi, world");
         let undeclared = BTreeMap::from([("nope".to_string(), "x".to_string())]);
         assert!(AppVariables::resolve(&m, &tiers, std::iter::empty(), &undeclared).is_err());
+    }
+
+    #[test]
+    fn extend_list_appends_to_declared_lists() {
+        let m = manifest();
+        let cli = BTreeMap::from([("greeting".to_string(), "a, b".to_string())]);
+        let mut vars = AppVariables::resolve(&m, &BTreeMap::new(), std::iter::empty(), &cli).unwrap();
+        vars.extend_list("greeting", &["B".into(), "c".into()]);
+        assert_eq!(vars.get("greeting"), Some("a,b,c"));
+        vars.extend_list("admin_token", &["x".into()]);
+        assert_eq!(vars.get("admin_token"), Some("x"), "an empty list gets the items");
+        vars.extend_list("nope", &["x".into()]);
+        assert_eq!(vars.get("nope"), None, "undeclared variables stay undeclared");
     }
 }
