@@ -16,6 +16,7 @@ pub enum Verb {
     OutboxStatus(Vec<(String, String)>),
     OutboxReplay(Value),
     RebuildDerived(Value),
+    ConsistencyCheck(Value),
 }
 
 /// A call's outcome: the component's JSON answer, or its error envelope.
@@ -37,6 +38,7 @@ pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer
         Verb::OutboxStatus(q) => d.call_outbox_status(&mut store, &ctx, &q).await,
         Verb::OutboxReplay(body) => d.call_outbox_replay(&mut store, &ctx, &body.to_string()).await,
         Verb::RebuildDerived(body) => d.call_rebuild_derived(&mut store, &ctx, &body.to_string()).await,
+        Verb::ConsistencyCheck(body) => d.call_consistency_check(&mut store, &ctx, &body.to_string()).await,
     }
     .map_err(|e| anyhow::Error::from(e).context("the derive component trapped"))?;
     Ok(match out {

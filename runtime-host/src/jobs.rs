@@ -7,7 +7,10 @@
 //! - `outbox-replay`: re-queue dead-lettered jobs (as `POST
 //!   /v1/admin/control/outbox/replay`; an audit event with actor `operator`);
 //! - `rebuild-derived`: drop and recompute a scope's derived data, then
-//!   drain its jobs.
+//!   drain its jobs;
+//! - `consistency-check`: read-only integrity checks (as `POST
+//!   /v1/admin/control/consistency-check`), exit 1 on findings with
+//!   `--strict` / `--strict-warnings`.
 
 use crate::AppArgs;
 use crate::derive_calls::{self, Verb};
@@ -26,6 +29,9 @@ pub enum JobCmd {
     OutboxReplay(ReplayJob),
     /// Drop one scope's derived data and recompute it from the log.
     RebuildDerived(RebuildJob),
+    /// Read-only integrity checks of the data dir, in one read transaction
+    /// (safe while a server runs on it); exit 1 on findings with --strict.
+    ConsistencyCheck(ConsistencyJob),
 }
 
 #[derive(Args)]
@@ -112,6 +118,66 @@ pub struct RebuildJob {
     common: Common,
 }
 
+#[derive(Args)]
+pub struct ConsistencyJob {
+    /// Only this tenant's scopes (with --scope: that scope).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only this scope (the default tenant's without --tenant).
+    #[arg(long)]
+    scope: Option<String>,
+    /// Which checks: all | scope | cross_tenant.
+    #[arg(long, default_value = "all", value_parser = ["all", "scope", "cross_tenant"])]
+    check_set: String,
+    /// full counts every finding; fast stops counting at 1000 per check.
+    #[arg(long, default_value = "full", value_parser = ["full", "fast"])]
+    mode: String,
+    /// Rows shown per finding (1..200).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=200))]
+    sample: i64,
+    /// Exit 1 when an error-severity check finds anything.
+    #[arg(long)]
+    strict: bool,
+    /// Exit 1 when any check (error or warning) finds anything.
+    #[arg(long)]
+    strict_warnings: bool,
+    /// Print the whole report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// The check's findings, one line each, then the summary.
+fn print_consistency(r: &Value) {
+    for c in r["checks"].as_array().into_iter().flatten() {
+        let count = c["count"].as_i64().unwrap_or(0);
+        if let Some(e) = c["error"].as_str() {
+            println!("error    {:<46} could not run: {e}", c["name"].as_str().unwrap_or(""));
+        } else if count > 0 {
+            println!(
+                "{:<8} {:<46} {count:>6}  {}",
+                c["severity"].as_str().unwrap_or(""),
+                c["name"].as_str().unwrap_or(""),
+                c["note"].as_str().unwrap_or("")
+            );
+            if let Some(first) = c["sample"].get(0) {
+                println!("         e.g. {first}");
+            }
+        }
+    }
+    let s = &r["summary"];
+    println!(
+        "consistency check: {} errors, {} warnings ({} checks, set {}, mode {}) -> {}",
+        s["errors"],
+        s["warnings"],
+        s["checks_run"],
+        r["check_set"].as_str().unwrap_or(""),
+        r["mode"].as_str().unwrap_or(""),
+        if r["ok"].as_bool() == Some(true) { "ok" } else { "FAILED" }
+    );
+}
+
 fn request_id() -> String {
     format!(
         "cli-{}-{}",
@@ -175,6 +241,28 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
                 "allow_all_tenants": j.all_tenants,
             });
             print(&derive_calls::call_ok(&app, Verb::OutboxReplay(body), &rid).await?)
+        }
+        JobCmd::ConsistencyCheck(j) => {
+            let db = j.common.data_dir.join(crate::sqlite::runtime_config::DEFAULT_DATABASE_FILE);
+            if !db.exists() {
+                bail!("no database at {} (is --data-dir right?)", db.display());
+            }
+            let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+            let body = json!({
+                "tenant_id": j.tenant, "scope": j.scope, "check_set": j.check_set, "mode": j.mode,
+                "sample": j.sample, "strict": j.strict, "strict_warnings": j.strict_warnings,
+            });
+            let report = derive_calls::call_ok(&app, Verb::ConsistencyCheck(body), &rid).await?;
+            if j.json {
+                print(&report)?;
+            } else {
+                print_consistency(&report);
+            }
+            let code = report["exit_code"].as_i64().unwrap_or(1) as i32;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
         }
         JobCmd::RebuildDerived(j) => {
             let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;

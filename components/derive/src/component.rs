@@ -1,7 +1,8 @@
 //! The wasm adapter. One component, three entries:
 //! - Spin's cron trigger calls `handle-cron-event` (`fermyon:spin-cron@2.0.0`);
-//! - HTTP (`spin-sdk`): `/v1/admin/derive/{status,tick,rebuild}` and
-//!   `/v1/admin/control/outbox[/replay]`, all behind the admin token;
+//! - HTTP (`spin-sdk`): `/v1/admin/derive/{status,tick,rebuild}`,
+//!   `/v1/admin/control/outbox[/replay]` and
+//!   `/v1/admin/control/consistency-check`, all behind the admin token;
 //! - the `cairn:derive/derive` export, which `cairn job ...` calls directly.
 
 use cairn_core::ApiError;
@@ -91,6 +92,19 @@ fn rebuild(body: &Value) -> Result<Value, ApiError> {
     Ok(out)
 }
 
+/// The consistency check: read-only, so the schema is not migrated first
+/// (a database behind this build is reported, not changed).
+fn consistency_check(body: &Value) -> Result<Value, ApiError> {
+    let db = SpinSqlite::open("default")?;
+    let s = settings();
+    let limits = cairn_consistency::options::OutboxLimits {
+        max_attempts: s.max_attempts,
+        claim_timeout_ms: s.claim_timeout_ms,
+    };
+    let opts = cairn_consistency::Options::parse(body, &s.kernel.defaults, limits, now_ms())?;
+    Ok(cairn_consistency::run(&db, &opts)?.to_json())
+}
+
 // ---- HTTP ----
 
 fn route(req: &Request, request_id: &str) -> Result<Value, ApiError> {
@@ -105,6 +119,7 @@ fn route(req: &Request, request_id: &str) -> Result<Value, ApiError> {
         ("POST", "/v1/admin/derive/tick") => run_tick(&body()?),
         ("POST", "/v1/admin/derive/rebuild") => rebuild(&body()?),
         ("POST", "/v1/admin/control/outbox/replay") => replay(&body()?, "admin_token", request_id),
+        ("POST", "/v1/admin/control/consistency-check") => consistency_check(&body()?),
         (m, p) => Err(ApiError::not_found("not_found", format!("no route for {m} {p}"))),
     }
 }
@@ -191,6 +206,9 @@ impl DeriveGuest for Derive {
     }
     fn rebuild_derived(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| rebuild(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
+    }
+    fn consistency_check(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request).and_then(|b| consistency_check(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
 }
 

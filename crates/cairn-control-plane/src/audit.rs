@@ -110,53 +110,56 @@ pub fn list(db: &dyn Sql, query: &[(String, String)]) -> Result<Value, ApiError>
 /// `POST /v1/admin/control/audit-events/verify`: recomputes every event's
 /// hash in order; names the first event whose link or content was changed.
 pub fn verify(db: &dyn Sql) -> Result<Value, ApiError> {
-    cairn_spin::sql::read_txn(db, |db| {
-        let mut prev = String::new();
-        let mut checked = 0i64;
-        let mut after = 0i64;
-        loop {
-            let rows = db.query(
-                &format!("SELECT {EVENT_COLUMNS} FROM control_audit_events WHERE seq > ? ORDER BY seq ASC LIMIT 500"),
-                &[cairn_spin::sql::SqlValue::Integer(after)],
-            )?;
-            if rows.is_empty() {
-                break;
-            }
-            for r in &rows {
-                let (seq, v, prev_hash, event_hash) = event_of(r);
-                let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
-                let (event_id, actor, action, rtype, rid, created) =
-                    (s("event_id"), s("actor"), s("action"), s("resource_type"), s("resource_id"), s("created_at"));
-                let (tenant, request) = (v["tenant_id"].as_str(), v["request_id"].as_str());
-                let e = AuditEvent {
-                    event_id: &event_id,
-                    actor: &actor,
-                    action: &action,
-                    resource_type: &rtype,
-                    resource_id: &rid,
-                    tenant_id: tenant,
-                    request_id: request,
-                    details: &v["details"],
-                    created_at: &created,
-                };
-                let reason = if prev_hash != prev {
-                    Some("prev_hash does not name the previous event")
-                } else if e.hash(&prev) != event_hash {
-                    Some("event_hash does not match the recomputed hash")
-                } else {
-                    None
-                };
-                if let Some(reason) = reason {
-                    return Ok(json!({"ok": false, "checked": checked,
-                                     "first_broken": {"event_id": event_id, "seq": seq, "reason": reason}}));
-                }
-                prev = event_hash;
-                checked += 1;
-                after = seq;
-            }
+    cairn_spin::sql::read_txn(db, verify_in_snapshot)
+}
+
+/// [`verify`] inside the caller's read transaction.
+pub fn verify_in_snapshot(db: &dyn Sql) -> Result<Value, ApiError> {
+    let mut prev = String::new();
+    let mut checked = 0i64;
+    let mut after = 0i64;
+    loop {
+        let rows = db.query(
+            &format!("SELECT {EVENT_COLUMNS} FROM control_audit_events WHERE seq > ? ORDER BY seq ASC LIMIT 500"),
+            &[cairn_spin::sql::SqlValue::Integer(after)],
+        )?;
+        if rows.is_empty() {
+            break;
         }
-        Ok(json!({"ok": true, "checked": checked, "head": if checked > 0 { json!(prev) } else { Value::Null }}))
-    })
+        for r in &rows {
+            let (seq, v, prev_hash, event_hash) = event_of(r);
+            let s = |k: &str| v[k].as_str().unwrap_or_default().to_string();
+            let (event_id, actor, action, rtype, rid, created) =
+                (s("event_id"), s("actor"), s("action"), s("resource_type"), s("resource_id"), s("created_at"));
+            let (tenant, request) = (v["tenant_id"].as_str(), v["request_id"].as_str());
+            let e = AuditEvent {
+                event_id: &event_id,
+                actor: &actor,
+                action: &action,
+                resource_type: &rtype,
+                resource_id: &rid,
+                tenant_id: tenant,
+                request_id: request,
+                details: &v["details"],
+                created_at: &created,
+            };
+            let reason = if prev_hash != prev {
+                Some("prev_hash does not name the previous event")
+            } else if e.hash(&prev) != event_hash {
+                Some("event_hash does not match the recomputed hash")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                return Ok(json!({"ok": false, "checked": checked,
+                                 "first_broken": {"event_id": event_id, "seq": seq, "reason": reason}}));
+            }
+            prev = event_hash;
+            checked += 1;
+            after = seq;
+        }
+    }
+    Ok(json!({"ok": true, "checked": checked, "head": if checked > 0 { json!(prev) } else { Value::Null }}))
 }
 
 #[cfg(test)]

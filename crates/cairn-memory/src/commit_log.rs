@@ -150,7 +150,9 @@ pub fn verify_scope(db: &dyn Sql, key: &str) -> Result<ScopeReport, ApiError> {
     read_txn(db, |db| verify_in_snapshot(db, key))
 }
 
-fn verify_in_snapshot(db: &dyn Sql, key: &str) -> Result<ScopeReport, ApiError> {
+/// [`verify_scope`] inside the caller's read transaction (the consistency
+/// check verifies every scope in one snapshot).
+pub fn verify_in_snapshot(db: &dyn Sql, key: &str) -> Result<ScopeReport, ApiError> {
     let mut checked = 0i64;
     let mut prev: Option<(String, String, i64)> = None; // id, hash, seq
     // Row id -> the commit that attests its current content.

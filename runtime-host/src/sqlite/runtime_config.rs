@@ -41,11 +41,14 @@ pub struct SqliteConfig {
     pub checkpoint_interval_ms: u64,
 }
 
+/// The default database's file in a data dir.
+pub const DEFAULT_DATABASE_FILE: &str = "cairn.db";
+
 impl SqliteConfig {
     /// The default database of a data dir: `<data-dir>/cairn.db`.
     pub fn default_in(data_dir: &std::path::Path, synchronous: Synchronous) -> SqliteConfig {
         SqliteConfig {
-            path: data_dir.join("cairn.db"),
+            path: data_dir.join(DEFAULT_DATABASE_FILE),
             synchronous,
             busy_timeout_ms: 5000,
             max_idle_connections: 64,
