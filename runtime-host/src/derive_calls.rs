@@ -17,6 +17,7 @@ pub enum Verb {
     OutboxReplay(Value),
     RebuildDerived(Value),
     ConsistencyCheck(Value),
+    HealthGate(Value),
 }
 
 /// A call's outcome: the component's JSON answer, or its error envelope.
@@ -39,6 +40,7 @@ pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer
         Verb::OutboxReplay(body) => d.call_outbox_replay(&mut store, &ctx, &body.to_string()).await,
         Verb::RebuildDerived(body) => d.call_rebuild_derived(&mut store, &ctx, &body.to_string()).await,
         Verb::ConsistencyCheck(body) => d.call_consistency_check(&mut store, &ctx, &body.to_string()).await,
+        Verb::HealthGate(body) => d.call_health_gate(&mut store, &ctx, &body.to_string()).await,
     }
     .map_err(|e| anyhow::Error::from(e).context("the derive component trapped"))?;
     Ok(match out {

@@ -10,7 +10,10 @@
 //!   drain its jobs;
 //! - `consistency-check`: read-only integrity checks (as `POST
 //!   /v1/admin/control/consistency-check`), exit 1 on findings with
-//!   `--strict` / `--strict-warnings`.
+//!   `--strict` / `--strict-warnings`;
+//! - `health-gate`: the consistency check plus derivation's operability
+//!   against the tier's thresholds (as `POST /v1/admin/control/health-gate`),
+//!   exit 2 when it fails.
 
 use crate::AppArgs;
 use crate::derive_calls::{self, Verb};
@@ -32,6 +35,9 @@ pub enum JobCmd {
     /// Read-only integrity checks of the data dir, in one read transaction
     /// (safe while a server runs on it); exit 1 on findings with --strict.
     ConsistencyCheck(ConsistencyJob),
+    /// The health gate before a rollout: consistency, derivation backlog and
+    /// dead letters, the embedder; exit 2 when it fails.
+    HealthGate(HealthJob),
 }
 
 #[derive(Args)]
@@ -148,6 +154,56 @@ pub struct ConsistencyJob {
     common: Common,
 }
 
+#[derive(Args)]
+pub struct HealthJob {
+    /// Only this tenant's scopes (its tier's thresholds apply).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only this scope.
+    #[arg(long)]
+    scope: Option<String>,
+    /// Which consistency checks: all | scope | cross_tenant.
+    #[arg(long, default_value = "all", value_parser = ["all", "scope", "cross_tenant"])]
+    consistency_check_set: String,
+    /// Fail on warnings too (consistency warnings, the embedded share).
+    #[arg(long)]
+    strict_warnings: bool,
+    /// Print the whole report as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+/// The database of a data dir, which a read-only job must not create.
+fn existing_database(data_dir: &std::path::Path) -> Result<()> {
+    let db = data_dir.join(crate::sqlite::runtime_config::DEFAULT_DATABASE_FILE);
+    if !db.exists() {
+        bail!("no database at {} (is --data-dir right?)", db.display());
+    }
+    Ok(())
+}
+
+/// The gate's checks, one line each, then the verdict.
+fn print_health(r: &Value) {
+    for c in r["checks"].as_array().into_iter().flatten() {
+        println!(
+            "{:<5} {:<8} {:<26} {}",
+            if c["pass"].as_bool() == Some(true) { "pass" } else { "FAIL" },
+            c["severity"].as_str().unwrap_or(""),
+            c["name"].as_str().unwrap_or(""),
+            c["detail"]
+        );
+    }
+    let reasons: Vec<&str> =
+        r["fail_reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    if reasons.is_empty() {
+        println!("health gate: passed (tier {})", r["tier"].as_str().unwrap_or(""));
+    } else {
+        println!("health gate: FAILED: {}", reasons.join(", "));
+    }
+}
+
 /// The check's findings, one line each, then the summary.
 fn print_consistency(r: &Value) {
     for c in r["checks"].as_array().into_iter().flatten() {
@@ -242,11 +298,27 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
             });
             print(&derive_calls::call_ok(&app, Verb::OutboxReplay(body), &rid).await?)
         }
-        JobCmd::ConsistencyCheck(j) => {
-            let db = j.common.data_dir.join(crate::sqlite::runtime_config::DEFAULT_DATABASE_FILE);
-            if !db.exists() {
-                bail!("no database at {} (is --data-dir right?)", db.display());
+        JobCmd::HealthGate(j) => {
+            existing_database(&j.common.data_dir)?;
+            let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+            let body = json!({
+                "tenant_id": j.tenant, "scope": j.scope, "consistency_check_set": j.consistency_check_set,
+                "strict_warnings": j.strict_warnings,
+            });
+            let report = derive_calls::call_ok(&app, Verb::HealthGate(body), &rid).await?;
+            if j.json {
+                print(&report)?;
+            } else {
+                print_health(&report);
             }
+            let code = report["exit_code"].as_i64().unwrap_or(2) as i32;
+            if code != 0 {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        JobCmd::ConsistencyCheck(j) => {
+            existing_database(&j.common.data_dir)?;
             let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
             let body = json!({
                 "tenant_id": j.tenant, "scope": j.scope, "check_set": j.check_set, "mode": j.mode,

@@ -1,8 +1,9 @@
 //! The wasm adapter. One component, three entries:
 //! - Spin's cron trigger calls `handle-cron-event` (`fermyon:spin-cron@2.0.0`);
 //! - HTTP (`spin-sdk`): `/v1/admin/derive/{status,tick,rebuild}`,
-//!   `/v1/admin/control/outbox[/replay]` and
-//!   `/v1/admin/control/consistency-check`, all behind the admin token;
+//!   `/v1/admin/control/outbox[/replay]`,
+//!   `/v1/admin/control/consistency-check` and
+//!   `/v1/admin/control/health-gate`, all behind the admin token;
 //! - the `cairn:derive/derive` export, which `cairn job ...` calls directly.
 
 use cairn_core::ApiError;
@@ -105,6 +106,18 @@ fn consistency_check(body: &Value) -> Result<Value, ApiError> {
     Ok(cairn_consistency::run(&db, &opts)?.to_json())
 }
 
+/// The health gate (read-only like the check), probing the embedder with
+/// one text.
+fn health_gate(body: &Value) -> Result<Value, ApiError> {
+    let db = SpinSqlite::open("default")?;
+    let probe = || {
+        cairn_spin::embeddings::generate(EMBEDDING_MODEL, &["cairn health gate probe".to_string()])
+            .map(|v| v.first().map_or(0, Vec::len))
+            .map_err(|f| f.message)
+    };
+    Ok(cairn_consistency::health::run(&db, &settings(), body, now_ms(), &probe)?.json)
+}
+
 // ---- HTTP ----
 
 fn route(req: &Request, request_id: &str) -> Result<Value, ApiError> {
@@ -120,6 +133,7 @@ fn route(req: &Request, request_id: &str) -> Result<Value, ApiError> {
         ("POST", "/v1/admin/derive/rebuild") => rebuild(&body()?),
         ("POST", "/v1/admin/control/outbox/replay") => replay(&body()?, "admin_token", request_id),
         ("POST", "/v1/admin/control/consistency-check") => consistency_check(&body()?),
+        ("POST", "/v1/admin/control/health-gate") => health_gate(&body()?),
         (m, p) => Err(ApiError::not_found("not_found", format!("no route for {m} {p}"))),
     }
 }
@@ -209,6 +223,9 @@ impl DeriveGuest for Derive {
     }
     fn consistency_check(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| consistency_check(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
+    }
+    fn health_gate(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request).and_then(|b| health_gate(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
 }
 

@@ -28,6 +28,8 @@ struct SqlCheck {
     set: CheckSet,
     note: &'static str,
     rows: String,
+    /// The component whose tables it reads.
+    needs: &'static str,
 }
 
 /// The SQL checks for `o` (scope checks filtered to its scopes).
@@ -37,7 +39,8 @@ fn sql_checks(o: &Options) -> Vec<SqlCheck> {
     let f = |col: &str| o.filter.sql(col);
     let claim_cutoff = rfc3339_millis(o.now_ms - o.claim_timeout_ms);
     let max_attempts = o.max_attempts;
-    let c = |name, severity, set, note, rows: String| SqlCheck { name, severity, set, note, rows };
+    let kernel = cairn_memory::schema::COMPONENT;
+    let c = |name, severity, set, note, rows: String| SqlCheck { name, severity, set, note, rows, needs: kernel };
     vec![
         // ---- graph ----
         c("edges_cross_scope", Error, Scope, "an edge's scope differs from one of its endpoints' scope",
@@ -188,12 +191,12 @@ fn sql_checks(o: &Options) -> Vec<SqlCheck> {
           format!("SELECT json_object('commit_id', c.id, 'scope', c.scope, 'parent_scope', p.scope) \
                    FROM memory_commits c JOIN memory_commits p ON p.id = c.parent_id WHERE {} <> {}",
                   tenant_of("c.scope"), tenant_of("p.scope"))),
-        c("api_keys_live_for_inactive_tenant", Error, CrossTenant,
+        SqlCheck { needs: cairn_control_plane::schema::COMPONENT, ..c("api_keys_live_for_inactive_tenant", Error, CrossTenant,
           "an API key still works for a suspended or torn-down tenant: revoke it (POST /v1/admin/control/api-keys/:id/revoke)",
           format!("SELECT json_object('key_id', k.id, 'tenant_id', k.tenant_id, 'key_prefix', k.key_prefix, 'tenant_status', t.status, \
                    'torn_down_at', t.torn_down_at) FROM control_api_keys k JOIN control_tenants t ON t.tenant_id = k.tenant_id \
                    WHERE k.status = 'active' AND (k.revoked_at IS NULL OR k.revoked_at > '{}') \
-                   AND (t.status <> 'active' OR t.torn_down_at IS NOT NULL)", rfc3339_millis(o.now_ms))),
+                   AND (t.status <> 'active' OR t.torn_down_at IS NOT NULL)", rfc3339_millis(o.now_ms))) },
     ]
 }
 
@@ -230,23 +233,60 @@ fn finish(
     }
 }
 
+/// Which components' schemas exist: a data dir whose control plane was
+/// never used has no control tables, and its checks are skipped (count 0,
+/// said in the note) rather than failed.
+struct Present {
+    kernel: bool,
+    control: bool,
+}
+
+fn present(db: &dyn Sql) -> Present {
+    let has = |component: &str| {
+        db.query_one("SELECT 1 FROM cairn_schema WHERE component = ?", &[component.into()]).ok().flatten().is_some()
+    };
+    Present { kernel: has(cairn_memory::schema::COMPONENT), control: has(cairn_control_plane::schema::COMPONENT) }
+}
+
+fn skipped(name: &'static str, severity: Severity, note: &str, component: &str) -> CheckResult {
+    CheckResult {
+        name,
+        severity,
+        count: 0,
+        sample: vec![],
+        note: format!("skipped: the {component} schema does not exist yet ({note})"),
+        error: None,
+    }
+}
+
 /// Every check of `o.check_set`, in a fixed order.
 pub fn run_all(db: &dyn Sql, o: &Options) -> Vec<CheckResult> {
+    let p = present(db);
     let mut out = Vec::new();
+    let kernel = |out: &mut Vec<CheckResult>, name, severity, note: &str, f: &dyn Fn() -> CheckResult| {
+        out.push(if p.kernel { f() } else { skipped(name, severity, note, "kernel") });
+    };
     if o.check_set.includes(CheckSet::Scope) {
         out.push(schema_current(db));
-        out.push(commit_chains(db, o));
+        kernel(&mut out, "commit_chain_broken", Severity::Error, "commit chains", &|| commit_chains(db, o));
     }
     for c in sql_checks(o).iter().filter(|c| o.check_set.includes(c.set)) {
-        out.push(run_sql(db, c, o));
+        let component_present = if c.needs == cairn_control_plane::schema::COMPONENT { p.control } else { p.kernel };
+        out.push(if component_present { run_sql(db, c, o) } else { skipped(c.name, c.severity, c.note, c.needs) });
     }
     if o.check_set.includes(CheckSet::Scope) {
-        out.push(embedding_models(db, o));
-        out.push(full_text_index(db, o));
+        kernel(&mut out, "embedding_model_invalid_for_ready", Severity::Error, "model labels", &|| {
+            embedding_models(db, o)
+        });
+        kernel(&mut out, "fts_index_missing_rows", Severity::Warning, "full-text index", &|| full_text_index(db, o));
     }
     if o.check_set.includes(CheckSet::CrossTenant) {
-        out.push(scope_keys(db, o));
-        out.push(audit_chain(db));
+        kernel(&mut out, "tenant_scope_key_malformed", Severity::Error, "scope keys", &|| scope_keys(db, o));
+        out.push(if p.control {
+            audit_chain(db)
+        } else {
+            skipped("control_audit_chain_broken", Severity::Error, "the audit chain", "control")
+        });
     }
     out
 }
@@ -260,10 +300,13 @@ fn schema_current(db: &dyn Sql) -> CheckResult {
     let found = (|| {
         let mut behind = Vec::new();
         for (component, want) in expected {
-            let have = db
+            // A component never opened has no row: nothing to compare.
+            let Some(have) = db
                 .query_one("SELECT version FROM cairn_schema WHERE component = ?", &[component.into()])?
                 .map(|r| r.int(0))
-                .unwrap_or(0);
+            else {
+                continue;
+            };
             if have != want {
                 behind.push(json!({"component": component, "schema_version": have, "expected": want}));
             }
@@ -360,7 +403,14 @@ fn full_text_index(db: &dyn Sql, o: &Options) -> CheckResult {
              AND NOT EXISTS (SELECT 1 FROM memory_nodes_fts f WHERE f.rowid = n.rowid)",
             o.filter.sql("n.scope")
         );
-        let c = SqlCheck { name: "", severity: Severity::Warning, set: CheckSet::Scope, note: "", rows };
+        let c = SqlCheck {
+            name: "",
+            severity: Severity::Warning,
+            set: CheckSet::Scope,
+            note: "",
+            rows,
+            needs: cairn_memory::schema::COMPONENT,
+        };
         let r = run_sql(db, &c, o);
         match r.error {
             Some(e) => Err(ApiError::internal(e)),

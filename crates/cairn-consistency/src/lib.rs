@@ -15,6 +15,7 @@
 //! with what a finding means and what to do.
 
 pub mod checks;
+pub mod health;
 pub mod options;
 
 use cairn_spin::sql::{Sql, read_txn};

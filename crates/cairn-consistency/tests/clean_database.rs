@@ -65,3 +65,13 @@ fn a_check_whose_query_fails_counts_as_an_error() {
         true
     );
 }
+
+#[test]
+fn a_data_dir_without_a_control_plane_skips_its_checks() {
+    let db = NativeSqlite::in_memory();
+    cairn_memory::schema::ensure(&db, NOW).unwrap();
+    let r = run(&db, &options(json!({"strict_warnings": true}))).unwrap();
+    assert_eq!(r.exit_code(), 0, "{:?}", r.checks.iter().filter(|c| c.fired()).collect::<Vec<_>>());
+    let audit = r.checks.iter().find(|c| c.name == "control_audit_chain_broken").unwrap();
+    assert!(audit.note.starts_with("skipped: the control schema"), "{}", audit.note);
+}
