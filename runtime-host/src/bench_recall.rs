@@ -360,7 +360,7 @@ pub async fn run(b: RecallBench) -> Result<()> {
     if b.seed_vectors != "client" && b.seed_vectors != "derived" {
         bail!("--seed-vectors must be client or derived");
     }
-    let dims = crate::tiers::embedding_dims(&crate::tiers::load(&b.run.app.tiers)?).unwrap_or(384);
+    let dims = crate::tiers::embedding_dims(&crate::tiers::load(&b.run.app.tiers_path())?).unwrap_or(384);
     let (seed_base, memories, batch, client_vectors) = (base.clone(), b.memories, b.batch, b.seed_vectors == "client");
     let seed_secs = std::thread::spawn(move || -> Result<f64> {
         tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(seed(

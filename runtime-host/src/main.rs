@@ -80,9 +80,10 @@ pub struct AppArgs {
     /// The app manifest (Spin manifest v2).
     #[arg(long, env = "CAIRN_MANIFEST", default_value = "spin.toml")]
     pub manifest: PathBuf,
-    /// Tier profiles (ProvisioningProfile rows), passed to the components as variables.
-    #[arg(long, env = "CAIRN_TIERS", default_value = "config/tiers.yaml")]
-    pub tiers: PathBuf,
+    /// Tier profiles (ProvisioningProfile rows), passed to the components as
+    /// variables [default: config/tiers.yaml beside the manifest].
+    #[arg(long, env = "CAIRN_TIERS")]
+    pub tiers: Option<PathBuf>,
     /// Admin token for /v1/admin/* and packs (unset: those routes answer 503).
     #[arg(long, env = "CAIRN_ADMIN_TOKEN")]
     pub admin_token: Option<String>,
@@ -133,6 +134,25 @@ pub struct AppArgs {
     /// Timeout of one embeddings request, ms.
     #[arg(long, env = "CAIRN_EMBEDDER_TIMEOUT_MS", default_value_t = 10_000)]
     pub embedder_timeout_ms: u64,
+}
+
+impl AppArgs {
+    /// The tiers file: `--tiers` as given, else `config/tiers.yaml` in the
+    /// manifest's directory (the manifest's component paths are resolved
+    /// against that directory too, so `--manifest DIR/spin.toml` works from
+    /// anywhere).
+    pub fn tiers_path(&self) -> PathBuf {
+        match &self.tiers {
+            Some(t) => t.clone(),
+            None => tiers_beside(&self.manifest),
+        }
+    }
+}
+
+/// `config/tiers.yaml` in the directory of `manifest`.
+fn tiers_beside(manifest: &Path) -> PathBuf {
+    let dir = manifest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    dir.join("config").join("tiers.yaml")
 }
 
 #[derive(Args)]
@@ -195,7 +215,7 @@ fn own_hosts(addr: SocketAddr) -> Vec<String> {
 /// its own hosts join `allowed_hosts` (the gateway's DNS-rebinding guard).
 pub async fn load_app_with(args: &AppArgs, data_dir: &Path, listen: Option<SocketAddr>) -> Result<Arc<app::App>> {
     let manifest = app_manifest::AppManifest::load(&args.manifest)?;
-    let mut tier_vars = tiers::load(&args.tiers)?;
+    let mut tier_vars = tiers::load(&args.tiers_path())?;
     let dims = tiers::embedding_dims(&tier_vars).unwrap_or(384);
     let embedder = llm::Embedder::from_config(&llm::EmbedderConfig {
         kind: args.embedder.clone(),

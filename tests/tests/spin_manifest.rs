@@ -119,3 +119,48 @@ fn a_dependency_without_sqlite_is_denied_the_database() {
     let r = s.get_with("/v1/admin/control/tenants", &[("x-admin-token", "adm")]);
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// `cairn up --manifest DIR/spin.toml` from another directory reads the
+/// tiers file beside the manifest, as it resolves the component paths.
+#[test]
+fn a_manifest_elsewhere_brings_its_tiers_file() {
+    let cwd = TempDir::new("elsewhere");
+    let data = TempDir::new("elsewhere-data");
+    let port = free_port();
+    let mut child = Command::new(cairn_bin())
+        .arg("up")
+        .args(["--listen", &format!("127.0.0.1:{port}"), "--no-cron", "--embedder", "lexical"])
+        .args(["--admin-token", "elsewhere-token"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .arg("--manifest")
+        .arg(repo_root().join("spin.toml"))
+        .env_remove("CAIRN_TIERS")
+        .current_dir(cwd.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let tiers = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            panic!("cairn up exited ({status}) run from another directory: {err}");
+        }
+        if let Ok(mut r) = agent
+            .get(format!("http://127.0.0.1:{port}/v1/admin/control/tiers"))
+            .header("x-admin-token", "elsewhere-token")
+            .call()
+        {
+            break r.body_mut().read_json::<serde_json::Value>().unwrap();
+        }
+        assert!(Instant::now() < deadline, "cairn up did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let names: Vec<&str> = tiers["tiers"].as_array().unwrap().iter().filter_map(|t| t["tier"].as_str()).collect();
+    assert!(names.contains(&"enterprise") && names.contains(&"solo"), "{tiers}");
+}
