@@ -225,6 +225,61 @@ fn quotas_are_shared_by_every_host_process() {
     assert_eq!(w.status, 200, "{}", w.text);
 }
 
+/// A quota profile set through the admin API applies with memory auth off
+/// (`tenant_quota_enabled=auto`, the default): to the default tenant and to
+/// a tenant named in the body; tenants without a profile stay unthrottled.
+/// `tenant_quota_enabled=false` turns it off.
+#[test]
+fn an_explicit_tenant_quota_applies_without_auth() {
+    let two_writes = json!({"recall_rps": 100, "recall_burst": 100, "write_rps": 0.0001, "write_burst": 2,
+                            "write_max_wait_ms": 0, "debug_embed_rps": 1, "debug_embed_burst": 1,
+                            "recall_text_embed_rps": 1, "recall_text_embed_burst": 1, "recall_text_embed_max_wait_ms": 0});
+    let write = |tenant: Option<&str>, i: usize| {
+        let mut w = json!({"input_text": format!("w {i}"), "nodes": [{"type": "event", "text_summary": "x"}]});
+        if let Some(t) = tenant {
+            w["tenant_id"] = json!(t);
+        }
+        w
+    };
+    let s = server();
+    for t in ["default", "acme"] {
+        post(&s, "tenants", json!({"tenant_id": t}));
+        let r = s.put_with(&format!("/v1/admin/control/tenant-quotas/{t}"), &two_writes, ADMIN);
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    for tenant in [None, Some("acme")] {
+        for i in 0..2 {
+            let w = s.post("/v1/memory/write", &write(tenant, i));
+            assert_eq!(w.status, 200, "{tenant:?} write {i}: {}", w.text);
+        }
+        let r = s.post("/v1/memory/write", &write(tenant, 2));
+        assert_eq!((r.status, r.body["error"].as_str()), (429, Some("tenant_rate_limited_write")), "{}", r.text);
+        assert_eq!(r.body["details"]["tenant_id"], tenant.unwrap_or("default"));
+        assert!(r.body["details"]["retry_after_ms"].as_i64().unwrap() > 1000, "{}", r.text);
+        assert_eq!(r.body["details"]["waited_ms"], 0);
+        assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()));
+        assert!(r.header("retry-after").is_some_and(|v| v.parse::<u64>().unwrap() > 1));
+    }
+    // The tenant's recall bucket and tenants without a profile: unaffected.
+    assert_eq!(s.post("/v1/memory/find", &json!({})).status, 200);
+    for i in 0..5 {
+        let w = s.post("/v1/memory/write", &write(Some("beta"), i));
+        assert_eq!(w.status, 200, "{}", w.text);
+    }
+
+    let off = Server::start_with(Options {
+        admin_token: Some(TOKEN.into()),
+        extra_args: vec!["--var".into(), "tenant_quota_enabled=false".into()],
+        ..Default::default()
+    });
+    post(&off, "tenants", json!({"tenant_id": "default"}));
+    assert_eq!(off.put_with("/v1/admin/control/tenant-quotas/default", &two_writes, ADMIN).status, 200);
+    for i in 0..5 {
+        let w = off.post("/v1/memory/write", &write(None, i));
+        assert_eq!(w.status, 200, "tenant_quota_enabled=false: write {i}: {}", w.text);
+    }
+}
+
 /// A second tiers file (the tier-model seed's solo / team / studio /
 /// bespoke) works with no code change, unknown fields included.
 fn tiers_file(dir: &std::path::Path) -> std::path::PathBuf {

@@ -100,6 +100,15 @@ impl Guest for Control {
         .map_err(to_wit)
     }
 
+    fn admit_explicit(tenant_id: String, classes: Vec<String>) -> Result<(), Error> {
+        // No schema check up front: a tenant without a profile costs the
+        // one read of its profile (admit_explicit ensures the schema when
+        // there is one).
+        let db = SpinSqlite::open("default").map_err(to_wit)?;
+        let sleep = |ms: i64| std::thread::sleep(std::time::Duration::from_millis(ms.max(0) as u64));
+        cairn_control_plane::quota_buckets::admit_explicit(&db, &tenant_id, &classes, &now_ms, &sleep).map_err(to_wit)
+    }
+
     fn resolve_api_key(key: String) -> Result<Option<String>, Error> {
         let db = SpinSqlite::open("default").map_err(to_wit)?;
         let now = now_ms();

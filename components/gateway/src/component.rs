@@ -67,6 +67,11 @@ impl Backend for Imports {
         control::admit(tenant, &classes, stores).map_err(from_wit)
     }
 
+    fn admit_explicit(&self, tenant: &str, classes: &[&str]) -> Result<(), ApiError> {
+        let classes: Vec<String> = classes.iter().map(|c| c.to_string()).collect();
+        control::admit_explicit(tenant, &classes).map_err(from_wit)
+    }
+
     fn now_s(&self) -> i64 {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
     }

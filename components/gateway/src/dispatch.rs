@@ -4,6 +4,7 @@
 //! bytes between `wasi:http` and [`handle`].
 
 use crate::browser_gate::CorsOrigins;
+use crate::quota_gate::Quotas;
 use crate::routes::{Match, Route, match_route};
 use cairn_core::ApiError;
 use cairn_core::admin_token as admin_auth;
@@ -81,6 +82,9 @@ pub trait Backend {
     /// Admits a tenant's request: a token of each quota class (429 when a
     /// bucket is empty) and, when it `stores` memory, the storage cap (413).
     fn admit(&self, tenant: &str, classes: &[&str], stores: bool) -> Result<(), ApiError>;
+    /// Admits a tenant's request against its own quota profile alone (no
+    /// tier quotas, no storage cap); no profile, no limit.
+    fn admit_explicit(&self, tenant: &str, classes: &[&str]) -> Result<(), ApiError>;
     /// `cors_allow_origins`: comma-separated exact origins a browser may
     /// call from, `*` for any; empty (the default) for none.
     fn cors_origins(&self) -> String;
@@ -306,15 +310,18 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
         cairn_core::auth::Mode::Off => None,
         m => Some(crate::auth_gate::authenticate(backend, req, m)?),
     };
-    if guarded && crate::quota_gate::enabled(backend, mode != cairn_core::auth::Mode::Off) {
-        let raw = raw_body_text(req).unwrap_or_default();
-        let classes = crate::quota_gate::classes(&route, &raw);
+    let quotas =
+        if guarded { crate::quota_gate::mode(backend, mode != cairn_core::auth::Mode::Off) } else { Quotas::Off };
+    if quotas != Quotas::Off {
+        // Borrowed, not copied: every write and recall passes here.
+        let raw = req.body.as_ref().ok().and_then(|b| std::str::from_utf8(b).ok()).unwrap_or_default();
+        let classes = crate::quota_gate::classes(&route, raw);
         if !classes.is_empty() {
             let tenant = match &principal {
                 Some(p) => p.tenant_id.clone(),
-                None => crate::quota_gate::tenant_of(backend, &raw, &query_pairs(req), req.header("x-tenant-id")),
+                None => crate::quota_gate::tenant_of(backend, raw, &query_pairs(req), req.header("x-tenant-id")),
             };
-            crate::quota_gate::draw(backend, &route, &tenant, &classes)?;
+            crate::quota_gate::draw(backend, quotas, &route, &tenant, &classes)?;
         }
     }
     // The body (or query) as the operation will see it: bound to the
@@ -408,6 +415,7 @@ mod tests {
         cors: String,
         vars: Vec<(&'static str, &'static str)>,
         calls: RefCell<Vec<String>>,
+        admits: RefCell<Vec<String>>,
     }
 
     impl Backend for Fake {
@@ -426,7 +434,12 @@ mod tests {
         fn now_s(&self) -> i64 {
             0
         }
-        fn admit(&self, _tenant: &str, _classes: &[&str], _stores: bool) -> Result<(), ApiError> {
+        fn admit(&self, tenant: &str, classes: &[&str], stores: bool) -> Result<(), ApiError> {
+            self.admits.borrow_mut().push(format!("tier+profile {tenant} {classes:?} stores={stores}"));
+            Ok(())
+        }
+        fn admit_explicit(&self, tenant: &str, classes: &[&str]) -> Result<(), ApiError> {
+            self.admits.borrow_mut().push(format!("profile {tenant} {classes:?}"));
             Ok(())
         }
         fn memory(&self, call: MemoryCall, _rid: &str, admin: bool) -> Result<String, ApiError> {
@@ -483,6 +496,33 @@ mod tests {
 
     fn header<'a>(r: &'a HttpResponse, name: &str) -> Option<&'a str> {
         r.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Without auth a tenant's own quota profile still applies (`auto`);
+    /// `true` adds the tier's quotas and storage cap, `false` turns both off.
+    #[test]
+    fn quota_mode_follows_tenant_quota_enabled() {
+        let write = r#"{"tenant_id":"acme","nodes":[{"tenant_id":"other"}]}"#;
+        let admits = |vars: Vec<(&'static str, &'static str)>, path: &str, body: &str| {
+            let f = Fake { vars, ..Default::default() };
+            handle(&f, req("POST", path, &[], body));
+            f.admits.take()
+        };
+        assert_eq!(admits(vec![], "/v1/memory/write", write), [r#"profile acme ["write"]"#]);
+        assert_eq!(admits(vec![("tenant_quota_enabled", "auto")], "/v1/memory/find", "{}"), [
+            r#"profile default ["recall"]"#
+        ]);
+        assert_eq!(admits(vec![("tenant_quota_enabled", "true")], "/v1/memory/write", write), [
+            r#"tier+profile acme ["write"] stores=true"#
+        ]);
+        assert!(admits(vec![("tenant_quota_enabled", "false")], "/v1/memory/write", write).is_empty());
+        // The tenant comes from the header when the body names none.
+        let f = Fake { vars: vec![("memory_tenant_id", "home")], ..Default::default() };
+        handle(&f, req("POST", "/v1/memory/write", &[("x-tenant-id", "hdr")], r#"{"scope":"s"}"#));
+        handle(&f, req("POST", "/v1/memory/write", &[], r#"{"tenant_id":7}"#));
+        assert_eq!(f.admits.take(), [r#"profile hdr ["write"]"#, r#"profile home ["write"]"#]);
+        // Admin routes draw nothing.
+        assert!(admits(vec![], "/v1/admin/control/tenants", "{}").is_empty());
     }
 
     #[test]

@@ -4,9 +4,13 @@
 //! `debug_embeddings` for the debug channel. The buckets are the control
 //! component's (in the database, shared by every instance).
 //!
-//! `tenant_quota_enabled` = `auto` (default: on when memory auth is on, i.e.
-//! in a hosted deployment; the loopback self-host default is unthrottled) |
-//! `true` | `false`.
+//! Which limits apply (`tenant_quota_enabled`):
+//! - `auto` (default): a tenant's own quota profile (set through
+//!   `tenant-quotas`) always; its tier's `quotas` and storage cap when
+//!   memory auth is on, i.e. in a hosted deployment (the loopback self-host
+//!   default is unthrottled unless someone set a profile);
+//! - `true`: profile, tier quotas and storage cap, with or without auth;
+//! - `false`: none, not even a profile.
 
 use crate::dispatch::Backend;
 use crate::routes::Route;
@@ -45,12 +49,24 @@ pub fn classes(route: &Route, body: &str) -> Vec<&'static str> {
     out
 }
 
-/// Whether quotas apply (`auth_on`: memory auth is not `off`).
-pub fn enabled(backend: &dyn Backend, auth_on: bool) -> bool {
+/// Which quotas apply to a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quotas {
+    /// None (`tenant_quota_enabled=false`).
+    Off,
+    /// The tenant's own quota profile only, when it has one.
+    Explicit,
+    /// The tenant's profile, else its tier's quotas, and the storage cap.
+    Full,
+}
+
+/// Which quotas apply (`auth_on`: memory auth is not `off`).
+pub fn mode(backend: &dyn Backend, auth_on: bool) -> Quotas {
     match backend.variable("tenant_quota_enabled").as_deref().map(str::trim) {
-        Some("true" | "1" | "yes" | "on") => true,
-        Some("false" | "0" | "no" | "off") => false,
-        _ => auth_on,
+        Some("true" | "1" | "yes" | "on") => Quotas::Full,
+        Some("false" | "0" | "no" | "off") => Quotas::Off,
+        _ if auth_on => Quotas::Full,
+        _ => Quotas::Explicit,
     }
 }
 
@@ -58,17 +74,47 @@ pub fn enabled(backend: &dyn Backend, auth_on: bool) -> bool {
 /// names — in the body or query (`tenant_id`), else `X-Tenant-Id`, as the
 /// operation will resolve it — else the default.
 pub fn tenant_of(backend: &dyn Backend, body: &str, query: &[(String, String)], header: Option<&str>) -> String {
-    let named = serde_json::from_str::<Value>(body)
-        .ok()
-        .and_then(|v| v.get("tenant_id").and_then(Value::as_str).map(str::to_string))
+    let named = body_tenant(body)
         .or_else(|| query.iter().find(|(k, _)| k == "tenant_id").map(|(_, v)| v.clone()))
         .filter(|t| !t.trim().is_empty())
         .or_else(|| header.map(str::trim).filter(|t| !t.is_empty()).map(str::to_string));
     named.or_else(|| backend.variable("memory_tenant_id")).unwrap_or_else(|| "default".into())
 }
 
+/// The body's top-level `tenant_id` string. Every quota-checked request
+/// passes here, so it does not build the body's JSON tree: a body that does
+/// not mention the key is not parsed, one that does is scanned for that
+/// key alone.
+fn body_tenant(body: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        #[serde(default)]
+        tenant_id: Option<Value>,
+    }
+    if !body.contains("\"tenant_id\"") {
+        return None;
+    }
+    match serde_json::from_str::<Named>(body).ok()?.tenant_id? {
+        Value::String(t) => Some(t),
+        _ => None,
+    }
+}
+
 /// Admits the request: its classes' tokens (the first empty bucket answers
-/// 429); routes that store memory also meet the tenant's storage cap (413).
-pub fn draw(backend: &dyn Backend, route: &Route, tenant: &str, classes: &[&str]) -> Result<(), ApiError> {
-    backend.admit(tenant, classes, matches!(route, Route::Write | Route::CreateSession | Route::WriteEvent))
+/// 429); under [`Quotas::Full`], routes that store memory also meet the
+/// tenant's storage cap (413).
+pub fn draw(
+    backend: &dyn Backend,
+    quotas: Quotas,
+    route: &Route,
+    tenant: &str,
+    classes: &[&str],
+) -> Result<(), ApiError> {
+    match quotas {
+        Quotas::Off => Ok(()),
+        Quotas::Explicit => backend.admit_explicit(tenant, classes),
+        Quotas::Full => {
+            backend.admit(tenant, classes, matches!(route, Route::Write | Route::CreateSession | Route::WriteEvent))
+        }
+    }
 }

@@ -5,7 +5,9 @@
 //! process and instance shares it (the reference kept buckets per process).
 //!
 //! Limits come from the tenant's quota profile (`tenant-quotas`), else from
-//! the default tier's `quotas` in the tier profiles. A denied request is
+//! its tier's `quotas` in the tier profiles. Which apply is the gateway's
+//! call (`tenant_quota_enabled`): [`admit`] both, [`admit_explicit`] the
+//! tenant's own profile alone (tier quotas off). A denied request is
 //! `429 tenant_rate_limited_<class>` with `retry_after_ms`; classes with a
 //! `max_wait_ms` (write, recall_text_embed) wait once for a token that comes
 //! within it.
@@ -24,33 +26,63 @@ pub struct Limits {
     pub max_wait_ms: i64,
 }
 
-/// The tenant's limits for `class`: its quota profile, else the tier's.
-pub fn limits(
-    db: &dyn Sql,
-    tenant: &str,
-    class: &str,
-    tier_quotas: Option<&Value>,
-) -> Result<Option<Limits>, ApiError> {
-    let cols = match class {
-        "recall" => "recall_rps, recall_burst, 0",
-        "write" => "write_rps, write_burst, write_max_wait_ms",
-        "debug_embeddings" => "debug_embed_rps, debug_embed_burst, 0",
-        "recall_text_embed" => "recall_text_embed_rps, recall_text_embed_burst, recall_text_embed_max_wait_ms",
-        _ => return Ok(None),
-    };
-    if let Some(r) =
-        db.query_one(&format!("SELECT {cols} FROM control_tenant_quotas WHERE tenant_id = ?"), &[tenant.into()])?
-    {
-        return Ok(Some(Limits { rps: r.real(0), burst: r.real(1), max_wait_ms: r.int(2) }));
+/// A tenant's own quota profile (`tenant-quotas`), every class's limits.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TenantProfile {
+    pub recall: Limits,
+    pub write: Limits,
+    pub debug_embeddings: Limits,
+    pub recall_text_embed: Limits,
+}
+
+impl TenantProfile {
+    pub fn class(&self, class: &str) -> Option<Limits> {
+        match class {
+            "recall" => Some(self.recall),
+            "write" => Some(self.write),
+            "debug_embeddings" => Some(self.debug_embeddings),
+            "recall_text_embed" => Some(self.recall_text_embed),
+            _ => None,
+        }
     }
-    Ok(tier_quotas.and_then(|q| q.get(class)).and_then(|c| {
+}
+
+/// The tenant's quota profile, `None` when it has none — also when the
+/// control schema does not exist yet (nobody can have set one). One read by
+/// primary key.
+pub fn tenant_profile(db: &dyn Sql, tenant: &str) -> Result<Option<TenantProfile>, ApiError> {
+    let row = match db.query_one(
+        "SELECT recall_rps, recall_burst, write_rps, write_burst, write_max_wait_ms, \
+                debug_embed_rps, debug_embed_burst, \
+                recall_text_embed_rps, recall_text_embed_burst, recall_text_embed_max_wait_ms \
+         FROM control_tenant_quotas WHERE tenant_id = ?",
+        &[tenant.into()],
+    ) {
+        Ok(row) => row,
+        Err(e) if e.message.contains("no such table") => None,
+        Err(e) => return Err(e),
+    };
+    Ok(row.map(|r| TenantProfile {
+        recall: Limits { rps: r.real(0), burst: r.real(1), max_wait_ms: 0 },
+        write: Limits { rps: r.real(2), burst: r.real(3), max_wait_ms: r.int(4) },
+        debug_embeddings: Limits { rps: r.real(5), burst: r.real(6), max_wait_ms: 0 },
+        recall_text_embed: Limits { rps: r.real(7), burst: r.real(8), max_wait_ms: r.int(9) },
+    }))
+}
+
+/// A class's limits from the tier's `quotas` (`None`: the tier sets none).
+pub fn tier_limits(tier_quotas: Option<&Value>, class: &str) -> Option<Limits> {
+    if !CLASSES.contains(&class) {
+        return None;
+    }
+    tier_quotas.and_then(|q| q.get(class)).and_then(|c| {
         let num = |k: &str| c.get(k).and_then(Value::as_f64);
         Some(Limits {
             rps: num("rps").filter(|x| *x > 0.0)?,
             burst: num("burst").filter(|x| *x >= 1.0)?,
             max_wait_ms: num("max_wait_ms").unwrap_or(0.0).max(0.0) as i64,
         })
-    }))
+    })
 }
 
 /// Draws one token; `Ok(None)` when granted, else the wait until the next
@@ -84,9 +116,8 @@ pub fn denied(tenant: &str, class: &str, retry_after_ms: i64, waited_ms: i64) ->
 }
 
 /// Admits a request of `tenant` whose tier profile is `profile`: draws one
-/// token of each class (waiting once, through `sleep`, for a token due
-/// within the class's `max_wait_ms`) and, when it `stores` memory, checks
-/// the storage cap.
+/// token of each class — limits from the tenant's quota profile, else the
+/// tier's `quotas` — and, when it `stores` memory, checks the storage cap.
 #[allow(clippy::too_many_arguments)]
 pub fn admit(
     db: &dyn Sql,
@@ -98,22 +129,65 @@ pub fn admit(
     clock: &dyn Fn() -> i64,
     sleep: &dyn Fn(i64),
 ) -> Result<(), ApiError> {
+    let own = tenant_profile(db, tenant)?;
     let tier_quotas = profile.and_then(|p| p.get("quotas"));
     for class in classes {
-        let Some(l) = limits(db, tenant, class, tier_quotas)? else { continue };
-        let start = clock();
-        let Some(wait) = draw(db, tenant, class, l, start)? else { continue };
-        if wait > l.max_wait_ms {
-            return Err(denied(tenant, class, wait, 0));
-        }
-        sleep(wait);
-        let now = clock();
-        if let Some(again) = draw(db, tenant, class, l, now)? {
-            return Err(denied(tenant, class, again, now - start));
+        let limits = match &own {
+            Some(p) => p.class(class),
+            None => tier_limits(tier_quotas, class),
+        };
+        if let Some(l) = limits {
+            draw_class(db, tenant, class, l, clock, sleep)?;
         }
     }
     if stores {
         crate::storage::check(db, tenant, profile, default_tenant)?;
+    }
+    Ok(())
+}
+
+/// Admits a request against the tenant's own quota profile alone — what
+/// applies while tier quotas are off (`tenant_quota_enabled=auto` without
+/// memory auth): no profile, no limit — one read by primary key, nothing
+/// written. No storage cap either: that comes from the tier.
+pub fn admit_explicit(
+    db: &dyn Sql,
+    tenant: &str,
+    classes: &[String],
+    clock: &dyn Fn() -> i64,
+    sleep: &dyn Fn(i64),
+) -> Result<(), ApiError> {
+    let Some(own) = tenant_profile(db, tenant)? else { return Ok(()) };
+    // A profile exists, so the control schema does; bring it up to date
+    // (the buckets' table) before drawing: one more read, only here.
+    crate::schema::ensure(db, &cairn_core::time_fmt::rfc3339_millis(clock()))?;
+    for class in classes {
+        if let Some(l) = own.class(class) {
+            draw_class(db, tenant, class, l, clock, sleep)?;
+        }
+    }
+    Ok(())
+}
+
+/// One token of `class`, waiting once (through `sleep`) for a token due
+/// within the class's `max_wait_ms`.
+fn draw_class(
+    db: &dyn Sql,
+    tenant: &str,
+    class: &str,
+    l: Limits,
+    clock: &dyn Fn() -> i64,
+    sleep: &dyn Fn(i64),
+) -> Result<(), ApiError> {
+    let start = clock();
+    let Some(wait) = draw(db, tenant, class, l, start)? else { return Ok(()) };
+    if wait > l.max_wait_ms {
+        return Err(denied(tenant, class, wait, 0));
+    }
+    sleep(wait);
+    let now = clock();
+    if let Some(again) = draw(db, tenant, class, l, now)? {
+        return Err(denied(tenant, class, again, now - start));
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Per-tenant quota profiles (reference §1.3 `tenant-quotas`, §7.3): the
-//! token-bucket parameters of each request class. Stored here; enforcing
-//! them (buckets shared by every host instance) is the next step.
+//! token-bucket parameters of each request class. Stored here; enforced by
+//! `quota_buckets` (a profile applies whenever it exists, unless
+//! `tenant_quota_enabled=false`).
 
 use crate::admin::{AdminCtx, audit};
 use crate::tenants::require_tenant;
