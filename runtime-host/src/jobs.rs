@@ -60,10 +60,10 @@ pub struct DeriveJob {
     /// Jobs per claimed batch.
     #[arg(long, default_value_t = 64)]
     batch_size: i64,
-    /// Only this tenant's scope (with --scope).
+    /// Only this tenant's scopes (with --scope: that scope).
     #[arg(long)]
     tenant: Option<String>,
-    /// Only this scope.
+    /// Only this scope (the default tenant's without --tenant).
     #[arg(long)]
     scope: Option<String>,
     #[command(flatten)]
@@ -255,9 +255,9 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
             let mut body = json!({"max_jobs": j.max_jobs, "batch_size": j.batch_size});
             if let Some(s) = &j.scope {
                 body["scope"] = json!(s);
-                body["tenant_id"] = json!(j.tenant);
-            } else if j.tenant.is_some() {
-                bail!("--tenant needs --scope");
+            }
+            if let Some(t) = &j.tenant {
+                body["tenant_id"] = json!(t);
             }
             let mut total = json!({"ticks": 0, "claimed": 0, "done": 0, "retrying": 0, "dead_lettered": 0});
             loop {

@@ -549,14 +549,60 @@ fn a_crash_mid_derivation_loses_and_duplicates_nothing() {
     verify_ok(&s);
 }
 
+/// A tick given `tenant_id` alone (HTTP, or `cairn job derive --tenant`)
+/// takes every scope of that tenant and nothing of another's.
+#[test]
+fn a_tick_limited_to_a_tenant_claims_only_its_scopes() {
+    let s = Server::start_with(opts(&["--no-cron"]));
+    let write = |tenant: Option<&str>, scope: &str, id: &str| {
+        let mut w = event_write(id, &format!("event {id} of {tenant:?}"));
+        w["scope"] = json!(scope);
+        if let Some(t) = tenant {
+            w["tenant_id"] = json!(t);
+        }
+        let r = s.post("/v1/memory/write", &w);
+        assert_eq!(r.status, 200, "{}", r.text);
+    };
+    write(Some("acme"), "p", "a1");
+    write(Some("acme"), "p", "a2");
+    write(Some("acme"), "q", "a3");
+    write(Some("beta"), "p", "b1");
+    write(Some("beta"), "q", "b2");
+    write(None, "p", "d1");
+    let pending = |tenant: &str| outbox(&s, &format!("?tenant_id={tenant}"))["outbox"]["pending"].as_i64().unwrap();
+    // One embed_nodes job per write (its topic_cluster job follows once the
+    // event is embedded, in the same tick).
+    assert_eq!((pending("acme"), pending("beta"), pending("default")), (3, 2, 1));
+
+    let r = tick(&s, &json!({"tenant_id": "acme"}));
+    assert_eq!((r["claimed"].as_i64(), r["done"].as_i64()), (Some(6), Some(6)), "{r}");
+    let scopes: Vec<&str> = r["scopes_claimed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    assert_eq!(scopes, ["tenant:acme::scope:p", "tenant:acme::scope:q"], "{r}");
+    assert_eq!((pending("acme"), pending("beta"), pending("default")), (0, 2, 1));
+
+    let data = s.data_dir.to_str().unwrap();
+    let (st, out, err) = cairn(&["job", "derive", "--tenant", "beta", "--embedder", "lexical", "--data-dir", data]);
+    assert!(st.success(), "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["claimed"], 4, "{v}");
+    assert_eq!((pending("beta"), pending("default")), (0, 1));
+
+    let r = tick(&s, &json!({"tenant_id": "default"}));
+    assert_eq!((r["claimed"].as_i64(), r["scopes_claimed"].clone()), (Some(2), json!(["p"])), "{r}");
+    assert_eq!(outbox(&s, "")["outbox"]["pending"], 0);
+    verify_ok(&s);
+}
+
 #[test]
 fn derivation_routes_reject_bad_input() {
     let s = Server::start_with(opts(&[]));
-    for body in [json!({"max_jobs": 0}), json!({"batch_size": "x"}), json!({"tenant_id": "acme"}), json!([1])] {
+    for body in [json!({"max_jobs": 0}), json!({"batch_size": "x"}), json!({"tenant_id": 7}), json!([1])] {
         let r = admin_post(&s, "/v1/admin/derive/tick", &body);
         assert_eq!(r.status, 400, "{body}: {}", r.text);
         assert_eq!(r.body["error"], "invalid_request", "{}", r.text);
     }
+    let r = admin_post(&s, "/v1/admin/derive/tick", &json!({"tenant_id": "not a tenant"}));
+    assert_eq!((r.status, r.body["error"].as_str()), (400, Some("invalid_tenant_id")), "{}", r.text);
     let r = admin_get(&s, "/v1/admin/control/outbox?status=lost");
     assert_eq!((r.status, r.body["error"].as_str()), (400, Some("invalid_request")), "{}", r.text);
     for body in [

@@ -98,6 +98,42 @@ pub fn tenant_key_like(tenant_id: &str) -> String {
     format!("tenant:{escaped}::scope:%")
 }
 
+/// A range of scope keys in SQLite's byte order: `lo <= key < hi` (no `hi`:
+/// unbounded).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRange {
+    pub lo: String,
+    pub hi: Option<String>,
+}
+
+impl KeyRange {
+    /// Every key.
+    pub fn all() -> KeyRange {
+        KeyRange { lo: String::new(), hi: None }
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        key >= self.lo.as_str() && self.hi.as_deref().is_none_or(|hi| key < hi)
+    }
+}
+
+/// The scope keys of `tenant_id` as ranges, in key order: the default
+/// tenant's are every key outside `tenant:…`, another tenant's those below
+/// its `tenant:<id>::scope:` prefix. Unlike a `LIKE` pattern these are exact
+/// (case-sensitive) and each is one seek in an index on the scope.
+pub fn tenant_key_ranges(tenant_id: &str, defaults: &ScopeDefaults) -> Vec<KeyRange> {
+    // ';' is the byte after ':', so `<prefix minus its ':'>;` bounds
+    // everything that starts with the prefix.
+    if tenant_id == defaults.tenant_id {
+        vec![
+            KeyRange { lo: String::new(), hi: Some(RESERVED_SCOPE_PREFIX.into()) },
+            KeyRange { lo: "tenant;".into(), hi: None },
+        ]
+    } else {
+        vec![KeyRange { lo: format!("tenant:{tenant_id}::scope:"), hi: Some(format!("tenant:{tenant_id}::scope;")) }]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +158,24 @@ mod tests {
         for s in ["", "   ", "tenant:x"] {
             assert_eq!(resolve(None, Some(s), &d).unwrap_err().code, "invalid_scope", "{s:?}");
         }
+    }
+
+    #[test]
+    fn key_ranges_hold_exactly_the_tenants_keys() {
+        let d = ScopeDefaults::default();
+        let keys = |t: &str, sc: &str| scope_key(t, sc, &d);
+        let holds = |t: &str, key: &str| tenant_key_ranges(t, &d).iter().any(|r| r.contains(key));
+        for sc in ["default", "a", "tenant", "tenant;x", "tenanz", "Tenant:x", "zzz", "~"] {
+            assert!(holds("default", &keys("default", sc)), "{sc}");
+            assert!(!holds("acme", &keys("default", sc)), "{sc}");
+        }
+        for sc in ["default", "x", "tenant;", "~"] {
+            let k = keys("acme", sc);
+            assert!(holds("acme", &k) && !holds("default", &k) && !holds("ACME", &k) && !holds("acm", &k), "{k}");
+            assert!(!holds("acme.2", &k));
+        }
+        assert!(!holds("acme", &keys("acme.2", "x")));
+        assert!(KeyRange::all().contains("") && KeyRange::all().contains("tenant:a::scope:b"));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 use crate::settings::DeriveSettings;
 use cairn_core::ApiError;
+use cairn_core::tenant_scope::{KeyRange, ScopeDefaults};
 use cairn_core::time_fmt::rfc3339_millis;
 use cairn_spin::sql::{Sql, SqlValue, placeholders};
 use serde_json::Value;
@@ -41,6 +42,16 @@ pub struct Job {
 pub struct ClaimFilter {
     /// Only this scope key.
     pub scope: Option<String>,
+    /// Only scope keys in these ranges (a tenant's: `tenant_key_ranges`);
+    /// empty: every key.
+    pub key_ranges: Vec<KeyRange>,
+}
+
+impl ClaimFilter {
+    /// Every scope of `tenant_id`.
+    pub fn tenant(tenant_id: &str, defaults: &ScopeDefaults) -> ClaimFilter {
+        ClaimFilter { scope: None, key_ranges: cairn_core::tenant_scope::tenant_key_ranges(tenant_id, defaults) }
+    }
 }
 
 const PENDING: &str = "published_at IS NULL AND failed_at IS NULL";
@@ -59,30 +70,56 @@ pub fn sweep(db: &dyn Sql, s: &DeriveSettings, now_ms: i64) -> Result<i64, ApiEr
     Ok(rows.len() as i64)
 }
 
-/// Scopes with pending jobs, starting after `cursor` and wrapping around.
-fn pending_scopes(db: &dyn Sql, cursor: &str) -> Result<Vec<String>, ApiError> {
-    // Each step is one seek in the (scope, id) partial index.
-    let walk = |from: &str, limit: i64| -> Result<Vec<String>, ApiError> {
+/// Scopes with pending jobs in `ranges` (empty: all), starting after
+/// `cursor` and wrapping around.
+fn pending_scopes(db: &dyn Sql, cursor: &str, ranges: &[KeyRange]) -> Result<Vec<String>, ApiError> {
+    // The pending scopes of one range, from after `after` (else from the
+    // range's start); each step is one seek in the (scope, id) partial index.
+    let walk = |r: &KeyRange, after: Option<&str>, limit: i64| -> Result<Vec<String>, ApiError> {
+        let (op, from) = match after {
+            Some(c) if c >= r.lo.as_str() => (">", c),
+            _ => (">=", r.lo.as_str()),
+        };
+        if r.hi.as_deref().is_some_and(|hi| from >= hi) {
+            return Ok(Vec::new());
+        }
+        let below = if r.hi.is_some() { " AND scope < ?3" } else { "" };
+        let mut params: Vec<SqlValue> = vec![from.into(), limit.into()];
+        params.extend(r.hi.as_deref().map(SqlValue::from));
         let rows = db.query(
             &format!(
                 "WITH RECURSIVE s(scope, n) AS ( \
-                   SELECT (SELECT scope FROM memory_outbox WHERE {PENDING} AND scope > ?1 ORDER BY scope LIMIT 1), 1 \
+                   SELECT (SELECT scope FROM memory_outbox WHERE {PENDING} AND scope {op} ?1{below} ORDER BY scope LIMIT 1), 1 \
                    UNION ALL \
-                   SELECT (SELECT scope FROM memory_outbox WHERE {PENDING} AND scope > s.scope ORDER BY scope LIMIT 1), n + 1 \
+                   SELECT (SELECT scope FROM memory_outbox WHERE {PENDING} AND scope > s.scope{below} ORDER BY scope LIMIT 1), n + 1 \
                    FROM s WHERE s.scope IS NOT NULL AND n < ?2) \
                  SELECT scope FROM s WHERE scope IS NOT NULL"
             ),
-            &[from.into(), limit.into()],
+            &params,
         )?;
         Ok(rows.iter().map(|r| r.string(0)).collect())
     };
-    let mut scopes = walk(cursor, MAX_SCOPES_PER_CLAIM)?;
-    if (scopes.len() as i64) < MAX_SCOPES_PER_CLAIM && !cursor.is_empty() {
-        for s in walk("", MAX_SCOPES_PER_CLAIM - scopes.len() as i64)? {
-            if s.as_str() > cursor || scopes.contains(&s) {
+    let all = [KeyRange::all()];
+    let ranges = if ranges.is_empty() { &all[..] } else { ranges };
+    let room = |scopes: &Vec<String>| MAX_SCOPES_PER_CLAIM - scopes.len() as i64;
+    let mut scopes = Vec::new();
+    for r in ranges {
+        if room(&scopes) <= 0 {
+            break;
+        }
+        scopes.extend(walk(r, Some(cursor), room(&scopes))?);
+    }
+    if room(&scopes) > 0 && !cursor.is_empty() {
+        'wrap: for r in ranges {
+            if room(&scopes) <= 0 {
                 break;
             }
-            scopes.push(s);
+            for s in walk(r, None, room(&scopes))? {
+                if s.as_str() > cursor || scopes.contains(&s) {
+                    break 'wrap;
+                }
+                scopes.push(s);
+            }
         }
     }
     Ok(scopes)
@@ -107,7 +144,7 @@ pub fn claim(
         .unwrap_or_default();
     let scopes = match &filter.scope {
         Some(sc) => vec![sc.clone()],
-        None => pending_scopes(db, &cursor)?,
+        None => pending_scopes(db, &cursor, &filter.key_ranges)?,
     };
     if scopes.is_empty() {
         return Ok(Vec::new());

@@ -36,8 +36,9 @@ impl Default for TickOptions {
 }
 
 impl TickOptions {
-    /// Reads `{max_jobs?, batch_size?, budget_ms?, tenant_id?, scope?}`
-    /// (`scope` limits the tick to one scope).
+    /// Reads `{max_jobs?, batch_size?, budget_ms?, tenant_id?, scope?}`:
+    /// `scope` limits the tick to one scope (of `tenant_id`, else the
+    /// default tenant), `tenant_id` alone to every scope of that tenant.
     pub fn parse(body: &Value, s: &DeriveSettings) -> Result<TickOptions, ApiError> {
         let mut r = Reader::new();
         let root = Reader::root(body)?;
@@ -48,15 +49,16 @@ impl TickOptions {
         let tenant = r.str_opt(root, "tenant_id");
         let scope = r.str_opt(root, "scope");
         r.finish()?;
-        let filter = match scope {
-            None if tenant.is_some() => {
-                return Err(ApiError::invalid("scope", "a tick limited to a tenant needs its scope too"));
+        let defaults = &s.kernel.defaults;
+        let filter = match (tenant, scope) {
+            (tenant, Some(sc)) => {
+                let ts = cairn_core::tenant_scope::resolve(tenant.as_deref(), Some(&sc), defaults)?;
+                ClaimFilter { scope: Some(ts.scope_key), ..Default::default() }
             }
-            Some(sc) => {
-                let ts = cairn_core::tenant_scope::resolve(tenant.as_deref(), Some(&sc), &s.kernel.defaults)?;
-                ClaimFilter { scope: Some(ts.scope_key) }
+            (Some(t), None) => {
+                ClaimFilter::tenant(&cairn_core::tenant_scope::check_tenant(Some(&t), defaults)?, defaults)
             }
-            None => ClaimFilter::default(),
+            (None, None) => ClaimFilter::default(),
         };
         Ok(TickOptions { max_jobs, batch_size, budget_ms, filter })
     }

@@ -117,3 +117,68 @@ fn claims_take_fair_turns_across_scopes() {
     assert_eq!(jobs.len(), 10);
     assert!(jobs.iter().all(|j| j.scope == "big"));
 }
+
+/// A claim limited to a tenant takes every scope of that tenant and no
+/// other's: the default tenant's keys are the raw scope names, another
+/// tenant's `tenant:<id>::scope:<scope>` — exactly (a tenant whose id
+/// differs only in case, or extends it, is another tenant).
+#[test]
+fn a_tenant_claim_takes_every_scope_of_that_tenant_only() {
+    let scopes = [
+        "a",
+        "tenant;x",
+        "zz",
+        "tenant:acme::scope:p",
+        "tenant:acme::scope:q",
+        "tenant:ACME::scope:p",
+        "tenant:acme.2::scope:p",
+        "tenant:beta::scope:p",
+    ];
+    let jobs: Vec<(&str, usize)> = scopes.iter().map(|s| (*s, 2)).collect();
+    let s = settings();
+    let d = &s.kernel.defaults;
+    let scopes_claimed = |db: &Mem, filter: &ClaimFilter, token: &str| {
+        let jobs = write_txn(db, |db| outbox::claim(db, &s, filter, 100, T0, token)).unwrap();
+        let mut got: Vec<String> = jobs.iter().map(|j| j.scope.clone()).collect();
+        got.dedup();
+        got.sort();
+        (jobs.len(), got)
+    };
+
+    // The round-robin cursor (the scope served last) inside the tenant's
+    // keys: the walk wraps around to the ones before it.
+    let cursor = |db: &Mem, at: &str| {
+        db.exec("INSERT INTO memory_derive_state (name, value) VALUES ('claim_cursor', ?)", &[at.into()]).unwrap()
+    };
+    let db = db_with_jobs(&jobs);
+    cursor(&db, "tenant:acme::scope:p");
+    let (n, got) = scopes_claimed(&db, &ClaimFilter::tenant("acme", d), "w1");
+    assert_eq!((n, got), (4, vec!["tenant:acme::scope:p".to_string(), "tenant:acme::scope:q".to_string()]));
+    assert_eq!(scopes_claimed(&db, &ClaimFilter::tenant("acme", d), "w2").0, 0, "nothing left of acme");
+
+    let db = db_with_jobs(&jobs);
+    cursor(&db, "tenant;x");
+    let (n, got) = scopes_claimed(&db, &ClaimFilter::tenant("default", d), "w3");
+    assert_eq!((n, got), (6, vec!["a".to_string(), "tenant;x".into(), "zz".into()]));
+    // The other tenants' jobs are all still there.
+    let (n, got) = scopes_claimed(&db, &ClaimFilter::default(), "w4");
+    assert_eq!(n, 10);
+    assert!(got.iter().all(|sc| sc.starts_with("tenant:")), "{got:?}");
+}
+
+#[test]
+fn a_tick_takes_tenant_id_alone_or_with_its_scope() {
+    use cairn_derive::tick::TickOptions;
+    let s = settings();
+    let o = TickOptions::parse(&json!({"tenant_id": "acme"}), &s).unwrap();
+    assert_eq!(o.filter.scope, None);
+    assert_eq!(o.filter.key_ranges, cairn_core::tenant_scope::tenant_key_ranges("acme", &s.kernel.defaults));
+    let o = TickOptions::parse(&json!({"tenant_id": "acme", "scope": "p"}), &s).unwrap();
+    assert_eq!(o.filter.scope.as_deref(), Some("tenant:acme::scope:p"));
+    let o = TickOptions::parse(&json!({"scope": "p"}), &s).unwrap();
+    assert_eq!(o.filter.scope.as_deref(), Some("p"));
+    let o = TickOptions::parse(&json!({}), &s).unwrap();
+    assert!(o.filter.scope.is_none() && o.filter.key_ranges.is_empty());
+    let e = TickOptions::parse(&json!({"tenant_id": "no spaces"}), &s).unwrap_err();
+    assert_eq!((e.status, e.code.as_str()), (400, "invalid_tenant_id"));
+}
