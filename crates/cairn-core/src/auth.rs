@@ -4,8 +4,9 @@
 //! checked and filled in per route kind.
 
 use crate::ApiError;
+use hmac::{Hmac, Mac};
 use serde_json::{Map, Value, json};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 /// `memory_auth_mode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,21 +56,14 @@ pub struct Principal {
     pub role: Option<String>,
 }
 
-fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
-    let mut k = [0u8; 64];
-    if key.len() > 64 {
-        k[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let pad = |b: u8| k.iter().map(|x| x ^ b).collect::<Vec<u8>>();
-    let inner = Sha256::new().chain_update(pad(0x36)).chain_update(msg).finalize();
-    Sha256::new().chain_update(pad(0x5c)).chain_update(inner).finalize().into()
-}
+type HmacSha256 = Hmac<Sha256>;
 
-/// Constant-time equality.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+/// The HMAC-SHA256 state over `msg` (RustCrypto `hmac`).
+fn hmac(key: &[u8], msg: &[u8]) -> HmacSha256 {
+    // HMAC takes a key of any length (longer ones are hashed first).
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
+    mac.update(msg);
+    mac
 }
 
 fn claim_str(c: &Map<String, Value>, keys: &[&str]) -> Option<String> {
@@ -90,15 +84,14 @@ pub fn verify_jwt(token: &str, secret: &[u8], now_s: i64, skew_s: i64, require_e
     if parts.next().is_some() || secret.is_empty() {
         return None;
     }
-    let header: Value = serde_json::from_slice(&crate::encoding::base64url_decode(h)?).ok()?;
+    let decode = crate::encoding::base64url_decode_unpadded;
+    let header: Value = serde_json::from_slice(&decode(h)?).ok()?;
     if header.get("alg").and_then(Value::as_str) != Some("HS256") {
         return None;
     }
-    let want = hmac_sha256(secret, format!("{h}.{p}").as_bytes());
-    if !same(&crate::encoding::base64url_decode(sig)?, &want) {
-        return None;
-    }
-    let claims: Value = serde_json::from_slice(&crate::encoding::base64url_decode(p)?).ok()?;
+    // Constant-time, and the whole 32-byte tag: never a truncated one.
+    hmac(secret, format!("{h}.{p}").as_bytes()).verify_slice(&decode(sig)?).ok()?;
+    let claims: Value = serde_json::from_slice(&decode(p)?).ok()?;
     let c = claims.as_object()?;
     let num = |k: &str| c.get(k).and_then(Value::as_f64);
     match num("exp") {
@@ -121,7 +114,7 @@ pub fn verify_jwt(token: &str, secret: &[u8], now_s: i64, skew_s: i64, require_e
 pub fn sign_jwt(claims: &Value, secret: &[u8]) -> String {
     let enc = |v: &Value| crate::encoding::base64url_encode(v.to_string().as_bytes());
     let head = format!("{}.{}", enc(&json!({"alg": "HS256", "typ": "JWT"})), enc(claims));
-    let sig = hmac_sha256(secret, head.as_bytes());
+    let sig = hmac(secret, head.as_bytes()).finalize().into_bytes();
     format!("{head}.{}", crate::encoding::base64url_encode(&sig))
 }
 
@@ -243,12 +236,37 @@ mod tests {
 
     const SECRET: &[u8] = b"shh";
 
+    fn hmac_hex(key: &[u8], msg: &[u8]) -> String {
+        hex::encode(hmac(key, msg).finalize().into_bytes())
+    }
+
+    /// RFC 4231 test cases 1, 2, 3, 6 and 7 (HMAC-SHA-256), the last two
+    /// with a key longer than the hash's block.
     #[test]
-    fn hmac_matches_rfc_4231_case_2() {
-        let mac = hmac_sha256(b"Jefe", b"what do ya want for nothing?");
+    fn hmac_matches_rfc_4231() {
         assert_eq!(
-            mac.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+            hmac_hex(&[0x0b; 20], b"Hi There"),
+            "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"
+        );
+        assert_eq!(
+            hmac_hex(b"Jefe", b"what do ya want for nothing?"),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        assert_eq!(
+            hmac_hex(&[0xaa; 20], &[0xdd; 50]),
+            "773ea91e36800e46854db8ebd09181a72959098b3ef8c122d9635514ced565fe"
+        );
+        assert_eq!(
+            hmac_hex(&[0xaa; 131], b"Test Using Larger Than Block-Size Key - Hash Key First"),
+            "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"
+        );
+        assert_eq!(
+            hmac_hex(
+                &[0xaa; 131],
+                b"This is a test using a larger than block-size key and a larger than block-size data. \
+                  The key needs to be hashed before being used by the HMAC algorithm."
+            ),
+            "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"
         );
     }
 
@@ -271,6 +289,23 @@ mod tests {
         let no_tenant = sign_jwt(&json!({"sub": "x", "exp": now + 60}), SECRET);
         assert!(verify_jwt(&no_tenant, SECRET, now, 30, true).is_none());
         assert!(verify_jwt("a.b", SECRET, now, 30, false).is_none());
+        // A signature that is one bit off, truncated, padded or extended fails.
+        let (head, sig) = good.rsplit_once('.').unwrap();
+        let mut raw = crate::encoding::base64url_decode(sig).unwrap();
+        assert_eq!(raw.len(), 32);
+        raw[31] ^= 1;
+        let enc = crate::encoding::base64url_encode;
+        assert!(verify_jwt(&format!("{head}.{}", enc(&raw)), SECRET, now, 30, true).is_none());
+        raw[31] ^= 1;
+        assert!(verify_jwt(&format!("{head}.{}", enc(&raw)), SECRET, now, 30, true).is_some());
+        assert!(verify_jwt(&format!("{head}.{}", enc(&raw[..16])), SECRET, now, 30, true).is_none());
+        assert!(verify_jwt(&format!("{head}.{}=", enc(&raw)), SECRET, now, 30, true).is_none());
+        raw.push(0);
+        assert!(verify_jwt(&format!("{head}.{}", enc(&raw)), SECRET, now, 30, true).is_none());
+        // Only HS256: `none` and other algorithms are refused.
+        let none = format!("{}.{}.", enc(br#"{"alg":"none"}"#), enc(br#"{"tenant":"acme"}"#));
+        assert!(verify_jwt(&none, SECRET, now, 30, false).is_none());
+        assert!(verify_jwt(&good, b"", now, 30, true).is_none(), "an empty secret verifies nothing");
     }
 
     fn principal() -> Principal {

@@ -1,5 +1,9 @@
 //! Small encodings used on the wire: `encodeURIComponent` for `aionis://`
-//! URIs, base64url for opaque cursors.
+//! URIs, base64url (the `base64` crate) for opaque cursors, API keys and JWTs.
+
+use base64::Engine;
+use base64::alphabet;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 /// Percent-encodes `s` exactly as JavaScript's `encodeURIComponent`.
 pub fn encode_uri_component(s: &str) -> String {
@@ -51,37 +55,27 @@ pub fn parse_query(q: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+/// base64url (RFC 4648 §5): never padded on output; on input padding is
+/// optional and the encoding must be canonical (no stray trailing bits).
+const BASE64URL: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new().with_encode_padding(false).with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
 
 /// base64url without padding.
 pub fn base64url_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(B64[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
+    BASE64URL.encode(data)
 }
 
 /// Decodes base64url (padding optional); `None` if malformed.
 pub fn base64url_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let mut acc = 0u32;
-    let mut bits = 0;
-    for c in s.bytes() {
-        let v = B64.iter().position(|x| *x == c)? as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    BASE64URL.decode(s).ok()
+}
+
+/// Decodes base64url that must be unpadded, as a JWT's segments are
+/// (RFC 7515 §2); `None` if malformed or padded.
+pub fn base64url_decode_unpadded(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
 }
 
 #[cfg(test)]
@@ -113,5 +107,13 @@ mod tests {
         }
         assert_eq!(base64url_encode(b"foobar"), "Zm9vYmFy");
         assert_eq!(base64url_decode("***"), None);
+        // The URL-safe alphabet, padding accepted on input only.
+        assert_eq!(base64url_encode(&[0xfb, 0xff]), "-_8");
+        assert_eq!(base64url_decode("-_8=").unwrap(), [0xfb, 0xff]);
+        assert_eq!(base64url_decode("+/8"), None, "not the standard alphabet");
+        // Non-canonical: stray bits after the last byte.
+        assert_eq!(base64url_decode("Zh"), None);
+        assert_eq!(base64url_decode_unpadded("Zm8").unwrap(), b"fo");
+        assert_eq!(base64url_decode_unpadded("Zm8="), None);
     }
 }
