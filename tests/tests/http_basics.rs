@@ -12,10 +12,16 @@ fn health_reports_components() {
     for c in ["kernel", "policy", "control"] {
         assert!(r.body["components"][c]["version"].is_string(), "{c} missing: {}", r.text);
     }
-    assert_eq!(r.body["components"]["kernel"]["schema_version"], 12);
+    assert_eq!(r.body["components"]["kernel"]["schema_version"], 13);
     assert_eq!(r.body["components"]["control"]["schema_version"], 5);
     assert_eq!(r.body["memory_store_feature_capabilities"]["packs_export"], true);
     assert_eq!(r.body["memory_store_feature_capabilities"]["lexical_index"], true, "libsql has FTS5");
+    // The database's identity, stable across restarts of the same data dir.
+    let hash = r.body["database_target_hash"].as_str().unwrap().to_string();
+    assert!(hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()), "{hash}");
+    let again = Server::start_on(&s.data_dir, &Default::default()).get("/health");
+    assert_eq!(again.body["database_target_hash"], hash.as_str());
+    assert_ne!(Server::start().get("/health").body["database_target_hash"], hash.as_str());
 }
 
 #[test]

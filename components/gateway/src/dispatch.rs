@@ -386,11 +386,14 @@ fn health(backend: &dyn Backend) -> Value {
         .map(|(name, version, schema)| (name, json!({"version": version, "schema_version": schema})))
         .collect();
     let hard = json!({"failure_mode": "hard_fail", "degraded_modes": []});
-    let lexical = backend.memory_capabilities()["lexical_index"].as_bool().unwrap_or(false);
+    let capabilities = backend.memory_capabilities();
+    let lexical = capabilities["lexical_index"].as_bool().unwrap_or(false);
     json!({
         "ok": true,
         "service": "cairn",
         "memory_store_backend": "sqlite",
+        // Which database this server serves (`cairn gate core --data-dir`).
+        "database_target_hash": capabilities["database_target_hash"],
         "components": components,
         "memory_store_feature_capabilities": {"sessions_graph": true, "packs_export": true, "packs_import": true,
                                               "lexical_index": lexical},

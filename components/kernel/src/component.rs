@@ -81,7 +81,13 @@ impl Guest for Kernel {
         }
     }
     fn capabilities() -> Result<String, Error> {
-        call_query(|db, _| Ok(serde_json::json!({"lexical_index": cairn_memory::recall::lexical::available(db)?})))
+        call_query(|db, _| {
+            Ok(serde_json::json!({
+                "lexical_index": cairn_memory::recall::lexical::available(db)?,
+                "database_target_hash": cairn_memory::schema::database_id(db)?
+                    .map(|id| cairn_memory::schema::database_target_hash(&id)),
+            }))
+        })
     }
     fn write(_ctx: CallContext, request: String) -> Result<String, Error> {
         call(Op::Write, request)

@@ -363,7 +363,25 @@ pub const MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS memory_nodes_scope_created ON memory_nodes (scope, created_at DESC, seq DESC, id DESC)",
         "CREATE INDEX IF NOT EXISTS memory_nodes_scope_type_created ON memory_nodes (scope, type, created_at DESC, seq DESC, id DESC)",
     ],
+    // 13: the database's identity, a random id made once: `/health` shows
+    // its hash (`database_target_hash`) and `cairn gate core --data-dir`
+    // compares it with the data dir's, proving a server talks to the
+    // database the operator means (the reference hashes DATABASE_URL).
+    &[
+        "CREATE TABLE IF NOT EXISTS memory_instance (id TEXT NOT NULL)",
+        "INSERT INTO memory_instance (id) SELECT lower(hex(randomblob(16))) WHERE NOT EXISTS (SELECT 1 FROM memory_instance)",
+    ],
 ];
+
+/// The database's identity (kernel schema 13), if migrated.
+pub fn database_id(db: &dyn Sql) -> Result<Option<String>, ApiError> {
+    Ok(db.query_one("SELECT id FROM memory_instance LIMIT 1", &[])?.map(|r| r.string(0)))
+}
+
+/// What `/health` shows of [`database_id`]: `sha256("cairn-database:" + id)`.
+pub fn database_target_hash(id: &str) -> String {
+    cairn_core::digest::sha256_hex(format!("cairn-database:{id}"))
+}
 
 /// The version this build of the kernel needs.
 pub fn current_version() -> i64 {
