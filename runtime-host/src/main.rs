@@ -19,6 +19,7 @@ mod compose;
 mod cron;
 mod derive_calls;
 mod engine;
+mod gates;
 mod http_server;
 mod jobs;
 mod llm;
@@ -60,6 +61,20 @@ enum Cmd {
         #[command(subcommand)]
         what: jobs::JobCmd,
     },
+    /// Before a rollout: is this configuration (the flags, variables and
+    /// environment of `cairn up`) fit to serve hosted tenants? Exit 0 / 2 / 1.
+    Preflight(gates::preflight::PreflightArgs),
+    /// A rollout's release evidence bundle: collect (and record in the
+    /// audit log) or verify.
+    Release {
+        #[command(subcommand)]
+        what: gates::evidence::ReleaseCmd,
+    },
+    /// Release gates against a live server (`gate core`).
+    Gate {
+        #[command(subcommand)]
+        what: GateCmd,
+    },
     /// Benchmarks over HTTP against a fresh data dir.
     Bench {
         #[command(subcommand)]
@@ -72,6 +87,14 @@ enum Cmd {
         #[arg(long, env = "CAIRN_TIERS", default_value = "config/tiers.yaml")]
         tiers: PathBuf,
     },
+}
+
+#[derive(Subcommand)]
+enum GateCmd {
+    /// The core production gate: API and database probes, a contract smoke
+    /// in a gate tenant it creates and tears down, the health gate, the
+    /// cross-tenant consistency check and a short perf run. Exit 0 / 2 / 1.
+    Core(gates::core::CoreGateArgs),
 }
 
 /// Where the app and its data live, shared by `up` and `bench`.
@@ -150,7 +173,7 @@ impl AppArgs {
 }
 
 /// `config/tiers.yaml` in the directory of `manifest`.
-fn tiers_beside(manifest: &Path) -> PathBuf {
+pub fn tiers_beside(manifest: &Path) -> PathBuf {
     let dir = manifest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     dir.join("config").join("tiers.yaml")
 }
@@ -193,7 +216,7 @@ pub async fn load_app(args: &AppArgs, data_dir: &Path) -> Result<Arc<app::App>> 
 }
 
 /// Whether the resolved variables leave memory auth off.
-fn auth_off(vars: &variables::AppVariables) -> bool {
+pub fn auth_off(vars: &variables::AppVariables) -> bool {
     vars.get("memory_auth_mode").map(str::trim).is_none_or(|m| m.is_empty() || m == "off")
 }
 
@@ -211,13 +234,32 @@ fn own_hosts(addr: SocketAddr) -> Vec<String> {
     hosts
 }
 
-/// [`load_app`] for a server that will listen on `listen`: with auth off,
-/// its own hosts join `allowed_hosts` (the gateway's DNS-rebinding guard).
-pub async fn load_app_with(args: &AppArgs, data_dir: &Path, listen: Option<SocketAddr>) -> Result<Arc<app::App>> {
-    let manifest = app_manifest::AppManifest::load(&args.manifest)?;
-    let mut tier_vars = tiers::load(&args.tiers_path())?;
-    let dims = tiers::embedding_dims(&tier_vars).unwrap_or(384);
-    let embedder = llm::Embedder::from_config(&llm::EmbedderConfig {
+/// The variables the components get: the manifest's defaults under the
+/// tiers file's, the environment's (`SPIN_VARIABLE_*`) and the command
+/// line's (`--var`, `--admin-token`); with auth off, a server's own hosts
+/// join `allowed_hosts`.
+pub fn app_variables(
+    args: &AppArgs,
+    manifest: &app_manifest::AppManifest,
+    tier_vars: &BTreeMap<String, String>,
+    listen: Option<SocketAddr>,
+) -> Result<variables::AppVariables> {
+    let mut cli_vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
+    if let Some(t) = &args.admin_token {
+        cli_vars.insert("admin_token".into(), t.clone());
+    }
+    let mut variables = variables::AppVariables::resolve(manifest, tier_vars, std::env::vars(), &cli_vars)?;
+    if let Some(addr) = listen
+        && auth_off(&variables)
+    {
+        variables.extend_list("allowed_hosts", &own_hosts(addr));
+    }
+    Ok(variables)
+}
+
+/// The embedder `--embedder` and its flags configure (`dims` from the tiers).
+pub fn embedder_from_args(args: &AppArgs, dims: usize) -> Result<llm::Embedder> {
+    llm::Embedder::from_config(&llm::EmbedderConfig {
         kind: args.embedder.clone(),
         url: args.embedder_url.clone(),
         model: args.embedder_model.clone(),
@@ -225,23 +267,23 @@ pub async fn load_app_with(args: &AppArgs, data_dir: &Path, listen: Option<Socke
         timeout: Duration::from_millis(args.embedder_timeout_ms.max(1)),
         dims,
         ai_models_dir: args.ai_models_dir.clone().unwrap_or_else(default_ai_models_dir),
-    })?;
+    })
+}
+
+/// [`load_app`] for a server that will listen on `listen`: with auth off,
+/// its own hosts join `allowed_hosts` (the gateway's DNS-rebinding guard).
+pub async fn load_app_with(args: &AppArgs, data_dir: &Path, listen: Option<SocketAddr>) -> Result<Arc<app::App>> {
+    let manifest = app_manifest::AppManifest::load(&args.manifest)?;
+    let mut tier_vars = tiers::load(&args.tiers_path())?;
+    let dims = tiers::embedding_dims(&tier_vars).unwrap_or(384);
+    let embedder = embedder_from_args(args, dims)?;
     // What derived vectors are labelled with (below env and --var in precedence).
     tier_vars.insert("embedding_model_label".into(), embedder.label());
     // Recall audit rows come back to the host, which batches them off the
     // request path (Spin's default, `true`, writes one per recall).
     tier_vars.insert("memory_recall_audit".into(), "host".into());
     tracing::info!(embedder = %embedder.label(), dims, "embedder configured");
-    let mut cli_vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
-    if let Some(t) = &args.admin_token {
-        cli_vars.insert("admin_token".into(), t.clone());
-    }
-    let mut variables = variables::AppVariables::resolve(&manifest, &tier_vars, std::env::vars(), &cli_vars)?;
-    if let Some(addr) = listen
-        && auth_off(&variables)
-    {
-        variables.extend_list("allowed_hosts", &own_hosts(addr));
-    }
+    let variables = app_variables(args, &manifest, &tier_vars, listen)?;
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let mut dbs = HashMap::new();
     dbs.insert("default".to_string(), SqliteConfig::default_in(data_dir, args.sync));
@@ -370,13 +412,23 @@ fn main() -> Result<()> {
         // SAFETY: no other thread exists yet.
         unsafe { std::env::set_var("RAYON_NUM_THREADS", n.to_string()) };
     }
-    let cli = Cli::parse();
+    // Usage errors exit 1 (clap's default is 2), so the gates' "failed"
+    // (2) never means "bad flags" (the reference's exit codes).
+    let cli = Cli::try_parse().unwrap_or_else(|e| {
+        let code = if e.use_stderr() { 1 } else { 0 };
+        let _ = e.print();
+        std::process::exit(code)
+    });
     init_tracing();
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let result = rt.block_on(async move {
         match cli.cmd {
             Cmd::Up(args) => up(args).await,
             Cmd::Job { what } => jobs::run(what).await,
+            Cmd::Preflight(args) => gates::preflight::run(args).await,
+            Cmd::Gate { what: GateCmd::Core(args) } => gates::core::run(args).await,
+            Cmd::Release { what: gates::evidence::ReleaseCmd::Evidence(args) } => gates::evidence::evidence(args).await,
+            Cmd::Release { what: gates::evidence::ReleaseCmd::Verify(args) } => gates::evidence::verify(args).await,
             Cmd::Bench { what } => bench::run(what).await,
             Cmd::TiersJson { tiers } => {
                 print!("{}", tiers::json_file(&tiers)?);

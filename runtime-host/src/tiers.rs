@@ -48,6 +48,43 @@ pub fn to_variables(yaml: &str) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// The fields every tier row must have (preflight's `tiers_file_complete`):
+/// what the components read per tier, plus what an operator reads.
+pub const REQUIRED_FIELDS: &[&str] = &[
+    "description",
+    "isolation",
+    "resource_caps.storage_mb",
+    "resource_caps.retention_days",
+    "resource_caps.seats",
+    "resource_caps.vector_index",
+    "resource_caps.embedding_dims",
+    "quotas.recall",
+    "quotas.write",
+    "quotas.debug_embeddings",
+    "quotas.recall_text_embed",
+    "runtime.max_memory_mb",
+    "runtime.request_timeout_ms",
+    "governance",
+    "ops.outbox",
+    "ops.health",
+    "observability",
+];
+
+/// `tier.field` for every required field a tier row of `profiles` (the
+/// `tier_profiles` document) lacks.
+pub fn missing_fields(profiles: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (tier, row) in profiles.get("tiers").and_then(Value::as_object).into_iter().flatten() {
+        for field in REQUIRED_FIELDS {
+            let found = field.split('.').try_fold(row, |v, k| v.get(k)).is_some_and(|v| !v.is_null());
+            if !found {
+                out.push(format!("{tier}.{field}"));
+            }
+        }
+    }
+    out
+}
+
 /// `resource_caps.embedding_dims` of the default tier, from [`to_variables`]' output.
 pub fn embedding_dims(vars: &BTreeMap<String, String>) -> Option<usize> {
     let profiles: Value = serde_json::from_str(vars.get("tier_profiles")?).ok()?;
@@ -59,6 +96,18 @@ pub fn embedding_dims(vars: &BTreeMap<String, String>) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shipped_tiers_are_complete_and_gaps_are_named() {
+        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/tiers.yaml");
+        let vars = load(&config).unwrap();
+        let doc: Value = serde_json::from_str(&vars["tier_profiles"]).unwrap();
+        assert_eq!(missing_fields(&doc), Vec::<String>::new());
+        let partial = serde_json::json!({"tiers": {"t": {"description": "x", "ops": {"outbox": {}}}}});
+        let missing = missing_fields(&partial);
+        assert!(missing.contains(&"t.ops.health".to_string()) && !missing.contains(&"t.ops.outbox".to_string()));
+        assert_eq!(missing.len(), REQUIRED_FIELDS.len() - 2);
+    }
 
     /// config/tiers.json is what `spin up` reads: it must say what
     /// config/tiers.yaml says.

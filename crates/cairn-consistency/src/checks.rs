@@ -242,10 +242,15 @@ struct Present {
 }
 
 fn present(db: &dyn Sql) -> Present {
-    let has = |component: &str| {
-        db.query_one("SELECT 1 FROM cairn_schema WHERE component = ?", &[component.into()]).ok().flatten().is_some()
-    };
-    Present { kernel: has(cairn_memory::schema::COMPONENT), control: has(cairn_control_plane::schema::COMPONENT) }
+    Present {
+        kernel: has_schema(db, cairn_memory::schema::COMPONENT),
+        control: has_schema(db, cairn_control_plane::schema::COMPONENT),
+    }
+}
+
+/// Whether `component`'s schema exists in this database.
+pub(crate) fn has_schema(db: &dyn Sql, component: &str) -> bool {
+    db.query_one("SELECT 1 FROM cairn_schema WHERE component = ?", &[component.into()]).ok().flatten().is_some()
 }
 
 fn skipped(name: &'static str, severity: Severity, note: &str, component: &str) -> CheckResult {

@@ -245,8 +245,7 @@ pub fn dead_letter_times(db: &dyn Sql, o: &Options) -> Result<(Option<String>, O
         ScopeFilter::Every => None,
         _ => o.tenant_id.clone(),
     };
-    let control = db.query_one("SELECT 1 FROM cairn_schema WHERE component = 'control'", &[])?.is_some();
-    if !control {
+    if !crate::checks::has_schema(db, cairn_control_plane::schema::COMPONENT) {
         // No control plane yet: no audit log, so no replay was ever decided.
         return Ok((dead, None));
     }
@@ -301,9 +300,11 @@ pub fn run(
     let status = cairn_derive::outbox_admin::status(db, s, &tenant_query, now_ms)?;
     let (newest_dead_letter_at, last_replay_decision_at) = dead_letter_times(db, &opts)?;
     let (embeddable, embedded) = embedded_share(db, &opts)?;
+    // A tenant's provisioned tier, once the control plane exists.
+    let control = crate::checks::has_schema(db, cairn_control_plane::schema::COMPONENT);
     let tier = match &tenant {
-        Some(t) => cairn_control_plane::tiers::stored_tier(db, t)?.unwrap_or_else(|| s.default_tier.clone()),
-        None => s.default_tier.clone(),
+        Some(t) if control => cairn_control_plane::tiers::stored_tier(db, t)?.unwrap_or_else(|| s.default_tier.clone()),
+        _ => s.default_tier.clone(),
     };
     let inputs = Inputs {
         consistency: &consistency,

@@ -130,10 +130,11 @@ pub fn route(
         ("DELETE", ["tenant-quotas", t]) => crate::quotas::delete(db, ctx, t),
         ("GET", ["audit-events"]) => audit_log::list(db, query),
         ("POST", ["audit-events", "verify"]) => audit_log::verify(db),
+        ("POST", ["releases"]) => crate::releases::record(db, ctx, &body()?),
         ("GET", ["tiers"]) => crate::tiers::list(ctx),
         ("GET", ["dashboard", "tenant", t]) => crate::dashboard::tenant(db, ctx, t),
         ("GET", ["diagnostics", "tenant", t]) => crate::diagnostics::tenant(db, ctx, t, query),
-        (_, ["tenants" | "projects" | "api-keys" | "tenant-quotas" | "audit-events" | "tiers", ..]) => Err(
+        (_, ["tenants" | "projects" | "api-keys" | "tenant-quotas" | "audit-events" | "tiers" | "releases", ..]) => Err(
             ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on /v1/admin/control/{path}")),
         ),
         _ => Err(ApiError::not_found("not_found", format!("no admin route for {method} /v1/admin/control/{path}"))),

@@ -16,6 +16,7 @@ pub mod diagnostics;
 pub mod provisioning;
 pub mod quota_buckets;
 pub mod quotas;
+pub mod releases;
 pub mod schema;
 pub mod storage;
 pub mod tenants;
