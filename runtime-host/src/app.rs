@@ -57,6 +57,8 @@ pub struct App {
     /// Every request's split (time in SQLite, waiting for the write lock,
     /// instantiating, embedding), summed.
     pub request_totals: crate::http_server::RequestCounters,
+    /// Prometheus metrics (`GET /metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 /// Everything needed to load an app.
@@ -163,6 +165,7 @@ impl App {
             manifest: opts.manifest,
             handlers,
             bookkeeping: crate::batch_writer::BatchWriter::start(opts.sqlite.clone()),
+            metrics: crate::metrics::Metrics::new(env!("CARGO_PKG_VERSION"), &opts.llm.embedder.label()),
             sqlite: opts.sqlite,
             llm: opts.llm,
             limits: opts.limits,

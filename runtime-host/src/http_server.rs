@@ -113,6 +113,9 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let fallback_rid = incoming_request_id(&req);
+    if path == "/metrics" {
+        return Ok(metrics_response(&app, &req, &fallback_rid).await);
+    }
     let stats = crate::state::RequestStats::default();
     let mut resp = match dispatch(&app, req, &stats).await {
         Ok(r) => r,
@@ -155,6 +158,20 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
     }
     let rid = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(&fallback_rid).to_string();
     app.request_totals.add(&stats, elapsed.as_micros() as u64);
+    let tenant_id = tenant.as_ref().and_then(|t| t.to_str().ok()).filter(|t| *t != "-").unwrap_or("default");
+    app.metrics.request(&crate::metrics::Observed {
+        tenant: &app.tenant_limits.metrics_tenant(tenant_id),
+        endpoint: crate::metrics::endpoint_class(&path),
+        status: resp.status().as_u16(),
+        seconds: elapsed.as_secs_f64(),
+        instantiate_seconds: stats.db.instantiate_us.load(Relaxed) as f64 / 1e6,
+        sqlite_seconds: stats.db.micros.load(Relaxed) as f64 / 1e6,
+    });
+    app.metrics.embedder(
+        stats.embed.calls.load(Relaxed),
+        stats.embed.micros.load(Relaxed) as f64 / 1e6,
+        stats.embed.cache_hits.load(Relaxed),
+    );
     tracing::info!(
         target: "cairn::request",
         %method,
@@ -172,6 +189,54 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         request_id = %rid,
     );
     Ok(resp)
+}
+
+/// `GET /metrics`: the OpenMetrics exposition, for `Authorization: Bearer
+/// <metrics_token>` (else the admin token); 503 when neither is set.
+async fn metrics_response(
+    app: &Arc<App>,
+    req: &hyper::Request<Incoming>,
+    rid: &str,
+) -> hyper::Response<HyperOutgoingBody> {
+    if req.method() != hyper::Method::GET {
+        return json_body(405, "method_not_allowed", "GET /metrics only", rid);
+    }
+    let token = app
+        .variables
+        .get("metrics_token")
+        .filter(|t| !t.trim().is_empty())
+        .or_else(|| app.variables.get("admin_token"))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
+    let presented = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if let Err(e) = cairn_core::admin_token::check(token, presented) {
+        let (code, message) = if e.status == 503 {
+            ("metrics_not_configured", "set the metrics_token variable (or an admin token) to scrape /metrics")
+        } else {
+            ("unauthorized_metrics", "GET /metrics needs Authorization: Bearer <metrics_token or admin token>")
+        };
+        return json_body(e.status, code, message, rid);
+    }
+    // The derivation backlog, read now (a component call: one query).
+    match crate::derive_calls::call_ok(app, crate::derive_calls::Verb::OutboxStatus(vec![("limit".into(), "1".into())]), rid)
+        .await
+    {
+        Ok(s) => {
+            let n = |k: &str| s["outbox"][k].as_i64().unwrap_or(0);
+            app.metrics.outbox(n("pending"), n("retrying"), n("dead_letter"), n("oldest_pending_age_sec"));
+        }
+        Err(e) => tracing::warn!(error = format!("{e:#}"), "metrics: reading the outbox backlog failed"),
+    }
+    hyper::Response::builder()
+        .status(200)
+        .header("content-type", "application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .header("x-request-id", rid)
+        .body(Full::new(Bytes::from(app.metrics.encode())).map_err(|never| match never {}).boxed_unsync())
+        .expect("static response parts are valid")
 }
 
 async fn dispatch(

@@ -23,6 +23,7 @@ mod gates;
 mod http_server;
 mod jobs;
 mod llm;
+mod metrics;
 mod recall_audit;
 mod spin_bindings;
 mod sqlite;

@@ -107,6 +107,24 @@ impl TenantLimits {
 }
 
 impl TenantLimits {
+    /// The `tenant` label of `tenant`'s metrics: itself when its tier (as
+    /// last looked up for a request, else the default tier) has tenant-level
+    /// `observability`, else [`crate::metrics::AGGREGATE_TENANT`]. No lookup.
+    pub fn metrics_tenant(&self, tenant: &str) -> String {
+        let tier = if self.billing_disabled {
+            "solo".to_string()
+        } else {
+            let cached = self.tier_cache.lock().expect("tier cache").get(tenant).map(|(_, t)| t.clone());
+            cached.unwrap_or_else(|| self.default_tier.clone())
+        };
+        let observability = self.tiers["tiers"][&tier]["observability"].as_str();
+        if crate::metrics::tenant_level(observability) {
+            tenant.to_string()
+        } else {
+            crate::metrics::AGGREGATE_TENANT.to_string()
+        }
+    }
+
     /// The tenant's tier (its own, else the default), remembered for
     /// [`TIER_TTL`] so a request pays no lookup most of the time.
     async fn tier_of(&self, sqlite: &SqliteCapability, tenant: &str) -> String {

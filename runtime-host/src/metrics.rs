@@ -1,0 +1,243 @@
+//! The metrics capability: Prometheus metrics of the host (`GET /metrics`,
+//! OpenMetrics text from `prometheus-client`), behind a bearer token —
+//! the `metrics_token` variable, else the admin token.
+//!
+//! What is counted: every request by tenant, endpoint class and status
+//! class, its latency (histogram), time instantiating and in SQLite;
+//! embedder calls and latency, query-cache hits; quota denials (429) by
+//! tenant; the derivation backlog (read at scrape time); build info.
+//!
+//! Label cardinality is bounded by the tier profiles: a tenant gets its own
+//! `tenant` label only when its tier's `observability` is tenant-level
+//! (`tenant...` or `per_contract`); every other tenant is counted under
+//! `tenant="_service"`. Endpoint and status labels are small fixed sets.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+/// The `tenant` label of tenants without their own.
+pub const AGGREGATE_TENANT: &str = "_service";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub tenant: String,
+    pub endpoint: String,
+    pub status_class: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub tenant: String,
+    pub endpoint: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TenantLabels {
+    pub tenant: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub state: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BuildLabels {
+    version: String,
+    embedder: String,
+}
+
+type Seconds = Counter<f64, AtomicU64>;
+
+/// Latency buckets: 0.5 ms doubling to ~16 s.
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<EndpointLabels, Histogram>,
+    instantiate: Family<EndpointLabels, Seconds>,
+    sqlite: Family<EndpointLabels, Seconds>,
+    quota_denied: Family<TenantLabels, Counter>,
+    embed_calls: Counter,
+    embed_latency: Histogram,
+    embed_cache_hits: Counter,
+    outbox_jobs: Family<StateLabels, Gauge>,
+    outbox_oldest_age: Gauge,
+}
+
+/// One request, as the host saw it.
+pub struct Observed<'a> {
+    pub tenant: &'a str,
+    pub endpoint: &'a str,
+    pub status: u16,
+    pub seconds: f64,
+    pub instantiate_seconds: f64,
+    pub sqlite_seconds: f64,
+}
+
+impl Metrics {
+    pub fn new(version: &str, embedder: &str) -> Metrics {
+        let mut registry = Registry::with_prefix("cairn");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("http_requests", "Requests by tenant, endpoint class and status class", requests.clone());
+        let latency: Family<EndpointLabels, Histogram> = Family::new_with_constructor(latency_histogram);
+        registry.register("http_request_duration_seconds", "Request latency, as the host measured it", latency.clone());
+        let instantiate = Family::<EndpointLabels, Seconds>::default();
+        registry.register("instantiate_seconds", "Time spent instantiating components for requests", instantiate.clone());
+        let sqlite = Family::<EndpointLabels, Seconds>::default();
+        registry.register("sqlite_seconds", "Time requests spent in SQLite statements", sqlite.clone());
+        let quota_denied = Family::<TenantLabels, Counter>::default();
+        registry.register("quota_denials", "Requests refused by a tenant quota (429)", quota_denied.clone());
+        let embed_calls = Counter::default();
+        registry.register("embedder_calls", "Calls to the embedder (cache misses and batches)", embed_calls.clone());
+        let embed_latency = Histogram::new(exponential_buckets(0.0005, 2.0, 16));
+        registry.register("embedder_call_duration_seconds", "Embedder call latency", embed_latency.clone());
+        let embed_cache_hits = Counter::default();
+        registry.register("embedder_cache_hits", "Query embeddings served from the cache", embed_cache_hits.clone());
+        let outbox_jobs = Family::<StateLabels, Gauge>::default();
+        registry.register("outbox_jobs", "Derivation jobs by state, read at scrape time", outbox_jobs.clone());
+        let outbox_oldest_age = Gauge::default();
+        registry.register(
+            "outbox_oldest_pending_age_seconds",
+            "Age of the oldest pending derivation job, read at scrape time",
+            outbox_oldest_age.clone(),
+        );
+        let build = Family::<BuildLabels, Gauge>::default();
+        build.get_or_create(&BuildLabels { version: version.into(), embedder: embedder.into() }).set(1);
+        registry.register("build_info", "The cairn build serving", build);
+        Metrics {
+            registry,
+            requests,
+            latency,
+            instantiate,
+            sqlite,
+            quota_denied,
+            embed_calls,
+            embed_latency,
+            embed_cache_hits,
+            outbox_jobs,
+            outbox_oldest_age,
+        }
+    }
+
+    /// Records one request.
+    pub fn request(&self, o: &Observed) {
+        let class = match o.status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        let (tenant, endpoint) = (o.tenant.to_string(), o.endpoint.to_string());
+        self.requests
+            .get_or_create(&RequestLabels { tenant: tenant.clone(), endpoint: endpoint.clone(), status_class: class.into() })
+            .inc();
+        let e = EndpointLabels { tenant: tenant.clone(), endpoint };
+        self.latency.get_or_create(&e).observe(o.seconds);
+        self.instantiate.get_or_create(&e).inc_by(o.instantiate_seconds);
+        self.sqlite.get_or_create(&e).inc_by(o.sqlite_seconds);
+        if o.status == 429 {
+            self.quota_denied.get_or_create(&TenantLabels { tenant }).inc();
+        }
+    }
+
+    /// Records a request's embedder use.
+    pub fn embedder(&self, calls: u64, seconds: f64, cache_hits: u64) {
+        if calls > 0 {
+            self.embed_calls.inc_by(calls);
+            self.embed_latency.observe(seconds / calls as f64);
+        }
+        if cache_hits > 0 {
+            self.embed_cache_hits.inc_by(cache_hits);
+        }
+    }
+
+    /// Sets the scrape-time derivation gauges.
+    pub fn outbox(&self, pending: i64, retrying: i64, dead_letter: i64, oldest_age_seconds: i64) {
+        for (state, n) in [("pending", pending), ("retrying", retrying), ("dead_letter", dead_letter)] {
+            self.outbox_jobs.get_or_create(&StateLabels { state: state.into() }).set(n);
+        }
+        self.outbox_oldest_age.set(oldest_age_seconds);
+    }
+
+    /// The exposition (OpenMetrics text).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}
+
+/// The endpoint class a path is counted under (a small fixed set).
+pub fn endpoint_class(path: &str) -> &'static str {
+    if let Some(e) = crate::telemetry::endpoint_of(path) {
+        return e;
+    }
+    if path.starts_with("/v1/memory/rules") || path.starts_with("/v1/memory/tools") {
+        "policy"
+    } else if path.starts_with("/v1/memory/") {
+        "memory_other"
+    } else if path.starts_with("/v1/admin/") {
+        "admin"
+    } else if path == "/health" {
+        "health"
+    } else {
+        "other"
+    }
+}
+
+/// Whether a tier's `observability` gives its tenants their own label.
+pub fn tenant_level(observability: Option<&str>) -> bool {
+    observability.is_some_and(|o| o.starts_with("tenant") || o == "per_contract")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_class_and_429s_as_quota_denials() {
+        let m = Metrics::new("0.1.0", "lexical");
+        let o = |status, endpoint| Observed {
+            tenant: "acme",
+            endpoint,
+            status,
+            seconds: 0.002,
+            instantiate_seconds: 0.0001,
+            sqlite_seconds: 0.0005,
+        };
+        m.request(&o(200, "write"));
+        m.request(&o(200, "write"));
+        m.request(&o(429, "write"));
+        m.request(&o(503, "recall"));
+        let text = m.encode();
+        assert!(text.contains("cairn_http_requests_total{tenant=\"acme\",endpoint=\"write\",status_class=\"2xx\"} 2"), "{text}");
+        assert!(text.contains("cairn_http_requests_total{tenant=\"acme\",endpoint=\"write\",status_class=\"4xx\"} 1"));
+        assert!(text.contains("cairn_http_requests_total{tenant=\"acme\",endpoint=\"recall\",status_class=\"5xx\"} 1"));
+        assert!(text.contains("cairn_quota_denials_total{tenant=\"acme\"} 1"));
+        assert!(text.contains("cairn_http_request_duration_seconds_count{tenant=\"acme\",endpoint=\"write\"} 3"));
+        assert!(text.contains("cairn_build_info{version=\"0.1.0\",embedder=\"lexical\"} 1"));
+        assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    #[test]
+    fn classes_and_granularity() {
+        assert_eq!(endpoint_class("/v1/memory/write"), "write");
+        assert_eq!(endpoint_class("/v1/memory/tools/select"), "policy");
+        assert_eq!(endpoint_class("/v1/memory/commits"), "memory_other");
+        assert_eq!(endpoint_class("/v1/admin/control/tenants"), "admin");
+        assert_eq!(endpoint_class("/health"), "health");
+        assert_eq!(endpoint_class("/nope"), "other");
+        assert!(tenant_level(Some("tenant")) && tenant_level(Some("tenant_and_contract_slo")) && tenant_level(Some("per_contract")));
+        assert!(!tenant_level(Some("service")) && !tenant_level(None));
+    }
+}

@@ -1,0 +1,118 @@
+//! `GET /metrics` after a known mix of requests: the counters and histogram
+//! counts are exact, the exposition parses with a real Prometheus parser,
+//! tenants get their own label only on tiers with tenant-level
+//! observability, and scraping needs the token.
+
+use cairn_e2e::{Options, Server, event_write};
+use serde_json::json;
+
+const TOKEN: &str = "metrics-test-admin-token";
+
+fn scrape(s: &Server) -> prometheus_parse::Scrape {
+    let r = s.get_with("/metrics", &[("authorization", &format!("Bearer {TOKEN}"))]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(r.header("content-type").unwrap().starts_with("application/openmetrics-text"));
+    assert!(r.text.trim_end().ends_with("# EOF"), "{}", r.text);
+    prometheus_parse::Scrape::parse(r.text.lines().map(|l| Ok(l.to_string()))).expect("the exposition parses")
+}
+
+/// The value of the sample `name` whose labels include `labels`.
+fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    scrape.samples.iter().find_map(|s| {
+        let matches = s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v));
+        if !matches {
+            return None;
+        }
+        match &s.value {
+            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => Some(*v),
+            prometheus_parse::Value::Histogram(buckets) => buckets.iter().map(|b| b.count).reduce(f64::max),
+            _ => None,
+        }
+    })
+}
+
+/// Requests counted under `labels` for `cairn_http_requests_total`.
+fn requests(scrape: &prometheus_parse::Scrape, tenant: &str, endpoint: &str, class: &str) -> f64 {
+    value(scrape, "cairn_http_requests_total", &[("tenant", tenant), ("endpoint", endpoint), ("status_class", class)])
+        .unwrap_or(0.0)
+}
+
+/// A histogram's observation count, however the parser groups it.
+fn observations(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    value(scrape, &format!("{name}_count"), labels).or_else(|| value(scrape, name, labels)).unwrap_or(0.0)
+}
+
+#[test]
+fn counters_and_histograms_are_exact_after_a_known_mix() {
+    let s = Server::start_with(Options { admin_token: Some(TOKEN.into()), ..Default::default() });
+    for i in 0..3 {
+        assert_eq!(s.post("/v1/memory/write", &event_write(&format!("m{i}"), "a counted memory")).status, 200);
+    }
+    assert_eq!(s.post("/v1/memory/write", &json!({"nodes": "not a list"})).status, 400);
+    for _ in 0..2 {
+        assert_eq!(s.post("/v1/memory/find", &json!({"client_id": "m0"})).status, 200);
+    }
+    assert_eq!(s.post("/v1/memory/recall_text", &json!({"query_text": "counted memory"})).status, 200);
+
+    let m = scrape(&s);
+    // The default tier (solo) has service-level observability: no tenant label.
+    let agg = "_service";
+    assert_eq!(requests(&m, agg, "write", "2xx"), 3.0);
+    assert_eq!(requests(&m, agg, "write", "4xx"), 1.0);
+    assert_eq!(requests(&m, agg, "recall", "2xx"), 2.0);
+    assert_eq!(requests(&m, agg, "recall_text", "2xx"), 1.0);
+    assert_eq!(requests(&m, "default", "write", "2xx"), 0.0, "no per-tenant series on a service-level tier");
+    let write = [("tenant", agg), ("endpoint", "write")];
+    assert_eq!(observations(&m, "cairn_http_request_duration_seconds", &write), 4.0);
+    assert!(value(&m, "cairn_sqlite_seconds_total", &write).unwrap() > 0.0);
+    assert!(value(&m, "cairn_instantiate_seconds_total", &write).unwrap() > 0.0);
+    assert_eq!(value(&m, "cairn_build_info", &[("embedder", "local:lexical-hash-v2")]), Some(1.0));
+    // The derivation backlog (cron is off in tests) as the outbox route tells it.
+    let outbox = s.get_with("/v1/admin/control/outbox", &[("x-admin-token", TOKEN)]);
+    let pending = outbox.body["outbox"]["pending"].as_f64().unwrap();
+    assert!(pending >= 3.0, "{}", outbox.text);
+    assert_eq!(value(&m, "cairn_outbox_jobs", &[("state", "pending")]), Some(pending));
+    // Scrapes are not counted themselves.
+    let again = scrape(&s);
+    assert_eq!(requests(&again, agg, "write", "2xx"), 3.0);
+    assert_eq!(requests(&again, agg, "other", "2xx"), 0.0);
+}
+
+#[test]
+fn tenant_level_tiers_get_their_own_label() {
+    let s = Server::start_with(Options { admin_token: Some(TOKEN.into()), ..Default::default() });
+    let admin = [("x-admin-token", TOKEN)];
+    assert_eq!(s.post_with("/v1/admin/control/tenants", &json!({"tenant_id": "acme"}), &admin).status, 200);
+    let p = s.post_with("/v1/admin/control/tenants/acme/provision", &json!({"tier": "growth"}), &admin);
+    assert_eq!(p.status, 200, "{}", p.text);
+    for i in 0..2 {
+        let r = s.post_with("/v1/memory/write", &event_write(&format!("a{i}"), "acme's memory"), &[("x-tenant-id", "acme")]);
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let m = scrape(&s);
+    assert_eq!(requests(&m, "acme", "write", "2xx"), 2.0, "growth has tenant-level observability");
+    assert_eq!(requests(&m, "_service", "write", "2xx"), 0.0);
+}
+
+#[test]
+fn scraping_needs_the_token() {
+    let s = Server::start_with(Options { admin_token: Some(TOKEN.into()), ..Default::default() });
+    let r = s.get("/metrics");
+    assert_eq!((r.status, r.body["error"].as_str()), (401, Some("unauthorized_metrics")), "{}", r.text);
+    let r = s.get_with("/metrics", &[("authorization", "Bearer wrong")]);
+    assert_eq!(r.status, 401);
+    let r = s.post_with("/metrics", &json!({}), &[("authorization", &format!("Bearer {TOKEN}"))]);
+    assert_eq!(r.status, 405);
+    // Its own token, when set, replaces the admin token.
+    let own = Server::start_with(Options {
+        admin_token: Some(TOKEN.into()),
+        extra_args: vec!["--var".into(), "metrics_token=scraper-token".into()],
+        ..Default::default()
+    });
+    assert_eq!(own.get_with("/metrics", &[("authorization", "Bearer scraper-token")]).status, 200);
+    assert_eq!(own.get_with("/metrics", &[("authorization", &format!("Bearer {TOKEN}"))]).status, 401);
+    // Neither set: 503.
+    let none = Server::start();
+    let r = none.get("/metrics");
+    assert_eq!((r.status, r.body["error"].as_str()), (503, Some("metrics_not_configured")), "{}", r.text);
+}
