@@ -159,8 +159,9 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
     let rid = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(&fallback_rid).to_string();
     app.request_totals.add(&stats, elapsed.as_micros() as u64);
     let tenant_id = tenant.as_ref().and_then(|t| t.to_str().ok()).filter(|t| *t != "-").unwrap_or("default");
+    let metrics_tenant = if app.metrics.enabled { app.tenant_limits.metrics_tenant(tenant_id) } else { String::new() };
     app.metrics.request(&crate::metrics::Observed {
-        tenant: &app.tenant_limits.metrics_tenant(tenant_id),
+        tenant: &metrics_tenant,
         endpoint: crate::metrics::endpoint_class(&path),
         status: resp.status().as_u16(),
         seconds: elapsed.as_secs_f64(),
@@ -200,6 +201,9 @@ async fn metrics_response(
 ) -> hyper::Response<HyperOutgoingBody> {
     if req.method() != hyper::Method::GET {
         return json_body(405, "method_not_allowed", "GET /metrics only", rid);
+    }
+    if !app.metrics.enabled {
+        return json_body(503, "metrics_disabled", "metrics are off on this server (CAIRN_METRICS=0)", rid);
     }
     let token = app
         .variables

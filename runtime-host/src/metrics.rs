@@ -11,6 +11,9 @@
 //! `tenant` label only when its tier's `observability` is tenant-level
 //! (`tenant...` or `per_contract`); every other tenant is counted under
 //! `tenant="_service"`. Endpoint and status labels are small fixed sets.
+//!
+//! `CAIRN_METRICS=0` turns recording off (and `/metrics` answers 503), so
+//! the cost on the request path can be measured A/B in one binary.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -60,6 +63,8 @@ fn latency_histogram() -> Histogram {
 }
 
 pub struct Metrics {
+    /// False with `CAIRN_METRICS=0`: nothing is recorded.
+    pub enabled: bool,
     registry: Registry,
     requests: Family<RequestLabels, Counter>,
     latency: Family<EndpointLabels, Histogram>,
@@ -114,6 +119,7 @@ impl Metrics {
         build.get_or_create(&BuildLabels { version: version.into(), embedder: embedder.into() }).set(1);
         registry.register("build_info", "The cairn build serving", build);
         Metrics {
+            enabled: !std::env::var("CAIRN_METRICS").is_ok_and(|v| v == "0"),
             registry,
             requests,
             latency,
@@ -130,6 +136,9 @@ impl Metrics {
 
     /// Records one request.
     pub fn request(&self, o: &Observed) {
+        if !self.enabled {
+            return;
+        }
         let class = match o.status {
             100..=199 => "1xx",
             200..=299 => "2xx",
@@ -152,6 +161,9 @@ impl Metrics {
 
     /// Records a request's embedder use.
     pub fn embedder(&self, calls: u64, seconds: f64, cache_hits: u64) {
+        if !self.enabled {
+            return;
+        }
         if calls > 0 {
             self.embed_calls.inc_by(calls);
             self.embed_latency.observe(seconds / calls as f64);
