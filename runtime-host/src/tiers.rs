@@ -68,6 +68,7 @@ pub const REQUIRED_FIELDS: &[&str] = &[
     "ops.outbox",
     "ops.health",
     "observability",
+    "slo.objectives",
 ];
 
 /// `tier.field` for every required field a tier row of `profiles` (the

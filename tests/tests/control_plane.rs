@@ -471,3 +471,30 @@ fn server_with_tiers(dir: &cairn_e2e::TempDir, yaml: &str, vars: &[&str]) -> Ser
     }
     Server::start_with(Options { admin_token: Some(TOKEN.into()), extra_args, ..Default::default() })
 }
+
+/// The SLO view over HTTP: the default tier's objectives, measured from the
+/// telemetry of real requests (written off the request path, so polled).
+#[test]
+fn the_slo_view_measures_a_tenants_requests() {
+    let s = server();
+    for i in 0..5 {
+        assert_eq!(s.post("/v1/memory/write", &cairn_e2e::event_write(&format!("slo{i}"), "measured")).status, 200);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let body = loop {
+        let b = get(&s, "slo/tenant/default");
+        if b["objectives"][0]["window"]["total"].as_i64() >= Some(5) {
+            break b;
+        }
+        assert!(std::time::Instant::now() < deadline, "telemetry never reached the SLO view: {b}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(body["tier"], "solo");
+    let names: Vec<&str> = body["objectives"].as_array().unwrap().iter().filter_map(|o| o["name"].as_str()).collect();
+    assert_eq!(names, ["availability", "recall_text_latency", "write_latency"]);
+    let a = &body["objectives"][0];
+    assert_eq!((a["window"]["bad"].as_i64(), a["status"].as_str()), (Some(0), Some("ok")), "{a}");
+    assert_eq!(body["objectives"][2]["window"]["total"], 5, "write latency counts writes only");
+    let r = s.get_with("/v1/admin/control/slo/tenant/default?window_hours=0", ADMIN);
+    assert_eq!(r.status, 400, "{}", r.text);
+}

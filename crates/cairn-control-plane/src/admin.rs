@@ -134,7 +134,8 @@ pub fn route(
         ("GET", ["tiers"]) => crate::tiers::list(ctx),
         ("GET", ["dashboard", "tenant", t]) => crate::dashboard::tenant(db, ctx, t),
         ("GET", ["diagnostics", "tenant", t]) => crate::diagnostics::tenant(db, ctx, t, query),
-        (_, ["tenants" | "projects" | "api-keys" | "tenant-quotas" | "audit-events" | "tiers" | "releases", ..]) => Err(
+        ("GET", ["slo", "tenant", t]) => crate::slo::tenant(db, ctx, t, query),
+        (_, ["tenants" | "projects" | "api-keys" | "tenant-quotas" | "audit-events" | "tiers" | "releases" | "slo", ..]) => Err(
             ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on /v1/admin/control/{path}")),
         ),
         _ => Err(ApiError::not_found("not_found", format!("no admin route for {method} /v1/admin/control/{path}"))),

@@ -18,6 +18,7 @@ pub mod quota_buckets;
 pub mod quotas;
 pub mod releases;
 pub mod schema;
+pub mod slo;
 pub mod storage;
 pub mod tenants;
 pub mod tiers;
