@@ -175,3 +175,100 @@ fn tenant_lifecycle_on_solo() {
         assert!(actions.iter().any(|x| x == a), "{a} missing from {actions:?}");
     }
 }
+
+/// Tenant ids are case-sensitive, and so is every per-tenant selection of
+/// scope keys: tenants `acme` and `ACME` each keep their own memory (tearing
+/// down one leaves the other's findable and its chain verifying; usage and
+/// dashboards count only their own), and a default-tenant scope `Tenant:x`
+/// (only the exact prefix `tenant:` is reserved) is the default tenant's.
+#[test]
+fn tenants_differing_only_in_case_stay_apart() {
+    let s = Server::start_with(Options { admin_token: Some(TOKEN.into()), ..Default::default() });
+    let write_as = |tenant: Option<&str>, scope: &str, i: usize| {
+        let mut w = write(i);
+        w["scope"] = json!(scope);
+        if let Some(t) = tenant {
+            w["tenant_id"] = json!(t);
+        }
+        let r = s.post("/v1/memory/write", &w);
+        assert_eq!(r.status, 200, "{tenant:?}/{scope}: {}", r.text);
+    };
+    for t in ["acme", "ACME"] {
+        admin(&s, &format!("tenants/{t}/provision"), json!({"tier": "solo"}));
+    }
+    // Two nodes and an edge per write: acme 2 writes, ACME 3, the default
+    // tenant 1 in `Tenant:x` and 1 in `notes`.
+    for i in 0..2 {
+        write_as(Some("acme"), "notes", i);
+    }
+    for i in 0..3 {
+        write_as(Some("ACME"), "notes", 10 + i);
+    }
+    write_as(None, "Tenant:x", 20);
+    write_as(None, "notes", 21);
+
+    let dashboard = |t: &str| {
+        let d = s.get_with(&format!("/v1/admin/control/dashboard/tenant/{t}"), ADMIN);
+        assert_eq!(d.status, 200, "{}", d.text);
+        d.body["dashboard"]["data_plane"].clone()
+    };
+    let (acme, upper, default) = (dashboard("acme"), dashboard("ACME"), dashboard("default"));
+    assert_eq!(
+        (acme["nodes"].as_i64(), acme["edges"].as_i64(), acme["commits_24h"].as_i64()),
+        (Some(4), Some(2), Some(2))
+    );
+    assert_eq!(
+        (upper["nodes"].as_i64(), upper["edges"].as_i64(), upper["commits_24h"].as_i64()),
+        (Some(6), Some(3), Some(3))
+    );
+    assert_eq!(
+        (default["nodes"].as_i64(), default["commits_24h"].as_i64()),
+        (Some(4), Some(2)),
+        "Tenant:x counts: {default}"
+    );
+    let bytes = |v: &Value| v["stored_bytes"].as_i64().unwrap();
+    assert!(bytes(&acme) > 0 && bytes(&upper) > bytes(&acme), "{acme} {upper}");
+
+    // The default tenant's listings hold `Tenant:x`.
+    let v = s.post("/v1/memory/commits/verify", &json!({"all_scopes": true}));
+    assert_eq!(v.body["ok"], true, "{}", v.text);
+    let mut scopes: Vec<&str> =
+        v.body["scopes"].as_array().unwrap().iter().map(|x| x["scope"].as_str().unwrap()).collect();
+    scopes.sort();
+    assert_eq!(scopes, ["Tenant:x", "notes"], "{}", v.text);
+    let o = s.get_with("/v1/admin/control/outbox?tenant_id=default&limit=200", ADMIN);
+    assert_eq!(o.status, 200, "{}", o.text);
+    assert!(o.body["samples"].as_array().unwrap().iter().any(|j| j["scope"] == "Tenant:x"), "{}", o.text);
+    let pending = |t: &str| {
+        let o = s.get_with(&format!("/v1/admin/control/outbox?tenant_id={t}&limit=200"), ADMIN);
+        let samples = o.body["samples"].as_array().unwrap().clone();
+        assert!(samples.iter().all(|j| j["tenant_id"] == t), "{t}: {}", o.text);
+        o.body["outbox"]["pending"].as_i64().unwrap()
+    };
+    assert!(pending("acme") > 0 && pending("ACME") > pending("acme"));
+    // Verifying a tenant's scopes walks only its own.
+    let v = s.post("/v1/memory/commits/verify", &json!({"tenant_id": "acme", "all_scopes": true}));
+    assert_eq!((v.body["ok"].as_bool(), v.body["checked"].as_i64()), (Some(true), Some(2)), "{}", v.text);
+    assert_eq!(v.body["scopes"].as_array().unwrap().len(), 1, "{}", v.text);
+
+    // Tearing down acme erases acme's memory only.
+    let t = admin(&s, "tenants/acme/teardown", json!({}));
+    assert_eq!((t["erased"]["nodes"].as_i64(), t["erased"]["edges"].as_i64()), (Some(4), Some(2)), "{t}");
+    assert_eq!(t["erased"]["scopes"].as_array().unwrap().len(), 1, "{t}");
+    let find = |t: &str| {
+        let f = s.post("/v1/memory/find", &json!({"tenant_id": t, "scope": "notes"}));
+        assert_eq!(f.status, 200, "{}", f.text);
+        f.body["nodes"].as_array().unwrap().len()
+    };
+    assert_eq!((find("acme"), find("ACME")), (0, 6));
+    let v = s.post("/v1/memory/commits/verify", &json!({"tenant_id": "ACME", "scope": "notes"}));
+    assert_eq!((v.body["ok"].as_bool(), v.body["checked"].as_i64()), (Some(true), Some(3)), "{}", v.text);
+    assert!(v.body["erased"].is_null(), "nothing of ACME was erased: {}", v.text);
+    let after = dashboard("ACME");
+    assert_eq!((after["nodes"].as_i64(), bytes(&after)), (upper["nodes"].as_i64(), bytes(&upper)), "{after}");
+    let gone = dashboard("acme");
+    assert_eq!((gone["nodes"].as_i64(), gone["stored_bytes"].as_i64()), (Some(0), Some(0)), "{gone}");
+    assert_eq!(dashboard("default")["nodes"], 4);
+    let status = s.get_with("/v1/admin/control/tenants/ACME/status", ADMIN);
+    assert_eq!(status.body["status"], "active", "{}", status.text);
+}

@@ -7,13 +7,11 @@ use cairn_core::ApiError;
 use cairn_spin::sql::{Sql, SqlValue};
 use serde_json::{Value, json};
 
-/// `scope` condition selecting a tenant's scope keys, with its parameter.
-fn scope_cond(ctx: &AdminCtx, tenant: &str) -> (&'static str, Vec<SqlValue>) {
-    if tenant == ctx.default_tenant_id {
-        ("scope NOT LIKE 'tenant:%'", Vec::new())
-    } else {
-        ("scope LIKE ? ESCAPE '\\'", vec![cairn_core::tenant_scope::tenant_key_like(tenant).into()])
-    }
+/// `scope` condition selecting exactly a tenant's scope keys, with its
+/// parameters.
+fn scope_cond(ctx: &AdminCtx, tenant: &str) -> (String, Vec<SqlValue>) {
+    let (cond, params) = cairn_core::tenant_scope::tenant_key_sql("scope", tenant, ctx.default_tenant_id);
+    (cond, params.into_iter().map(Into::into).collect())
 }
 
 pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<Value, ApiError> {

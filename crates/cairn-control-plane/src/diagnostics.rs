@@ -67,8 +67,10 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
             );
             ("scope = ?".into(), vec![key.into()])
         }
-        None if tenant_id == ctx.default_tenant_id => ("scope NOT LIKE 'tenant:%'".into(), vec![]),
-        None => ("scope LIKE ? ESCAPE '\\'".into(), vec![cairn_core::tenant_scope::tenant_key_like(tenant_id).into()]),
+        None => {
+            let (cond, params) = cairn_core::tenant_scope::tenant_key_sql("scope", tenant_id, ctx.default_tenant_id);
+            (cond, params.into_iter().map(Into::into).collect())
+        }
     };
     let mut p = params.clone();
     p.push(since.into());

@@ -144,10 +144,12 @@ pub fn teardown(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<Value, 
         cairn_memory::schema::ensure(db, &now)?;
         let mut scopes = Vec::new();
         let (mut nodes, mut edges) = (0i64, 0i64);
+        // A public scope may itself hold "::scope:": strip the exact prefix.
+        let prefix = format!("tenant:{tenant_id}::scope:");
         for key in cairn_memory::erasure::tenant_scopes(db, tenant_id, ctx.default_tenant_id)? {
             let e = cairn_memory::erasure::erase_scope(db, &key, "admin_token", "tenant teardown", &now)?;
             if let Some(commit) = e.commit_id {
-                let public = key.rsplit_once("::scope:").map(|(_, s)| s.to_string()).unwrap_or_else(|| key.clone());
+                let public = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
                 scopes.push(json!({"scope": public, "nodes": e.nodes, "edges": e.edges, "commit_id": commit}));
                 nodes += e.nodes;
                 edges += e.edges;

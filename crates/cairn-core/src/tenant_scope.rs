@@ -86,18 +86,6 @@ pub fn resolve(tenant: Option<&str>, scope: Option<&str>, defaults: &ScopeDefaul
     Ok(TenantScope { tenant_id, scope, scope_key })
 }
 
-/// The `LIKE` pattern matching every scope key of a non-default tenant.
-pub fn tenant_key_like(tenant_id: &str) -> String {
-    let escaped: String = tenant_id
-        .chars()
-        .flat_map(|c| match c {
-            '%' | '_' | '\\' => vec!['\\', c],
-            c => vec![c],
-        })
-        .collect();
-    format!("tenant:{escaped}::scope:%")
-}
-
 /// A range of scope keys in SQLite's byte order: `lo <= key < hi` (no `hi`:
 /// unbounded).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,16 +110,61 @@ impl KeyRange {
 /// its `tenant:<id>::scope:` prefix. Unlike a `LIKE` pattern these are exact
 /// (case-sensitive) and each is one seek in an index on the scope.
 pub fn tenant_key_ranges(tenant_id: &str, defaults: &ScopeDefaults) -> Vec<KeyRange> {
+    key_ranges_of(tenant_id, &defaults.tenant_id)
+}
+
+/// [`tenant_key_ranges`] given the default tenant's id alone. An id that
+/// is not a valid tenant id (memory is only ever stored under valid ones)
+/// holds no key: one empty range, so a name such as `acme::scope:p` never
+/// selects part of `acme`.
+pub fn key_ranges_of(tenant_id: &str, default_tenant: &str) -> Vec<KeyRange> {
     // ';' is the byte after ':', so `<prefix minus its ':'>;` bounds
     // everything that starts with the prefix.
-    if tenant_id == defaults.tenant_id {
+    if tenant_id == default_tenant {
         vec![
             KeyRange { lo: String::new(), hi: Some(RESERVED_SCOPE_PREFIX.into()) },
             KeyRange { lo: "tenant;".into(), hi: None },
         ]
+    } else if !is_valid_tenant_id(tenant_id) {
+        vec![KeyRange { lo: String::new(), hi: Some(String::new()) }]
     } else {
         vec![KeyRange { lo: format!("tenant:{tenant_id}::scope:"), hi: Some(format!("tenant:{tenant_id}::scope;")) }]
     }
+}
+
+/// A parenthesized SQL condition on `column` holding exactly the keys in
+/// `ranges` (no ranges: every key), with its positional (`?`) parameters in
+/// order. Comparisons use the column's collation, which for scope columns
+/// is SQLite's BINARY (byte order, case-sensitive), and each range is one
+/// seek in an index leading with the column.
+pub fn key_ranges_sql(column: &str, ranges: &[KeyRange]) -> (String, Vec<String>) {
+    if ranges.is_empty() {
+        return ("(1 = 1)".into(), Vec::new());
+    }
+    let mut params = Vec::new();
+    let terms: Vec<String> = ranges
+        .iter()
+        .map(|r| {
+            let mut t = Vec::new();
+            if !r.lo.is_empty() {
+                t.push(format!("{column} >= ?"));
+                params.push(r.lo.clone());
+            }
+            if let Some(hi) = &r.hi {
+                t.push(format!("{column} < ?"));
+                params.push(hi.clone());
+            }
+            if t.is_empty() { "1 = 1".to_string() } else { t.join(" AND ") }
+        })
+        .collect();
+    (format!("({})", terms.join(" OR ")), params)
+}
+
+/// The SQL condition on `column` selecting exactly `tenant_id`'s scope keys
+/// (`default_tenant`'s are the un-prefixed ones), with its parameters: see
+/// [`key_ranges_of`] and [`key_ranges_sql`].
+pub fn tenant_key_sql(column: &str, tenant_id: &str, default_tenant: &str) -> (String, Vec<String>) {
+    key_ranges_sql(column, &key_ranges_of(tenant_id, default_tenant))
 }
 
 #[cfg(test)]
@@ -158,6 +191,10 @@ mod tests {
         for s in ["", "   ", "tenant:x"] {
             assert_eq!(resolve(None, Some(s), &d).unwrap_err().code, "invalid_scope", "{s:?}");
         }
+        // The reserved prefix is exact: other cases are ordinary scopes, and
+        // tenant ids differing only in case are different tenants.
+        assert_eq!(resolve(None, Some("Tenant:x"), &d).unwrap().scope_key, "Tenant:x");
+        assert_eq!(resolve(Some("ACME"), Some("x"), &d).unwrap().scope_key, "tenant:ACME::scope:x");
     }
 
     #[test]
@@ -179,7 +216,25 @@ mod tests {
     }
 
     #[test]
-    fn like_pattern_escapes_wildcards() {
-        assert_eq!(tenant_key_like("a_b"), "tenant:a\\_b::scope:%");
+    fn key_sql_is_the_ranges() {
+        assert_eq!(
+            tenant_key_sql("scope", "acme", "default"),
+            ("(scope >= ? AND scope < ?)".into(), vec!["tenant:acme::scope:".into(), "tenant:acme::scope;".into()])
+        );
+        assert_eq!(
+            tenant_key_sql("n.scope", "default", "default"),
+            ("(n.scope < ? OR n.scope >= ?)".into(), vec!["tenant:".into(), "tenant;".into()])
+        );
+        assert_eq!(key_ranges_sql("scope", &[]), ("(1 = 1)".into(), vec![]));
+        assert_eq!(key_ranges_sql("scope", &[KeyRange::all()]), ("(1 = 1)".into(), vec![]));
+        assert_eq!(key_ranges_of("acme", "default"), tenant_key_ranges("acme", &ScopeDefaults::default()));
+        // An invalid tenant id holds nothing, not a part of another tenant.
+        for bad in ["acme::scope:p", "acme::scope:", "", "a b"] {
+            let ranges = key_ranges_of(bad, "default");
+            for key in ["tenant:acme::scope:p", "tenant:acme::scope:p::scope:q", "default", "", "zz"] {
+                assert!(!ranges.iter().any(|r| r.contains(key)), "{bad:?} holds {key}");
+            }
+            assert_eq!(tenant_key_sql("scope", bad, "default"), ("(scope < ?)".into(), vec![String::new()]));
+        }
     }
 }

@@ -13,7 +13,7 @@ use crate::settings::DeriveSettings;
 use cairn_control_plane::audit::{self, AuditEvent};
 use cairn_core::ApiError;
 use cairn_core::request_reader::{Reader, query_int};
-use cairn_core::tenant_scope::{check_tenant, tenant_key_like};
+use cairn_core::tenant_scope::{check_tenant, tenant_key_sql};
 use cairn_core::time_fmt::rfc3339_millis;
 use cairn_spin::sql::{Sql, SqlValue, placeholders, read_txn, write_txn};
 use serde_json::{Value, json};
@@ -22,17 +22,15 @@ const STATUS_SQL: &str = "CASE WHEN published_at IS NOT NULL THEN 'done' WHEN fa
      WHEN attempts > 0 THEN 'retrying' ELSE 'pending' END";
 const STATUSES: &[&str] = &["pending", "retrying", "dead_letter", "done"];
 
-/// A tenant restriction as SQL over `memory_outbox.scope`.
+/// A tenant restriction as SQL over `memory_outbox.scope`: exactly the
+/// tenant's scope keys (case-sensitive).
 fn tenant_clause(s: &DeriveSettings, tenant: Option<&str>) -> Result<(String, Vec<SqlValue>), ApiError> {
     Ok(match tenant {
         None => ("1 = 1".into(), vec![]),
         Some(t) => {
             let t = check_tenant(Some(t), &s.kernel.defaults)?;
-            if t == s.kernel.defaults.tenant_id {
-                ("scope NOT LIKE 'tenant:%'".into(), vec![])
-            } else {
-                ("scope LIKE ? ESCAPE '\\'".into(), vec![tenant_key_like(&t).into()])
-            }
+            let (cond, params) = tenant_key_sql("scope", &t, &s.kernel.defaults.tenant_id);
+            (cond, params.into_iter().map(Into::into).collect())
         }
     })
 }

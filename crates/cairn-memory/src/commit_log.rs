@@ -386,12 +386,8 @@ pub fn verify(db: &dyn Sql, settings: &Settings, body: &Value) -> Result<Value, 
         return Err(ApiError::invalid("all_scopes", "all_scopes and scope are exclusive"));
     }
     let tenant_id = tenant_scope::check_tenant(tenant.as_deref(), &settings.defaults)?;
-    let (cond, param) = if tenant_id == settings.defaults.tenant_id {
-        ("scope NOT LIKE 'tenant:%'", None)
-    } else {
-        ("scope LIKE ? ESCAPE '\\'", Some(tenant_scope::tenant_key_like(&tenant_id)))
-    };
-    let params: Vec<SqlValue> = param.into_iter().map(Into::into).collect();
+    let (cond, params) = tenant_scope::tenant_key_sql("scope", &tenant_id, &settings.defaults.tenant_id);
+    let params: Vec<SqlValue> = params.into_iter().map(Into::into).collect();
     let keys: Vec<String> = db
         .query(&format!("SELECT DISTINCT scope FROM memory_commits WHERE {cond} ORDER BY scope"), &params)?
         .iter()

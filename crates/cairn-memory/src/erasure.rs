@@ -178,14 +178,11 @@ pub fn erase_before(
     Ok(Erased { nodes, edges, commit_id: Some(appended.id) })
 }
 
-/// The scope keys of a tenant (`default_tenant`'s are the un-prefixed ones).
+/// The scope keys of a tenant (`default_tenant`'s are the un-prefixed ones),
+/// exactly: a tenant whose id differs only in case is another tenant.
 pub fn tenant_scopes(db: &dyn Sql, tenant_id: &str, default_tenant: &str) -> Result<Vec<String>, ApiError> {
-    let (cond, param) = if tenant_id == default_tenant {
-        ("scope NOT LIKE 'tenant:%'", None)
-    } else {
-        ("scope LIKE ? ESCAPE '\\'", Some(cairn_core::tenant_scope::tenant_key_like(tenant_id)))
-    };
-    let params: Vec<SqlValue> = param.into_iter().map(Into::into).collect();
+    let (cond, params) = cairn_core::tenant_scope::tenant_key_sql("scope", tenant_id, default_tenant);
+    let params: Vec<SqlValue> = params.into_iter().map(Into::into).collect();
     Ok(db
         .query(&format!("SELECT DISTINCT scope FROM memory_commits WHERE {cond} ORDER BY scope"), &params)?
         .iter()

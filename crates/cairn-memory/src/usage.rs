@@ -29,15 +29,10 @@ pub fn reset(db: &dyn Sql, scope_key: &str) -> Result<(), ApiError> {
 }
 
 /// The bytes a tenant's scopes store (`default_tenant`'s are the
-/// un-prefixed ones).
+/// un-prefixed ones): exactly its keys, case-sensitive.
 pub fn tenant_bytes(db: &dyn Sql, tenant_id: &str, default_tenant: &str) -> Result<i64, ApiError> {
-    let row = if tenant_id == default_tenant {
-        db.query_one("SELECT coalesce(sum(bytes), 0) FROM memory_scope_usage WHERE scope NOT LIKE 'tenant:%'", &[])?
-    } else {
-        db.query_one(
-            "SELECT coalesce(sum(bytes), 0) FROM memory_scope_usage WHERE scope LIKE ? ESCAPE '\\'",
-            &[cairn_core::tenant_scope::tenant_key_like(tenant_id).into()],
-        )?
-    };
+    let (cond, params) = cairn_core::tenant_scope::tenant_key_sql("scope", tenant_id, default_tenant);
+    let params: Vec<SqlValue> = params.into_iter().map(Into::into).collect();
+    let row = db.query_one(&format!("SELECT coalesce(sum(bytes), 0) FROM memory_scope_usage WHERE {cond}"), &params)?;
     Ok(row.map(|r| r.int(0)).unwrap_or(0))
 }
