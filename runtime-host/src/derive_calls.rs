@@ -18,6 +18,7 @@ pub enum Verb {
     RebuildDerived(Value),
     ConsistencyCheck(Value),
     HealthGate(Value),
+    TelemetryRetention,
 }
 
 /// A call's outcome: the component's JSON answer, or its error envelope.
@@ -41,6 +42,7 @@ pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer
         Verb::RebuildDerived(body) => d.call_rebuild_derived(&mut store, &ctx, &body.to_string()).await,
         Verb::ConsistencyCheck(body) => d.call_consistency_check(&mut store, &ctx, &body.to_string()).await,
         Verb::HealthGate(body) => d.call_health_gate(&mut store, &ctx, &body.to_string()).await,
+        Verb::TelemetryRetention => d.call_telemetry_retention(&mut store, &ctx, "{}").await,
     }
     .map_err(|e| anyhow::Error::from(e).context("the derive component trapped"))?;
     Ok(match out {

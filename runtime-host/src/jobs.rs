@@ -38,6 +38,16 @@ pub enum JobCmd {
     /// The health gate before a rollout: consistency, derivation backlog and
     /// dead letters, the embedder; exit 2 when it fails.
     HealthGate(HealthJob),
+    /// Delete request telemetry past each tenant's tier retention
+    /// (ops.telemetry_retention_hours, 720 by default; derivation's
+    /// retention pass also runs it).
+    TelemetryRetention(RetentionJob),
+}
+
+#[derive(Args)]
+pub struct RetentionJob {
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args)]
@@ -297,6 +307,11 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
                 "allow_all_tenants": j.all_tenants,
             });
             print(&derive_calls::call_ok(&app, Verb::OutboxReplay(body), &rid).await?)
+        }
+        JobCmd::TelemetryRetention(j) => {
+            existing_database(&j.common.data_dir)?;
+            let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+            print(&derive_calls::call_ok(&app, Verb::TelemetryRetention, &rid).await?)
         }
         JobCmd::HealthGate(j) => {
             existing_database(&j.common.data_dir)?;

@@ -495,6 +495,29 @@ fn the_slo_view_measures_a_tenants_requests() {
     let a = &body["objectives"][0];
     assert_eq!((a["window"]["bad"].as_i64(), a["status"].as_str()), (Some(0), Some("ok")), "{a}");
     assert_eq!(body["objectives"][2]["window"]["total"], 5, "write latency counts writes only");
+    // The same requests in the hourly timeseries.
+    let ts = get(&s, "dashboard/tenant/default/timeseries?endpoint=write");
+    assert_eq!((ts["bucket"].as_str(), ts["budget"][0]["total"].as_i64()), (Some("hour"), Some(5)), "{ts}");
+    assert_eq!(ts["series"][0]["endpoint"], "write");
     let r = s.get_with("/v1/admin/control/slo/tenant/default?window_hours=0", ADMIN);
     assert_eq!(r.status, 400, "{}", r.text);
+}
+
+/// `cairn job telemetry-retention` deletes rows past the tier's retention.
+#[test]
+fn telemetry_retention_deletes_old_rows() {
+    let s = server();
+    assert_eq!(s.post("/v1/memory/write", &cairn_e2e::event_write("tr", "kept")).status, 200);
+    // The control schema exists once an admin route ran.
+    get(&s, "tiers");
+    s.tamper(
+        "INSERT INTO memory_request_telemetry (tenant_id, endpoint, status_code, latency_ms, created_at) \
+         VALUES ('default', 'write', 200, 1, '2020-01-01T00:00:00.000Z')",
+    );
+    let data = s.data_dir.to_str().unwrap();
+    let (st, out, err) = cairn_e2e::cairn(&["job", "telemetry-retention", "--embedder", "lexical", "--data-dir", data]);
+    assert!(st.success(), "{out}\n{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["deleted"], 1, "{v}");
+    assert_eq!(v["tenants"]["default"]["retention_hours"], 720);
 }

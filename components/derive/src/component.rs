@@ -227,6 +227,12 @@ impl DeriveGuest for Derive {
     fn health_gate(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| health_gate(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
+    fn telemetry_retention(_ctx: CallContext, _request: String) -> Result<String, cairn::common::types::Error> {
+        open()
+            .and_then(|db| cairn_derive::retention::purge_telemetry(&db, &settings(), now_ms()))
+            .map(|v| cairn_core::json_text(&v))
+            .map_err(to_wit)
+    }
 }
 
 export!(Derive);

@@ -133,6 +133,7 @@ pub fn route(
         ("POST", ["releases"]) => crate::releases::record(db, ctx, &body()?),
         ("GET", ["tiers"]) => crate::tiers::list(ctx),
         ("GET", ["dashboard", "tenant", t]) => crate::dashboard::tenant(db, ctx, t),
+        ("GET", ["dashboard", "tenant", t, "timeseries"]) => crate::timeseries::tenant(db, ctx, t, query),
         ("GET", ["diagnostics", "tenant", t]) => crate::diagnostics::tenant(db, ctx, t, query),
         ("GET", ["slo", "tenant", t]) => crate::slo::tenant(db, ctx, t, query),
         (_, ["tenants" | "projects" | "api-keys" | "tenant-quotas" | "audit-events" | "tiers" | "releases" | "slo", ..]) => Err(

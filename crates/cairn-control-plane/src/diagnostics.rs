@@ -4,22 +4,11 @@
 //! averages) and the outbox, over the last `window_minutes` (5..1440, 60).
 
 use crate::admin::AdminCtx;
+use crate::latency::{percentile, rate};
 use cairn_core::ApiError;
 use cairn_core::request_reader::{Reader, query_int};
 use cairn_spin::sql::{Sql, SqlValue};
 use serde_json::{Value, json};
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let idx = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn rate(n: i64, total: i64) -> f64 {
-    if total == 0 { 0.0 } else { n as f64 / total as f64 }
-}
 
 pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, String)]) -> Result<Value, ApiError> {
     let get = |k: &str| query.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str());

@@ -26,16 +26,31 @@ fn tenant_of(scope_key: &str, default_tenant: &str) -> String {
 /// `retention_days` of a tenant's tier (its own, else the default; `solo`
 /// with billing disabled), when positive.
 fn retention_days(db: &dyn Sql, s: &DeriveSettings, tenant: &str) -> Result<Option<f64>, ApiError> {
-    let tier = if s.billing_disabled {
-        "solo".to_string()
-    } else {
-        cairn_control_plane::tiers::stored_tier(db, tenant)?.unwrap_or_else(|| s.default_tier.clone())
-    };
+    let tier = tier_of(db, s, tenant)?;
     Ok(s.tier_profiles
         .as_ref()
         .and_then(|p| p.get("tiers")?.get(&tier)?.get("resource_caps")?.get("retention_days"))
         .and_then(Value::as_f64)
         .filter(|d| *d > 0.0))
+}
+
+/// The tier of a tenant (its own, else the default; `solo` with billing off).
+fn tier_of(db: &dyn Sql, s: &DeriveSettings, tenant: &str) -> Result<String, ApiError> {
+    if s.billing_disabled {
+        return Ok("solo".to_string());
+    }
+    Ok(cairn_control_plane::tiers::stored_tier(db, tenant)?.unwrap_or_else(|| s.default_tier.clone()))
+}
+
+/// Deletes request telemetry past each tenant's tier's retention (now,
+/// whether or not a retention pass is due: `cairn job telemetry-retention`).
+pub fn purge_telemetry(db: &dyn Sql, s: &DeriveSettings, now_ms: i64) -> Result<Value, ApiError> {
+    cairn_control_plane::schema::ensure(db, &rfc3339_millis(now_ms))?;
+    let hours_of = |tenant: &str| {
+        let tier = tier_of(db, s, tenant)?;
+        Ok(cairn_control_plane::telemetry_retention::retention_hours(s.tier_profiles.as_ref(), &tier))
+    };
+    cairn_control_plane::telemetry_retention::purge(db, &hours_of, now_ms)
 }
 
 /// Runs a retention pass when one is due; returns (nodes, edges) erased.
@@ -84,6 +99,10 @@ pub fn run(db: &dyn Sql, s: &DeriveSettings, now_ms: i64) -> Result<(i64, i64), 
         }
         nodes += e.nodes;
         edges += e.edges;
+    }
+    let telemetry = purge_telemetry(db, s, now_ms)?;
+    if telemetry["deleted"].as_i64().unwrap_or(0) > 0 {
+        eprintln!("retention: deleted {} request telemetry rows", telemetry["deleted"]);
     }
     Ok((nodes, edges))
 }

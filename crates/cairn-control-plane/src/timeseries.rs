@@ -1,0 +1,177 @@
+//! `GET /v1/admin/control/dashboard/tenant/:id/timeseries` (reference §7.6):
+//! a tenant's request telemetry in hourly buckets per endpoint class —
+//! totals, server errors, throttles, client errors, the error budget
+//! consumed (5xx + 429), error rate and latency percentiles — newest bucket
+//! first, paged with a stable cursor, plus the window's budget per endpoint.
+//!
+//! Query: `endpoint?` (`write|recall|recall_text`), `window_hours` (168,
+//! at most the telemetry retention, 720), `limit` (1..20000, 5000),
+//! `offset`, `cursor`. The cursor (base64url JSON `{v:1, kind:"timeseries",
+//! tenant_id, endpoint, window_hours, limit, offset, anchor_utc}`) pins the
+//! snapshot: rows written after `anchor_utc` never shift a later page.
+
+use crate::admin::AdminCtx;
+use crate::latency::{percentile, rate};
+use cairn_core::ApiError;
+use cairn_core::request_reader::{Reader, query_int};
+use cairn_core::time_fmt::rfc3339_millis;
+use cairn_spin::sql::{Sql, SqlValue};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+/// Hours of telemetry kept (`cairn job telemetry-retention`, reference 720).
+pub const RETENTION_HOURS: i64 = 720;
+const ENDPOINTS: [&str; 3] = ["write", "recall", "recall_text"];
+
+/// One bucket's figures.
+#[derive(Default)]
+struct Bucket {
+    latencies: Vec<f64>,
+    server_errors: i64,
+    throttled: i64,
+    client_errors: i64,
+}
+
+impl Bucket {
+    fn add(&mut self, status: i64, latency_ms: f64) {
+        self.latencies.push(latency_ms);
+        match status {
+            429 => self.throttled += 1,
+            s if s >= 500 => self.server_errors += 1,
+            s if s >= 400 => self.client_errors += 1,
+            _ => {}
+        }
+    }
+
+    fn summary(&self) -> Value {
+        let total = self.latencies.len() as i64;
+        let consumed = self.server_errors + self.throttled;
+        json!({"total": total, "server_errors": self.server_errors, "throttled": self.throttled,
+               "client_errors": self.client_errors, "error_budget_consumed": consumed,
+               "error_rate": rate(consumed, total)})
+    }
+}
+
+struct Cursor {
+    endpoint: Option<String>,
+    window_hours: i64,
+    limit: i64,
+    offset: i64,
+    anchor_ms: i64,
+}
+
+fn encode_cursor(tenant: &str, c: &Cursor) -> String {
+    let v = json!({"v": 1, "kind": "timeseries", "tenant_id": tenant, "endpoint": c.endpoint,
+                   "window_hours": c.window_hours, "limit": c.limit, "offset": c.offset,
+                   "anchor_utc": rfc3339_millis(c.anchor_ms)});
+    cairn_core::encoding::base64url_encode(v.to_string().as_bytes())
+}
+
+fn decode_cursor(tenant: &str, raw: &str) -> Result<Cursor, ApiError> {
+    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this route issued for this tenant");
+    let bytes = cairn_core::encoding::base64url_decode(raw).ok_or_else(bad)?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
+    if v["v"] != 1 || v["kind"] != "timeseries" || v["tenant_id"] != tenant {
+        return Err(bad());
+    }
+    let anchor = v["anchor_utc"].as_str().and_then(cairn_core::time_fmt::parse_rfc3339_millis).ok_or_else(bad)?;
+    Ok(Cursor {
+        endpoint: v["endpoint"].as_str().map(str::to_string),
+        window_hours: v["window_hours"].as_i64().filter(|w| (1..=RETENTION_HOURS).contains(w)).ok_or_else(bad)?,
+        limit: v["limit"].as_i64().filter(|l| (1..=20_000).contains(l)).ok_or_else(bad)?,
+        offset: v["offset"].as_i64().filter(|o| *o >= 0).ok_or_else(bad)?,
+        anchor_ms: anchor,
+    })
+}
+
+/// The route.
+pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, String)]) -> Result<Value, ApiError> {
+    let get = |k: &str| query.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let c = match get("cursor") {
+        Some(raw) => decode_cursor(tenant_id, raw)?,
+        None => {
+            let mut r = Reader::new();
+            let requested = query_int(&mut r, "window_hours", get("window_hours"), 1, 8760).unwrap_or(168);
+            let limit = query_int(&mut r, "limit", get("limit"), 1, 20_000).unwrap_or(5000);
+            let offset = query_int(&mut r, "offset", get("offset"), 0, 1_000_000).unwrap_or(0);
+            let endpoint = get("endpoint").map(str::to_string);
+            if let Some(e) = &endpoint
+                && !ENDPOINTS.contains(&e.as_str())
+            {
+                r.issue("endpoint", format!("endpoint must be one of {}", ENDPOINTS.join(", ")));
+            }
+            r.finish()?;
+            Cursor { endpoint, window_hours: requested, limit, offset, anchor_ms: ctx.now_ms }
+        }
+    };
+    let applied = c.window_hours.min(RETENTION_HOURS);
+    cairn_memory::schema::ensure(db, &ctx.now())?;
+    let since = rfc3339_millis(c.anchor_ms - applied * 3_600_000);
+    let anchor = rfc3339_millis(c.anchor_ms);
+    let mut params: Vec<SqlValue> = vec![tenant_id.into(), since.into(), anchor.clone().into()];
+    let filter = match &c.endpoint {
+        Some(e) => {
+            params.push(e.as_str().into());
+            " AND endpoint = ?"
+        }
+        None => "",
+    };
+    // Hour buckets: the first 13 characters of the RFC 3339 time.
+    let rows = db.query(
+        &format!(
+            "SELECT substr(created_at, 1, 13), endpoint, status_code, latency_ms FROM memory_request_telemetry \
+             WHERE tenant_id = ? AND created_at >= ? AND created_at <= ?{filter}"
+        ),
+        &params,
+    )?;
+    let mut buckets: BTreeMap<(String, String), Bucket> = BTreeMap::new();
+    let mut budget: BTreeMap<String, Bucket> = BTreeMap::new();
+    for r in &rows {
+        let (hour, endpoint, status, latency) = (r.string(0), r.string(1), r.int(2), r.real(3));
+        buckets.entry((hour, endpoint.clone())).or_default().add(status, latency);
+        budget.entry(endpoint).or_default().add(status, latency);
+    }
+    let total = buckets.len() as i64;
+    let series: Vec<Value> = buckets
+        .iter_mut()
+        .rev()
+        .skip(c.offset as usize)
+        .take(c.limit as usize)
+        .map(|((hour, endpoint), b)| {
+            b.latencies.sort_by(f64::total_cmp);
+            let mut v = b.summary();
+            v["bucket_utc"] = json!(format!("{hour}:00:00.000Z"));
+            v["endpoint"] = json!(endpoint);
+            v["latency_p50_ms"] = json!(percentile(&b.latencies, 50.0));
+            v["latency_p95_ms"] = json!(percentile(&b.latencies, 95.0));
+            v["latency_p99_ms"] = json!(percentile(&b.latencies, 99.0));
+            v
+        })
+        .collect();
+    let has_more = c.offset + (series.len() as i64) < total;
+    let next = has_more.then(|| {
+        let after = Cursor {
+            endpoint: c.endpoint.clone(),
+            window_hours: c.window_hours,
+            limit: c.limit,
+            offset: c.offset + series.len() as i64,
+            anchor_ms: c.anchor_ms,
+        };
+        encode_cursor(tenant_id, &after)
+    });
+    Ok(json!({
+        "ok": true,
+        "tenant_id": tenant_id,
+        "bucket": "hour",
+        "window_hours": applied,
+        "retention": {"retention_hours": RETENTION_HOURS, "requested_window_hours": c.window_hours,
+                      "applied_window_hours": applied, "truncated": c.window_hours > RETENTION_HOURS},
+        "filters": {"endpoint": c.endpoint},
+        "page": {"limit": c.limit, "offset": c.offset, "total": total, "has_more": has_more},
+        "snapshot": {"anchor_utc": anchor},
+        "generated_at": ctx.now(),
+        "series": series,
+        "budget": budget.iter().map(|(e, b)| { let mut v = b.summary(); v["endpoint"] = json!(e); v }).collect::<Vec<_>>(),
+        "cursor": {"next": next},
+    }))
+}
