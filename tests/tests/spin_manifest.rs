@@ -62,9 +62,12 @@ fn refused(manifest: &PathBuf) -> String {
     err
 }
 
+/// A case: its name, how it edits the manifest, what the refusal says.
+type Case = (&'static str, Box<dyn Fn(String) -> String>, &'static str);
+
 #[test]
 fn manifests_spin_refuses_are_refused_with_its_reasons() {
-    let cases: Vec<(&str, Box<dyn Fn(String) -> String>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "unmatched",
             Box::new(|t| replace(t, "\"cairn:memory/memory@0.1.0\" =", "\"cairn:kernel/memory@0.1.0\" =")),

@@ -60,10 +60,7 @@ fn a_check_whose_query_fails_counts_as_an_error() {
     let c = r.checks.iter().find(|c| c.name == "tombstoned_rows_present").unwrap();
     assert!(c.error.as_deref().unwrap_or_default().contains("memory_tombstones"), "{:?}", c.error);
     assert!(r.errors() >= 1);
-    assert_eq!(
-        r.to_json()["checks"].as_array().unwrap().iter().filter(|c| c.get("error").is_some()).count() as i64 >= 1,
-        true
-    );
+    assert!(r.to_json()["checks"].as_array().unwrap().iter().any(|c| c.get("error").is_some()));
 }
 
 #[test]

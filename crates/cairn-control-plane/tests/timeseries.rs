@@ -9,8 +9,9 @@ use cairn_spin::native_sqlite::NativeSqlite;
 use cairn_spin::sql::Sql;
 use serde_json::{Value, json};
 
-// 2027-01-15T08:20:00Z: buckets 08:00 and 07:00.
-const T0: i64 = 1_800_000_000_000 - (1_800_000_000_000 % 3_600_000) + 20 * 60_000;
+// 20 minutes past a whole hour (1_800_000_000_000 ms is one): the rows of
+// the last 20 minutes share a bucket, the hour before is the next.
+const T0: i64 = 1_800_000_000_000 + 20 * 60_000;
 const HOUR: i64 = 3_600_000;
 
 fn seed(db: &NativeSqlite, tenant: &str, endpoint: &str, at_ms: i64, status: i64, latency_ms: f64) {

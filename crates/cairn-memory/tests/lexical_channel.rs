@@ -255,7 +255,7 @@ fn common_words_score_the_recent_slice() {
     let text = |i: usize| match i {
         0 => "deploy failed for alice on the oldest run".to_string(),
         _ if i == recent => "deploy failed for alice just now".to_string(),
-        _ if i % 3 == 0 => format!("deploy for alice on run {i}"),
+        _ if i.is_multiple_of(3) => format!("deploy for alice on run {i}"),
         _ => format!("deploy on run {i} failed"),
     };
     let mut ids = Vec::new();
