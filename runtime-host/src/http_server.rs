@@ -229,10 +229,7 @@ async fn metrics_response(
     match crate::derive_calls::call_ok(app, crate::derive_calls::Verb::OutboxStatus(vec![("limit".into(), "1".into())]), rid)
         .await
     {
-        Ok(s) => {
-            let n = |k: &str| s["outbox"][k].as_i64().unwrap_or(0);
-            app.metrics.outbox(n("pending"), n("retrying"), n("dead_letter"), n("oldest_pending_age_sec"));
-        }
+        Ok(s) => app.metrics.outbox(&s),
         Err(e) => tracing::warn!(error = format!("{e:#}"), "metrics: reading the outbox backlog failed"),
     }
     hyper::Response::builder()

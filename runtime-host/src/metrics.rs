@@ -5,7 +5,8 @@
 //! What is counted: every request by tenant, endpoint class and status
 //! class, its latency (histogram), time instantiating and in SQLite;
 //! embedder calls and latency, query-cache hits; quota denials (429) by
-//! tenant; the derivation backlog (read at scrape time); build info.
+//! tenant; derivation jobs by kind and state and the oldest pending job's
+//! age (read from the outbox at scrape time); build info.
 //!
 //! Label cardinality is bounded by the tier profiles: a tenant gets its own
 //! `tenant` label only when its tier's `observability` is tenant-level
@@ -45,7 +46,8 @@ pub struct TenantLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StateLabels {
+pub struct JobLabels {
+    pub kind: String,
     pub state: String,
 }
 
@@ -74,7 +76,7 @@ pub struct Metrics {
     embed_calls: Counter,
     embed_latency: Histogram,
     embed_cache_hits: Counter,
-    outbox_jobs: Family<StateLabels, Gauge>,
+    outbox_jobs: Family<JobLabels, Gauge>,
     outbox_oldest_age: Gauge,
 }
 
@@ -107,8 +109,12 @@ impl Metrics {
         registry.register("embedder_call_duration_seconds", "Embedder call latency", embed_latency.clone());
         let embed_cache_hits = Counter::default();
         registry.register("embedder_cache_hits", "Query embeddings served from the cache", embed_cache_hits.clone());
-        let outbox_jobs = Family::<StateLabels, Gauge>::default();
-        registry.register("outbox_jobs", "Derivation jobs by state, read at scrape time", outbox_jobs.clone());
+        let outbox_jobs = Family::<JobLabels, Gauge>::default();
+        registry.register(
+            "outbox_jobs",
+            "Derivation jobs by kind and state (pending, retrying, dead_letter, done), read at scrape time",
+            outbox_jobs.clone(),
+        );
         let outbox_oldest_age = Gauge::default();
         registry.register(
             "outbox_oldest_pending_age_seconds",
@@ -173,12 +179,17 @@ impl Metrics {
         }
     }
 
-    /// Sets the scrape-time derivation gauges.
-    pub fn outbox(&self, pending: i64, retrying: i64, dead_letter: i64, oldest_age_seconds: i64) {
-        for (state, n) in [("pending", pending), ("retrying", retrying), ("dead_letter", dead_letter)] {
-            self.outbox_jobs.get_or_create(&StateLabels { state: state.into() }).set(n);
+    /// Sets the scrape-time derivation gauges from `GET
+    /// /v1/admin/control/outbox`'s answer (`by_event_type`, the oldest age).
+    pub fn outbox(&self, status: &serde_json::Value) {
+        for k in status["by_event_type"].as_array().into_iter().flatten() {
+            let kind = k["event_type"].as_str().unwrap_or("unknown").to_string();
+            for state in ["pending", "retrying", "dead_letter", "done"] {
+                let n = k[state].as_i64().unwrap_or(0);
+                self.outbox_jobs.get_or_create(&JobLabels { kind: kind.clone(), state: state.into() }).set(n);
+            }
         }
-        self.outbox_oldest_age.set(oldest_age_seconds);
+        self.outbox_oldest_age.set(status["outbox"]["oldest_pending_age_sec"].as_i64().unwrap_or(0));
     }
 
     /// The exposition (OpenMetrics text).

@@ -71,7 +71,16 @@ fn counters_and_histograms_are_exact_after_a_known_mix() {
     let outbox = s.get_with("/v1/admin/control/outbox", &[("x-admin-token", TOKEN)]);
     let pending = outbox.body["outbox"]["pending"].as_f64().unwrap();
     assert!(pending >= 3.0, "{}", outbox.text);
-    assert_eq!(value(&m, "cairn_outbox_jobs", &[("state", "pending")]), Some(pending));
+    let kinds = outbox.body["by_event_type"].as_array().unwrap();
+    assert!(!kinds.is_empty());
+    let mut scraped = 0.0;
+    for k in kinds {
+        let kind = k["event_type"].as_str().unwrap();
+        let v = value(&m, "cairn_outbox_jobs", &[("kind", kind), ("state", "pending")]).unwrap();
+        assert_eq!(v, k["pending"].as_f64().unwrap(), "{kind}");
+        scraped += v;
+    }
+    assert_eq!(scraped, pending, "the kinds add up to the backlog");
     // Scrapes are not counted themselves.
     let again = scrape(&s);
     assert_eq!(requests(&again, agg, "write", "2xx"), 3.0);

@@ -102,6 +102,25 @@ pub fn status(db: &dyn Sql, s: &DeriveSettings, query: &[(String, String)], now_
                 .map(|r| r.int(0)),
             None => None,
         };
+        // The same counts per job kind (metrics, dashboards).
+        let by_kind: Vec<Value> = db
+            .query(
+                &format!(
+                    "SELECT event_type, \
+                       count(*) FILTER (WHERE published_at IS NULL AND failed_at IS NULL AND attempts = 0), \
+                       count(*) FILTER (WHERE published_at IS NULL AND failed_at IS NULL AND attempts > 0), \
+                       count(*) FILTER (WHERE failed_at IS NOT NULL AND published_at IS NULL), \
+                       count(*) FILTER (WHERE published_at IS NOT NULL) \
+                     FROM memory_outbox WHERE {clause} GROUP BY event_type ORDER BY event_type"
+                ),
+                &params,
+            )?
+            .iter()
+            .map(|r| {
+                json!({"event_type": r.string(0), "pending": r.int(1), "retrying": r.int(2),
+                       "dead_letter": r.int(3), "done": r.int(4)})
+            })
+            .collect();
         let status_filter = match status {
             Some(st) => format!("{STATUS_SQL} = '{st}'"),
             None => "published_at IS NULL".into(),
@@ -131,6 +150,7 @@ pub fn status(db: &dyn Sql, s: &DeriveSettings, query: &[(String, String)], now_
                 "oldest_pending_at": oldest,
                 "oldest_pending_age_sec": age,
             },
+            "by_event_type": by_kind,
             "max_attempts": s.max_attempts,
             "samples": samples,
         }))
