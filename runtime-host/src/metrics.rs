@@ -102,6 +102,8 @@ impl Metrics {
         let sqlite = Family::<EndpointLabels, Seconds>::default();
         registry.register("sqlite_seconds", "Time requests spent in SQLite statements", sqlite.clone());
         let quota_denied = Family::<TenantLabels, Counter>::default();
+        // A zero series from the start, so alert expressions over it have data.
+        drop(quota_denied.get_or_create(&TenantLabels { tenant: AGGREGATE_TENANT.into() }));
         registry.register("quota_denials", "Requests refused by a tenant quota (429)", quota_denied.clone());
         let embed_calls = Counter::default();
         registry.register("embedder_calls", "Calls to the embedder (cache misses and batches)", embed_calls.clone());

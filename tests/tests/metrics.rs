@@ -125,3 +125,49 @@ fn scraping_needs_the_token() {
     let r = none.get("/metrics");
     assert_eq!((r.status, r.body["error"].as_str()), (503, Some("metrics_not_configured")), "{}", r.text);
 }
+
+/// deploy/prometheus/cairn-rules.yaml: well-formed rules over metrics this
+/// server serves, each with a severity and a runbook section that exists.
+#[test]
+fn the_shipped_alerting_rules_use_served_metrics_and_existing_runbooks() {
+    let root = cairn_e2e::repo_root();
+    let text = std::fs::read_to_string(root.join("deploy/prometheus/cairn-rules.yaml")).unwrap();
+    let doc: serde_json::Value = serde_norway::from_str(&text).expect("the rules file is YAML");
+    let runbook = std::fs::read_to_string(root.join("docs/operations.md")).unwrap();
+    // Served metric names (a scrape after one write, so every family has a sample).
+    let s = Server::start_with(Options { admin_token: Some(TOKEN.into()), ..Default::default() });
+    assert_eq!(s.post("/v1/memory/write", &event_write("r", "rules")).status, 200);
+    let exposition = s.get_with("/metrics", &[("authorization", &format!("Bearer {TOKEN}"))]).text;
+    let families: Vec<&str> =
+        exposition.lines().filter_map(|l| l.strip_prefix("# TYPE ")).filter_map(|l| l.split(' ').next()).collect();
+    let groups = doc["groups"].as_array().expect("groups");
+    let mut alerts = 0;
+    for g in groups {
+        assert!(g["name"].is_string(), "{g}");
+        for r in g["rules"].as_array().expect("rules") {
+            alerts += 1;
+            let name = r["alert"].as_str().expect("alert name");
+            let expr = r["expr"].as_str().unwrap_or_default();
+            assert!(!expr.trim().is_empty(), "{name}: no expr");
+            let for_ = r["for"].as_str().unwrap_or_default();
+            assert!(for_.ends_with('m') && for_[..for_.len() - 1].parse::<u32>().is_ok(), "{name}: for {for_:?}");
+            assert!(matches!(r["labels"]["severity"].as_str(), Some("warning" | "critical")), "{name}");
+            assert!(r["annotations"]["summary"].as_str().is_some_and(|t| !t.is_empty()), "{name}");
+            let url = r["annotations"]["runbook_url"].as_str().unwrap_or_default();
+            let anchor = url.strip_prefix("docs/operations.md#").unwrap_or_else(|| panic!("{name}: {url}"));
+            assert_eq!(anchor, format!("alert-{}", name.to_lowercase()), "{name}");
+            assert!(runbook.contains(&format!("### Alert: {name}\n")), "{name}: no runbook section");
+            // Every cairn_* metric the expression reads is served.
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if let Some(m) = word.strip_prefix("cairn_") {
+                    let served = families.iter().any(|f| {
+                        let f = f.strip_prefix("cairn_").unwrap_or(f);
+                        m == f || m.strip_suffix("_total") == Some(f) || m.strip_suffix("_bucket") == Some(f)
+                    });
+                    assert!(served, "{name}: cairn_{m} is not served by /metrics");
+                }
+            }
+        }
+    }
+    assert!(alerts >= 8, "{alerts} alerts");
+}
