@@ -19,6 +19,8 @@ pub enum Verb {
     ConsistencyCheck(Value),
     HealthGate(Value),
     TelemetryRetention,
+    AlertPlan(Value),
+    AlertRecord(Value),
 }
 
 /// A call's outcome: the component's JSON answer, or its error envelope.
@@ -43,6 +45,8 @@ pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer
         Verb::ConsistencyCheck(body) => d.call_consistency_check(&mut store, &ctx, &body.to_string()).await,
         Verb::HealthGate(body) => d.call_health_gate(&mut store, &ctx, &body.to_string()).await,
         Verb::TelemetryRetention => d.call_telemetry_retention(&mut store, &ctx, "{}").await,
+        Verb::AlertPlan(body) => d.call_alert_plan(&mut store, &ctx, &body.to_string()).await,
+        Verb::AlertRecord(body) => d.call_alert_record(&mut store, &ctx, &body.to_string()).await,
     }
     .map_err(|e| anyhow::Error::from(e).context("the derive component trapped"))?;
     Ok(match out {

@@ -42,6 +42,25 @@ pub enum JobCmd {
     /// (ops.telemetry_retention_hours, 720 by default; derivation's
     /// retention pass also runs it).
     TelemetryRetention(RetentionJob),
+    /// Evaluate alert rules (SLO at risk, dead letters) for every tenant
+    /// with an active alert route and deliver (webhook, Slack, PagerDuty),
+    /// recording each delivery.
+    AlertDispatch(AlertJob),
+}
+
+#[derive(Args)]
+pub struct AlertJob {
+    /// Show what would be sent; send and record nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Only this tenant's routes.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Longest wait for one target.
+    #[arg(long, default_value_t = 8000)]
+    timeout_ms: u64,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args)]
@@ -307,6 +326,12 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
                 "allow_all_tenants": j.all_tenants,
             });
             print(&derive_calls::call_ok(&app, Verb::OutboxReplay(body), &rid).await?)
+        }
+        JobCmd::AlertDispatch(j) => {
+            existing_database(&j.common.data_dir)?;
+            let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+            let timeout = std::time::Duration::from_millis(j.timeout_ms.max(1));
+            print(&crate::alert_sender::dispatch(&app, j.dry_run, j.tenant, timeout, &rid).await?)
         }
         JobCmd::TelemetryRetention(j) => {
             existing_database(&j.common.data_dir)?;

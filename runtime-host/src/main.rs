@@ -7,6 +7,7 @@
 //!   throughput, recall latency, rule evaluation and tool selection latency.
 //! - `cairn tiers-json`: the tiers file as the JSON `spin up` is given.
 
+mod alert_sender;
 mod app;
 mod app_manifest;
 mod batch_writer;
@@ -188,9 +189,13 @@ struct UpArgs {
     #[arg(long, env = "CAIRN_DATA_DIR", default_value = ".cairn")]
     data_dir: PathBuf,
     /// Do not run the manifest's cron schedules (derivation then runs only
-    /// through `POST /v1/admin/derive/tick` or `cairn job derive`).
+    /// through `POST /v1/admin/derive/tick` or `cairn job derive`), nor
+    /// the alert dispatch.
     #[arg(long, env = "CAIRN_NO_CRON")]
     no_cron: bool,
+    /// Seconds between alert dispatches (`cairn job alert-dispatch`; 0 = never).
+    #[arg(long, env = "CAIRN_ALERT_INTERVAL_SECS", default_value_t = 60)]
+    alert_interval_secs: u64,
     #[command(flatten)]
     app: AppArgs,
 }
@@ -375,7 +380,10 @@ async fn up(args: UpArgs) -> Result<()> {
         admin_token = if args.app.admin_token.is_some() || std::env::var_os("SPIN_VARIABLE_ADMIN_TOKEN").is_some() { "set" } else { "unset" },
         "cairn listening on http://{addr}"
     );
-    let cron_tasks = if args.no_cron { Vec::new() } else { cron::start(&app)? };
+    let mut cron_tasks = if args.no_cron { Vec::new() } else { cron::start(&app)? };
+    if !args.no_cron && args.alert_interval_secs > 0 {
+        cron_tasks.push(alert_sender::schedule(app.clone(), Duration::from_secs(args.alert_interval_secs)));
+    }
     http_server::serve(app, listener, shutdown_signal(), Duration::from_secs(30)).await?;
     for t in cron_tasks {
         t.abort();

@@ -69,6 +69,8 @@ impl Guest for Control {
             default_tier: &default_tier,
             billing_disabled: billing_disabled(),
             default_tenant_id: &default_tenant,
+            alert_loopback_targets: cairn_spin::variables::get("alert_loopback_targets")
+                .is_some_and(|v| v.trim() == "true"),
         };
         admin::route(&db, &actx, &method, &path, &query, &body).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }

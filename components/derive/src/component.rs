@@ -118,6 +118,30 @@ fn health_gate(body: &Value) -> Result<Value, ApiError> {
     Ok(cairn_consistency::health::run(&db, &settings(), body, now_ms(), &probe)?.json)
 }
 
+/// Alert dispatch, planned and recorded here; the host sends (`cairn job
+/// alert-dispatch`). `verb`: plan or record.
+fn alerts(verb: &str, body: &Value, request_id: &str) -> Result<Value, ApiError> {
+    let db = SpinSqlite::open("default")?;
+    let var = |k: &str| cairn_spin::variables::get(k);
+    let profiles = var("tier_profiles");
+    let default_tier = var("default_tier").unwrap_or_else(|| "solo".into());
+    let default_tenant = var("memory_tenant_id").unwrap_or_else(|| "default".into());
+    let ctx = cairn_control_plane::admin::AdminCtx {
+        request_id,
+        now_ms: now_ms(),
+        random: &cairn_spin::wasi_env::random,
+        tier_profiles: profiles.as_deref(),
+        default_tier: &default_tier,
+        billing_disabled: var("billing").is_some_and(|b| b.trim() == "disabled"),
+        default_tenant_id: &default_tenant,
+        alert_loopback_targets: false,
+    };
+    match verb {
+        "plan" => cairn_control_plane::alerts::plan(&db, &ctx, body),
+        _ => cairn_control_plane::alerts::record(&db, &ctx, body),
+    }
+}
+
 // ---- HTTP ----
 
 fn route(req: &Request, request_id: &str) -> Result<Value, ApiError> {
@@ -226,6 +250,12 @@ impl DeriveGuest for Derive {
     }
     fn health_gate(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| health_gate(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
+    }
+    fn alert_plan(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request).and_then(|b| alerts("plan", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
+    }
+    fn alert_record(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request).and_then(|b| alerts("record", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
     fn telemetry_retention(_ctx: CallContext, _request: String) -> Result<String, cairn::common::types::Error> {
         open()

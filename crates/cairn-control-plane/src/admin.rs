@@ -21,6 +21,9 @@ pub struct AdminCtx<'a> {
     pub billing_disabled: bool,
     /// `memory_tenant_id`: the tenant whose scopes carry no prefix.
     pub default_tenant_id: &'a str,
+    /// `alert_loopback_targets=true`: alert routes may target loopback
+    /// `http://` receivers (local sidecars, tests).
+    pub alert_loopback_targets: bool,
 }
 
 impl AdminCtx<'_> {
@@ -136,7 +139,11 @@ pub fn route(
         ("GET", ["dashboard", "tenant", t, "timeseries"]) => crate::timeseries::tenant(db, ctx, t, query),
         ("GET", ["diagnostics", "tenant", t]) => crate::diagnostics::tenant(db, ctx, t, query),
         ("GET", ["slo", "tenant", t]) => crate::slo::tenant(db, ctx, t, query),
-        (_, ["tenants" | "projects" | "api-keys" | "tenant-quotas" | "audit-events" | "tiers" | "releases" | "slo", ..]) => Err(
+        ("POST", ["alerts", "routes"]) => crate::alerts::create_route(db, ctx, &body()?),
+        ("GET", ["alerts", "routes"]) => crate::alerts::list_routes(db, query),
+        ("POST", ["alerts", "routes", id, "status"]) => crate::alerts::set_status(db, ctx, id, &body()?),
+        ("GET", ["alerts", "deliveries"]) => crate::alerts::list_deliveries(db, query),
+        (_, ["tenants" | "projects" | "api-keys" | "tenant-quotas" | "audit-events" | "tiers" | "releases" | "slo" | "alerts", ..]) => Err(
             ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on /v1/admin/control/{path}")),
         ),
         _ => Err(ApiError::not_found("not_found", format!("no admin route for {method} /v1/admin/control/{path}"))),

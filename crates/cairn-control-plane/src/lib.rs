@@ -9,6 +9,7 @@
 //! schema ([`schema`]). Used by the control and derive components.
 
 pub mod admin;
+pub mod alerts;
 pub mod api_keys;
 pub mod audit;
 pub mod dashboard;

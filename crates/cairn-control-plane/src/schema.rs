@@ -113,6 +113,41 @@ pub const MIGRATIONS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS memory_request_telemetry_tenant ON memory_request_telemetry (tenant_id, created_at)",
     ],
+    // 6: alert routes and every delivery attempt (reference §7.5;
+    // crate::alerts). The secret never leaves the database except to sign.
+    &[
+        "CREATE TABLE IF NOT EXISTS control_alert_routes (
+            id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            channel TEXT NOT NULL CHECK (channel IN ('webhook', 'slack_webhook', 'pagerduty_events')),
+            label TEXT,
+            events TEXT NOT NULL DEFAULT '[\"*\"]',
+            status TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+            target TEXT NOT NULL,
+            secret TEXT,
+            headers TEXT NOT NULL DEFAULT '{}',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS control_alert_routes_tenant ON control_alert_routes (tenant_id, status)",
+        "CREATE TABLE IF NOT EXISTS control_alert_deliveries (
+            id INTEGER PRIMARY KEY,
+            delivery_id TEXT NOT NULL UNIQUE,
+            route_id TEXT NOT NULL,
+            tenant_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('sent', 'failed', 'skipped')),
+            request_id TEXT,
+            response_code INTEGER,
+            response_body TEXT,
+            error TEXT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            dedupe_key TEXT,
+            created_at TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS control_alert_deliveries_dedupe ON control_alert_deliveries (route_id, dedupe_key, created_at) WHERE dedupe_key IS NOT NULL",
+    ],
 ];
 
 pub fn current_version() -> i64 {

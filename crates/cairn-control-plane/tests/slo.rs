@@ -55,6 +55,7 @@ fn attainment_budget_and_burn_rates_from_stored_telemetry() {
         default_tier: "t",
         billing_disabled: false,
         default_tenant_id: "default",
+        alert_loopback_targets: false,
     };
     let r = slo::tenant(&db, &ctx, "acme", &[]).unwrap();
     assert_eq!((r["tier"].as_str(), r["window_hours"].as_i64(), r["contractual"].as_bool()), (Some("t"), Some(720), Some(true)));

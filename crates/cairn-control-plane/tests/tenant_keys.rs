@@ -35,6 +35,7 @@ fn ctx() -> AdminCtx<'static> {
         default_tier: "solo",
         billing_disabled: true,
         default_tenant_id: "default",
+        alert_loopback_targets: false,
     }
 }
 

@@ -31,6 +31,7 @@ fn ctx() -> AdminCtx<'static> {
         default_tier: "solo",
         billing_disabled: false,
         default_tenant_id: "default",
+        alert_loopback_targets: false,
     }
 }
 

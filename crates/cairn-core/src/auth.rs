@@ -66,6 +66,11 @@ fn hmac(key: &[u8], msg: &[u8]) -> HmacSha256 {
     mac
 }
 
+/// `hex(HMAC-SHA256(key, msg))`: webhook signatures (alert deliveries).
+pub fn hmac_sha256_hex(key: &[u8], msg: &[u8]) -> String {
+    hex::encode(hmac(key, msg).finalize().into_bytes())
+}
+
 fn claim_str(c: &Map<String, Value>, keys: &[&str]) -> Option<String> {
     keys.iter()
         .find_map(|k| c.get(*k).and_then(Value::as_str))
