@@ -48,4 +48,8 @@ echo "hosted staging: gate core against $listen"
 "$CAIRN" gate core --base-url "http://$listen" --admin-token "$token" --data-dir "$data" \
     --artifacts-dir "$artifacts" || status=$?
 if [ "$status" -ne 0 ]; then echo "hosted staging: core gate failed ($status)"; exit "$status"; fi
-echo "hosted staging: passed (artifacts in $artifacts)"
+if [ "${CAIRN_STAGING_KEEP:-}" = "" ] && [ "${CAIRN_STAGING_ARTIFACTS:-}" = "" ]; then
+    echo "hosted staging: passed (artifacts removed; CAIRN_STAGING_ARTIFACTS=DIR keeps them)"
+else
+    echo "hosted staging: passed (artifacts in $artifacts)"
+fi
