@@ -23,6 +23,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// Header the gateway sets so the host can log the tenant; never sent out.
 const TENANT_HEADER: &str = "x-cairn-tenant";
+/// Characters of an API key the control plane keeps as its public prefix.
+const KEY_PREFIX_LEN: usize = 14;
 
 fn json_body(status: u16, code: &str, message: &str, request_id: &str) -> hyper::Response<HyperOutgoingBody> {
     let body = serde_json::json!({"error": code, "message": message}).to_string();
@@ -116,6 +118,16 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
     if path == "/metrics" {
         return Ok(metrics_response(&app, &req, &fallback_rid).await);
     }
+    // The API key's public prefix (the control plane's 14 characters) for
+    // the telemetry row's key-usage view; never the key itself.
+    let key_prefix = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|k| k.len() >= KEY_PREFIX_LEN)
+        .and_then(|k| k.get(..KEY_PREFIX_LEN))
+        .map(str::to_string);
     let stats = crate::state::RequestStats::default();
     let mut resp = match dispatch(&app, req, &stats).await {
         Ok(r) => r,
@@ -148,6 +160,7 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or(&fallback_rid)
                 .to_string(),
+            api_key_prefix: key_prefix,
             created_at: cairn_core::time_fmt::rfc3339_millis(
                 std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)

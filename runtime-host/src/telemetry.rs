@@ -12,12 +12,14 @@ pub struct Row {
     pub status: u16,
     pub latency_ms: f64,
     pub request_id: String,
+    /// The API key's public prefix, when the request carried one.
+    pub api_key_prefix: Option<String>,
     pub created_at: String,
 }
 
 impl BatchRow for Row {
     const INSERT: &'static str = "INSERT INTO memory_request_telemetry \
-        (tenant_id, endpoint, status_code, latency_ms, request_id, created_at) VALUES (?, ?, ?, ?, ?, ?)";
+        (tenant_id, endpoint, status_code, latency_ms, request_id, api_key_prefix, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)";
     fn params(&self) -> Vec<libsql::Value> {
         vec![
             self.tenant_id.clone().into(),
@@ -25,6 +27,7 @@ impl BatchRow for Row {
             (self.status as i64).into(),
             self.latency_ms.into(),
             self.request_id.clone().into(),
+            self.api_key_prefix.clone().map_or(libsql::Value::Null, libsql::Value::Text),
             self.created_at.clone().into(),
         ]
     }

@@ -521,3 +521,29 @@ fn telemetry_retention_deletes_old_rows() {
     assert_eq!(v["deleted"], 1, "{v}");
     assert_eq!(v["tenants"]["default"]["retention_hours"], 720);
 }
+
+/// Requests made with an API key show up per key prefix in key usage.
+#[test]
+fn key_usage_lists_requests_by_key_prefix() {
+    let s = server();
+    let key = "ck_usage_prefix_0123456789abcdef";
+    for i in 0..3 {
+        let r = s.post_with("/v1/memory/write", &cairn_e2e::event_write(&format!("k{i}"), "keyed"), &[("x-api-key", key)]);
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let body = loop {
+        let b = get(&s, "dashboard/tenant/default/key-usage?min_requests=1");
+        if b["keys"][0]["recent"]["total"].as_i64() >= Some(3) {
+            break b;
+        }
+        assert!(std::time::Instant::now() < deadline, "telemetry never reached key usage: {b}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(body["keys"][0]["api_key_prefix"], &key[..14]);
+    assert_eq!(body["keys"][0]["endpoint"], "write");
+    // No baseline yet: three requests against none is a spike.
+    assert_eq!(body["keys"][0]["anomaly"]["reasons"], json!(["request_spike"]));
+    let r = s.get_with("/v1/admin/control/dashboard/tenant/default/key-usage?zscore_threshold=0.1", ADMIN);
+    assert_eq!(r.status, 400, "{}", r.text);
+}

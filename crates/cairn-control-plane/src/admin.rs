@@ -137,6 +137,7 @@ pub fn route(
         ("GET", ["tiers"]) => crate::tiers::list(ctx),
         ("GET", ["dashboard", "tenant", t]) => crate::dashboard::tenant(db, ctx, t),
         ("GET", ["dashboard", "tenant", t, "timeseries"]) => crate::timeseries::tenant(db, ctx, t, query),
+        ("GET", ["dashboard", "tenant", t, "key-usage"]) => crate::key_usage::tenant(db, ctx, t, query),
         ("GET", ["diagnostics", "tenant", t]) => crate::diagnostics::tenant(db, ctx, t, query),
         ("GET", ["slo", "tenant", t]) => crate::slo::tenant(db, ctx, t, query),
         ("POST", ["alerts", "routes"]) => crate::alerts::create_route(db, ctx, &body()?),

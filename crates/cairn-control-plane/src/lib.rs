@@ -14,6 +14,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod dashboard;
 pub mod diagnostics;
+pub mod key_usage;
 pub mod latency;
 pub mod provisioning;
 pub mod quota_buckets;

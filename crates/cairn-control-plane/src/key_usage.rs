@@ -1,0 +1,207 @@
+//! `GET /v1/admin/control/dashboard/tenant/:id/key-usage` (reference §7.6):
+//! per (API key prefix, endpoint), the recent window against a baseline
+//! before it, with anomalies flagged.
+//!
+//! Query: `endpoint?`, `window_hours` (24), `baseline_hours` (168, the
+//! hours before the window), `min_requests` (30), `zscore_threshold` (3,
+//! 0.5..100), `limit` (1..1000, 200), `offset`. Reasons, only when the
+//! recent window has at least `min_requests`: `request_spike` (recent ÷ the
+//! baseline scaled to the window ≥ 2), `latency_regression` (recent mean
+//! latency's z-score against the baseline ≥ the threshold),
+//! `error_budget_regression` (recent error rate ≥ 5 % and ≥ 2× the
+//! baseline's). Requests without a key are not listed.
+
+use crate::admin::AdminCtx;
+use crate::latency::{percentile, rate};
+use cairn_core::ApiError;
+use cairn_core::request_reader::{Reader, query_int};
+use cairn_core::time_fmt::rfc3339_millis;
+use cairn_spin::sql::{Sql, SqlValue};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+#[derive(Default)]
+struct Side {
+    latencies: Vec<f64>,
+    server_errors: i64,
+    throttled: i64,
+}
+
+impl Side {
+    fn add(&mut self, status: i64, latency: f64) {
+        self.latencies.push(latency);
+        if status == 429 {
+            self.throttled += 1;
+        } else if status >= 500 {
+            self.server_errors += 1;
+        }
+    }
+    fn total(&self) -> i64 {
+        self.latencies.len() as i64
+    }
+    fn error_rate(&self) -> f64 {
+        rate(self.server_errors + self.throttled, self.total())
+    }
+    fn mean(&self) -> f64 {
+        if self.latencies.is_empty() { 0.0 } else { self.latencies.iter().sum::<f64>() / self.latencies.len() as f64 }
+    }
+    fn stddev(&self) -> f64 {
+        let n = self.latencies.len();
+        if n < 2 {
+            return 0.0;
+        }
+        let m = self.mean();
+        (self.latencies.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+    }
+}
+
+fn round(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// The thresholds of one request.
+pub struct Thresholds {
+    pub window_hours: i64,
+    pub baseline_hours: i64,
+    pub min_requests: i64,
+    pub zscore: f64,
+}
+
+/// Why a key's recent traffic is anomalous (pure).
+fn anomaly(recent: &Side, base: &Side, t: &Thresholds) -> Value {
+    let expected = base.total() as f64 * t.window_hours as f64 / t.baseline_hours as f64;
+    let traffic_ratio = if expected > 0.0 { recent.total() as f64 / expected } else { f64::INFINITY };
+    let sd = base.stddev();
+    let z = if sd > 0.0 { (recent.mean() - base.mean()) / sd } else { 0.0 };
+    let mut reasons = Vec::new();
+    if recent.total() >= t.min_requests {
+        if traffic_ratio >= 2.0 {
+            reasons.push("request_spike");
+        }
+        if z >= t.zscore {
+            reasons.push("latency_regression");
+        }
+        if recent.error_rate() >= 0.05 && recent.error_rate() >= 2.0 * base.error_rate() {
+            reasons.push("error_budget_regression");
+        }
+    }
+    json!({"is_anomaly": !reasons.is_empty(), "reasons": reasons,
+           "traffic_ratio": if traffic_ratio.is_finite() { json!(round(traffic_ratio)) } else { Value::Null },
+           "latency_zscore": round(z)})
+}
+
+pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, String)]) -> Result<Value, ApiError> {
+    let get = |k: &str| query.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
+    let mut r = Reader::new();
+    let window_hours = query_int(&mut r, "window_hours", get("window_hours"), 1, 720).unwrap_or(24);
+    let baseline_hours = query_int(&mut r, "baseline_hours", get("baseline_hours"), 1, 720).unwrap_or(168);
+    let min_requests = query_int(&mut r, "min_requests", get("min_requests"), 1, 1_000_000).unwrap_or(30);
+    let limit = query_int(&mut r, "limit", get("limit"), 1, 1000).unwrap_or(200);
+    let offset = query_int(&mut r, "offset", get("offset"), 0, 1_000_000).unwrap_or(0);
+    let zscore = match get("zscore_threshold") {
+        None => 3.0,
+        Some(z) => match z.parse::<f64>() {
+            Ok(z) if (0.5..=100.0).contains(&z) => z,
+            _ => {
+                r.issue("zscore_threshold", "zscore_threshold must be a number in 0.5..100");
+                3.0
+            }
+        },
+    };
+    let endpoint = get("endpoint").map(str::to_string);
+    if endpoint.as_deref().is_some_and(|e| !["write", "recall", "recall_text"].contains(&e)) {
+        r.issue("endpoint", "endpoint must be one of write, recall, recall_text");
+    }
+    r.finish()?;
+    let applied_baseline = baseline_hours.min(720 - window_hours.min(719));
+    cairn_memory::schema::ensure(db, &ctx.now())?;
+    let window_start = ctx.now_ms - window_hours * 3_600_000;
+    let baseline_start = window_start - applied_baseline * 3_600_000;
+    let mut params: Vec<SqlValue> = vec![tenant_id.into(), rfc3339_millis(baseline_start).into(), ctx.now().into()];
+    let filter = match &endpoint {
+        Some(e) => {
+            params.push(e.as_str().into());
+            " AND endpoint = ?"
+        }
+        None => "",
+    };
+    let rows = db.query(
+        &format!(
+            "SELECT api_key_prefix, endpoint, status_code, latency_ms, created_at FROM memory_request_telemetry \
+             WHERE tenant_id = ? AND created_at >= ? AND created_at <= ? AND api_key_prefix IS NOT NULL{filter}"
+        ),
+        &params,
+    )?;
+    let window_from = rfc3339_millis(window_start);
+    let mut keys: BTreeMap<(String, String), (Side, Side)> = BTreeMap::new();
+    for row in &rows {
+        let e = keys.entry((row.string(0), row.string(1))).or_default();
+        let side = if row.text(4).unwrap_or("") >= window_from.as_str() { &mut e.0 } else { &mut e.1 };
+        side.add(row.int(2), row.real(3));
+    }
+    let t = Thresholds { window_hours, baseline_hours: applied_baseline.max(1), min_requests, zscore };
+    let total = keys.len() as i64;
+    let mut anomalies = 0;
+    let items: Vec<Value> = keys
+        .iter_mut()
+        .skip(offset as usize)
+        .take(limit as usize)
+        .map(|((prefix, endpoint), (recent, base))| {
+            recent.latencies.sort_by(f64::total_cmp);
+            let a = anomaly(recent, base, &t);
+            anomalies += usize::from(a["is_anomaly"] == true);
+            json!({
+                "api_key_prefix": prefix, "endpoint": endpoint,
+                "recent": {"total": recent.total(), "server_errors": recent.server_errors, "throttled": recent.throttled,
+                           "error_rate": round(recent.error_rate()), "latency_avg_ms": round(recent.mean()),
+                           "latency_p95_ms": percentile(&recent.latencies, 95.0)},
+                "baseline": {"total": base.total(), "server_errors": base.server_errors, "throttled": base.throttled,
+                             "error_rate": round(base.error_rate()), "latency_avg_ms": round(base.mean()),
+                             "latency_stddev_ms": round(base.stddev()), "slice_hours": t.baseline_hours},
+                "anomaly": a,
+            })
+        })
+        .collect();
+    let has_more = offset + (items.len() as i64) < total;
+    Ok(json!({
+        "ok": true, "tenant_id": tenant_id, "generated_at": ctx.now(),
+        "window_hours": window_hours, "baseline_hours": t.baseline_hours,
+        "thresholds": {"min_requests": min_requests, "zscore_threshold": zscore},
+        "filters": {"endpoint": endpoint},
+        "page": {"limit": limit, "offset": offset, "total": total, "has_more": has_more},
+        "snapshot": {"anchor_utc": ctx.now()},
+        "anomalies": {"count_in_page": anomalies},
+        "keys": items,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn side(latencies: &[f64], errors: i64) -> Side {
+        Side { latencies: latencies.to_vec(), server_errors: errors, throttled: 0 }
+    }
+
+    #[test]
+    fn spikes_latency_and_error_regressions_have_known_answers() {
+        let t = Thresholds { window_hours: 24, baseline_hours: 168, min_requests: 3, zscore: 3.0 };
+        // Baseline: 70 requests in 168 h → 10 expected in 24 h; 30 recent = 3×.
+        let base = side(&[10.0, 12.0].repeat(35), 0);
+        let recent = side(&[11.0; 30], 0);
+        let a = anomaly(&recent, &base, &t);
+        assert_eq!(a["traffic_ratio"], 3.0);
+        assert_eq!(a["reasons"], json!(["request_spike"]));
+        // Latency: baseline mean 11, sd ≈ 1.007; recent mean 20 → z ≈ 8.9.
+        let slow = side(&[20.0; 5], 0);
+        let a = anomaly(&slow, &base, &t);
+        assert_eq!(a["reasons"], json!(["latency_regression"]));
+        assert!(a["latency_zscore"].as_f64().unwrap() > 8.0);
+        // Errors: 2 of 5 failing against none.
+        let failing = side(&[11.0; 5], 2);
+        assert_eq!(anomaly(&failing, &base, &t)["reasons"], json!(["error_budget_regression"]));
+        // Below min_requests nothing is flagged.
+        let few = side(&[500.0; 2], 2);
+        assert_eq!(anomaly(&few, &base, &t)["is_anomaly"], false);
+    }
+}
