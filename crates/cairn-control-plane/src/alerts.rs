@@ -8,8 +8,10 @@
 //!   own hosts); `alert_loopback_targets=true` admits `http://127.0.0.1` /
 //!   `localhost` for local receivers (tests, a sidecar).
 //! - Events: `slo_at_risk` (an SLO objective breached or burning fast or
-//!   slow; critical when breached or on a fast burn) and
-//!   `outbox_dead_letters` (dead-lettered derivation jobs; critical from 50).
+//!   slow; critical when breached or on a fast burn), `key_rotation_sla_failed`
+//!   (active keys older than 30 days; critical), `key_usage_anomaly` (the
+//!   key-usage view's anomalies; warning) and `outbox_dead_letters`
+//!   (dead-lettered derivation jobs; critical from 50).
 //! - Route policy (`metadata.policy`): `min_severity` (`warning`),
 //!   `quiet_windows[] {days [0..6, Sunday 0], start, end ("HH:MM", UTC),
 //!   mode: suppress | warning_only}`, `dedupe {key (template,
@@ -293,6 +295,42 @@ pub fn events(db: &dyn Sql, ctx: &AdminCtx, tenant: &str) -> Result<Vec<Event>, 
         .flatten()
         .map(|r| r.int(0))
         .unwrap_or(0);
+    // Keys past the rotation SLA (30 days, as `GET api-keys/stale`).
+    let stale_before = cairn_core::time_fmt::rfc3339_millis(ctx.now_ms - 30 * 86_400_000);
+    let stale = db
+        .query_one(
+            "SELECT count(*) FROM control_api_keys WHERE tenant_id = ? AND status = 'active' AND created_at <= ?",
+            &[tenant.into(), stale_before.into()],
+        )?
+        .map(|r| r.int(0))
+        .unwrap_or(0);
+    if stale > 0 {
+        out.push(Event {
+            event_type: "key_rotation_sla_failed",
+            tenant_id: tenant.into(),
+            severity: "critical",
+            summary: format!("tenant {tenant}: {stale} API keys are older than 30 days"),
+            payload: json!({"stale_count_for_tenant": stale, "max_age_days": 30}),
+        });
+    }
+    // Keys whose recent traffic is anomalous (the key-usage view's defaults).
+    let usage = crate::key_usage::tenant(db, ctx, tenant, &[])?;
+    let anomalous: Vec<Value> = usage["keys"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|k| k["anomaly"]["is_anomaly"] == true)
+        .map(|k| json!({"api_key_prefix": k["api_key_prefix"], "endpoint": k["endpoint"], "reasons": k["anomaly"]["reasons"]}))
+        .collect();
+    if !anomalous.is_empty() {
+        out.push(Event {
+            event_type: "key_usage_anomaly",
+            tenant_id: tenant.into(),
+            severity: "warning",
+            summary: format!("tenant {tenant}: {} API keys behave unusually", anomalous.len()),
+            payload: json!({"anomalies_count": anomalous.len(), "keys": anomalous}),
+        });
+    }
     if dead > 0 {
         out.push(Event {
             event_type: "outbox_dead_letters",
