@@ -190,14 +190,7 @@ fn plan<'a>(db: &dyn Sql, jobs: &'a [Job]) -> Result<Vec<Plan<'a>>, ApiError> {
                     wanted.then(|| Work { node_id: id.to_string(), text: text.to_string() })
                 })
                 .collect();
-            let after_cluster = j
-                .payload
-                .get("after_topic_cluster_event_ids")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(|v| v.as_str().map(str::to_string))
-                .collect();
+            let after_cluster = j.payload_strings("after_topic_cluster_event_ids");
             Plan { job: j, work, after_cluster }
         })
         .collect())

@@ -37,6 +37,20 @@ pub struct Job {
     pub claim_token: String,
 }
 
+impl Job {
+    /// The payload's list of strings under `key` (node, event or topic ids);
+    /// empty when absent, non-strings skipped.
+    pub fn payload_strings(&self, key: &str) -> Vec<String> {
+        self.payload
+            .get(key)
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect()
+    }
+}
+
 /// Which jobs a claim may take.
 #[derive(Debug, Clone, Default)]
 pub struct ClaimFilter {

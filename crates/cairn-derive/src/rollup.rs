@@ -49,14 +49,7 @@ pub fn run_job(db: &dyn Sql, job: &Job, now_ms: i64) -> Result<RollupReport, Api
         if !outbox::still_claimed(db, job)? {
             return Ok(RollupReport { claim_lost: true, ..Default::default() });
         }
-        let topic_ids: Vec<String> = job
-            .payload
-            .get("topic_ids")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
+        let topic_ids: Vec<String> = job.payload_strings("topic_ids");
         let mut rep = RollupReport::default();
         let mut nodes: Vec<(StoredNode, bool)> = Vec::new();
         let mut edges = Vec::new();

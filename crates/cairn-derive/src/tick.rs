@@ -251,14 +251,7 @@ fn record_error(
 /// scope's vector index, if it has one.
 fn run_index_nodes(db: &dyn Sql, job: &Job, now_ms: i64, rep: &mut TickReport) -> Result<(), ApiError> {
     let now = rfc3339_millis(now_ms);
-    let ids: Vec<String> = job
-        .payload
-        .get("node_ids")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect();
+    let ids: Vec<String> = job.payload_strings("node_ids");
     let held = write_txn(db, |db| {
         if !outbox::still_claimed(db, job)? {
             return Ok(false);

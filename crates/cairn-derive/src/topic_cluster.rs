@@ -82,14 +82,7 @@ pub fn run_job(
         if !outbox::still_claimed(db, job)? {
             return Ok(ClusterReport { claim_lost: true, ..Default::default() });
         }
-        let event_ids: Vec<String> = job
-            .payload
-            .get("event_ids")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str().map(str::to_string))
-            .collect();
+        let event_ids: Vec<String> = job.payload_strings("event_ids");
         if event_ids.is_empty() {
             outbox::finish(db, job, &json!({"skipped": true, "reason": "no_event_ids"}), &now)?;
             return Ok(ClusterReport::default());
