@@ -24,7 +24,7 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
 
     // Request telemetry, per endpoint.
     let mut endpoints = Vec::new();
-    for endpoint in ["write", "recall", "recall_text"] {
+    for endpoint in crate::latency::ENDPOINTS {
         let rows = db.query(
             "SELECT latency_ms, status_code FROM memory_request_telemetry WHERE tenant_id = ? AND endpoint = ? \
              AND created_at >= ? ORDER BY latency_ms",

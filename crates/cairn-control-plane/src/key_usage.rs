@@ -12,48 +12,13 @@
 //! baseline's). Requests without a key are not listed.
 
 use crate::admin::AdminCtx;
-use crate::latency::{percentile, rate};
+use crate::latency::{Tally, check_endpoint, endpoint_filter, percentile};
 use cairn_core::ApiError;
 use cairn_core::request_reader::{Reader, query_int};
 use cairn_core::time_fmt::rfc3339_millis;
 use cairn_spin::sql::{Sql, SqlValue};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-
-#[derive(Default)]
-struct Side {
-    latencies: Vec<f64>,
-    server_errors: i64,
-    throttled: i64,
-}
-
-impl Side {
-    fn add(&mut self, status: i64, latency: f64) {
-        self.latencies.push(latency);
-        if status == 429 {
-            self.throttled += 1;
-        } else if status >= 500 {
-            self.server_errors += 1;
-        }
-    }
-    fn total(&self) -> i64 {
-        self.latencies.len() as i64
-    }
-    fn error_rate(&self) -> f64 {
-        rate(self.server_errors + self.throttled, self.total())
-    }
-    fn mean(&self) -> f64 {
-        if self.latencies.is_empty() { 0.0 } else { self.latencies.iter().sum::<f64>() / self.latencies.len() as f64 }
-    }
-    fn stddev(&self) -> f64 {
-        let n = self.latencies.len();
-        if n < 2 {
-            return 0.0;
-        }
-        let m = self.mean();
-        (self.latencies.iter().map(|x| (x - m).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
-    }
-}
 
 fn round(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
@@ -68,7 +33,7 @@ pub struct Thresholds {
 }
 
 /// Why a key's recent traffic is anomalous (pure).
-fn anomaly(recent: &Side, base: &Side, t: &Thresholds) -> Value {
+fn anomaly(recent: &Tally, base: &Tally, t: &Thresholds) -> Value {
     let expected = base.total() as f64 * t.window_hours as f64 / t.baseline_hours as f64;
     let traffic_ratio = if expected > 0.0 { recent.total() as f64 / expected } else { f64::INFINITY };
     let sd = base.stddev();
@@ -109,22 +74,14 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
         },
     };
     let endpoint = get("endpoint").map(str::to_string);
-    if endpoint.as_deref().is_some_and(|e| !["write", "recall", "recall_text"].contains(&e)) {
-        r.issue("endpoint", "endpoint must be one of write, recall, recall_text");
-    }
+    check_endpoint(&mut r, endpoint.as_deref());
     r.finish()?;
     let applied_baseline = baseline_hours.min(720 - window_hours.min(719));
     cairn_memory::schema::ensure(db, &ctx.now())?;
     let window_start = ctx.now_ms - window_hours * 3_600_000;
     let baseline_start = window_start - applied_baseline * 3_600_000;
     let mut params: Vec<SqlValue> = vec![tenant_id.into(), rfc3339_millis(baseline_start).into(), ctx.now().into()];
-    let filter = match &endpoint {
-        Some(e) => {
-            params.push(e.as_str().into());
-            " AND endpoint = ?"
-        }
-        None => "",
-    };
+    let filter = endpoint_filter(endpoint.as_deref(), &mut params);
     let rows = db.query(
         &format!(
             "SELECT api_key_prefix, endpoint, status_code, latency_ms, created_at FROM memory_request_telemetry \
@@ -133,7 +90,7 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
         &params,
     )?;
     let window_from = rfc3339_millis(window_start);
-    let mut keys: BTreeMap<(String, String), (Side, Side)> = BTreeMap::new();
+    let mut keys: BTreeMap<(String, String), (Tally, Tally)> = BTreeMap::new();
     for row in &rows {
         let e = keys.entry((row.string(0), row.string(1))).or_default();
         let side = if row.text(4).unwrap_or("") >= window_from.as_str() { &mut e.0 } else { &mut e.1 };
@@ -179,8 +136,8 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
 mod tests {
     use super::*;
 
-    fn side(latencies: &[f64], errors: i64) -> Side {
-        Side { latencies: latencies.to_vec(), server_errors: errors, throttled: 0 }
+    fn side(latencies: &[f64], errors: i64) -> Tally {
+        Tally { latencies: latencies.to_vec(), server_errors: errors, ..Default::default() }
     }
 
     #[test]

@@ -27,6 +27,7 @@
 //! ≥ 6, the multiwindow rule) or a slow burn (24 h ≥ 3), else `ok`.
 
 use crate::admin::AdminCtx;
+use crate::latency::{ENDPOINTS, endpoint_filter};
 use cairn_core::ApiError;
 use cairn_core::request_reader::{Reader, query_int};
 use cairn_core::time_fmt::rfc3339_millis;
@@ -35,7 +36,6 @@ use serde_json::{Value, json};
 
 /// Longest window telemetry covers (the reference's retention, 720 h).
 pub const MAX_WINDOW_HOURS: i64 = 720;
-const ENDPOINTS: [&str; 3] = ["write", "recall", "recall_text"];
 /// The burn-rate windows reported, hours.
 const BURN_WINDOWS: [(&str, i64); 3] = [("1h", 1), ("6h", 6), ("24h", 24)];
 const FAST_BURN: f64 = 14.4;
@@ -178,13 +178,7 @@ fn counts(db: &dyn Sql, tenant: &str, o: &Objective, since_ms: i64) -> Result<Co
         Sli::Latency { threshold_ms } => format!("latency_ms > {threshold_ms}"),
     };
     let mut params: Vec<SqlValue> = vec![tenant.into(), rfc3339_millis(since_ms).into()];
-    let endpoint = match &o.endpoint {
-        Some(e) => {
-            params.push(e.as_str().into());
-            " AND endpoint = ?"
-        }
-        None => "",
-    };
+    let endpoint = endpoint_filter(o.endpoint.as_deref(), &mut params);
     let r = db
         .query_one(
             &format!(

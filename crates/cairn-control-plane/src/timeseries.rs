@@ -11,7 +11,7 @@
 //! snapshot: rows written after `anchor_utc` never shift a later page.
 
 use crate::admin::AdminCtx;
-use crate::latency::{percentile, rate};
+use crate::latency::{Tally, check_endpoint, endpoint_filter, percentile};
 use cairn_core::ApiError;
 use cairn_core::request_reader::{Reader, query_int};
 use cairn_core::time_fmt::rfc3339_millis;
@@ -21,35 +21,12 @@ use std::collections::BTreeMap;
 
 /// Hours of telemetry kept (`cairn job telemetry-retention`, reference 720).
 pub const RETENTION_HOURS: i64 = 720;
-const ENDPOINTS: [&str; 3] = ["write", "recall", "recall_text"];
 
-/// One bucket's figures.
-#[derive(Default)]
-struct Bucket {
-    latencies: Vec<f64>,
-    server_errors: i64,
-    throttled: i64,
-    client_errors: i64,
-}
-
-impl Bucket {
-    fn add(&mut self, status: i64, latency_ms: f64) {
-        self.latencies.push(latency_ms);
-        match status {
-            429 => self.throttled += 1,
-            s if s >= 500 => self.server_errors += 1,
-            s if s >= 400 => self.client_errors += 1,
-            _ => {}
-        }
-    }
-
-    fn summary(&self) -> Value {
-        let total = self.latencies.len() as i64;
-        let consumed = self.server_errors + self.throttled;
-        json!({"total": total, "server_errors": self.server_errors, "throttled": self.throttled,
-               "client_errors": self.client_errors, "error_budget_consumed": consumed,
-               "error_rate": rate(consumed, total)})
-    }
+/// A bucket's figures as the route shows them.
+fn summary(b: &Tally) -> Value {
+    json!({"total": b.total(), "server_errors": b.server_errors, "throttled": b.throttled,
+           "client_errors": b.client_errors, "error_budget_consumed": b.budget_consumed(),
+           "error_rate": b.error_rate()})
 }
 
 struct Cursor {
@@ -95,11 +72,7 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
             let limit = query_int(&mut r, "limit", get("limit"), 1, 20_000).unwrap_or(5000);
             let offset = query_int(&mut r, "offset", get("offset"), 0, 1_000_000).unwrap_or(0);
             let endpoint = get("endpoint").map(str::to_string);
-            if let Some(e) = &endpoint
-                && !ENDPOINTS.contains(&e.as_str())
-            {
-                r.issue("endpoint", format!("endpoint must be one of {}", ENDPOINTS.join(", ")));
-            }
+            check_endpoint(&mut r, endpoint.as_deref());
             r.finish()?;
             Cursor { endpoint, window_hours: requested, limit, offset, anchor_ms: ctx.now_ms }
         }
@@ -109,13 +82,7 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
     let since = rfc3339_millis(c.anchor_ms - applied * 3_600_000);
     let anchor = rfc3339_millis(c.anchor_ms);
     let mut params: Vec<SqlValue> = vec![tenant_id.into(), since.into(), anchor.clone().into()];
-    let filter = match &c.endpoint {
-        Some(e) => {
-            params.push(e.as_str().into());
-            " AND endpoint = ?"
-        }
-        None => "",
-    };
+    let filter = endpoint_filter(c.endpoint.as_deref(), &mut params);
     // Hour buckets: the first 13 characters of the RFC 3339 time.
     let rows = db.query(
         &format!(
@@ -124,8 +91,8 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
         ),
         &params,
     )?;
-    let mut buckets: BTreeMap<(String, String), Bucket> = BTreeMap::new();
-    let mut budget: BTreeMap<String, Bucket> = BTreeMap::new();
+    let mut buckets: BTreeMap<(String, String), Tally> = BTreeMap::new();
+    let mut budget: BTreeMap<String, Tally> = BTreeMap::new();
     for r in &rows {
         let (hour, endpoint, status, latency) = (r.string(0), r.string(1), r.int(2), r.real(3));
         buckets.entry((hour, endpoint.clone())).or_default().add(status, latency);
@@ -139,7 +106,7 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
         .take(c.limit as usize)
         .map(|((hour, endpoint), b)| {
             b.latencies.sort_by(f64::total_cmp);
-            let mut v = b.summary();
+            let mut v = summary(b);
             v["bucket_utc"] = json!(format!("{hour}:00:00.000Z"));
             v["endpoint"] = json!(endpoint);
             v["latency_p50_ms"] = json!(percentile(&b.latencies, 50.0));
@@ -171,7 +138,7 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
         "snapshot": {"anchor_utc": anchor},
         "generated_at": ctx.now(),
         "series": series,
-        "budget": budget.iter().map(|(e, b)| { let mut v = b.summary(); v["endpoint"] = json!(e); v }).collect::<Vec<_>>(),
+        "budget": budget.iter().map(|(e, b)| { let mut v = summary(b); v["endpoint"] = json!(e); v }).collect::<Vec<_>>(),
         "cursor": {"next": next},
     }))
 }
