@@ -147,8 +147,8 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
             }
         }
     }
+    let tenant_id = tenant.as_ref().and_then(|t| t.to_str().ok()).filter(|t| *t != "-").unwrap_or("default");
     if let Some(endpoint) = crate::telemetry::endpoint_of(&path) {
-        let tenant_id = tenant.as_ref().and_then(|t| t.to_str().ok()).filter(|t| *t != "-").unwrap_or("default");
         app.bookkeeping.telemetry(crate::telemetry::Row {
             tenant_id: tenant_id.to_string(),
             endpoint,
@@ -171,7 +171,6 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
     }
     let rid = resp.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or(&fallback_rid).to_string();
     app.request_totals.add(&stats, elapsed.as_micros() as u64);
-    let tenant_id = tenant.as_ref().and_then(|t| t.to_str().ok()).filter(|t| *t != "-").unwrap_or("default");
     let metrics_tenant = if app.metrics.enabled { app.tenant_limits.metrics_tenant(tenant_id) } else { String::new() };
     app.metrics.request(&crate::metrics::Observed {
         tenant: &metrics_tenant,

@@ -263,6 +263,32 @@ fn print_consistency(r: &Value) {
     );
 }
 
+/// A read-only report job (consistency check, health gate) on an existing
+/// data dir: the report as JSON or its lines, then its `exit_code` (or
+/// `failed_code` when it has none) as the process's.
+async fn report_job(
+    common: &Common,
+    verb: Verb,
+    as_json: bool,
+    lines: fn(&Value),
+    failed_code: i32,
+    rid: &str,
+) -> Result<()> {
+    existing_database(&common.data_dir)?;
+    let app = crate::load_app(&common.app, &common.data_dir).await?;
+    let report = derive_calls::call_ok(&app, verb, rid).await?;
+    if as_json {
+        print(&report)?;
+    } else {
+        lines(&report);
+    }
+    let code = report["exit_code"].as_i64().map_or(failed_code, |c| c as i32);
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
 fn request_id() -> String {
     format!(
         "cli-{}-{}",
@@ -339,42 +365,18 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
             print(&derive_calls::call_ok(&app, Verb::TelemetryRetention, &rid).await?)
         }
         JobCmd::HealthGate(j) => {
-            existing_database(&j.common.data_dir)?;
-            let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
             let body = json!({
                 "tenant_id": j.tenant, "scope": j.scope, "consistency_check_set": j.consistency_check_set,
                 "strict_warnings": j.strict_warnings,
             });
-            let report = derive_calls::call_ok(&app, Verb::HealthGate(body), &rid).await?;
-            if j.json {
-                print(&report)?;
-            } else {
-                print_health(&report);
-            }
-            let code = report["exit_code"].as_i64().unwrap_or(2) as i32;
-            if code != 0 {
-                std::process::exit(code);
-            }
-            Ok(())
+            report_job(&j.common, Verb::HealthGate(body), j.json, print_health, 2, &rid).await
         }
         JobCmd::ConsistencyCheck(j) => {
-            existing_database(&j.common.data_dir)?;
-            let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
             let body = json!({
                 "tenant_id": j.tenant, "scope": j.scope, "check_set": j.check_set, "mode": j.mode,
                 "sample": j.sample, "strict": j.strict, "strict_warnings": j.strict_warnings,
             });
-            let report = derive_calls::call_ok(&app, Verb::ConsistencyCheck(body), &rid).await?;
-            if j.json {
-                print(&report)?;
-            } else {
-                print_consistency(&report);
-            }
-            let code = report["exit_code"].as_i64().unwrap_or(1) as i32;
-            if code != 0 {
-                std::process::exit(code);
-            }
-            Ok(())
+            report_job(&j.common, Verb::ConsistencyCheck(body), j.json, print_consistency, 1, &rid).await
         }
         JobCmd::RebuildDerived(j) => {
             let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;

@@ -173,23 +173,21 @@ pub async fn run(a: PreflightArgs) -> Result<()> {
 
 /// `health_gate_scope` and `consistency_cross_tenant`.
 async fn gates(a: &PreflightArgs, strict_warnings: bool) -> Vec<Check> {
-    let db = a.data_dir.join(crate::sqlite::runtime_config::DEFAULT_DATABASE_FILE);
-    if !db.exists() {
-        let detail = json!({"error": format!("no database at {}", db.display())});
-        return vec![
+    // Both gates fail alike when they cannot run.
+    let neither = |error: String| {
+        let detail = json!({"error": error});
+        vec![
             Check::error("health_gate_scope", false, detail.clone()),
             Check::error("consistency_cross_tenant", false, detail),
-        ];
+        ]
+    };
+    let db = a.data_dir.join(crate::sqlite::runtime_config::DEFAULT_DATABASE_FILE);
+    if !db.exists() {
+        return neither(format!("no database at {}", db.display()));
     }
     let app = match crate::load_app(&a.app, &a.data_dir).await {
         Ok(app) => app,
-        Err(e) => {
-            let detail = json!({"error": format!("{e:#}")});
-            return vec![
-                Check::error("health_gate_scope", false, detail.clone()),
-                Check::error("consistency_cross_tenant", false, detail),
-            ];
-        }
+        Err(e) => return neither(format!("{e:#}")),
     };
     let rid = format!("preflight-{}", std::process::id());
     let health = derive_calls::call_ok(
