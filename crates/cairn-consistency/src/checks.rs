@@ -202,23 +202,26 @@ fn sql_checks(o: &Options) -> Vec<SqlCheck> {
 
 /// Runs one SQL check.
 fn run_sql(db: &dyn Sql, c: &SqlCheck, o: &Options) -> CheckResult {
+    finish(c.name, c.severity, c.note, count_and_sample(db, &c.rows, o))
+}
+
+/// How many rows `rows` selects (capped in fast mode) and the first of
+/// their JSON objects.
+fn count_and_sample(db: &dyn Sql, rows: &str, o: &Options) -> Result<(i64, Vec<Value>), ApiError> {
     let count_sql = match o.mode {
-        Mode::Full => format!("SELECT count(*) FROM ({})", c.rows),
-        Mode::Fast => format!("SELECT count(*) FROM ({} LIMIT {FAST_COUNT_CAP})", c.rows),
+        Mode::Full => format!("SELECT count(*) FROM ({rows})"),
+        Mode::Fast => format!("SELECT count(*) FROM ({rows} LIMIT {FAST_COUNT_CAP})"),
     };
-    let found = db.query_one(&count_sql, &[]).and_then(|count| {
-        let count = count.map(|r| r.int(0)).unwrap_or(0);
-        let sample = if count == 0 {
-            vec![]
-        } else {
-            db.query(&format!("{} LIMIT {}", c.rows, o.sample), &[])?
-                .iter()
-                .map(|r| r.text(0).and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null))
-                .collect()
-        };
-        Ok((count, sample))
-    });
-    finish(c.name, c.severity, c.note, found)
+    let count = db.query_one(&count_sql, &[])?.map(|r| r.int(0)).unwrap_or(0);
+    let sample = if count == 0 {
+        vec![]
+    } else {
+        db.query(&format!("{rows} LIMIT {}", o.sample), &[])?
+            .iter()
+            .map(|r| r.text(0).and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null))
+            .collect()
+    };
+    Ok((count, sample))
 }
 
 fn finish(
@@ -408,19 +411,7 @@ fn full_text_index(db: &dyn Sql, o: &Options) -> CheckResult {
              AND NOT EXISTS (SELECT 1 FROM memory_nodes_fts f WHERE f.rowid = n.rowid)",
             o.filter.sql("n.scope")
         );
-        let c = SqlCheck {
-            name: "",
-            severity: Severity::Warning,
-            set: CheckSet::Scope,
-            note: "",
-            rows,
-            needs: cairn_memory::schema::COMPONENT,
-        };
-        let r = run_sql(db, &c, o);
-        match r.error {
-            Some(e) => Err(ApiError::internal(e)),
-            None => Ok((r.count, r.sample)),
-        }
+        count_and_sample(db, &rows, o)
     })();
     finish(
         "fts_index_missing_rows",
