@@ -4,7 +4,9 @@
 //!
 //! Query: `endpoint?`, `window_hours` (24), `baseline_hours` (168, the
 //! hours before the window), `min_requests` (30), `zscore_threshold` (3,
-//! 0.5..100), `limit` (1..1000, 200), `offset`. Reasons, only when the
+//! 0.5..100), `limit` (1..1000, 200), `offset`, `cursor` (the
+//! [`crate::page_cursor`] of the previous page: window, baseline, endpoint,
+//! limit and the snapshot's anchor; thresholds are the request's). Reasons, only when the
 //! recent window has at least `min_requests`: `request_spike` (recent ÷ the
 //! baseline scaled to the window ≥ 2), `latency_regression` (recent mean
 //! latency's z-score against the baseline ≥ the threshold),
@@ -13,6 +15,7 @@
 
 use crate::admin::AdminCtx;
 use crate::latency::{Tally, check_endpoint, endpoint_filter, percentile};
+use crate::page_cursor::{Bounds, PageCursor};
 use cairn_core::ApiError;
 use cairn_core::request_reader::{Reader, query_int};
 use cairn_core::time_fmt::rfc3339_millis;
@@ -55,14 +58,15 @@ fn anomaly(recent: &Tally, base: &Tally, t: &Thresholds) -> Value {
            "latency_zscore": round(z)})
 }
 
-pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, String)]) -> Result<Value, ApiError> {
+const KIND: &str = "key_usage";
+const BOUNDS: Bounds = Bounds { max_window_hours: 720, max_limit: 1000 };
+
+/// The request's page and thresholds, from a cursor or the query.
+fn read_query(ctx: &AdminCtx, tenant_id: &str, query: &[(String, String)]) -> Result<(PageCursor, i64, f64), ApiError> {
     let get = |k: &str| query.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
     let mut r = Reader::new();
-    let window_hours = query_int(&mut r, "window_hours", get("window_hours"), 1, 720).unwrap_or(24);
-    let baseline_hours = query_int(&mut r, "baseline_hours", get("baseline_hours"), 1, 720).unwrap_or(168);
+    // Thresholds are not part of the page: each request states its own.
     let min_requests = query_int(&mut r, "min_requests", get("min_requests"), 1, 1_000_000).unwrap_or(30);
-    let limit = query_int(&mut r, "limit", get("limit"), 1, 1000).unwrap_or(200);
-    let offset = query_int(&mut r, "offset", get("offset"), 0, 1_000_000).unwrap_or(0);
     let zscore = match get("zscore_threshold") {
         None => 3.0,
         Some(z) => match z.parse::<f64>() {
@@ -73,14 +77,44 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
             }
         },
     };
-    let endpoint = get("endpoint").map(str::to_string);
-    check_endpoint(&mut r, endpoint.as_deref());
-    r.finish()?;
+    let page = match get("cursor") {
+        Some(raw) => {
+            r.finish()?;
+            PageCursor::decode(KIND, tenant_id, raw, &BOUNDS)?
+        }
+        None => {
+            let window_hours = query_int(&mut r, "window_hours", get("window_hours"), 1, 720).unwrap_or(24);
+            let baseline_hours = query_int(&mut r, "baseline_hours", get("baseline_hours"), 1, 720).unwrap_or(168);
+            let limit = query_int(&mut r, "limit", get("limit"), 1, 1000).unwrap_or(200);
+            let offset = query_int(&mut r, "offset", get("offset"), 0, 1_000_000).unwrap_or(0);
+            let endpoint = get("endpoint").map(str::to_string);
+            check_endpoint(&mut r, endpoint.as_deref());
+            r.finish()?;
+            PageCursor {
+                endpoint,
+                window_hours,
+                baseline_hours: Some(baseline_hours),
+                limit,
+                offset,
+                anchor_ms: ctx.now_ms,
+            }
+        }
+    };
+    Ok((page, min_requests, zscore))
+}
+
+pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, String)]) -> Result<Value, ApiError> {
+    let (page, min_requests, zscore) = read_query(ctx, tenant_id, query)?;
+    let (window_hours, limit, offset) = (page.window_hours, page.limit, page.offset);
+    let baseline_hours = page.baseline_hours.unwrap_or(168);
+    let endpoint = page.endpoint.clone();
     let applied_baseline = baseline_hours.min(720 - window_hours.min(719));
     cairn_memory::schema::ensure(db, &ctx.now())?;
-    let window_start = ctx.now_ms - window_hours * 3_600_000;
+    let anchor = rfc3339_millis(page.anchor_ms);
+    let window_start = page.anchor_ms - window_hours * 3_600_000;
     let baseline_start = window_start - applied_baseline * 3_600_000;
-    let mut params: Vec<SqlValue> = vec![tenant_id.into(), rfc3339_millis(baseline_start).into(), ctx.now().into()];
+    let mut params: Vec<SqlValue> =
+        vec![tenant_id.into(), rfc3339_millis(baseline_start).into(), anchor.clone().into()];
     let filter = endpoint_filter(endpoint.as_deref(), &mut params);
     let rows = db.query(
         &format!(
@@ -120,15 +154,17 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
         })
         .collect();
     let has_more = offset + (items.len() as i64) < total;
+    let next = has_more.then(|| page.next(items.len()).encode(KIND, tenant_id));
     Ok(json!({
         "ok": true, "tenant_id": tenant_id, "generated_at": ctx.now(),
         "window_hours": window_hours, "baseline_hours": t.baseline_hours,
         "thresholds": {"min_requests": min_requests, "zscore_threshold": zscore},
         "filters": {"endpoint": endpoint},
         "page": {"limit": limit, "offset": offset, "total": total, "has_more": has_more},
-        "snapshot": {"anchor_utc": ctx.now()},
+        "snapshot": {"anchor_utc": anchor},
         "anomalies": {"count_in_page": anomalies},
         "keys": items,
+        "cursor": {"next": next},
     }))
 }
 

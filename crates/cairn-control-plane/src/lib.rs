@@ -16,6 +16,7 @@ pub mod dashboard;
 pub mod diagnostics;
 pub mod key_usage;
 pub mod latency;
+pub mod page_cursor;
 pub mod provisioning;
 pub mod quota_buckets;
 pub mod quotas;

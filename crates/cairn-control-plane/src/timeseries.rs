@@ -12,6 +12,7 @@
 
 use crate::admin::AdminCtx;
 use crate::latency::{Tally, check_endpoint, endpoint_filter, percentile};
+use crate::page_cursor::{Bounds, PageCursor};
 use cairn_core::ApiError;
 use cairn_core::request_reader::{Reader, query_int};
 use cairn_core::time_fmt::rfc3339_millis;
@@ -29,43 +30,15 @@ fn summary(b: &Tally) -> Value {
            "error_rate": b.error_rate()})
 }
 
-struct Cursor {
-    endpoint: Option<String>,
-    window_hours: i64,
-    limit: i64,
-    offset: i64,
-    anchor_ms: i64,
-}
-
-fn encode_cursor(tenant: &str, c: &Cursor) -> String {
-    let v = json!({"v": 1, "kind": "timeseries", "tenant_id": tenant, "endpoint": c.endpoint,
-                   "window_hours": c.window_hours, "limit": c.limit, "offset": c.offset,
-                   "anchor_utc": rfc3339_millis(c.anchor_ms)});
-    cairn_core::encoding::base64url_encode(v.to_string().as_bytes())
-}
-
-fn decode_cursor(tenant: &str, raw: &str) -> Result<Cursor, ApiError> {
-    let bad = || ApiError::bad_request("invalid_cursor", "cursor is not one this route issued for this tenant");
-    let bytes = cairn_core::encoding::base64url_decode(raw).ok_or_else(bad)?;
-    let v: Value = serde_json::from_slice(&bytes).map_err(|_| bad())?;
-    if v["v"] != 1 || v["kind"] != "timeseries" || v["tenant_id"] != tenant {
-        return Err(bad());
-    }
-    let anchor = v["anchor_utc"].as_str().and_then(cairn_core::time_fmt::parse_rfc3339_millis).ok_or_else(bad)?;
-    Ok(Cursor {
-        endpoint: v["endpoint"].as_str().map(str::to_string),
-        window_hours: v["window_hours"].as_i64().filter(|w| (1..=RETENTION_HOURS).contains(w)).ok_or_else(bad)?,
-        limit: v["limit"].as_i64().filter(|l| (1..=20_000).contains(l)).ok_or_else(bad)?,
-        offset: v["offset"].as_i64().filter(|o| *o >= 0).ok_or_else(bad)?,
-        anchor_ms: anchor,
-    })
-}
+const KIND: &str = "timeseries";
+// A cursor carries the requested window (up to a year), applied capped.
+const BOUNDS: Bounds = Bounds { max_window_hours: 8760, max_limit: 20_000 };
 
 /// The route.
 pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, String)]) -> Result<Value, ApiError> {
     let get = |k: &str| query.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty());
     let c = match get("cursor") {
-        Some(raw) => decode_cursor(tenant_id, raw)?,
+        Some(raw) => PageCursor::decode(KIND, tenant_id, raw, &BOUNDS)?,
         None => {
             let mut r = Reader::new();
             let requested = query_int(&mut r, "window_hours", get("window_hours"), 1, 8760).unwrap_or(168);
@@ -74,7 +47,7 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
             let endpoint = get("endpoint").map(str::to_string);
             check_endpoint(&mut r, endpoint.as_deref());
             r.finish()?;
-            Cursor { endpoint, window_hours: requested, limit, offset, anchor_ms: ctx.now_ms }
+            PageCursor { endpoint, window_hours: requested, baseline_hours: None, limit, offset, anchor_ms: ctx.now_ms }
         }
     };
     let applied = c.window_hours.min(RETENTION_HOURS);
@@ -116,16 +89,7 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
         })
         .collect();
     let has_more = c.offset + (series.len() as i64) < total;
-    let next = has_more.then(|| {
-        let after = Cursor {
-            endpoint: c.endpoint.clone(),
-            window_hours: c.window_hours,
-            limit: c.limit,
-            offset: c.offset + series.len() as i64,
-            anchor_ms: c.anchor_ms,
-        };
-        encode_cursor(tenant_id, &after)
-    });
+    let next = has_more.then(|| c.next(series.len()).encode(KIND, tenant_id));
     Ok(json!({
         "ok": true,
         "tenant_id": tenant_id,

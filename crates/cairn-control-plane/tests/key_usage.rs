@@ -1,0 +1,83 @@
+//! Key usage on seeded telemetry: pages of (key, endpoint) rows through a
+//! cursor that pins the snapshot and is bound to its route and tenant.
+
+use cairn_control_plane::admin::AdminCtx;
+use cairn_control_plane::{key_usage, timeseries};
+use cairn_core::time_fmt::rfc3339_millis;
+use cairn_spin::native_sqlite::NativeSqlite;
+use cairn_spin::sql::Sql;
+
+const T0: i64 = 1_800_000_000_000;
+
+fn seed(db: &NativeSqlite, tenant: &str, key: &str, at_ms: i64, status: i64, latency_ms: f64) {
+    db.exec(
+        "INSERT INTO memory_request_telemetry (tenant_id, endpoint, status_code, latency_ms, created_at, api_key_prefix) \
+         VALUES (?, 'write', ?, ?, ?, ?)",
+        &[tenant.into(), status.into(), latency_ms.into(), rfc3339_millis(at_ms).into(), key.into()],
+    )
+    .unwrap();
+}
+
+fn ctx(now_ms: i64) -> AdminCtx<'static> {
+    AdminCtx {
+        request_id: "ku",
+        now_ms,
+        random: &|b: &mut [u8]| b.fill(1),
+        tier_profiles: None,
+        default_tier: "solo",
+        billing_disabled: false,
+        default_tenant_id: "default",
+        alert_loopback_targets: false,
+    }
+}
+
+fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+#[test]
+fn pages_follow_a_pinned_snapshot_and_a_spike_is_flagged() {
+    let db = NativeSqlite::in_memory();
+    let now = rfc3339_millis(T0);
+    cairn_memory::schema::ensure(&db, &now).unwrap();
+    cairn_control_plane::schema::ensure(&db, &now).unwrap();
+    // Three keys. k1: 7 requests a day over the baseline week (49), then 40
+    // in the last hour — a spike (40 / 7 ≈ 5.7). k2, k3: a few requests.
+    for d in 1..8 {
+        for i in 0..7 {
+            seed(&db, "acme", "cairn_k1aaaaaa", T0 - d * 86_400_000 - (i + 1) * 60_000, 200, 10.0);
+        }
+    }
+    for i in 0..40 {
+        seed(&db, "acme", "cairn_k1aaaaaa", T0 - 1000 - i * 1000, 200, 10.0);
+    }
+    seed(&db, "acme", "cairn_k2bbbbbb", T0 - 5000, 200, 12.0);
+    seed(&db, "acme", "cairn_k3cccccc", T0 - 5000, 500, 12.0);
+    seed(&db, "other", "cairn_k9zzzzzz", T0 - 5000, 200, 1.0);
+
+    let all = key_usage::tenant(&db, &ctx(T0), "acme", &[]).unwrap();
+    assert_eq!(all["page"]["total"], 3);
+    assert_eq!(all["cursor"]["next"], serde_json::Value::Null);
+    let k1 = &all["keys"][0];
+    assert_eq!((k1["api_key_prefix"].as_str(), k1["recent"]["total"].as_i64()), (Some("cairn_k1aaaaaa"), Some(40)));
+    assert_eq!(k1["baseline"]["total"], 49);
+    assert_eq!(k1["anomaly"]["reasons"], serde_json::json!(["request_spike"]));
+    assert_eq!(all["anomalies"]["count_in_page"], 1);
+
+    let p1 = key_usage::tenant(&db, &ctx(T0), "acme", &q(&[("limit", "2")])).unwrap();
+    assert_eq!((p1["keys"].as_array().unwrap().len(), p1["page"]["has_more"].as_bool()), (2, Some(true)));
+    let cursor = p1["cursor"]["next"].as_str().unwrap().to_string();
+    // A fourth key appears after the snapshot: page two still ends the set.
+    seed(&db, "acme", "cairn_k0dddddd", T0 + 1000, 200, 5.0);
+    let p2 = key_usage::tenant(&db, &ctx(T0 + 60_000), "acme", &q(&[("cursor", &cursor)])).unwrap();
+    assert_eq!(p2["keys"].as_array().unwrap().len(), 1);
+    assert_eq!(p2["keys"][0]["api_key_prefix"], "cairn_k3cccccc");
+    assert_eq!((p2["page"]["total"].as_i64(), p2["page"]["offset"].as_i64()), (Some(3), Some(2)));
+    assert_eq!(p2["snapshot"], p1["snapshot"]);
+
+    // Bound to its route and tenant.
+    let e = key_usage::tenant(&db, &ctx(T0), "other", &q(&[("cursor", &cursor)])).unwrap_err();
+    assert_eq!((e.status, e.message.as_str()), (400, "cursor tenant mismatch"));
+    let e = timeseries::tenant(&db, &ctx(T0), "acme", &q(&[("cursor", &cursor)])).unwrap_err();
+    assert_eq!((e.status, e.message.as_str()), (400, "cursor kind mismatch: expected timeseries"));
+}
