@@ -241,7 +241,7 @@ async fn metrics_response(
     match crate::derive_calls::call_ok(app, crate::derive_calls::Verb::OutboxStatus(vec![("limit".into(), "1".into())]), rid)
         .await
     {
-        Ok(s) => app.metrics.outbox(&s),
+        Ok(s) => app.metrics.outbox(&s, |t| app.tenant_limits.metrics_tenant(t)),
         Err(e) => tracing::warn!(error = format!("{e:#}"), "metrics: reading the outbox backlog failed"),
     }
     hyper::Response::builder()

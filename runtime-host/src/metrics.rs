@@ -6,7 +6,8 @@
 //! class, its latency (histogram), time instantiating and in SQLite;
 //! embedder calls and latency, query-cache hits; quota denials (429) by
 //! tenant; derivation jobs by kind and state and the oldest pending job's
-//! age (read from the outbox at scrape time); build info.
+//! age, and each tenant label's backlog and oldest pending age (read from
+//! the outbox at scrape time); build info.
 //!
 //! Label cardinality is bounded by the tier profiles: a tenant gets its own
 //! `tenant` label only when its tier's `observability` is tenant-level
@@ -78,6 +79,8 @@ pub struct Metrics {
     embed_cache_hits: Counter,
     outbox_jobs: Family<JobLabels, Gauge>,
     outbox_oldest_age: Gauge,
+    outbox_tenant_backlog: Family<TenantLabels, Gauge>,
+    outbox_tenant_oldest_age: Family<TenantLabels, Gauge>,
 }
 
 /// One request, as the host saw it.
@@ -123,6 +126,18 @@ impl Metrics {
             "Age of the oldest pending derivation job, read at scrape time",
             outbox_oldest_age.clone(),
         );
+        let outbox_tenant_backlog = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "outbox_tenant_backlog_jobs",
+            "Derivation jobs not done (pending, retrying, dead_letter) per tenant label, read at scrape time",
+            outbox_tenant_backlog.clone(),
+        );
+        let outbox_tenant_oldest_age = Family::<TenantLabels, Gauge>::default();
+        registry.register(
+            "outbox_tenant_oldest_pending_age_seconds",
+            "Age of the tenant label's oldest pending derivation job, read at scrape time",
+            outbox_tenant_oldest_age.clone(),
+        );
         let build = Family::<BuildLabels, Gauge>::default();
         build.get_or_create(&BuildLabels { version: version.into(), embedder: embedder.into() }).set(1);
         registry.register("build_info", "The cairn build serving", build);
@@ -139,6 +154,8 @@ impl Metrics {
             embed_cache_hits,
             outbox_jobs,
             outbox_oldest_age,
+            outbox_tenant_backlog,
+            outbox_tenant_oldest_age,
         }
     }
 
@@ -183,7 +200,7 @@ impl Metrics {
 
     /// Sets the scrape-time derivation gauges from `GET
     /// /v1/admin/control/outbox`'s answer (`by_event_type`, the oldest age).
-    pub fn outbox(&self, status: &serde_json::Value) {
+    pub fn outbox(&self, status: &serde_json::Value, label_of: impl Fn(&str) -> String) {
         for k in status["by_event_type"].as_array().into_iter().flatten() {
             let kind = k["event_type"].as_str().unwrap_or("unknown").to_string();
             for state in ["pending", "retrying", "dead_letter", "done"] {
@@ -192,6 +209,21 @@ impl Metrics {
             }
         }
         self.outbox_oldest_age.set(status["outbox"]["oldest_pending_age_sec"].as_i64().unwrap_or(0));
+        // Per tenant label (`label_of` bounds the cardinality as for
+        // requests): sums of the backlog, the oldest age. Cleared first so a
+        // drained tenant's series goes away rather than staying stale.
+        let mut per: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+        for t in status["by_tenant"].as_array().into_iter().flatten() {
+            let e = per.entry(label_of(t["tenant_id"].as_str().unwrap_or_default())).or_default();
+            e.0 += ["pending", "retrying", "dead_letter"].iter().map(|k| t[*k].as_i64().unwrap_or(0)).sum::<i64>();
+            e.1 = e.1.max(t["oldest_pending_age_sec"].as_i64().unwrap_or(0));
+        }
+        self.outbox_tenant_backlog.clear();
+        self.outbox_tenant_oldest_age.clear();
+        for (tenant, (backlog, age)) in per {
+            self.outbox_tenant_backlog.get_or_create(&TenantLabels { tenant: tenant.clone() }).set(backlog);
+            self.outbox_tenant_oldest_age.get_or_create(&TenantLabels { tenant }).set(age);
+        }
     }
 
     /// The exposition (OpenMetrics text).
@@ -252,6 +284,28 @@ mod tests {
         assert!(text.contains("cairn_http_request_duration_seconds_count{tenant=\"acme\",endpoint=\"write\"} 3"));
         assert!(text.contains("cairn_build_info{version=\"0.1.0\",embedder=\"lexical\"} 1"));
         assert!(text.trim_end().ends_with("# EOF"));
+    }
+
+    #[test]
+    fn tenant_backlog_is_folded_by_label_and_drained_tenants_disappear() {
+        let m = Metrics::new("0.1.0", "lexical");
+        let status = |rows: serde_json::Value| serde_json::json!({"outbox": {}, "by_tenant": rows});
+        // acme has its own label; beta and gamma are counted under _service.
+        let label = |t: &str| if t == "acme" { t.to_string() } else { AGGREGATE_TENANT.to_string() };
+        m.outbox(
+            &status(serde_json::json!([
+                {"tenant_id": "acme", "pending": 3, "retrying": 1, "dead_letter": 2, "oldest_pending_age_sec": 40},
+                {"tenant_id": "beta", "pending": 5, "retrying": 0, "dead_letter": 0, "oldest_pending_age_sec": 7},
+                {"tenant_id": "gamma", "pending": 1, "retrying": 0, "dead_letter": 1, "oldest_pending_age_sec": 90},
+            ])),
+            label,
+        );
+        let text = m.encode();
+        assert!(text.contains("cairn_outbox_tenant_backlog_jobs{tenant=\"acme\"} 6"), "{text}");
+        assert!(text.contains("cairn_outbox_tenant_backlog_jobs{tenant=\"_service\"} 7"), "{text}");
+        assert!(text.contains("cairn_outbox_tenant_oldest_pending_age_seconds{tenant=\"_service\"} 90"), "{text}");
+        m.outbox(&status(serde_json::json!([])), label);
+        assert!(!m.encode().contains("cairn_outbox_tenant_backlog_jobs{"), "a drained backlog leaves no series");
     }
 
     #[test]

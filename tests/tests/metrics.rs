@@ -101,6 +101,15 @@ fn tenant_level_tiers_get_their_own_label() {
     let m = scrape(&s);
     assert_eq!(requests(&m, "acme", "write", "2xx"), 2.0, "growth has tenant-level observability");
     assert_eq!(requests(&m, "_service", "write", "2xx"), 0.0);
+    // The backlog per tenant: acme's own series, matching the outbox route.
+    let outbox = s.get_with("/v1/admin/control/outbox", &admin);
+    let rows = outbox.body["by_tenant"].as_array().unwrap();
+    let acme = rows.iter().find(|r| r["tenant_id"] == "acme").expect("acme's backlog is listed");
+    let waiting = acme["pending"].as_f64().unwrap() + acme["retrying"].as_f64().unwrap();
+    assert!(waiting >= 2.0, "{}", outbox.text);
+    assert_eq!(value(&m, "cairn_outbox_tenant_backlog_jobs", &[("tenant", "acme")]), Some(waiting));
+    assert!(value(&m, "cairn_outbox_tenant_oldest_pending_age_seconds", &[("tenant", "acme")]).is_some());
+    assert_eq!(value(&m, "cairn_outbox_tenant_backlog_jobs", &[("tenant", "_service")]), None, "only acme has jobs");
 }
 
 #[test]

@@ -121,6 +121,36 @@ pub fn status(db: &dyn Sql, s: &DeriveSettings, query: &[(String, String)], now_
                        "dead_letter": r.int(3), "done": r.int(4)})
             })
             .collect();
+        // The backlog per tenant (metrics, the console): waiting rows only,
+        // grouped by scope key and folded into tenants here.
+        let mut by_tenant: std::collections::BTreeMap<String, (i64, i64, i64, Option<String>)> = Default::default();
+        for r in db.query(
+            &format!(
+                "SELECT scope, \
+                   count(*) FILTER (WHERE failed_at IS NULL AND attempts = 0), \
+                   count(*) FILTER (WHERE failed_at IS NULL AND attempts > 0), \
+                   count(*) FILTER (WHERE failed_at IS NOT NULL), \
+                   min(created_at) FILTER (WHERE failed_at IS NULL) \
+                 FROM memory_outbox WHERE {clause} AND published_at IS NULL GROUP BY scope"
+            ),
+            &params,
+        )? {
+            let e = by_tenant.entry(scope_parts(s, &r.string(0)).0).or_default();
+            e.0 += r.int(1);
+            e.1 += r.int(2);
+            e.2 += r.int(3);
+            if let Some(t) = r.opt_string(4).filter(|t| e.3.as_ref().is_none_or(|o| t < o)) {
+                e.3 = Some(t);
+            }
+        }
+        let by_tenant: Vec<Value> = by_tenant
+            .into_iter()
+            .map(|(tenant, (pending, retrying, dead, oldest))| {
+                let age = oldest.as_deref().and_then(|t| cairn_core::time_fmt::parse_rfc3339_millis(t)).map(|t| (now_ms - t).max(0) / 1000);
+                json!({"tenant_id": tenant, "pending": pending, "retrying": retrying, "dead_letter": dead,
+                       "oldest_pending_at": oldest, "oldest_pending_age_sec": age})
+            })
+            .collect();
         let status_filter = match status {
             Some(st) => format!("{STATUS_SQL} = '{st}'"),
             None => "published_at IS NULL".into(),
@@ -151,6 +181,7 @@ pub fn status(db: &dyn Sql, s: &DeriveSettings, query: &[(String, String)], now_
                 "oldest_pending_age_sec": age,
             },
             "by_event_type": by_kind,
+            "by_tenant": by_tenant,
             "max_attempts": s.max_attempts,
             "samples": samples,
         }))
