@@ -12,7 +12,7 @@ fn health_reports_components() {
     for c in ["kernel", "policy", "control"] {
         assert!(r.body["components"][c]["version"].is_string(), "{c} missing: {}", r.text);
     }
-    assert_eq!(r.body["components"]["kernel"]["schema_version"], 13);
+    assert_eq!(r.body["components"]["kernel"]["schema_version"], 14);
     assert_eq!(r.body["components"]["control"]["schema_version"], 6);
     assert_eq!(r.body["memory_store_feature_capabilities"]["packs_export"], true);
     assert_eq!(r.body["memory_store_feature_capabilities"]["lexical_index"], true, "libsql has FTS5");

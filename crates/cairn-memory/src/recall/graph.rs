@@ -37,6 +37,17 @@ fn sort_edges(edges: &mut [StoredEdge]) {
     });
 }
 
+/// One direction of a hop: ranked on the covering index (kernel schema
+/// 14), so only the winners' rows are read.
+fn hop_sql(column: &str, frontier: usize) -> String {
+    format!(
+        "SELECT {EDGE_COLUMNS} FROM memory_edges WHERE id IN (SELECT id FROM memory_edges \
+         WHERE scope = ? AND {column} IN ({}) AND weight >= ? AND confidence >= ? \
+         ORDER BY weight DESC, confidence DESC, id LIMIT ?)",
+        placeholders(frontier)
+    )
+}
+
 /// The edges of one hop from `frontier`, both directions.
 fn hop(
     db: &dyn Sql,
@@ -55,11 +66,7 @@ fn hop(
         params.push(SqlValue::Real(k.min_edge_weight));
         params.push(SqlValue::Real(k.min_edge_confidence));
         params.push(SqlValue::Integer(per_direction as i64));
-        let sql = format!(
-            "SELECT {EDGE_COLUMNS} FROM memory_edges WHERE scope = ? AND {column} IN ({}) \
-             AND weight >= ? AND confidence >= ? ORDER BY weight DESC, confidence DESC, id LIMIT ?",
-            placeholders(frontier.len())
-        );
+        let sql = hop_sql(column, frontier.len());
         for r in db.query(&sql, &params)? {
             let e = StoredEdge::from_row(&r);
             out.entry(e.id.clone()).or_insert(e);
@@ -171,6 +178,26 @@ mod tests {
         assert_eq!(select_node_ids(&["s"], &edges, 1), ["s", "a", "b", "c"]);
         let ids = select_node_ids(&["s", "x", "y"], &edges, 1);
         assert_eq!(ids, ["s", "x", "y", "a"]);
+    }
+
+    #[test]
+    fn a_hop_ranks_on_the_covering_index_and_reads_only_the_winners() {
+        let db = cairn_spin::native_sqlite::NativeSqlite::in_memory();
+        crate::schema::ensure(&db, "2026-12-01T00:00:00.000Z").unwrap();
+        for column in ["src_id", "dst_id"] {
+            let plan: Vec<String> = db
+                .query(
+                    &format!("EXPLAIN QUERY PLAN {}", hop_sql(column, 3)),
+                    &["s".into(), "a".into(), "b".into(), "c".into(), SqlValue::Real(0.0), SqlValue::Real(0.0), 500.into()],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| r.string(3))
+                .collect();
+            let ranked = format!("USING COVERING INDEX memory_edges_scope_{}_rank", &column[..3]);
+            assert!(plan.iter().any(|p| p.contains(&ranked)), "{plan:?}");
+            assert!(plan.iter().any(|p| p.contains("USING INDEX sqlite_autoindex_memory_edges_1 (id=?)")), "{plan:?}");
+        }
     }
 
     #[test]
