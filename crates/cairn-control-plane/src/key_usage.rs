@@ -168,6 +168,92 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
     }))
 }
 
+/// `cairn job key-usage-anomaly` (reference §7.9
+/// `job:hosted-key-usage-anomaly`): every tenant's key usage (or one
+/// tenant's), paged through the route's cursor, and the anomalies found.
+/// Body: `{tenant_id?, window_hours? (24), baseline_hours? (168),
+/// min_requests? (30), zscore_threshold? (3), limit? (page size, 500),
+/// strict?}`; `exit_code` is 2 with `strict` and any anomaly, else 0.
+pub fn anomaly_report(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, ApiError> {
+    let mut r = Reader::new();
+    let root = Reader::root(body)?;
+    let only = r.str_opt_len(root, "tenant_id", 1, 128);
+    let num = |k: &str, d: f64| body.get(k).and_then(Value::as_f64).unwrap_or(d);
+    let strict = body.get("strict").and_then(Value::as_bool).unwrap_or(false);
+    r.finish()?;
+    let window_hours = num("window_hours", 24.0) as i64;
+    let baseline_hours = num("baseline_hours", 168.0) as i64;
+    let query = |cursor: Option<&str>| -> Vec<(String, String)> {
+        let mut q = vec![
+            ("min_requests".to_string(), (num("min_requests", 30.0) as i64).to_string()),
+            ("zscore_threshold".to_string(), num("zscore_threshold", 3.0).to_string()),
+        ];
+        match cursor {
+            Some(c) => q.push(("cursor".into(), c.to_string())),
+            None => q.extend([
+                ("window_hours".to_string(), window_hours.to_string()),
+                ("baseline_hours".to_string(), baseline_hours.to_string()),
+                ("limit".to_string(), (num("limit", 500.0) as i64).to_string()),
+            ]),
+        }
+        q
+    };
+    // The thresholds are checked once, whether or not any tenant has keys.
+    read_query(ctx, "-", &query(None))?;
+    cairn_memory::schema::ensure(db, &ctx.now())?;
+    let tenants: Vec<String> = match only {
+        Some(t) => vec![t],
+        None => {
+            let since = rfc3339_millis(ctx.now_ms - (window_hours + baseline_hours.min(720)) * 3_600_000);
+            db.query(
+                "SELECT DISTINCT tenant_id FROM memory_request_telemetry \
+                 WHERE created_at >= ? AND api_key_prefix IS NOT NULL ORDER BY tenant_id",
+                &[since.into()],
+            )?
+            .iter()
+            .map(|row| row.string(0))
+            .collect()
+        }
+    };
+    let (mut keys_checked, mut anomalies, mut thresholds) = (0i64, Vec::new(), Value::Null);
+    for t in &tenants {
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = tenant(db, ctx, t, &query(cursor.as_deref()))?;
+            thresholds = page["thresholds"].clone();
+            for k in page["keys"].as_array().into_iter().flatten() {
+                keys_checked += 1;
+                if k["anomaly"]["is_anomaly"] == true {
+                    anomalies.push(json!({
+                        "tenant_id": t, "api_key_prefix": k["api_key_prefix"], "endpoint": k["endpoint"],
+                        "reasons": k["anomaly"]["reasons"], "traffic_ratio": k["anomaly"]["traffic_ratio"],
+                        "latency_zscore": k["anomaly"]["latency_zscore"], "recent_total": k["recent"]["total"],
+                        "recent_error_rate": k["recent"]["error_rate"],
+                    }));
+                }
+            }
+            match page["cursor"]["next"].as_str() {
+                Some(next) => cursor = Some(next.to_string()),
+                None => break,
+            }
+        }
+    }
+    let count = anomalies.len();
+    Ok(json!({
+        "ok": count == 0 || !strict,
+        "generated_at": ctx.now(),
+        "window_hours": window_hours,
+        "baseline_hours": baseline_hours,
+        "thresholds": thresholds,
+        "strict": strict,
+        "tenants_checked": tenants.len(),
+        "keys_checked": keys_checked,
+        "anomalies_count": count,
+        "anomalies": anomalies,
+        "exit_code": if strict && count > 0 { 2 } else { 0 },
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -81,3 +81,39 @@ fn pages_follow_a_pinned_snapshot_and_a_spike_is_flagged() {
     let e = timeseries::tenant(&db, &ctx(T0), "acme", &q(&[("cursor", &cursor)])).unwrap_err();
     assert_eq!((e.status, e.message.as_str()), (400, "cursor kind mismatch: expected timeseries"));
 }
+
+#[test]
+fn the_anomaly_job_pages_every_tenant_and_fails_only_when_strict() {
+    let db = NativeSqlite::in_memory();
+    let now = rfc3339_millis(T0);
+    cairn_memory::schema::ensure(&db, &now).unwrap();
+    cairn_control_plane::schema::ensure(&db, &now).unwrap();
+    // acme: one steady key and one failing key (3 of 4 recent requests 5xx
+    // against a clean baseline); beta: a steady key.
+    for tenant in ["acme", "beta"] {
+        for d in 1..8 {
+            seed(&db, tenant, &format!("cairn_{tenant}_ok__"), T0 - d * 86_400_000 - 60_000, 200, 10.0);
+        }
+        seed(&db, tenant, &format!("cairn_{tenant}_ok__"), T0 - 1000, 200, 10.0);
+    }
+    for d in 1..8 {
+        seed(&db, "acme", "cairn_acme_bad_", T0 - d * 86_400_000 - 60_000, 200, 10.0);
+    }
+    for i in 0..4 {
+        seed(&db, "acme", "cairn_acme_bad_", T0 - 1000 - i, if i == 0 { 200 } else { 500 }, 10.0);
+    }
+    let body = serde_json::json!({"min_requests": 2, "limit": 1});
+    let r = key_usage::anomaly_report(&db, &ctx(T0), &body).unwrap();
+    assert_eq!((r["tenants_checked"].as_i64(), r["keys_checked"].as_i64()), (Some(2), Some(3)), "{r}");
+    assert_eq!(r["anomalies_count"], 1);
+    let a = &r["anomalies"][0];
+    assert_eq!((a["tenant_id"].as_str(), a["api_key_prefix"].as_str()), (Some("acme"), Some("cairn_acme_bad_")));
+    assert!(a["reasons"].as_array().unwrap().contains(&serde_json::json!("error_budget_regression")), "{a}");
+    assert_eq!((r["exit_code"].as_i64(), r["ok"].as_bool()), (Some(0), Some(true)));
+    let strict = key_usage::anomaly_report(&db, &ctx(T0), &serde_json::json!({"min_requests": 2, "strict": true})).unwrap();
+    assert_eq!((strict["exit_code"].as_i64(), strict["ok"].as_bool()), (Some(2), Some(false)));
+    let one = key_usage::anomaly_report(&db, &ctx(T0), &serde_json::json!({"tenant_id": "beta", "min_requests": 2})).unwrap();
+    assert_eq!((one["tenants_checked"].as_i64(), one["anomalies_count"].as_i64()), (Some(1), Some(0)));
+    let bad = key_usage::anomaly_report(&db, &ctx(T0), &serde_json::json!({"zscore_threshold": 0.1})).unwrap_err();
+    assert_eq!(bad.status, 400);
+}
