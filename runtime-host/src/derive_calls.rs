@@ -19,6 +19,7 @@ pub enum Verb {
     ConsistencyCheck(Value),
     HealthGate(Value),
     TelemetryRetention,
+    KeyUsageAnomaly(Value),
     AlertPlan(Value),
     AlertRecord(Value),
 }
@@ -45,6 +46,7 @@ pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer
         Verb::ConsistencyCheck(body) => d.call_consistency_check(&mut store, &ctx, &body.to_string()).await,
         Verb::HealthGate(body) => d.call_health_gate(&mut store, &ctx, &body.to_string()).await,
         Verb::TelemetryRetention => d.call_telemetry_retention(&mut store, &ctx, "{}").await,
+        Verb::KeyUsageAnomaly(body) => d.call_key_usage_anomaly(&mut store, &ctx, &body.to_string()).await,
         Verb::AlertPlan(body) => d.call_alert_plan(&mut store, &ctx, &body.to_string()).await,
         Verb::AlertRecord(body) => d.call_alert_record(&mut store, &ctx, &body.to_string()).await,
     }

@@ -42,6 +42,10 @@ pub enum JobCmd {
     /// (ops.telemetry_retention_hours, 720 by default; derivation's
     /// retention pass also runs it).
     TelemetryRetention(RetentionJob),
+    /// Flag API keys whose recent traffic departs from their baseline
+    /// (request spike, latency or error regression), for every tenant or
+    /// one; exit 2 with --strict when any is found.
+    KeyUsageAnomaly(KeyUsageJob),
     /// Evaluate alert rules (SLO at risk, dead letters) for every tenant
     /// with an active alert route and deliver (webhook, Slack, PagerDuty),
     /// recording each delivery.
@@ -65,6 +69,36 @@ pub struct AlertJob {
 
 #[derive(Args)]
 pub struct RetentionJob {
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct KeyUsageJob {
+    /// Only this tenant's keys (default: every tenant with keyed telemetry).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// The recent window, hours.
+    #[arg(long, default_value_t = 24)]
+    window_hours: i64,
+    /// The baseline: the hours before the window.
+    #[arg(long, default_value_t = 168)]
+    baseline_hours: i64,
+    /// Recent requests a key needs before it can be flagged.
+    #[arg(long, default_value_t = 30)]
+    min_requests: i64,
+    /// Latency z-score that counts as a regression (0.5..100).
+    #[arg(long, default_value_t = 3.0)]
+    zscore_threshold: f64,
+    /// Keys read per page.
+    #[arg(long, default_value_t = 500)]
+    limit: i64,
+    /// Exit 2 when any anomaly is found.
+    #[arg(long)]
+    strict: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -233,6 +267,26 @@ fn print_health(r: &Value) {
     }
 }
 
+fn print_key_usage(r: &Value) {
+    for a in r["anomalies"].as_array().into_iter().flatten() {
+        let reasons: Vec<&str> = a["reasons"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+        println!(
+            "ANOMALY {:<20} {:<16} {:<12} {} (recent {}, traffic ×{}, latency z {})",
+            a["tenant_id"].as_str().unwrap_or(""),
+            a["api_key_prefix"].as_str().unwrap_or(""),
+            a["endpoint"].as_str().unwrap_or(""),
+            reasons.join(","),
+            a["recent_total"],
+            a["traffic_ratio"],
+            a["latency_zscore"]
+        );
+    }
+    println!(
+        "key usage: {} anomalies in {} keys of {} tenants (window {} h, baseline {} h)",
+        r["anomalies_count"], r["keys_checked"], r["tenants_checked"], r["window_hours"], r["baseline_hours"]
+    );
+}
+
 /// The check's findings, one line each, then the summary.
 fn print_consistency(r: &Value) {
     for c in r["checks"].as_array().into_iter().flatten() {
@@ -363,6 +417,14 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
             existing_database(&j.common.data_dir)?;
             let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
             print(&derive_calls::call_ok(&app, Verb::TelemetryRetention, &rid).await?)
+        }
+        JobCmd::KeyUsageAnomaly(j) => {
+            let body = json!({
+                "tenant_id": j.tenant, "window_hours": j.window_hours, "baseline_hours": j.baseline_hours,
+                "min_requests": j.min_requests, "zscore_threshold": j.zscore_threshold, "limit": j.limit,
+                "strict": j.strict,
+            });
+            report_job(&j.common, Verb::KeyUsageAnomaly(body), j.json, print_key_usage, 2, &rid).await
         }
         JobCmd::HealthGate(j) => {
             let body = json!({

@@ -546,4 +546,21 @@ fn key_usage_lists_requests_by_key_prefix() {
     assert_eq!(body["keys"][0]["anomaly"]["reasons"], json!(["request_spike"]));
     let r = s.get_with("/v1/admin/control/dashboard/tenant/default/key-usage?zscore_threshold=0.1", ADMIN);
     assert_eq!(r.status, 400, "{}", r.text);
+
+    // The anomaly job finds the same spike across tenants; --strict fails on it.
+    let data = s.data_dir.to_str().unwrap();
+    let job = |extra: &[&str]| {
+        let mut args = vec!["job", "key-usage-anomaly", "--json", "--embedder", "lexical", "--data-dir", data];
+        args.extend_from_slice(extra);
+        let (st, out, err) = cairn_e2e::cairn(&args);
+        let v: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+        (st.code(), v)
+    };
+    let (code, v) = job(&["--min-requests", "3"]);
+    assert_eq!((code, v["anomalies_count"].as_i64()), (Some(0), Some(1)), "{v}");
+    assert_eq!((v["anomalies"][0]["tenant_id"].as_str(), v["anomalies"][0]["api_key_prefix"].as_str()), (Some("default"), Some(&key[..14])));
+    let (code, v) = job(&["--min-requests", "3", "--strict"]);
+    assert_eq!((code, v["exit_code"].as_i64()), (Some(2), Some(2)), "{v}");
+    let (code, v) = job(&["--min-requests", "4", "--strict"]);
+    assert_eq!((code, v["anomalies_count"].as_i64(), v["keys_checked"].as_i64()), (Some(0), Some(0), Some(1)), "{v}");
 }

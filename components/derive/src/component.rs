@@ -118,9 +118,11 @@ fn health_gate(body: &Value) -> Result<Value, ApiError> {
     Ok(cairn_consistency::health::run(&db, &settings(), body, now_ms(), &probe)?.json)
 }
 
-/// Alert dispatch, planned and recorded here; the host sends (`cairn job
-/// alert-dispatch`). `verb`: plan or record.
-fn alerts(verb: &str, body: &Value, request_id: &str) -> Result<Value, ApiError> {
+/// The control-plane verbs derivation runs for the embedding, with the
+/// control plane's context: alert dispatch planned and recorded here (the
+/// host sends: `cairn job alert-dispatch`) and the key-usage anomaly job.
+/// `verb`: plan, record or key-usage-anomaly.
+fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, ApiError> {
     let db = SpinSqlite::open("default")?;
     let var = |k: &str| cairn_spin::variables::get(k);
     let profiles = var("tier_profiles");
@@ -138,6 +140,7 @@ fn alerts(verb: &str, body: &Value, request_id: &str) -> Result<Value, ApiError>
     };
     match verb {
         "plan" => cairn_control_plane::alerts::plan(&db, &ctx, body),
+        "key-usage-anomaly" => cairn_control_plane::key_usage::anomaly_report(&db, &ctx, body),
         _ => cairn_control_plane::alerts::record(&db, &ctx, body),
     }
 }
@@ -252,10 +255,13 @@ impl DeriveGuest for Derive {
         parse(&request).and_then(|b| health_gate(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
     fn alert_plan(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
-        parse(&request).and_then(|b| alerts("plan", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
+        parse(&request).and_then(|b| control_verb("plan", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
     fn alert_record(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
-        parse(&request).and_then(|b| alerts("record", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
+        parse(&request).and_then(|b| control_verb("record", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
+    }
+    fn key_usage_anomaly(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request).and_then(|b| control_verb("key-usage-anomaly", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
     fn telemetry_retention(_ctx: CallContext, _request: String) -> Result<String, cairn::common::types::Error> {
         open()
