@@ -118,6 +118,9 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
     if path == "/metrics" {
         return Ok(metrics_response(&app, &req, &fallback_rid).await);
     }
+    if crate::console::is_console(&path) {
+        return Ok(crate::console::response(req.method(), &path));
+    }
     // The API key's public prefix (the control plane's 14 characters) for
     // the telemetry row's key-usage view; never the key itself.
     let key_prefix = req

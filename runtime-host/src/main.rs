@@ -17,6 +17,7 @@ mod bench_policy;
 mod bench_quality;
 mod bench_recall;
 mod compose;
+mod console;
 mod cron;
 mod derive_calls;
 mod engine;
