@@ -49,7 +49,10 @@ up: build
 unit: setup
 	$(CARGO) test --release --workspace --exclude cairn-e2e
 
+# tools/ensure-browser.sh: headless Chromium for the console's browser test
+# (installed when missing; the test skips without it unless CAIRN_REQUIRE_BROWSER=1).
 e2e: build
+	@tools/ensure-browser.sh
 	$(CARGO) test --release -p cairn-e2e
 
 test: build unit e2e
