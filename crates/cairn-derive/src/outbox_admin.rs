@@ -146,7 +146,7 @@ pub fn status(db: &dyn Sql, s: &DeriveSettings, query: &[(String, String)], now_
         let by_tenant: Vec<Value> = by_tenant
             .into_iter()
             .map(|(tenant, (pending, retrying, dead, oldest))| {
-                let age = oldest.as_deref().and_then(|t| cairn_core::time_fmt::parse_rfc3339_millis(t)).map(|t| (now_ms - t).max(0) / 1000);
+                let age = oldest.as_deref().and_then(cairn_core::time_fmt::parse_rfc3339_millis).map(|t| (now_ms - t).max(0) / 1000);
                 json!({"tenant_id": tenant, "pending": pending, "retrying": retrying, "dead_letter": dead,
                        "oldest_pending_at": oldest, "oldest_pending_age_sec": age})
             })
