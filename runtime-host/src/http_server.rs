@@ -115,11 +115,12 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
     let method = req.method().to_string();
     let path = req.uri().path().to_string();
     let fallback_rid = incoming_request_id(&req);
-    if path == "/metrics" {
-        return Ok(metrics_response(&app, &req, &fallback_rid).await);
-    }
-    if crate::console::is_console(&path) {
-        return Ok(crate::console::response(req.method(), &path));
+    // The routes the host answers itself, ahead of the components: one list
+    // (`HOST_ROUTES`), which the OpenAPI test holds docs/openapi.yaml to.
+    match host_route(&path) {
+        Some("/metrics") => return Ok(metrics_response(&app, &req, &fallback_rid).await),
+        Some(_) if crate::console::is_console(&path) => return Ok(crate::console::response(req.method(), &path)),
+        _ => {}
     }
     // The API key's public prefix (the control plane's 14 characters) for
     // the telemetry row's key-usage view; never the key itself.
@@ -205,6 +206,15 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         request_id = %rid,
     );
     Ok(resp)
+}
+
+/// The template of the [`HOST_ROUTES`](cairn_core::path_template::HOST_ROUTES)
+/// entry `path` fits: `/metrics`, or one of the console's.
+fn host_route(path: &str) -> Option<&'static str> {
+    cairn_core::path_template::HOST_ROUTES
+        .iter()
+        .map(|(_, template)| *template)
+        .find(|t| cairn_core::path_template::match_path_template(t, path).is_some())
 }
 
 /// `GET /metrics`: the OpenMetrics exposition, for `Authorization: Bearer

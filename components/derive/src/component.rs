@@ -8,6 +8,7 @@
 
 use cairn_core::ApiError;
 use cairn_derive::embedder::{EmbedFailure, Embedder};
+use cairn_derive::http_routes::{DeriveRoute, match_route};
 use cairn_derive::outbox_admin::{self, Caller};
 use cairn_derive::settings::{DeriveSettings, EMBEDDING_MODEL};
 use cairn_derive::tick::{self, TickOptions};
@@ -150,18 +151,22 @@ fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, Api
 fn route(req: &Request, request_id: &str) -> Result<Value, ApiError> {
     let presented = req.header("x-admin-token").and_then(|h| h.as_str());
     cairn_core::admin_token::check(cairn_spin::variables::get("admin_token").as_deref(), presented)?;
-    let body = || parse(std::str::from_utf8(req.body()).unwrap_or(""));
+    let body = || cairn_derive::parse_body_bytes(req.body());
     let query = || cairn_core::encoding::parse_query(req.query());
-    match (req.method().to_string().as_str(), req.path().trim_end_matches('/')) {
-        ("GET", "/v1/admin/derive/status") | ("GET", "/v1/admin/control/outbox") => {
-            outbox_admin::status(&open()?, &settings(), &query(), now_ms())
-        }
-        ("POST", "/v1/admin/derive/tick") => run_tick(&body()?),
-        ("POST", "/v1/admin/derive/rebuild") => rebuild(&body()?),
-        ("POST", "/v1/admin/control/outbox/replay") => replay(&body()?, "admin_token", request_id),
-        ("POST", "/v1/admin/control/consistency-check") => consistency_check(&body()?),
-        ("POST", "/v1/admin/control/health-gate") => health_gate(&body()?),
-        (m, p) => Err(ApiError::not_found("not_found", format!("no route for {m} {p}"))),
+    let (method, path) = (req.method().to_string(), req.path().to_string());
+    match match_route(&method, &path) {
+        Ok(DeriveRoute::OutboxStatus) => outbox_admin::status(&open()?, &settings(), &query(), now_ms()),
+        Ok(DeriveRoute::Tick) => run_tick(&body()?),
+        Ok(DeriveRoute::Rebuild) => rebuild(&body()?),
+        Ok(DeriveRoute::OutboxReplay) => replay(&body()?, "admin_token", request_id),
+        Ok(DeriveRoute::ConsistencyCheck) => consistency_check(&body()?),
+        Ok(DeriveRoute::HealthGate) => health_gate(&body()?),
+        Err(allowed) if !allowed.is_empty() => Err(ApiError::new(
+            405,
+            "method_not_allowed",
+            format!("use {} for {path}", allowed.join(" or ")),
+        )),
+        Err(_) => Err(ApiError::not_found("not_found", format!("no route for {method} {path}"))),
     }
 }
 

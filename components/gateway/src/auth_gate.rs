@@ -25,7 +25,7 @@ pub fn kind(route: &Route) -> RouteKind {
 /// Whether a route is a memory route under `memory_auth_mode` (health and
 /// the admin-token routes are not).
 pub fn guarded(route: &Route) -> bool {
-    !matches!(route, Route::Health) && !route.needs_admin()
+    !matches!(route, Route::Health | Route::OpenApi) && !route.needs_admin()
 }
 
 /// The configured mode (`500` for a value that is not one).

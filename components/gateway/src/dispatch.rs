@@ -182,9 +182,10 @@ pub fn handle(backend: &dyn Backend, req: HttpRequest) -> HttpResponse {
 }
 
 /// The `Host` check and, while memory auth is off, the refusal of
-/// cross-origin requests ([`crate::browser_gate`]); `/health` skips both.
+/// cross-origin requests ([`crate::browser_gate`]); `/health` and the
+/// OpenAPI document (public, read-only) skip both.
 fn browser_gate(backend: &dyn Backend, req: &HttpRequest, cors: &CorsOrigins) -> Result<(), ApiError> {
-    if req.path == "/health" {
+    if req.path == "/health" || req.path == "/openapi.json" {
         return Ok(());
     }
     // An unparsable mode counts as off here (the stricter rules); memory
@@ -303,6 +304,9 @@ fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result
     };
     if route == Route::Health {
         return Ok(json_response(200, health(backend).to_string().into_bytes()));
+    }
+    if route == Route::OpenApi {
+        return Ok(json_response(200, crate::openapi::DOCUMENT.as_bytes().to_vec()));
     }
     let guarded = crate::auth_gate::guarded(&route);
     let mode = if guarded { crate::auth_gate::mode(backend)? } else { cairn_core::auth::Mode::Off };

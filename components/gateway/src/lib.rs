@@ -2,6 +2,7 @@
 //! kernel, policy and control interfaces.
 //!
 //! - [`routes`]: the route table;
+//! - [`openapi`]: the OpenAPI document served at `/openapi.json`;
 //! - [`browser_gate`]: the `Host` check and, with auth off, no cross-origin access;
 //! - [`auth_gate`]: memory-route auth (API keys, JWTs) and identity binding;
 //! - [`quota_gate`]: tenant quotas per protection class;
@@ -12,6 +13,7 @@
 pub mod auth_gate;
 pub mod browser_gate;
 pub mod dispatch;
+pub mod openapi;
 pub mod policy_routes;
 pub mod quota_gate;
 pub mod routes;

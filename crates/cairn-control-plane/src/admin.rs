@@ -94,7 +94,80 @@ pub fn page(
     Ok(Page { limit, offset, filters })
 }
 
-/// Routes an admin request (`path` below `/v1/admin/control/`).
+/// What a route's handler gets: the database, the call context, the
+/// path's parameters (in template order), the query and the body.
+pub struct Call<'a> {
+    pub db: &'a dyn Sql,
+    pub ctx: &'a AdminCtx<'a>,
+    pub params: Vec<String>,
+    pub query: &'a [(String, String)],
+    body: &'a str,
+}
+
+impl Call<'_> {
+    /// The `i`th path parameter.
+    fn p(&self, i: usize) -> &str {
+        &self.params[i]
+    }
+
+    /// The body as JSON (`{}` when empty).
+    fn body(&self) -> Result<Value, ApiError> {
+        let text = if self.body.trim().is_empty() { "{}" } else { self.body };
+        serde_json::from_str(text)
+            .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))
+    }
+}
+
+/// One admin route: method, path template below `/v1/admin/control/`
+/// (`{name}` is one segment) and its handler.
+pub struct AdminRoute {
+    pub method: &'static str,
+    pub path: &'static str,
+    handler: fn(&Call) -> Result<Value, ApiError>,
+}
+
+const fn r(method: &'static str, path: &'static str, handler: fn(&Call) -> Result<Value, ApiError>) -> AdminRoute {
+    AdminRoute { method, path, handler }
+}
+
+/// The control component's routes: [`route`] walks this list, and the
+/// OpenAPI test checks it against `docs/openapi.yaml`. (The outbox, the
+/// consistency check and the health gate below the same prefix are the
+/// derive component's, `spin.toml` routes them there.)
+pub const ROUTES: &[AdminRoute] = &[
+    r("POST", "tenants", |c| crate::tenants::upsert_tenant(c.db, c.ctx, &c.body()?)),
+    r("GET", "tenants", |c| crate::tenants::list_tenants(c.db, c.query)),
+    r("POST", "tenants/{tenant_id}/provision", |c| crate::provisioning::provision(c.db, c.ctx, c.p(0), &c.body()?)),
+    r("GET", "tenants/{tenant_id}/status", |c| crate::provisioning::status(c.db, c.ctx, c.p(0))),
+    r("POST", "tenants/{tenant_id}/upgrade", |c| crate::provisioning::upgrade(c.db, c.ctx, c.p(0), &c.body()?)),
+    r("POST", "tenants/{tenant_id}/teardown", |c| crate::provisioning::teardown(c.db, c.ctx, c.p(0))),
+    r("POST", "projects", |c| crate::tenants::upsert_project(c.db, c.ctx, &c.body()?)),
+    r("POST", "api-keys", |c| crate::api_keys::create(c.db, c.ctx, &c.body()?)),
+    r("GET", "api-keys", |c| crate::api_keys::list(c.db, c.query)),
+    r("GET", "api-keys/stale", |c| crate::api_keys::stale(c.db, c.ctx, c.query)),
+    r("POST", "api-keys/{id}/revoke", |c| crate::api_keys::revoke(c.db, c.ctx, c.p(0))),
+    r("POST", "api-keys/{id}/rotate", |c| crate::api_keys::rotate(c.db, c.ctx, c.p(0), &c.body()?)),
+    r("PUT", "tenant-quotas/{tenant_id}", |c| crate::quotas::put(c.db, c.ctx, c.p(0), &c.body()?)),
+    r("GET", "tenant-quotas/{tenant_id}", |c| crate::quotas::get(c.db, c.p(0))),
+    r("DELETE", "tenant-quotas/{tenant_id}", |c| crate::quotas::delete(c.db, c.ctx, c.p(0))),
+    r("GET", "audit-events", |c| audit_log::list(c.db, c.query)),
+    r("POST", "audit-events/verify", |c| audit_log::verify(c.db)),
+    r("POST", "releases", |c| crate::releases::record(c.db, c.ctx, &c.body()?)),
+    r("GET", "tiers", |c| crate::tiers::list(c.ctx)),
+    r("GET", "dashboard/tenant/{tenant_id}", |c| crate::dashboard::tenant(c.db, c.ctx, c.p(0))),
+    r("GET", "dashboard/tenant/{tenant_id}/timeseries", |c| crate::timeseries::tenant(c.db, c.ctx, c.p(0), c.query)),
+    r("GET", "dashboard/tenant/{tenant_id}/key-usage", |c| crate::key_usage::tenant(c.db, c.ctx, c.p(0), c.query)),
+    r("GET", "diagnostics/tenant/{tenant_id}", |c| crate::diagnostics::tenant(c.db, c.ctx, c.p(0), c.query)),
+    r("GET", "slo/tenant/{tenant_id}", |c| crate::slo::tenant(c.db, c.ctx, c.p(0), c.query)),
+    r("POST", "alerts/routes", |c| crate::alerts::create_route(c.db, c.ctx, &c.body()?)),
+    r("GET", "alerts/routes", |c| crate::alerts::list_routes(c.db, c.query)),
+    r("POST", "alerts/routes/{id}/status", |c| crate::alerts::set_status(c.db, c.ctx, c.p(0), &c.body()?)),
+    r("GET", "alerts/deliveries", |c| crate::alerts::list_deliveries(c.db, c.query)),
+];
+
+/// Routes an admin request (`path` below `/v1/admin/control/`): the first
+/// entry of [`ROUTES`] whose template fits; `405` when one fits with
+/// another method, `404` when none does.
 pub fn route(
     db: &dyn Sql,
     ctx: &AdminCtx,
@@ -103,50 +176,20 @@ pub fn route(
     query: &[(String, String)],
     body: &str,
 ) -> Result<Value, ApiError> {
-    let body = || -> Result<Value, ApiError> {
-        let text = if body.trim().is_empty() { "{}" } else { body };
-        serde_json::from_str(text)
-            .map_err(|e| ApiError::bad_request("invalid_json", format!("request body is not valid JSON: {e}")))
-    };
-    let segments: Vec<String> = path
-        .trim_matches('/')
-        .split('/')
-        .map(|s| cairn_core::encoding::decode_uri_component(s).unwrap_or_else(|| s.to_string()))
-        .collect();
-    let seg: Vec<&str> = segments.iter().map(String::as_str).collect();
-    crate::schema::ensure(db, &ctx.now())?;
-    match (method, seg.as_slice()) {
-        ("POST", ["tenants"]) => crate::tenants::upsert_tenant(db, ctx, &body()?),
-        ("GET", ["tenants"]) => crate::tenants::list_tenants(db, query),
-        ("POST", ["tenants", t, "provision"]) => crate::provisioning::provision(db, ctx, t, &body()?),
-        ("GET", ["tenants", t, "status"]) => crate::provisioning::status(db, ctx, t),
-        ("POST", ["tenants", t, "upgrade"]) => crate::provisioning::upgrade(db, ctx, t, &body()?),
-        ("POST", ["tenants", t, "teardown"]) => crate::provisioning::teardown(db, ctx, t),
-        ("POST", ["projects"]) => crate::tenants::upsert_project(db, ctx, &body()?),
-        ("POST", ["api-keys"]) => crate::api_keys::create(db, ctx, &body()?),
-        ("GET", ["api-keys"]) => crate::api_keys::list(db, query),
-        ("GET", ["api-keys", "stale"]) => crate::api_keys::stale(db, ctx, query),
-        ("POST", ["api-keys", id, "revoke"]) => crate::api_keys::revoke(db, ctx, id),
-        ("POST", ["api-keys", id, "rotate"]) => crate::api_keys::rotate(db, ctx, id, &body()?),
-        ("PUT", ["tenant-quotas", t]) => crate::quotas::put(db, ctx, t, &body()?),
-        ("GET", ["tenant-quotas", t]) => crate::quotas::get(db, t),
-        ("DELETE", ["tenant-quotas", t]) => crate::quotas::delete(db, ctx, t),
-        ("GET", ["audit-events"]) => audit_log::list(db, query),
-        ("POST", ["audit-events", "verify"]) => audit_log::verify(db),
-        ("POST", ["releases"]) => crate::releases::record(db, ctx, &body()?),
-        ("GET", ["tiers"]) => crate::tiers::list(ctx),
-        ("GET", ["dashboard", "tenant", t]) => crate::dashboard::tenant(db, ctx, t),
-        ("GET", ["dashboard", "tenant", t, "timeseries"]) => crate::timeseries::tenant(db, ctx, t, query),
-        ("GET", ["dashboard", "tenant", t, "key-usage"]) => crate::key_usage::tenant(db, ctx, t, query),
-        ("GET", ["diagnostics", "tenant", t]) => crate::diagnostics::tenant(db, ctx, t, query),
-        ("GET", ["slo", "tenant", t]) => crate::slo::tenant(db, ctx, t, query),
-        ("POST", ["alerts", "routes"]) => crate::alerts::create_route(db, ctx, &body()?),
-        ("GET", ["alerts", "routes"]) => crate::alerts::list_routes(db, query),
-        ("POST", ["alerts", "routes", id, "status"]) => crate::alerts::set_status(db, ctx, id, &body()?),
-        ("GET", ["alerts", "deliveries"]) => crate::alerts::list_deliveries(db, query),
-        (_, ["tenants" | "projects" | "api-keys" | "tenant-quotas" | "audit-events" | "tiers" | "releases" | "slo" | "alerts", ..]) => Err(
-            ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on /v1/admin/control/{path}")),
-        ),
-        _ => Err(ApiError::not_found("not_found", format!("no admin route for {method} /v1/admin/control/{path}"))),
+    let mut allowed: Vec<&str> = Vec::new();
+    for def in ROUTES {
+        let Some(params) = cairn_core::path_template::match_path_template(def.path, path) else { continue };
+        if def.method != method {
+            allowed.push(def.method);
+            continue;
+        }
+        crate::schema::ensure(db, &ctx.now())?;
+        return (def.handler)(&Call { db, ctx, params, query, body });
+    }
+    if allowed.is_empty() {
+        Err(ApiError::not_found("not_found", format!("no admin route for {method} /v1/admin/control/{path}")))
+    } else {
+        Err(ApiError::new(405, "method_not_allowed", format!("{method} is not allowed on /v1/admin/control/{path}"))
+            .with_details(json!({"allowed": allowed})))
     }
 }

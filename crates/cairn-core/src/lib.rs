@@ -12,6 +12,7 @@
 //! - [`request_reader`]: typed reading of JSON requests that collects every issue.
 //! - [`time_fmt`]: RFC 3339 timestamps from Unix milliseconds.
 //! - [`encoding`]: `encodeURIComponent`, query strings, base64url.
+//! - [`path_template`]: route templates (`/x/{id}`) and matching them.
 
 pub mod admin_token;
 pub mod api_error;
@@ -19,6 +20,7 @@ pub mod auth;
 pub mod canonical_json;
 pub mod digest;
 pub mod encoding;
+pub mod path_template;
 pub mod recall_audit;
 pub mod request_reader;
 pub mod stable_id;

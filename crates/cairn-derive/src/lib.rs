@@ -15,11 +15,12 @@
 //! - [`embedder`]: the provider seam (`fermyon:spin/llm` in the component);
 //!   [`vectors`]: vector arithmetic; [`vector_index`]: the IVF index's
 //!   upkeep; [`retention`]: erasing memory older than the tier keeps it;
-//!   [`settings`]: configuration.
+//!   [`settings`]: configuration; [`http_routes`]: the component's HTTP routes.
 
 pub mod derived_rows;
 pub mod embed_job;
 pub mod embedder;
+pub mod http_routes;
 pub mod outbox;
 pub mod outbox_admin;
 pub mod rebuild;
@@ -52,5 +53,27 @@ pub fn parse_body(body: &str) -> Result<serde_json::Value, ApiError> {
         Ok(serde_json::Value::Object(Default::default()))
     } else {
         cairn_memory::parse_body(body)
+    }
+}
+
+/// An HTTP request body as received: [`parse_body`] of its text, and `400
+/// invalid_json` when the bytes are not UTF-8 (they used to count as an
+/// empty body, so a tick or a check ran with its defaults on garbage).
+pub fn parse_body_bytes(body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::bad_request("invalid_json", "request body is not UTF-8"))?;
+    parse_body(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_that_are_not_utf8_are_refused() {
+        let e = parse_body_bytes(b"\xff\xfe{").unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (400, "invalid_json"));
+        assert_eq!(parse_body_bytes(b"").unwrap(), serde_json::json!({}));
+        assert_eq!(parse_body_bytes(br#"{"max_jobs": 1}"#).unwrap()["max_jobs"], 1);
     }
 }
