@@ -33,7 +33,8 @@ use serde_json::{Value, json};
 
 const CHANNELS: [&str; 3] = ["webhook", "slack_webhook", "pagerduty_events"];
 const DEFAULT_DEDUPE: &str = "{{tenant_id}}:{{event_type}}:{{severity}}:{{route_id}}";
-const ROUTE_COLUMNS: &str = "id, tenant_id, channel, label, events, status, target, headers, metadata, created_at, updated_at";
+const ROUTE_COLUMNS: &str =
+    "id, tenant_id, channel, label, events, status, target, headers, metadata, created_at, updated_at";
 
 fn route_json(r: &cairn_spin::sql::Row) -> Value {
     let j = |i: usize| r.text(i).and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null);
@@ -125,7 +126,8 @@ pub fn create_route(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value,
         return Err(ApiError::invalid("secret", "a pagerduty_events route needs its routing key as secret"));
     }
     let events = body.get("events").cloned().unwrap_or_else(|| json!(["*"]));
-    if !events.as_array().is_some_and(|e| e.len() <= 64 && e.iter().all(|x| x.as_str().is_some_and(|s| s.len() <= 128))) {
+    if !events.as_array().is_some_and(|e| e.len() <= 64 && e.iter().all(|x| x.as_str().is_some_and(|s| s.len() <= 128)))
+    {
         return Err(ApiError::invalid("events", "events must be a list of at most 64 event types"));
     }
     let headers = body.get("headers").cloned().unwrap_or_else(|| json!({}));
@@ -154,8 +156,15 @@ pub fn create_route(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value,
                 now.as_str().into(),
             ],
         )?;
-        audit(db, ctx, "alert_route.create", "alert_route", &id, Some(&tenant),
-              json!({"channel": channel, "status": status, "events": events, "label": label}))
+        audit(
+            db,
+            ctx,
+            "alert_route.create",
+            "alert_route",
+            &id,
+            Some(&tenant),
+            json!({"channel": channel, "status": status, "events": events, "label": label}),
+        )
     })?;
     Ok(json!({"ok": true, "route": get_route(db, &id)?}))
 }
@@ -269,7 +278,8 @@ pub fn events(db: &dyn Sql, ctx: &AdminCtx, tenant: &str) -> Result<Vec<Event>, 
                 slo["objectives"].as_array().into_iter().flatten().filter(|o| o["status"] != "ok").collect();
             if !at_risk.is_empty() {
                 let critical = at_risk.iter().any(|o| {
-                    o["status"] == "breached" || o["reasons"].as_array().is_some_and(|r| r.iter().any(|x| x == "fast_burn"))
+                    o["status"] == "breached"
+                        || o["reasons"].as_array().is_some_and(|r| r.iter().any(|x| x == "fast_burn"))
                 });
                 let names: Vec<&str> = at_risk.iter().filter_map(|o| o["name"].as_str()).collect();
                 out.push(Event {
@@ -288,7 +298,9 @@ pub fn events(db: &dyn Sql, ctx: &AdminCtx, tenant: &str) -> Result<Vec<Event>, 
     let params: Vec<SqlValue> = params.into_iter().map(SqlValue::from).collect();
     let dead = db
         .query_one(
-            &format!("SELECT count(*) FROM memory_outbox WHERE failed_at IS NOT NULL AND published_at IS NULL AND {cond}"),
+            &format!(
+                "SELECT count(*) FROM memory_outbox WHERE failed_at IS NOT NULL AND published_at IS NULL AND {cond}"
+            ),
             &params,
         )
         .ok()
@@ -434,14 +446,16 @@ pub fn plan(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, ApiErro
         &[only.clone().into()],
     )?;
     let routes: Vec<(Value, Option<String>)> = rows.iter().map(|r| (route_json(r), r.opt_string(11))).collect();
-    let mut tenants: Vec<String> = routes.iter().filter_map(|(r, _)| r["tenant_id"].as_str().map(str::to_string)).collect();
+    let mut tenants: Vec<String> =
+        routes.iter().filter_map(|(r, _)| r["tenant_id"].as_str().map(str::to_string)).collect();
     tenants.dedup();
     let now = ctx.now();
     let (mut deliveries, mut skipped) = (Vec::new(), Vec::new());
     for t in &tenants {
         for e in events(db, ctx, t)? {
             for (route, secret) in routes.iter().filter(|(r, _)| r["tenant_id"] == t.as_str()) {
-                let ttl = route["metadata"]["policy"]["dedupe"]["ttl_seconds"].as_i64().unwrap_or(1800).clamp(60, 604_800);
+                let ttl =
+                    route["metadata"]["policy"]["dedupe"]["ttl_seconds"].as_i64().unwrap_or(1800).clamp(60, 604_800);
                 let since = cairn_core::time_fmt::rfc3339_millis(ctx.now_ms - ttl * 1000);
                 let route_id = route["id"].as_str().unwrap_or("").to_string();
                 let sent = |key: &str| {
@@ -522,8 +536,16 @@ mod tests {
 
     #[test]
     fn targets_must_be_public_https() {
-        for bad in ["http://alerts.example.com/x", "https://127.0.0.1/x", "https://2130706433/x", "https://localhost/x",
-                    "https://user:pw@alerts.example.com/", "https://10.1.2.3/", "https://box.internal/", "ftp://x"] {
+        for bad in [
+            "http://alerts.example.com/x",
+            "https://127.0.0.1/x",
+            "https://2130706433/x",
+            "https://localhost/x",
+            "https://user:pw@alerts.example.com/",
+            "https://10.1.2.3/",
+            "https://box.internal/",
+            "ftp://x",
+        ] {
             assert!(target_problem("webhook", bad, false).is_some(), "{bad}");
         }
         assert!(target_problem("webhook", "https://alerts.example.com/hook", false).is_none());
@@ -541,7 +563,8 @@ mod tests {
 
     #[test]
     fn policy_filters_thresholds_quiet_windows_and_dedupe() {
-        let route = |policy: Value, events: Value| json!({"id": "r1", "events": events, "metadata": {"policy": policy}});
+        let route =
+            |policy: Value, events: Value| json!({"id": "r1", "events": events, "metadata": {"policy": policy}});
         let never = |_: &str| false;
         // 2026-12-01 was a Tuesday (2); 13:30 UTC.
         let now = 1_796_131_800_000;
@@ -556,10 +579,19 @@ mod tests {
         let (d, _) = decide(&route(quiet, json!(["*"])), &event("critical"), now, &never);
         assert!(matches!(d, Decision::Skip("quiet_window_suppressed")));
         let other_day = json!({"quiet_windows": [{"days": [3], "start": "13:00", "end": "14:00"}]});
-        assert!(matches!(decide(&route(other_day, json!(["*"])), &event("critical"), now, &never).0, Decision::Deliver { .. }));
+        assert!(matches!(
+            decide(&route(other_day, json!(["*"])), &event("critical"), now, &never).0,
+            Decision::Deliver { .. }
+        ));
         let downgrade = json!({"quiet_windows": [{"start": "22:00", "end": "14:00", "mode": "warning_only"}]});
-        assert!(matches!(decide(&route(downgrade, json!(["*"])), &event("critical"), now, &never).0, Decision::Deliver { severity: "warning" }));
+        assert!(matches!(
+            decide(&route(downgrade, json!(["*"])), &event("critical"), now, &never).0,
+            Decision::Deliver { severity: "warning" }
+        ));
         let sent = |k: &str| k == "acme:slo_at_risk:critical:r1";
-        assert!(matches!(decide(&route(json!({}), json!(["*"])), &event("critical"), now, &sent).0, Decision::Skip("dedupe")));
+        assert!(matches!(
+            decide(&route(json!({}), json!(["*"])), &event("critical"), now, &sent).0,
+            Decision::Skip("dedupe")
+        ));
     }
 }

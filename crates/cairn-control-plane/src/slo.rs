@@ -249,7 +249,11 @@ mod tests {
         // 99.9 %: 10,000 requests allow 10 bad; 4 bad spend 40 %.
         let o = availability(0.999);
         let w = Counts { total: 10_000, bad: 4 };
-        let burns = [("1h", Counts { total: 500, bad: 1 }), ("6h", Counts { total: 2_000, bad: 2 }), ("24h", Counts { total: 5_000, bad: 3 })];
+        let burns = [
+            ("1h", Counts { total: 500, bad: 1 }),
+            ("6h", Counts { total: 2_000, bad: 2 }),
+            ("24h", Counts { total: 5_000, bad: 3 }),
+        ];
         let v = evaluate(&o, w, &burns);
         assert_eq!(v["window"]["attainment"], 0.9996);
         assert_eq!(v["error_budget"]["allowed_bad"], 10.0);
@@ -265,15 +269,26 @@ mod tests {
     #[test]
     fn fast_and_slow_burns_and_breaches() {
         let o = availability(0.99);
-        let fast = [("1h", Counts { total: 100, bad: 20 }), ("6h", Counts { total: 600, bad: 40 }), ("24h", Counts { total: 2400, bad: 40 })];
+        let fast = [
+            ("1h", Counts { total: 100, bad: 20 }),
+            ("6h", Counts { total: 600, bad: 40 }),
+            ("24h", Counts { total: 2400, bad: 40 }),
+        ];
         let v = evaluate(&o, Counts { total: 10_000, bad: 40 }, &fast);
         // 1h: 0.2/0.01 = 20 ≥ 14.4 and 6h: 0.0667/0.01 = 6.67 ≥ 6.
         assert_eq!((v["status"].as_str(), v["reasons"].clone()), (Some("at_risk"), json!(["fast_burn"])));
-        let slow = [("1h", Counts { total: 100, bad: 1 }), ("6h", Counts { total: 600, bad: 6 }), ("24h", Counts { total: 2400, bad: 80 })];
+        let slow = [
+            ("1h", Counts { total: 100, bad: 1 }),
+            ("6h", Counts { total: 600, bad: 6 }),
+            ("24h", Counts { total: 2400, bad: 80 }),
+        ];
         let v = evaluate(&o, Counts { total: 10_000, bad: 80 }, &slow);
         assert_eq!(v["reasons"], json!(["slow_burn"]));
         let v = evaluate(&o, Counts { total: 1000, bad: 10 }, &[]);
-        assert_eq!((v["status"].as_str(), v["error_budget"]["remaining_ratio"].as_f64()), (Some("breached"), Some(0.0)));
+        assert_eq!(
+            (v["status"].as_str(), v["error_budget"]["remaining_ratio"].as_f64()),
+            (Some("breached"), Some(0.0))
+        );
         // Nothing measured: attained, nothing spent.
         let v = evaluate(&o, Counts::default(), &[]);
         assert_eq!((v["window"]["attainment"].as_f64(), v["status"].as_str()), (Some(1.0), Some("ok")));

@@ -58,7 +58,10 @@ fn attainment_budget_and_burn_rates_from_stored_telemetry() {
         alert_loopback_targets: false,
     };
     let r = slo::tenant(&db, &ctx, "acme", &[]).unwrap();
-    assert_eq!((r["tier"].as_str(), r["window_hours"].as_i64(), r["contractual"].as_bool()), (Some("t"), Some(720), Some(true)));
+    assert_eq!(
+        (r["tier"].as_str(), r["window_hours"].as_i64(), r["contractual"].as_bool()),
+        (Some("t"), Some(720), Some(true))
+    );
 
     // Availability: 1000 requests, 8 bad (5 + 2 + 1 throttled) of 10 allowed.
     let a = &r["objectives"][0];

@@ -21,7 +21,10 @@ fn seed(db: &NativeSqlite, tenant: &str, age_hours: i64, n: usize) {
 }
 
 fn count(db: &NativeSqlite, tenant: &str) -> i64 {
-    db.query_one("SELECT count(*) FROM memory_request_telemetry WHERE tenant_id = ?", &[tenant.into()]).unwrap().unwrap().int(0)
+    db.query_one("SELECT count(*) FROM memory_request_telemetry WHERE tenant_id = ?", &[tenant.into()])
+        .unwrap()
+        .unwrap()
+        .int(0)
 }
 
 #[test]
