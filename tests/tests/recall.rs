@@ -193,7 +193,7 @@ fn contract_fixture_nodes_edges_and_dto_whitelisting() {
     for k in ["created_at", "commit_id", "embedding_model", "memory_lane", "salience", "embedding_status"] {
         assert!(n.get(k).is_some(), "meta field {k} missing: {n}");
     }
-    assert!(m["subgraph"]["edges"][0].get("commit_id").is_some());
+    assert!(m["subgraph"]["edges"][0]["commit_id"].is_string(), "{}", m["subgraph"]["edges"]);
 
     // An explicit knob: min_edge_weight above the edge drops it and the topic.
     let k = recall(&s, json!({"query_embedding": axis0(), "min_edge_weight": 0.95}));

@@ -243,21 +243,6 @@ pub(crate) mod fixtures {
             last_activated: None,
         }
     }
-
-    pub fn edge(id: &str, src: &str, dst: &str, edge_type: &str, weight: f64, confidence: f64) -> StoredEdge {
-        StoredEdge {
-            id: id.into(),
-            scope_key: "s".into(),
-            edge_type: edge_type.into(),
-            src_id: src.into(),
-            dst_id: dst.into(),
-            weight,
-            confidence,
-            decay_rate: 0.01,
-            created_at: String::new(),
-            commit_id: format!("c-{id}"),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@
 //! whose both ends were not read are dropped.
 
 use super::knobs::Knobs;
-use crate::stored_rows::{EDGE_COLUMNS, StoredEdge, StoredNode, lane_visible_sql};
+use crate::stored_rows::{StoredNode, lane_visible_sql};
 use cairn_core::ApiError;
 use cairn_spin::sql::{Sql, SqlValue, placeholders};
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -30,20 +30,46 @@ pub fn node_fetch_budget(max_nodes: i64) -> usize {
     (max_nodes * 4).max(max_nodes).min(800) as usize
 }
 
+/// An edge of the neighbourhood: what ranking, scoring and the answer's
+/// subgraph read (the edge's commit only with `include_meta`:
+/// [`commit_ids`]). All of it is in the ranking indexes (kernel schema 14),
+/// so reading a hop never touches the edge table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NeighborEdge {
+    pub id: String,
+    pub edge_type: String,
+    pub src_id: String,
+    pub dst_id: String,
+    pub weight: f64,
+    pub confidence: f64,
+}
+
+impl NeighborEdge {
+    fn from_row(r: &cairn_spin::sql::Row) -> NeighborEdge {
+        NeighborEdge {
+            id: r.string(0),
+            edge_type: r.string(1),
+            src_id: r.string(2),
+            dst_id: r.string(3),
+            weight: r.real(4),
+            confidence: r.real(5),
+        }
+    }
+}
+
 /// Sorts edges by weight, then confidence (both descending), then id.
-fn sort_edges(edges: &mut [StoredEdge]) {
+fn sort_edges(edges: &mut [NeighborEdge]) {
     edges.sort_by(|a, b| {
         b.weight.total_cmp(&a.weight).then(b.confidence.total_cmp(&a.confidence)).then_with(|| a.id.cmp(&b.id))
     });
 }
 
-/// One direction of a hop: ranked on the covering index (kernel schema
-/// 14), so only the winners' rows are read.
+/// One direction of a hop, read from the covering ranking index alone.
 fn hop_sql(column: &str, frontier: usize) -> String {
     format!(
-        "SELECT {EDGE_COLUMNS} FROM memory_edges WHERE id IN (SELECT id FROM memory_edges \
+        "SELECT id, type, src_id, dst_id, weight, confidence FROM memory_edges \
          WHERE scope = ? AND {column} IN ({}) AND weight >= ? AND confidence >= ? \
-         ORDER BY weight DESC, confidence DESC, id LIMIT ?)",
+         ORDER BY weight DESC, confidence DESC, id LIMIT ?",
         placeholders(frontier)
     )
 }
@@ -55,7 +81,7 @@ fn hop(
     frontier: &[&str],
     k: &Knobs,
     per_direction: usize,
-    out: &mut HashMap<String, StoredEdge>,
+    out: &mut HashMap<String, NeighborEdge>,
 ) -> Result<(), ApiError> {
     if frontier.is_empty() {
         return Ok(());
@@ -68,7 +94,7 @@ fn hop(
         params.push(SqlValue::Integer(per_direction as i64));
         let sql = hop_sql(column, frontier.len());
         for r in db.query(&sql, &params)? {
-            let e = StoredEdge::from_row(&r);
+            let e = NeighborEdge::from_row(&r);
             out.entry(e.id.clone()).or_insert(e);
         }
     }
@@ -76,14 +102,14 @@ fn hop(
 }
 
 /// The neighbourhood's edges, at most the edge budget.
-pub fn fetch_edges(db: &dyn Sql, scope_key: &str, seeds: &[&str], k: &Knobs) -> Result<Vec<StoredEdge>, ApiError> {
+pub fn fetch_edges(db: &dyn Sql, scope_key: &str, seeds: &[&str], k: &Knobs) -> Result<Vec<NeighborEdge>, ApiError> {
     let budget = edge_fetch_budget(k.max_edges);
     let per = hop_budget(budget);
     let mut found = HashMap::new();
     hop(db, scope_key, seeds, k, per, &mut found)?;
     if k.neighborhood_hops >= 2 {
         let mut frontier: BTreeSet<&str> = seeds.iter().copied().collect();
-        let hop1: Vec<StoredEdge> = found.values().cloned().collect();
+        let hop1: Vec<NeighborEdge> = found.values().cloned().collect();
         for e in &hop1 {
             frontier.insert(&e.src_id);
             frontier.insert(&e.dst_id);
@@ -93,14 +119,14 @@ pub fn fetch_edges(db: &dyn Sql, scope_key: &str, seeds: &[&str], k: &Knobs) -> 
             hop(db, scope_key, chunk, k, per, &mut found)?;
         }
     }
-    let mut edges: Vec<StoredEdge> = found.into_values().collect();
+    let mut edges: Vec<NeighborEdge> = found.into_values().collect();
     sort_edges(&mut edges);
     edges.truncate(budget);
     Ok(edges)
 }
 
 /// Which node ids to read: seeds first, then the best-connected others.
-pub fn select_node_ids(seeds: &[&str], edges: &[StoredEdge], max_nodes: i64) -> Vec<String> {
+pub fn select_node_ids(seeds: &[&str], edges: &[NeighborEdge], max_nodes: i64) -> Vec<String> {
     let budget = node_fetch_budget(max_nodes);
     let seed_set: HashSet<&str> = seeds.iter().copied().collect();
     let mut strength: HashMap<&str, f64> = HashMap::new();
@@ -115,6 +141,19 @@ pub fn select_node_ids(seeds: &[&str], edges: &[StoredEdge], max_nodes: i64) -> 
     others.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(b.0)));
     let room = budget.saturating_sub(seeds.len());
     seeds.iter().map(|s| s.to_string()).chain(others.into_iter().take(room).map(|(id, _)| id.to_string())).collect()
+}
+
+/// The commits of `edges` (the answer's `commit_id` with `include_meta`).
+pub fn commit_ids(db: &dyn Sql, edges: &[NeighborEdge]) -> Result<HashMap<String, String>, ApiError> {
+    let mut out = HashMap::with_capacity(edges.len());
+    for chunk in edges.chunks(400) {
+        let params: Vec<SqlValue> = chunk.iter().map(|e| SqlValue::from(e.id.as_str())).collect();
+        let sql = format!("SELECT id, commit_id FROM memory_edges WHERE id IN ({})", placeholders(chunk.len()));
+        for r in db.query(&sql, &params)? {
+            out.insert(r.string(0), r.string(1));
+        }
+    }
+    Ok(out)
 }
 
 /// Node columns without the vector (recall never needs it here).
@@ -155,11 +194,23 @@ pub fn fetch_nodes(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn edge(id: &str, s: &str, d: &str, w: f64, c: f64) -> StoredEdge {
-        crate::stored_rows::fixtures::edge(id, s, d, "related_to", w, c)
+    pub(crate) fn edge(id: &str, s: &str, d: &str, w: f64, c: f64) -> NeighborEdge {
+        neighbor(id, s, d, "related_to", w, c)
+    }
+
+    /// A neighbourhood edge for other modules' tests.
+    pub(crate) fn neighbor(id: &str, s: &str, d: &str, t: &str, w: f64, c: f64) -> NeighborEdge {
+        NeighborEdge {
+            id: id.into(),
+            edge_type: t.into(),
+            src_id: s.into(),
+            dst_id: d.into(),
+            weight: w,
+            confidence: c,
+        }
     }
 
     #[test]
@@ -181,14 +232,22 @@ mod tests {
     }
 
     #[test]
-    fn a_hop_ranks_on_the_covering_index_and_reads_only_the_winners() {
+    fn a_hop_reads_the_covering_ranking_index_alone() {
         let db = cairn_spin::native_sqlite::NativeSqlite::in_memory();
         crate::schema::ensure(&db, "2026-12-01T00:00:00.000Z").unwrap();
         for column in ["src_id", "dst_id"] {
             let plan: Vec<String> = db
                 .query(
                     &format!("EXPLAIN QUERY PLAN {}", hop_sql(column, 3)),
-                    &["s".into(), "a".into(), "b".into(), "c".into(), SqlValue::Real(0.0), SqlValue::Real(0.0), 500.into()],
+                    &[
+                        "s".into(),
+                        "a".into(),
+                        "b".into(),
+                        "c".into(),
+                        SqlValue::Real(0.0),
+                        SqlValue::Real(0.0),
+                        500.into(),
+                    ],
                 )
                 .unwrap()
                 .iter()
@@ -196,7 +255,7 @@ mod tests {
                 .collect();
             let ranked = format!("USING COVERING INDEX memory_edges_scope_{}_rank", &column[..3]);
             assert!(plan.iter().any(|p| p.contains(&ranked)), "{plan:?}");
-            assert!(plan.iter().any(|p| p.contains("USING INDEX sqlite_autoindex_memory_edges_1 (id=?)")), "{plan:?}");
+            assert!(plan.iter().all(|p| p.contains("COVERING INDEX") || p.contains("TEMP B-TREE")), "{plan:?}");
         }
     }
 

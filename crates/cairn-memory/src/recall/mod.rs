@@ -23,7 +23,7 @@ pub mod text_query;
 
 use crate::node_dto::add_common;
 use crate::settings::{AuditSink, Settings};
-use crate::stored_rows::{StoredEdge, StoredNode};
+use crate::stored_rows::StoredNode;
 use activation::{Ranked, ScoreEdge, ScoreNode};
 use cairn_core::ApiError;
 use cairn_core::digest::sha256_hex;
@@ -204,7 +204,7 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
     } else {
         graph::fetch_nodes(db, &req.ts.scope_key, &node_ids, agent, team)?
     };
-    let edges_all: Vec<StoredEdge> =
+    let edges_all: Vec<graph::NeighborEdge> =
         edges.into_iter().filter(|e| nodes.contains_key(&e.src_id) && nodes.contains_key(&e.dst_id)).collect();
     let nodes_ms = ms(t);
 
@@ -292,13 +292,14 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
             Value::Object(m)
         })
         .collect();
+    let edge_commits = if req.dto.include_meta { graph::commit_ids(db, &picked.edges)? } else { HashMap::new() };
     let edges_json: Vec<Value> = picked
         .edges
         .iter()
         .map(|e| {
             let mut m = json!({"from_id": e.src_id, "to_id": e.dst_id, "type": e.edge_type, "weight": e.weight});
             if req.dto.include_meta {
-                m["commit_id"] = json!(e.commit_id);
+                m["commit_id"] = json!(edge_commits.get(&e.id));
             }
             m
         })

@@ -10,7 +10,8 @@
 //! `max_edges`.
 
 use super::activation::Ranked;
-use crate::stored_rows::{StoredEdge, StoredNode};
+use super::graph::NeighborEdge;
+use crate::stored_rows::StoredNode;
 use std::collections::{HashMap, HashSet};
 
 /// Whether a node is a draft topic.
@@ -22,7 +23,7 @@ pub fn is_draft_topic(n: &StoredNode) -> bool {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Subgraph {
     pub node_ids: Vec<String>,
-    pub edges: Vec<StoredEdge>,
+    pub edges: Vec<NeighborEdge>,
     /// Core nodes cut by `max_nodes` (for trajectory).
     pub dropped_nodes: usize,
     /// Edges cut by `max_edges`.
@@ -33,7 +34,7 @@ pub fn select(
     seed_ids: &[&str],
     ranked: &[Ranked],
     nodes: &HashMap<String, StoredNode>,
-    edges: &[StoredEdge],
+    edges: &[NeighborEdge],
     max_nodes: usize,
     max_edges: usize,
 ) -> Subgraph {
@@ -83,7 +84,7 @@ pub fn select(
     }
 
     let out: HashSet<&str> = core.iter().copied().collect();
-    let mut chosen: Vec<&StoredEdge> =
+    let mut chosen: Vec<&NeighborEdge> =
         edges.iter().filter(|e| out.contains(e.src_id.as_str()) && out.contains(e.dst_id.as_str())).collect();
     chosen
         .sort_by(|a, b| (b.weight * b.confidence).total_cmp(&(a.weight * a.confidence)).then_with(|| a.id.cmp(&b.id)));
@@ -111,8 +112,8 @@ mod tests {
         n
     }
 
-    fn edge(id: &str, s: &str, d: &str, t: &str, w: f64) -> StoredEdge {
-        fixtures::edge(id, s, d, t, w, w)
+    fn edge(id: &str, s: &str, d: &str, t: &str, w: f64) -> NeighborEdge {
+        crate::recall::graph::tests::neighbor(id, s, d, t, w, w)
     }
 
     fn ranked(ids: &[&str]) -> Vec<Ranked> {
