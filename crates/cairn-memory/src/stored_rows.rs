@@ -212,7 +212,7 @@ impl StoredEdge {
 /// everywhere else (commit ids `c-<id>`).
 #[cfg(test)]
 pub(crate) mod fixtures {
-    use super::{StoredEdge, StoredNode};
+    use super::StoredNode;
     use serde_json::Map;
 
     pub fn node(id: &str, node_type: &str) -> StoredNode {
