@@ -2,44 +2,30 @@
 //! the rotation SLA, a key's traffic spike and dead letters each raise their
 //! event; a healthy tenant raises none.
 
+mod common;
+
 use cairn_control_plane::admin::AdminCtx;
 use cairn_control_plane::alerts::events;
 use cairn_core::time_fmt::rfc3339_millis;
 use cairn_spin::native_sqlite::NativeSqlite;
 use cairn_spin::sql::Sql;
+use common::Telemetry;
 use serde_json::json;
 
 const T0: i64 = 1_800_000_000_000;
 const DAY: i64 = 86_400_000;
 
 fn telemetry(db: &NativeSqlite, tenant: &str, status: i64, key: Option<&str>, n: usize) {
-    for _ in 0..n {
-        db.exec(
-            "INSERT INTO memory_request_telemetry (tenant_id, endpoint, status_code, latency_ms, api_key_prefix, created_at) \
-             VALUES (?, 'write', ?, 5, ?, ?)",
-            &[tenant.into(), status.into(), key.into(), rfc3339_millis(T0 - 60_000).into()],
-        )
-        .unwrap();
-    }
+    let row = Telemetry { tenant, endpoint: "write", status, latency_ms: 5.0, at_ms: T0 - 60_000, key };
+    common::seed(db, &row, n);
 }
 
 #[test]
 fn each_condition_raises_its_event() {
-    let db = NativeSqlite::in_memory();
+    let db = common::db(T0);
     let now = rfc3339_millis(T0);
-    cairn_memory::schema::ensure(&db, &now).unwrap();
-    cairn_control_plane::schema::ensure(&db, &now).unwrap();
     let tiers = json!({"tiers": {"solo": {"slo": {"objectives": [{"name": "availability", "sli": "availability", "target": 0.99}]}}}}).to_string();
-    let ctx = AdminCtx {
-        request_id: "alerts",
-        now_ms: T0,
-        random: &|b: &mut [u8]| b.fill(3),
-        tier_profiles: Some(&tiers),
-        default_tier: "solo",
-        billing_disabled: false,
-        default_tenant_id: "default",
-        alert_loopback_targets: false,
-    };
+    let ctx = AdminCtx { tier_profiles: Some(&tiers), ..common::ctx(T0) };
     for t in ["acme", "calm"] {
         db.exec(
             "INSERT INTO control_tenants (tenant_id, status, created_at, updated_at) VALUES (?, 'active', ?, ?)",

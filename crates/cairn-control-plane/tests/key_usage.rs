@@ -1,46 +1,22 @@
 //! Key usage on seeded telemetry: pages of (key, endpoint) rows through a
 //! cursor that pins the snapshot and is bound to its route and tenant.
 
-use cairn_control_plane::admin::AdminCtx;
+mod common;
+
 use cairn_control_plane::{key_usage, timeseries};
-use cairn_core::time_fmt::rfc3339_millis;
 use cairn_spin::native_sqlite::NativeSqlite;
-use cairn_spin::sql::Sql;
+use common::{Telemetry, ctx, q};
 
 const T0: i64 = 1_800_000_000_000;
 
 fn seed(db: &NativeSqlite, tenant: &str, key: &str, at_ms: i64, status: i64, latency_ms: f64) {
-    db.exec(
-        "INSERT INTO memory_request_telemetry (tenant_id, endpoint, status_code, latency_ms, created_at, api_key_prefix) \
-         VALUES (?, 'write', ?, ?, ?, ?)",
-        &[tenant.into(), status.into(), latency_ms.into(), rfc3339_millis(at_ms).into(), key.into()],
-    )
-    .unwrap();
-}
-
-fn ctx(now_ms: i64) -> AdminCtx<'static> {
-    AdminCtx {
-        request_id: "ku",
-        now_ms,
-        random: &|b: &mut [u8]| b.fill(1),
-        tier_profiles: None,
-        default_tier: "solo",
-        billing_disabled: false,
-        default_tenant_id: "default",
-        alert_loopback_targets: false,
-    }
-}
-
-fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    let row = Telemetry { tenant, endpoint: "write", status, latency_ms, at_ms, key: Some(key) };
+    common::seed(db, &row, 1);
 }
 
 #[test]
 fn pages_follow_a_pinned_snapshot_and_a_spike_is_flagged() {
-    let db = NativeSqlite::in_memory();
-    let now = rfc3339_millis(T0);
-    cairn_memory::schema::ensure(&db, &now).unwrap();
-    cairn_control_plane::schema::ensure(&db, &now).unwrap();
+    let db = common::db(T0);
     // Three keys. k1: 7 requests a day over the baseline week (49), then 40
     // in the last hour — a spike (40 / 7 ≈ 5.7). k2, k3: a few requests.
     for d in 1..8 {
@@ -84,10 +60,7 @@ fn pages_follow_a_pinned_snapshot_and_a_spike_is_flagged() {
 
 #[test]
 fn the_anomaly_job_pages_every_tenant_and_fails_only_when_strict() {
-    let db = NativeSqlite::in_memory();
-    let now = rfc3339_millis(T0);
-    cairn_memory::schema::ensure(&db, &now).unwrap();
-    cairn_control_plane::schema::ensure(&db, &now).unwrap();
+    let db = common::db(T0);
     // acme: one steady key and one failing key (3 of 4 recent requests 5xx
     // against a clean baseline); beta: a steady key.
     for tenant in ["acme", "beta"] {
@@ -110,9 +83,11 @@ fn the_anomaly_job_pages_every_tenant_and_fails_only_when_strict() {
     assert_eq!((a["tenant_id"].as_str(), a["api_key_prefix"].as_str()), (Some("acme"), Some("cairn_acme_bad_")));
     assert!(a["reasons"].as_array().unwrap().contains(&serde_json::json!("error_budget_regression")), "{a}");
     assert_eq!((r["exit_code"].as_i64(), r["ok"].as_bool()), (Some(0), Some(true)));
-    let strict = key_usage::anomaly_report(&db, &ctx(T0), &serde_json::json!({"min_requests": 2, "strict": true})).unwrap();
+    let strict =
+        key_usage::anomaly_report(&db, &ctx(T0), &serde_json::json!({"min_requests": 2, "strict": true})).unwrap();
     assert_eq!((strict["exit_code"].as_i64(), strict["ok"].as_bool()), (Some(2), Some(false)));
-    let one = key_usage::anomaly_report(&db, &ctx(T0), &serde_json::json!({"tenant_id": "beta", "min_requests": 2})).unwrap();
+    let one =
+        key_usage::anomaly_report(&db, &ctx(T0), &serde_json::json!({"tenant_id": "beta", "min_requests": 2})).unwrap();
     assert_eq!((one["tenants_checked"].as_i64(), one["anomalies_count"].as_i64()), (Some(1), Some(0)));
     let bad = key_usage::anomaly_report(&db, &ctx(T0), &serde_json::json!({"zscore_threshold": 0.1})).unwrap_err();
     assert_eq!(bad.status, 400);

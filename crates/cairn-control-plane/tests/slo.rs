@@ -1,24 +1,19 @@
 //! SLO attainment, error budget and burn rates on seeded telemetry, with
 //! known answers (a real in-memory SQLite, the real queries).
 
+mod common;
+
 use cairn_control_plane::admin::AdminCtx;
 use cairn_control_plane::slo;
-use cairn_core::time_fmt::rfc3339_millis;
 use cairn_spin::native_sqlite::NativeSqlite;
-use cairn_spin::sql::Sql;
+use common::Telemetry;
 use serde_json::json;
 
 const T0: i64 = 1_800_000_000_000;
 const HOUR: i64 = 3_600_000;
 
 fn seed(db: &NativeSqlite, tenant: &str, endpoint: &str, at_ms: i64, status: i64, latency_ms: f64, n: usize) {
-    for _ in 0..n {
-        db.exec(
-            "INSERT INTO memory_request_telemetry (tenant_id, endpoint, status_code, latency_ms, created_at) VALUES (?, ?, ?, ?, ?)",
-            &[tenant.into(), endpoint.into(), status.into(), latency_ms.into(), rfc3339_millis(at_ms).into()],
-        )
-        .unwrap();
-    }
+    common::seed(db, &Telemetry { tenant, endpoint, status, latency_ms, at_ms, key: None }, n);
 }
 
 fn profiles() -> String {
@@ -30,10 +25,7 @@ fn profiles() -> String {
 
 #[test]
 fn attainment_budget_and_burn_rates_from_stored_telemetry() {
-    let db = NativeSqlite::in_memory();
-    let now = rfc3339_millis(T0);
-    cairn_memory::schema::ensure(&db, &now).unwrap();
-    cairn_control_plane::schema::ensure(&db, &now).unwrap();
+    let db = common::db(T0);
     // Two days ago: 895 good writes and 5 failures (inside 720 h, outside 24 h).
     seed(&db, "acme", "write", T0 - 48 * HOUR, 200, 10.0, 895);
     seed(&db, "acme", "write", T0 - 48 * HOUR, 503, 10.0, 5);
@@ -47,16 +39,7 @@ fn attainment_budget_and_burn_rates_from_stored_telemetry() {
     seed(&db, "acme", "write", T0 - 800 * HOUR, 500, 900.0, 50);
 
     let tiers = profiles();
-    let ctx = AdminCtx {
-        request_id: "slo-test",
-        now_ms: T0,
-        random: &|b: &mut [u8]| b.fill(7),
-        tier_profiles: Some(&tiers),
-        default_tier: "t",
-        billing_disabled: false,
-        default_tenant_id: "default",
-        alert_loopback_targets: false,
-    };
+    let ctx = AdminCtx { tier_profiles: Some(&tiers), default_tier: "t", ..common::ctx(T0) };
     let r = slo::tenant(&db, &ctx, "acme", &[]).unwrap();
     assert_eq!(
         (r["tier"].as_str(), r["window_hours"].as_i64(), r["contractual"].as_bool()),

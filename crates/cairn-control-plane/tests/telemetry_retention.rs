@@ -1,23 +1,22 @@
 //! Telemetry retention per tenant: rows older than the tenant's retention
 //! go, newer ones and other tenants' stay; the tier sets the hours.
 
+mod common;
+
 use cairn_control_plane::telemetry_retention::{DEFAULT_RETENTION_HOURS, purge, retention_hours};
 use cairn_core::time_fmt::rfc3339_millis;
 use cairn_spin::native_sqlite::NativeSqlite;
 use cairn_spin::sql::Sql;
+use common::Telemetry;
 use serde_json::json;
 
 const T0: i64 = 1_800_000_000_000;
 const HOUR: i64 = 3_600_000;
 
 fn seed(db: &NativeSqlite, tenant: &str, age_hours: i64, n: usize) {
-    for _ in 0..n {
-        db.exec(
-            "INSERT INTO memory_request_telemetry (tenant_id, endpoint, status_code, latency_ms, created_at) VALUES (?, 'write', 200, 1, ?)",
-            &[tenant.into(), rfc3339_millis(T0 - age_hours * HOUR).into()],
-        )
-        .unwrap();
-    }
+    let row =
+        Telemetry { tenant, endpoint: "write", status: 200, latency_ms: 1.0, at_ms: T0 - age_hours * HOUR, key: None };
+    common::seed(db, &row, n);
 }
 
 fn count(db: &NativeSqlite, tenant: &str) -> i64 {

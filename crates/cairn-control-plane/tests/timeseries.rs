@@ -2,11 +2,13 @@
 //! newest first, error classes and percentiles exact, paging by a cursor
 //! that pins its snapshot.
 
+mod common;
+
 use cairn_control_plane::admin::AdminCtx;
 use cairn_control_plane::timeseries;
 use cairn_core::time_fmt::rfc3339_millis;
 use cairn_spin::native_sqlite::NativeSqlite;
-use cairn_spin::sql::Sql;
+use common::{Telemetry, q};
 use serde_json::{Value, json};
 
 // 20 minutes past a whole hour (1_800_000_000_000 ms is one): the rows of
@@ -15,36 +17,16 @@ const T0: i64 = 1_800_000_000_000 + 20 * 60_000;
 const HOUR: i64 = 3_600_000;
 
 fn seed(db: &NativeSqlite, tenant: &str, endpoint: &str, at_ms: i64, status: i64, latency_ms: f64) {
-    db.exec(
-        "INSERT INTO memory_request_telemetry (tenant_id, endpoint, status_code, latency_ms, created_at) VALUES (?, ?, ?, ?, ?)",
-        &[tenant.into(), endpoint.into(), status.into(), latency_ms.into(), rfc3339_millis(at_ms).into()],
-    )
-    .unwrap();
+    common::seed(db, &Telemetry { tenant, endpoint, status, latency_ms, at_ms, key: None }, 1);
 }
 
 fn ctx() -> AdminCtx<'static> {
-    AdminCtx {
-        request_id: "ts",
-        now_ms: T0,
-        random: &|b: &mut [u8]| b.fill(1),
-        tier_profiles: None,
-        default_tier: "solo",
-        billing_disabled: false,
-        default_tenant_id: "default",
-        alert_loopback_targets: false,
-    }
-}
-
-fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    common::ctx(T0)
 }
 
 #[test]
 fn hourly_buckets_newest_first_with_exact_classes_and_a_stable_cursor() {
-    let db = NativeSqlite::in_memory();
-    let now = rfc3339_millis(T0);
-    cairn_memory::schema::ensure(&db, &now).unwrap();
-    cairn_control_plane::schema::ensure(&db, &now).unwrap();
+    let db = common::db(T0);
     // This hour: writes 10..100 ms, one 500, one 429, one 400.
     for (i, status) in [200, 200, 200, 200, 200, 200, 200, 500, 429, 400].iter().enumerate() {
         seed(&db, "acme", "write", T0 - 60_000 * i as i64, *status, 10.0 * (i + 1) as f64);
