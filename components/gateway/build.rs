@@ -3,7 +3,11 @@
 //! JSON the gateway serves at `/openapi.json`.
 
 fn main() {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.yaml");
+    // Read at run time, not `env!`: the build directory is shared by every
+    // checkout (~/.cache/cairn/target), and a build script compiled in one
+    // may run for another, which must read its own document.
+    let dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for build scripts");
+    let src = std::path::Path::new(&dir).join("../../docs/openapi.yaml");
     println!("cargo:rerun-if-changed={}", src.display());
     let text = std::fs::read_to_string(&src).unwrap_or_else(|e| panic!("reading {}: {e}", src.display()));
     let doc: serde_json::Value =
