@@ -178,33 +178,36 @@ pub fn anomaly_report(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Valu
     let mut r = Reader::new();
     let root = Reader::root(body)?;
     let only = r.str_opt_len(root, "tenant_id", 1, 128);
-    let num = |k: &str, d: f64| body.get(k).and_then(Value::as_f64).unwrap_or(d);
-    let strict = body.get("strict").and_then(Value::as_bool).unwrap_or(false);
+    // The route's bounds, so a bad threshold is refused whether or not any
+    // tenant has keys.
+    let window_hours = r.int_opt(root, "window_hours", 1, 720).unwrap_or(24);
+    let baseline_hours = r.int_opt(root, "baseline_hours", 1, 720).unwrap_or(168);
+    let min_requests = r.int_opt(root, "min_requests", 1, 1_000_000).unwrap_or(30);
+    let zscore = r.num_opt(root, "zscore_threshold", 0.5, 100.0).unwrap_or(3.0);
+    let limit = r.int_opt(root, "limit", 1, 1000).unwrap_or(500);
+    let strict = r.bool_opt(root, "strict").unwrap_or(false);
     r.finish()?;
-    let window_hours = num("window_hours", 24.0) as i64;
-    let baseline_hours = num("baseline_hours", 168.0) as i64;
+    // Each page's query: the thresholds, then the cursor or the first page.
     let query = |cursor: Option<&str>| -> Vec<(String, String)> {
         let mut q = vec![
-            ("min_requests".to_string(), (num("min_requests", 30.0) as i64).to_string()),
-            ("zscore_threshold".to_string(), num("zscore_threshold", 3.0).to_string()),
+            ("min_requests".to_string(), min_requests.to_string()),
+            ("zscore_threshold".to_string(), zscore.to_string()),
         ];
         match cursor {
             Some(c) => q.push(("cursor".into(), c.to_string())),
             None => q.extend([
                 ("window_hours".to_string(), window_hours.to_string()),
                 ("baseline_hours".to_string(), baseline_hours.to_string()),
-                ("limit".to_string(), (num("limit", 500.0) as i64).to_string()),
+                ("limit".to_string(), limit.to_string()),
             ]),
         }
         q
     };
-    // The thresholds are checked once, whether or not any tenant has keys.
-    read_query(ctx, "-", &query(None))?;
     cairn_memory::schema::ensure(db, &ctx.now())?;
     let tenants: Vec<String> = match only {
         Some(t) => vec![t],
         None => {
-            let since = rfc3339_millis(ctx.now_ms - (window_hours + baseline_hours.min(720)) * 3_600_000);
+            let since = rfc3339_millis(ctx.now_ms - (window_hours + baseline_hours) * 3_600_000);
             db.query(
                 "SELECT DISTINCT tenant_id FROM memory_request_telemetry \
                  WHERE created_at >= ? AND api_key_prefix IS NOT NULL ORDER BY tenant_id",
