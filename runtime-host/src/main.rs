@@ -35,6 +35,15 @@ mod tenant_limits;
 mod tiers;
 mod variables;
 
+/// The repository root for tests, read at run time: the build directory is
+/// shared by every checkout, so a test binary compiled in one may run for
+/// another, and `env!` would point it at the other's files.
+#[cfg(test)]
+fn repo_root() -> std::path::PathBuf {
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from);
+    dir.unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))).join("..")
+}
+
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 use sqlite::runtime_config::{SqliteConfig, Synchronous};

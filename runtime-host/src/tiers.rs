@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn the_shipped_tiers_are_complete_and_gaps_are_named() {
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/tiers.yaml");
+        let config = crate::repo_root().join("config/tiers.yaml");
         let vars = load(&config).unwrap();
         let doc: Value = serde_json::from_str(&vars["tier_profiles"]).unwrap();
         assert_eq!(missing_fields(&doc), Vec::<String>::new());
@@ -114,7 +114,7 @@ mod tests {
     /// config/tiers.yaml says.
     #[test]
     fn the_shipped_json_matches_the_yaml() {
-        let config = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config");
+        let config = crate::repo_root().join("config");
         let expected = json_file(&config.join("tiers.yaml")).unwrap();
         let shipped = std::fs::read_to_string(config.join("tiers.json")).unwrap_or_default();
         assert!(shipped == expected, "config/tiers.json is out of date with config/tiers.yaml: run `make tiers-json`");

@@ -79,7 +79,7 @@ fn attainment_budget_and_burn_rates_from_stored_telemetry() {
 /// Every tier the project ships has a readable `slo` block.
 #[test]
 fn the_shipped_tiers_define_their_slos() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/tiers.json");
+    let path = common::repo_root().join("config/tiers.json");
     let doc: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     for tier in doc["tiers"].as_object().unwrap().keys() {
         let p = slo::SloProfile::from_profiles(&doc, tier).unwrap().unwrap_or_else(|| panic!("{tier} has no slo"));

@@ -68,7 +68,7 @@ fn parses_routes_components_and_dependencies() {
 
 #[test]
 fn the_shipped_manifest_parses() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dir = crate::repo_root();
     let m = AppManifest::load(&dir.join("spin.toml")).unwrap();
     let gw = &m.components["gateway"];
     let packages: Vec<&str> = gw.dependencies.iter().map(|d| d.name.registration_name()).collect();

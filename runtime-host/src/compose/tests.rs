@@ -5,7 +5,7 @@
 
 use super::*;
 use crate::app_manifest::{AppManifest, Inherit};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use wit_parser::{ManglingAndAbi, Resolve};
 
 /// A component whose core module is a dummy for `world` of `resolve`.
@@ -19,7 +19,7 @@ fn dummy(resolve: &Resolve, world: &str) -> Vec<u8> {
 
 fn repo_wit() -> Resolve {
     let mut resolve = Resolve::default();
-    resolve.push_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit")).unwrap();
+    resolve.push_dir(crate::repo_root().join("wit")).unwrap();
     resolve
 }
 
@@ -103,7 +103,7 @@ fn three_dependencies_of_one_package_are_refused_as_spin_refuses_them() {
 fn shipped_layout(name: &str) -> (PathBuf, crate::app_manifest::ComponentDecl) {
     let resolve = repo_wit();
     let dir = scratch(name);
-    let manifest = AppManifest::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../spin.toml")).unwrap();
+    let manifest = AppManifest::load(&crate::repo_root().join("spin.toml")).unwrap();
     let mut gateway = manifest.components["gateway"].clone();
     gateway.source = dir.join("gateway.wasm");
     std::fs::write(&gateway.source, dummy(&resolve, "cairn:gateway/gateway-imports")).unwrap();

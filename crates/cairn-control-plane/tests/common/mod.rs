@@ -65,3 +65,10 @@ pub fn seed(db: &NativeSqlite, row: &Telemetry, n: usize) {
 pub fn q(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
+
+/// The repository root, read at run time (a test binary built in another
+/// checkout sharing the build directory must read this one's files).
+pub fn repo_root() -> std::path::PathBuf {
+    let dir = std::env::var_os("CARGO_MANIFEST_DIR").map(std::path::PathBuf::from);
+    dir.unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))).join("../..")
+}
