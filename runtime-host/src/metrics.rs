@@ -199,7 +199,8 @@ impl Metrics {
     }
 
     /// Sets the scrape-time derivation gauges from `GET
-    /// /v1/admin/control/outbox`'s answer (`by_event_type`, the oldest age).
+    /// /v1/admin/control/outbox`'s answer (`by_event_type`, the oldest age,
+    /// `by_tenant`); `label_of` maps a tenant to its metrics label.
     pub fn outbox(&self, status: &serde_json::Value, label_of: impl Fn(&str) -> String) {
         for k in status["by_event_type"].as_array().into_iter().flatten() {
             let kind = k["event_type"].as_str().unwrap_or("unknown").to_string();

@@ -14,7 +14,7 @@ use cairn_control_plane::audit::{self, AuditEvent};
 use cairn_core::ApiError;
 use cairn_core::request_reader::{Reader, query_int};
 use cairn_core::tenant_scope::{check_tenant, tenant_key_sql};
-use cairn_core::time_fmt::rfc3339_millis;
+use cairn_core::time_fmt::{parse_rfc3339_millis, rfc3339_millis};
 use cairn_spin::sql::{Sql, SqlValue, placeholders, read_txn, write_txn};
 use serde_json::{Value, json};
 
@@ -92,16 +92,10 @@ pub fn status(db: &dyn Sql, s: &DeriveSettings, query: &[(String, String)], now_
                 &params,
             )?
             .expect("aggregate returns one row");
+        // Whole seconds since a stored time (the oldest waiting job's).
+        let age_of = |t: Option<&str>| t.and_then(parse_rfc3339_millis).map(|t| (now_ms - t).max(0) / 1000);
         let oldest = row.opt_string(4);
-        let age = match &oldest {
-            Some(t) => db
-                .query_one(
-                    "SELECT CAST((julianday(?) - julianday(?)) * 86400 AS INTEGER)",
-                    &[now.clone().into(), t.into()],
-                )?
-                .map(|r| r.int(0)),
-            None => None,
-        };
+        let age = age_of(oldest.as_deref());
         // The same counts per job kind (metrics, dashboards).
         let by_kind: Vec<Value> = db
             .query(
@@ -146,9 +140,8 @@ pub fn status(db: &dyn Sql, s: &DeriveSettings, query: &[(String, String)], now_
         let by_tenant: Vec<Value> = by_tenant
             .into_iter()
             .map(|(tenant, (pending, retrying, dead, oldest))| {
-                let age = oldest.as_deref().and_then(cairn_core::time_fmt::parse_rfc3339_millis).map(|t| (now_ms - t).max(0) / 1000);
                 json!({"tenant_id": tenant, "pending": pending, "retrying": retrying, "dead_letter": dead,
-                       "oldest_pending_at": oldest, "oldest_pending_age_sec": age})
+                       "oldest_pending_age_sec": age_of(oldest.as_deref()), "oldest_pending_at": oldest})
             })
             .collect();
         let status_filter = match status {
