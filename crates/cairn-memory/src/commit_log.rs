@@ -337,7 +337,9 @@ fn report_broken(checked: i64, commit: &str, reason: String) -> ScopeReport {
     }
 }
 
-fn load<T>(
+/// Rows by id, keyed by what `f` returns: `prefix` ends in `IN `, the ids
+/// are deduplicated and read in chunks of 400 placeholders.
+pub(crate) fn load<T>(
     db: &dyn Sql,
     prefix: &str,
     ids: &[String],

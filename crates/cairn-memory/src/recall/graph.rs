@@ -145,15 +145,10 @@ pub fn select_node_ids(seeds: &[&str], edges: &[NeighborEdge], max_nodes: i64) -
 
 /// The commits of `edges` (the answer's `commit_id` with `include_meta`).
 pub fn commit_ids(db: &dyn Sql, edges: &[NeighborEdge]) -> Result<HashMap<String, String>, ApiError> {
-    let mut out = HashMap::with_capacity(edges.len());
-    for chunk in edges.chunks(400) {
-        let params: Vec<SqlValue> = chunk.iter().map(|e| SqlValue::from(e.id.as_str())).collect();
-        let sql = format!("SELECT id, commit_id FROM memory_edges WHERE id IN ({})", placeholders(chunk.len()));
-        for r in db.query(&sql, &params)? {
-            out.insert(r.string(0), r.string(1));
-        }
-    }
-    Ok(out)
+    let ids: Vec<String> = edges.iter().map(|e| e.id.clone()).collect();
+    crate::commit_log::load(db, "SELECT id, commit_id FROM memory_edges WHERE id IN ", &ids, |r| {
+        (r.string(0), r.string(1))
+    })
 }
 
 /// Node columns without the vector (recall never needs it here).
