@@ -59,9 +59,6 @@ pub struct App {
     pub request_totals: crate::http_server::RequestCounters,
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: crate::metrics::Metrics,
-    /// Requests in flight, and how much of the CPU derivation may take
-    /// meanwhile.
-    pub pacing: Arc<crate::cpu_pacing::Pacing>,
 }
 
 /// Everything needed to load an app.
@@ -73,9 +70,6 @@ pub struct LoadOptions {
     pub cache_dir: Option<PathBuf>,
     pub pool: engine::PoolLimits,
     pub limits: RunLimits,
-    /// Share of its running time derivation may use while requests are in
-    /// flight (`--background-cpu-share`; 1 = no pacing).
-    pub background_cpu_share: f64,
 }
 
 /// The linker with every host capability a Cairn component may import.
@@ -178,7 +172,6 @@ impl App {
             tenant_limits: crate::tenant_limits::TenantLimits::from_variables(&opts.variables),
             variables: opts.variables,
             request_totals: Default::default(),
-            pacing: crate::cpu_pacing::Pacing::new(opts.background_cpu_share),
         })
     }
 
@@ -205,7 +198,6 @@ impl App {
                 priority: handler.priority,
             },
             limits.max_memory_bytes,
-            (handler.priority == crate::state::Priority::Background).then(|| self.pacing.clock(limits.request_timeout)),
         );
         let mut store = wasmtime::Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);

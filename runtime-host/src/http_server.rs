@@ -275,8 +275,6 @@ async fn dispatch(
         return Ok(json_body(404, "not_found", "no route", &rid));
     };
     let handler = &app.handlers[&route.component];
-    // Derivation paces itself while requests are in flight (cpu_pacing).
-    let _in_flight = (handler.priority == crate::state::Priority::Foreground).then(|| app.pacing.request());
     let limits = app.tenant_limits.for_request(&app.sqlite, req.uri().path(), req.headers(), &app.limits).await;
     let mut store = app.new_store_with(handler, stats, &limits);
     let (sender, receiver) = tokio::sync::oneshot::channel();

@@ -18,7 +18,6 @@ mod bench_quality;
 mod bench_recall;
 mod compose;
 mod console;
-mod cpu_pacing;
 mod cron;
 mod derive_calls;
 mod engine;
@@ -141,11 +140,6 @@ pub struct AppArgs {
     /// Longest a request may run before it is stopped.
     #[arg(long, env = "CAIRN_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
     pub request_timeout_secs: u64,
-    /// Share of its running time derivation may use while requests are in
-    /// flight: it pauses between its SQLite statements (never inside a
-    /// write transaction) to give requests the CPU; 1 = no pacing.
-    #[arg(long, env = "CAIRN_BACKGROUND_CPU_SHARE", default_value_t = 0.25, value_parser = parse_share)]
-    pub background_cpu_share: f64,
     /// Largest memory one guest module may use, MiB.
     #[arg(long, env = "CAIRN_MAX_INSTANCE_MEMORY_MB", default_value_t = 1024)]
     pub max_instance_memory_mb: usize,
@@ -214,14 +208,6 @@ struct UpArgs {
     alert_interval_secs: u64,
     #[command(flatten)]
     app: AppArgs,
-}
-
-/// A share of time: a number in (0, 1].
-fn parse_share(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(x) if x > 0.0 && x <= 1.0 => Ok(x),
-        _ => Err(format!("'{s}' is not a share in (0, 1] (e.g. 0.25; 1 turns pacing off)")),
-    }
 }
 
 fn parse_var(s: &str) -> Result<(String, String), String> {
@@ -333,7 +319,6 @@ pub async fn load_app_with(args: &AppArgs, data_dir: &Path, listen: Option<Socke
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             max_memory_bytes: args.max_instance_memory_mb << 20,
         },
-        background_cpu_share: args.background_cpu_share,
     };
     let app = tokio::task::spawn_blocking(move || app::App::load(opts)).await??;
     Ok(Arc::new(app))

@@ -35,8 +35,6 @@ pub struct RequestState {
     pub variables: ComponentVariables,
     pub llm: llm::InstanceState,
     pub limits: StoreLimits,
-    /// A background instance's CPU pacing (none for requests).
-    pub pacing: Option<crate::cpu_pacing::PaceClock>,
 }
 
 impl RequestState {
@@ -45,7 +43,6 @@ impl RequestState {
         variables: ComponentVariables,
         llm: llm::InstanceState,
         max_memory: usize,
-        pacing: Option<crate::cpu_pacing::PaceClock>,
     ) -> RequestState {
         RequestState {
             // Guests' stdout/stderr go to the host's (their panics and
@@ -57,7 +54,6 @@ impl RequestState {
             variables,
             llm,
             limits: wasmtime::StoreLimitsBuilder::new().memory_size(max_memory).trap_on_grow_failure(true).build(),
-            pacing,
         }
     }
 }

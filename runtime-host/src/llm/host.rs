@@ -25,15 +25,7 @@ impl llm::Host for RequestState {
             ))));
         }
         let tokens: usize = text.iter().map(|t| t.split_whitespace().count()).sum();
-        if let Some(clock) = self.pacing.as_mut() {
-            clock.pace().await;
-        }
-        let result = self.llm.capability.embed(&model, &text, &self.llm.stats, self.llm.priority).await;
-        // The batch ran on the niced thread: not this instance's time.
-        if let Some(clock) = self.pacing.as_mut() {
-            clock.restart();
-        }
-        Ok(match result {
+        Ok(match self.llm.capability.embed(&model, &text, &self.llm.stats, self.llm.priority).await {
             Ok(embeddings) => Ok(EmbeddingsResult {
                 embeddings,
                 usage: EmbeddingsUsage { prompt_token_count: tokens.min(u32::MAX as usize) as u32 },

@@ -131,14 +131,14 @@ pub enum LlmError {
 pub struct LlmCapability {
     pub embedder: Embedder,
     cache: query_cache::QueryCache,
-    /// Where derivation's MiniLM batches run: one thread at the lowest CPU
-    /// priority (nice 19), so a request's query embedding and the rest of
+    /// Where derivation's MiniLM batches run: one thread at a lower CPU
+    /// priority (nice 10), so a request's query embedding and the rest of
     /// the request path get the cores first (see [`background_pool`]).
     background: Option<Arc<rayon::ThreadPool>>,
 }
 
 /// How much lower derivation's embedding thread runs (`nice`).
-const BACKGROUND_NICE: i32 = 19;
+const BACKGROUND_NICE: i32 = 10;
 
 /// One thread for background embedding, niced: on a 2-core machine MiniLM
 /// batches on both cores took the CPU from every request while derivation

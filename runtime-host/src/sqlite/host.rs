@@ -146,13 +146,6 @@ impl sqlite::HostConnection for RequestState {
         statement: String,
         parameters: Vec<Value>,
     ) -> wasmtime::Result<Result<QueryResult, Error>> {
-        // Background work yields the CPU between its statements, never
-        // while it holds the write lock.
-        if let Some(clock) = self.pacing.as_mut()
-            && self.table.get(&conn)?.writer.is_none()
-        {
-            clock.pace().await;
-        }
         let h = self.table.get_mut(&conn)?;
         if h.writer.is_none() && begins_write(&statement) {
             let waited = std::time::Instant::now();
