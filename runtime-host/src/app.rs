@@ -27,6 +27,8 @@ pub struct Handler {
     /// Present when it exports `cairn:derive/derive` and `handle-cron-event`.
     pub derive: Option<DeriveExportsPre<RequestState>>,
     pub sqlite_databases: Vec<String>,
+    /// `postgres://host:port` addresses the component may open.
+    pub postgres_hosts: Arc<Vec<String>>,
     pub variables: ComponentVariables,
     pub ai_models: Arc<Vec<String>>,
     /// Background for the derivation component (see [`Priority`]).
@@ -45,6 +47,7 @@ pub struct App {
     pub manifest: AppManifest,
     pub handlers: HashMap<String, Handler>,
     pub sqlite: SqliteCapability,
+    pub postgres: Arc<crate::postgres::PostgresCapability>,
     pub llm: Arc<LlmCapability>,
     pub limits: RunLimits,
     /// The app's resolved variables (the host reads a few itself, e.g.
@@ -78,6 +81,7 @@ pub fn linker(engine: &Engine) -> Result<Linker<RequestState>> {
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     crate::spin_bindings::sqlite::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
+    crate::spin_bindings::postgres::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
     crate::spin_bindings::variables::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
     crate::spin_bindings::llm::add_to_linker::<RequestState, HasSelf<RequestState>>(&mut linker, |s| s)?;
     Ok(linker)
@@ -155,6 +159,7 @@ impl App {
                     },
                     derive,
                     sqlite_databases: decl.sqlite_databases.clone(),
+                    postgres_hosts: Arc::new(decl.postgres_hosts.clone()),
                     variables: opts.variables.for_component(decl)?,
                     ai_models: Arc::new(decl.ai_models.clone()),
                 },
@@ -167,6 +172,7 @@ impl App {
             bookkeeping: crate::batch_writer::BatchWriter::start(opts.sqlite.clone()),
             metrics: crate::metrics::Metrics::new(env!("CARGO_PKG_VERSION"), &opts.llm.embedder.label()),
             sqlite: opts.sqlite,
+            postgres: crate::postgres::PostgresCapability::new(),
             llm: opts.llm,
             limits: opts.limits,
             tenant_limits: crate::tenant_limits::TenantLimits::from_variables(&opts.variables),
@@ -190,6 +196,10 @@ impl App {
     ) -> wasmtime::Store<RequestState> {
         let state = RequestState::new(
             self.sqlite.instance(&handler.sqlite_databases, stats.db.clone(), handler.priority),
+            crate::postgres::InstanceState {
+                capability: self.postgres.clone(),
+                allowed: handler.postgres_hosts.clone(),
+            },
             handler.variables.clone(),
             crate::llm::InstanceState {
                 capability: self.llm.clone(),

@@ -26,6 +26,7 @@ mod http_server;
 mod jobs;
 mod llm;
 mod metrics;
+mod postgres;
 mod recall_audit;
 mod spin_bindings;
 mod sqlite;

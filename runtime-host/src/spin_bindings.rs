@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
     imports: { default: async | trappable },
     with: {
         "spin:sqlite/sqlite@3.0.0.connection": crate::sqlite::host::ConnectionHandle,
+        "spin:postgres/postgres@4.0.0.connection": crate::postgres::host::ConnectionHandle,
     },
 });
 
@@ -23,4 +24,5 @@ pub mod derive {
         exports: { default: async },
     });
 }
+pub use spin::postgres::postgres;
 pub use spin::sqlite::sqlite;

@@ -2,6 +2,7 @@
 //! Spin capability (SQLite, variables, embeddings), plus the store's resource limits.
 
 use crate::llm;
+use crate::postgres;
 use crate::sqlite;
 use crate::variables::ComponentVariables;
 use wasmtime::StoreLimits;
@@ -32,6 +33,7 @@ pub struct RequestState {
     pub http: WasiHttpCtx,
     pub table: ResourceTable,
     pub sqlite: sqlite::InstanceState,
+    pub postgres: postgres::InstanceState,
     pub variables: ComponentVariables,
     pub llm: llm::InstanceState,
     pub limits: StoreLimits,
@@ -40,6 +42,7 @@ pub struct RequestState {
 impl RequestState {
     pub fn new(
         sqlite: sqlite::InstanceState,
+        postgres: postgres::InstanceState,
         variables: ComponentVariables,
         llm: llm::InstanceState,
         max_memory: usize,
@@ -51,6 +54,7 @@ impl RequestState {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             sqlite,
+            postgres,
             variables,
             llm,
             limits: wasmtime::StoreLimitsBuilder::new().memory_size(max_memory).trap_on_grow_failure(true).build(),

@@ -11,6 +11,7 @@ wit_bindgen::generate!({
     path: "../../wit",
     with: {
         "spin:sqlite/sqlite@3.0.0": cairn_spin::bindings::spin::sqlite::sqlite,
+        "spin:postgres/postgres@4.0.0": cairn_spin::bindings::spin::postgres::postgres,
         "fermyon:spin/variables@2.0.0": cairn_spin::bindings::fermyon::spin::variables,
         "fermyon:spin/llm@2.0.0": cairn_spin::bindings::fermyon::spin::llm,
         "cairn:common/types@0.1.0": generate,

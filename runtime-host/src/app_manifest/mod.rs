@@ -39,6 +39,9 @@ pub struct ComponentDecl {
     pub id: String,
     pub source: PathBuf,
     pub sqlite_databases: Vec<String>,
+    /// `postgres://host:port` entries of `allowed_outbound_hosts`: what the
+    /// component may open through `spin:postgres`.
+    pub postgres_hosts: Vec<String>,
     /// Variable name -> template (`"{{ admin_token }}"` or a literal).
     pub variables: BTreeMap<String, String>,
     /// In manifest order (Spin composes them in that order).
@@ -209,6 +212,21 @@ fn dependency_target(dir: &Path, id: &str, c: &RawComponent) -> Result<Dependenc
     Ok(DependencyTarget { source, resources })
 }
 
+/// An `allowed_outbound_hosts` entry cairn serves: `postgres://host:port`
+/// (the only outbound connection its host makes for a component).
+fn postgres_host(entry: &str) -> Result<String> {
+    let Some(rest) = entry.strip_prefix("postgres://") else {
+        bail!("allowed_outbound_hosts entry {entry:?}: cairn serves only postgres://host:port (docs/spin.md)");
+    };
+    if rest.contains("{{") {
+        bail!("allowed_outbound_hosts entry {entry:?}: variable templates are not supported by cairn yet");
+    }
+    match rest.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(entry.to_string()),
+        _ => bail!("allowed_outbound_hosts entry {entry:?}: expected postgres://host:port"),
+    }
+}
+
 fn component_decl(
     dir: &Path,
     id: &str,
@@ -230,12 +248,13 @@ fn component_decl(
         ("files", !c.files.is_empty()),
         ("environment", !c.environment.is_empty()),
         ("key_value_stores", !c.key_value_stores.is_empty()),
-        ("allowed_outbound_hosts", !c.allowed_outbound_hosts.is_empty() || !c.allowed_http_hosts.is_empty()),
+        ("allowed_http_hosts", !c.allowed_http_hosts.is_empty()),
     ] {
         if set {
             bail!("`{field}` is not supported by cairn (docs/spin.md)");
         }
     }
+    let postgres_hosts = c.allowed_outbound_hosts.iter().map(|h| postgres_host(h)).collect::<Result<Vec<_>>>()?;
     let source = match &c.source {
         toml::Value::String(path) => dir.join(path),
         _ => bail!("only local `source` paths are loaded by cairn; got {}", c.source),
@@ -247,6 +266,7 @@ fn component_decl(
         id: id.to_string(),
         source,
         sqlite_databases: c.sqlite_databases,
+        postgres_hosts,
         variables: c.variables.into_iter().collect(),
         dependencies,
         ai_models: c.ai_models,

@@ -143,6 +143,21 @@ fn refuses_what_cairn_does_not_serve_by_name() {
 }
 
 #[test]
+fn outbound_hosts_are_postgres_addresses_only() {
+    let granted = |hosts: &str| edited("[component.derive]", &format!("[component.derive]\nallowed_outbound_hosts = {hosts}"));
+    let m = parse(&granted(r#"["postgres://db.internal:5432"]"#)).unwrap();
+    assert_eq!(m.components["derive"].postgres_hosts, ["postgres://db.internal:5432"]);
+    assert!(m.components["gateway"].postgres_hosts.is_empty());
+    assert!(err(&granted(r#"["https://api.example.com"]"#)).contains("only postgres://host:port"));
+    assert!(err(&granted(r#"["postgres://db.internal"]"#)).contains("expected postgres://host:port"));
+    assert!(err(&granted(r#"["postgres://{{ db_host }}:5432"]"#)).contains("templates are not supported"));
+    assert!(
+        err(&edited("[component.derive]", "[component.derive]\nallowed_http_hosts = [\"x\"]"))
+            .contains("`allowed_http_hosts` is not supported")
+    );
+}
+
+#[test]
 fn private_routes_base_and_duplicates() {
     let m = parse(&edited(
         "[[trigger.http]]\nroute = \"/v1/admin/derive/...\"",
