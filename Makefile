@@ -46,8 +46,11 @@ build: components host
 up: build
 	./target/release/cairn up --listen $(LISTEN) --data-dir $(DATA_DIR)
 
+# The Sql seam's PostgreSQL backend (feature native-postgres) is tested
+# against a throwaway server (crates/cairn-testpg).
 unit: setup
 	$(CARGO) test --release --workspace --exclude cairn-e2e
+	$(CARGO) test --release -p cairn-spin --features native-postgres
 
 # tools/ensure-browser.sh: headless Chromium for the console's browser test
 # (installed when missing; the test skips without it unless CAIRN_REQUIRE_BROWSER=1).

@@ -9,8 +9,11 @@
 //! - `wasi_env` (wasm only): the clock and random ids.
 
 pub mod migrations;
+#[cfg(feature = "native-postgres")]
+pub mod native_postgres;
 #[cfg(feature = "native-sqlite")]
 pub mod native_sqlite;
+pub mod pg_dialect;
 pub mod sql;
 
 #[cfg(target_arch = "wasm32")]

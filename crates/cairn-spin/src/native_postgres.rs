@@ -1,0 +1,130 @@
+//! The [`Sql`] seam over a native PostgreSQL client, for native tests of
+//! the logic's PostgreSQL port (feature `native-postgres`).
+//!
+//! It binds and reads values as the host's `spin:postgres` does for a
+//! component (`runtime-host/src/postgres/values.rs`), so what passes here
+//! passes there: an integer is an `int8` parameter, a real a `float8`, text
+//! `text`, a blob `bytea`, NULL fits any type. PostgreSQL checks a
+//! parameter's type against the one it infers, so a statement must give it
+//! `bigint` where it would infer `integer` (`?::bigint`). Placeholders are
+//! translated by [`crate::pg_dialect::placeholders`].
+
+use crate::pg_dialect;
+use crate::sql::{Row, Sql, SqlValue};
+use cairn_core::ApiError;
+use postgres::types::{ToSql, Type};
+use std::cell::RefCell;
+
+pub struct NativePostgres(RefCell<postgres::Client>);
+
+impl NativePostgres {
+    pub fn connect(url: &str) -> Result<NativePostgres, String> {
+        postgres::Client::connect(url, postgres::NoTls)
+            .map(|c| NativePostgres(RefCell::new(c)))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// SQL NULL for a parameter of any type.
+#[derive(Debug)]
+struct Null;
+
+impl ToSql for Null {
+    fn to_sql(
+        &self,
+        _: &Type,
+        _: &mut postgres::types::private::BytesMut,
+    ) -> Result<postgres::types::IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        Ok(postgres::types::IsNull::Yes)
+    }
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+    postgres::types::to_sql_checked!();
+}
+
+fn bind(v: &SqlValue) -> Box<dyn ToSql + Sync> {
+    match v {
+        SqlValue::Null => Box::new(Null),
+        SqlValue::Integer(i) => Box::new(*i),
+        SqlValue::Real(x) => Box::new(*x),
+        SqlValue::Text(s) => Box::new(s.clone()),
+        SqlValue::Blob(b) => Box::new(b.clone()),
+    }
+}
+
+fn read(row: &postgres::Row, i: usize) -> Result<SqlValue, String> {
+    fn get<'a, T: postgres::types::FromSql<'a>>(row: &'a postgres::Row, i: usize) -> Result<Option<T>, String> {
+        row.try_get::<_, Option<T>>(i).map_err(|e| e.to_string())
+    }
+    let ty = row.columns()[i].type_().clone();
+    let v = match ty {
+        Type::BOOL => get::<bool>(row, i)?.map(|b| SqlValue::Integer(b as i64)),
+        Type::INT2 => get::<i16>(row, i)?.map(|x| SqlValue::Integer(x.into())),
+        Type::INT4 => get::<i32>(row, i)?.map(|x| SqlValue::Integer(x.into())),
+        Type::INT8 => get::<i64>(row, i)?.map(SqlValue::Integer),
+        Type::FLOAT4 => get::<f32>(row, i)?.map(|x| SqlValue::Real(x.into())),
+        Type::FLOAT8 => get::<f64>(row, i)?.map(SqlValue::Real),
+        Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME => get::<String>(row, i)?.map(SqlValue::Text),
+        Type::BYTEA => get::<Vec<u8>>(row, i)?.map(SqlValue::Blob),
+        other => return Err(format!("column {i} has type {other}, which the Sql seam does not read")),
+    };
+    Ok(v.unwrap_or(SqlValue::Null))
+}
+
+/// The driver's message with its cause ("error serializing parameter 0"
+/// alone does not say which types clashed).
+fn with_cause(e: &postgres::Error) -> String {
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{e} ({cause})"),
+        None => e.to_string(),
+    }
+}
+
+impl Sql for NativePostgres {
+    fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, ApiError> {
+        let fail = |e: String| ApiError::internal(format!("{e}: {sql}"));
+        let (pg_sql, wanted) = pg_dialect::placeholders(sql).map_err(fail)?;
+        if wanted != params.len() {
+            return Err(fail(format!("{} parameters given, the statement takes {wanted}", params.len())));
+        }
+        let bound: Vec<Box<dyn ToSql + Sync>> = params.iter().map(bind).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref()).collect();
+        let rows = self.0.borrow_mut().query(pg_sql.as_str(), &refs).map_err(|e| fail(with_cause(&e)))?;
+        rows.iter()
+            .map(|r| (0..r.len()).map(|i| read(r, i)).collect::<Result<Vec<_>, _>>().map(Row))
+            .collect::<Result<_, _>>()
+            .map_err(fail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_round_trip_with_sqlite_placeholders() {
+        let pg = cairn_testpg::TestPg::start().unwrap_or_else(|e| panic!("{e}"));
+        let db = NativePostgres::connect(&pg.url("postgres")).unwrap();
+        db.exec("CREATE TABLE t (id TEXT PRIMARY KEY, n BIGINT, x DOUBLE PRECISION, b BYTEA, note TEXT)", &[]).unwrap();
+        db.exec(
+            "INSERT INTO t (id, n, x, b, note) VALUES (?, ?, ?, ?, ?)",
+            &["a".into(), 42i64.into(), 0.5f64.into(), vec![0u8, 255].into(), SqlValue::Null],
+        )
+        .unwrap();
+        let rows = db
+            .query("SELECT id, n, x, b, note, n > ?1 AND n < ?1 + 100 FROM t WHERE id = ?2", &[1i64.into(), "a".into()])
+            .unwrap();
+        let r = &rows[0];
+        assert_eq!((r.string(0), r.int(1), r.real(2), r.blob(3)), ("a".to_string(), 42, 0.5, Some(&[0u8, 255][..])));
+        assert!(r.is_null(4));
+        assert_eq!(r.int(5), 1, "a boolean reads as 0/1, as in SQLite");
+        // An integer parameter where PostgreSQL infers `integer` is refused
+        // (the host does the same): the statement must say `bigint`.
+        let e = db.query("SELECT n FROM t WHERE n = ? + 1", &[41i64.into()]).unwrap_err();
+        assert!(e.message.contains("int4"), "{}", e.message);
+        assert_eq!(db.query("SELECT n FROM t WHERE n = ?::bigint + 1", &[41i64.into()]).unwrap().len(), 1);
+        let e = db.query("SELECT ?", &[]).unwrap_err();
+        assert!(e.message.contains("1 parameters") || e.message.contains("takes 1"), "{}", e.message);
+    }
+}
