@@ -4,10 +4,10 @@
 //! It binds and reads values as the host's `spin:postgres` does for a
 //! component (`runtime-host/src/postgres/values.rs`), so what passes here
 //! passes there: an integer is an `int8` parameter, a real a `float8`, text
-//! `text`, a blob `bytea`, NULL fits any type. PostgreSQL checks a
-//! parameter's type against the one it infers, so a statement must give it
-//! `bigint` where it would infer `integer` (`?::bigint`). Placeholders are
-//! translated by [`crate::pg_dialect::placeholders`].
+//! `text`, a blob `bytea`, NULL fits any type. Placeholders are translated
+//! and cast to their values' types by [`crate::pg_dialect::typed_statement`]
+//! (PostgreSQL would otherwise infer `integer` for some and refuse an
+//! `int8`).
 
 use crate::pg_dialect;
 use crate::sql::{Row, Sql, SqlValue};
@@ -84,10 +84,7 @@ fn with_cause(e: &postgres::Error) -> String {
 impl Sql for NativePostgres {
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, ApiError> {
         let fail = |e: String| ApiError::internal(format!("{e}: {sql}"));
-        let (pg_sql, wanted) = pg_dialect::placeholders(sql).map_err(fail)?;
-        if wanted != params.len() {
-            return Err(fail(format!("{} parameters given, the statement takes {wanted}", params.len())));
-        }
+        let pg_sql = pg_dialect::typed_statement(sql, params).map_err(fail)?;
         let bound: Vec<Box<dyn ToSql + Sync>> = params.iter().map(bind).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref()).collect();
         let rows = self.0.borrow_mut().query(pg_sql.as_str(), &refs).map_err(|e| fail(with_cause(&e)))?;
@@ -119,12 +116,14 @@ mod tests {
         assert_eq!((r.string(0), r.int(1), r.real(2), r.blob(3)), ("a".to_string(), 42, 0.5, Some(&[0u8, 255][..])));
         assert!(r.is_null(4));
         assert_eq!(r.int(5), 1, "a boolean reads as 0/1, as in SQLite");
-        // An integer parameter where PostgreSQL infers `integer` is refused
-        // (the host does the same): the statement must say `bigint`.
-        let e = db.query("SELECT n FROM t WHERE n = ? + 1", &[41i64.into()]).unwrap_err();
-        assert!(e.message.contains("int4"), "{}", e.message);
-        assert_eq!(db.query("SELECT n FROM t WHERE n = ?::bigint + 1", &[41i64.into()]).unwrap().len(), 1);
+        // Where PostgreSQL alone would infer `integer` (and the driver would
+        // refuse an int8), the value's type wins, as in SQLite.
+        assert_eq!(
+            db.query("SELECT n FROM t WHERE n = ? + 1 LIMIT 2 * ?", &[41i64.into(), 1i64.into()]).unwrap().len(),
+            1
+        );
+        assert_eq!(db.query("SELECT ?", &[7i64.into()]).unwrap()[0].int(0), 7);
         let e = db.query("SELECT ?", &[]).unwrap_err();
-        assert!(e.message.contains("1 parameters") || e.message.contains("takes 1"), "{}", e.message);
+        assert!(e.message.contains("takes 1"), "{}", e.message);
     }
 }

@@ -2,8 +2,11 @@
 //! Pure and tested here, so a PostgreSQL backend of [`crate::sql::Sql`]
 //! translates in one named place and the logic crates keep one set of SQL.
 //!
-//! So far: placeholders. The rest of the dialect (upserts, locking,
-//! BLOB/BYTEA, full text) is listed in docs/postgres.md.
+//! So far: placeholders, typed by their values. The rest of the dialect
+//! (locking, upserts, JSON, full text, DDL) is planned in
+//! docs/postgres-port.md.
+
+use crate::sql::SqlValue;
 
 /// Rewrites SQLite's placeholders to PostgreSQL's: `?NNN` becomes `$NNN`,
 /// and a bare `?` becomes `$k` where k is one more than the largest number
@@ -11,6 +14,32 @@
 /// $6`). String literals, quoted identifiers and comments are copied
 /// unchanged. Returns the statement and how many parameters it takes.
 pub fn placeholders(sql: &str) -> Result<(String, usize), String> {
+    rewrite(sql, |_| "")
+}
+
+/// [`placeholders`], each `$n` cast to its value's type: `::bigint`,
+/// `::float8`, `::text`, `::bytea` (NULL stays uncast). PostgreSQL infers a
+/// parameter's type from where it stands (`n < ?` against an int4
+/// expression, `LIMIT 2 * ?`, `max(?, 0)` give `integer`) and the driver
+/// refuses an `int8` value for it; the cast makes the value's own type win,
+/// as SQLite's typeless parameters behave. Fails when the statement takes
+/// a different number of parameters than `params` holds.
+pub fn typed_statement(sql: &str, params: &[SqlValue]) -> Result<String, String> {
+    let (out, wanted) = rewrite(sql, |n| match params.get(n - 1) {
+        Some(SqlValue::Integer(_)) => "::bigint",
+        Some(SqlValue::Real(_)) => "::float8",
+        Some(SqlValue::Text(_)) => "::text",
+        Some(SqlValue::Blob(_)) => "::bytea",
+        Some(SqlValue::Null) | None => "",
+    })?;
+    if wanted != params.len() {
+        return Err(format!("{} parameters given, the statement takes {wanted}", params.len()));
+    }
+    Ok(out)
+}
+
+/// The rewrite, with `suffix(n)` written after each `$n`.
+fn rewrite(sql: &str, suffix: impl Fn(usize) -> &'static str) -> Result<(String, usize), String> {
     let b = sql.as_bytes();
     let mut out = String::with_capacity(sql.len() + 8);
     let (mut i, mut largest, mut start) = (0usize, 0usize, 0usize);
@@ -57,6 +86,7 @@ pub fn placeholders(sql: &str) -> Result<(String, usize), String> {
                 largest = largest.max(n);
                 out.push('$');
                 out.push_str(&n.to_string());
+                out.push_str(suffix(n));
                 i += 1 + digits;
                 start = i;
             }
@@ -83,6 +113,16 @@ mod tests {
     fn quotes_and_comments_are_left_alone() {
         let sql = "SELECT '?', \"a?b\", 'it''s ?' -- what?\n, ? /* ?9 */ , ?";
         assert_eq!(placeholders(sql).unwrap().0, "SELECT '?', \"a?b\", 'it''s ?' -- what?\n, $1 /* ?9 */ , $2");
+    }
+
+    #[test]
+    fn typed_placeholders_carry_their_values_types() {
+        let params = [SqlValue::Integer(1), SqlValue::Real(0.5), "a".into(), SqlValue::Blob(vec![1]), SqlValue::Null];
+        assert_eq!(
+            typed_statement("SELECT ?, ?, ?2, ?, ?, ?", &params).unwrap(),
+            "SELECT $1::bigint, $2::float8, $2::float8, $3::text, $4::bytea, $5"
+        );
+        assert!(typed_statement("SELECT ?", &[]).unwrap_err().contains("takes 1"));
     }
 
     #[test]

@@ -62,12 +62,10 @@ impl ConnectionHandle {
     }
 
     pub async fn query(&mut self, sql: &str, params: Vec<ParameterValue>) -> Result<RowSet, Error> {
-        let params = params.into_iter().map(values::param).collect::<Result<Vec<_>, _>>()?;
-        let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-            params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+        let params = values::params(params)?;
         let client = self.client()?;
         let stmt = client.prepare_cached(sql).await.map_err(query_failed)?;
-        let rows = client.query(&stmt, &refs).await.map_err(query_failed)?;
+        let rows = client.query(&stmt, &values::refs(&params)).await.map_err(query_failed)?;
         self.note(sql);
         let columns = match rows.first() {
             Some(r) => values::columns(r),
@@ -90,11 +88,9 @@ impl ConnectionHandle {
             // Transaction control cannot be prepared with parameters; send it as is.
             client.batch_execute(sql).await.map(|()| 0).map_err(query_failed)?
         } else {
-            let params = params.into_iter().map(values::param).collect::<Result<Vec<_>, _>>()?;
-            let refs: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
-                params.iter().map(|p| p.as_ref() as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+            let params = values::params(params)?;
             let stmt = client.prepare_cached(sql).await.map_err(query_failed)?;
-            client.execute(&stmt, &refs).await.map_err(query_failed)?
+            client.execute(&stmt, &values::refs(&params)).await.map_err(query_failed)?
         };
         self.note(sql);
         Ok(n)

@@ -122,6 +122,16 @@ pub fn param(v: ParameterValue) -> Result<Param, Error> {
     })
 }
 
+/// A guest's parameters, ready to bind.
+pub fn params(values: Vec<ParameterValue>) -> Result<Vec<Param>, Error> {
+    values.into_iter().map(param).collect()
+}
+
+/// The references the driver takes.
+pub fn refs(params: &[Param]) -> Vec<&(dyn ToSql + Sync)> {
+    params.iter().map(|p| p.as_ref() as &(dyn ToSql + Sync)).collect()
+}
+
 /// A column's raw wire bytes (for types the interface cannot name).
 struct Raw(Vec<u8>);
 
