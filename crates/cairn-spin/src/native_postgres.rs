@@ -15,13 +15,37 @@ use cairn_core::ApiError;
 use postgres::types::{ToSql, Type};
 use std::cell::RefCell;
 
-pub struct NativePostgres(RefCell<postgres::Client>);
+pub struct NativePostgres {
+    client: RefCell<postgres::Client>,
+    /// Inside a transaction (a nested `BEGIN` is refused, as SQLite refuses
+    /// it; PostgreSQL would only warn, and the inner `COMMIT` would commit
+    /// the outer transaction).
+    in_transaction: std::cell::Cell<bool>,
+}
 
 impl NativePostgres {
     pub fn connect(url: &str) -> Result<NativePostgres, String> {
-        postgres::Client::connect(url, postgres::NoTls)
-            .map(|c| NativePostgres(RefCell::new(c)))
-            .map_err(|e| e.to_string())
+        let client = postgres::Client::connect(url, postgres::NoTls).map_err(|e| e.to_string())?;
+        Ok(NativePostgres { client: RefCell::new(client), in_transaction: Default::default() })
+    }
+
+    fn transaction(&self, statements: Vec<String>) -> Result<(), String> {
+        let begins = statements[0].starts_with("BEGIN");
+        if begins && self.in_transaction.get() {
+            return Err("cannot start a transaction within a transaction".into());
+        }
+        let mut client = self.client.borrow_mut();
+        for s in &statements {
+            if let Err(e) = client.batch_execute(s) {
+                if begins {
+                    let _ = client.batch_execute("ROLLBACK");
+                }
+                self.in_transaction.set(false);
+                return Err(with_cause(&e));
+            }
+        }
+        self.in_transaction.set(begins);
+        Ok(())
     }
 }
 
@@ -84,10 +108,13 @@ fn with_cause(e: &postgres::Error) -> String {
 impl Sql for NativePostgres {
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, ApiError> {
         let fail = |e: String| ApiError::internal(format!("{e}: {sql}"));
+        if let Some(statements) = pg_dialect::transaction(sql) {
+            return self.transaction(statements).map(|()| Vec::new()).map_err(fail);
+        }
         let pg_sql = pg_dialect::typed_statement(sql, params).map_err(fail)?;
         let bound: Vec<Box<dyn ToSql + Sync>> = params.iter().map(bind).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref()).collect();
-        let rows = self.0.borrow_mut().query(pg_sql.as_str(), &refs).map_err(|e| fail(with_cause(&e)))?;
+        let rows = self.client.borrow_mut().query(pg_sql.as_str(), &refs).map_err(|e| fail(with_cause(&e)))?;
         rows.iter()
             .map(|r| (0..r.len()).map(|i| read(r, i)).collect::<Result<Vec<_>, _>>().map(Row))
             .collect::<Result<_, _>>()
@@ -98,6 +125,29 @@ impl Sql for NativePostgres {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write transaction holds the writer lock until it ends, so a second
+    /// instance's write transaction waits (here: cannot take the lock).
+    #[test]
+    fn write_transactions_exclude_each_other_across_connections() {
+        let pg = cairn_testpg::TestPg::start().unwrap_or_else(|e| panic!("{e}"));
+        let a = NativePostgres::connect(&pg.url("postgres")).unwrap();
+        let b = NativePostgres::connect(&pg.url("postgres")).unwrap();
+        let lock = format!("SELECT pg_try_advisory_xact_lock({})", pg_dialect::WRITER_LOCK_KEY);
+        let try_lock = |db: &NativePostgres| {
+            db.exec("BEGIN", &[]).unwrap();
+            let got = db.query(&lock, &[]).unwrap()[0].int(0);
+            db.exec("ROLLBACK", &[]).unwrap();
+            got
+        };
+        crate::sql::write_txn(&a, |a| {
+            assert_eq!(try_lock(&b), 0, "a second writer got the lock while the first held it");
+            assert!(a.exec("BEGIN IMMEDIATE", &[]).unwrap_err().message.contains("within a transaction"));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(try_lock(&b), 1, "the lock outlived the transaction");
+    }
 
     #[test]
     fn values_round_trip_with_sqlite_placeholders() {

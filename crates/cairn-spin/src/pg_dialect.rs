@@ -2,11 +2,44 @@
 //! Pure and tested here, so a PostgreSQL backend of [`crate::sql::Sql`]
 //! translates in one named place and the logic crates keep one set of SQL.
 //!
-//! So far: placeholders, typed by their values. The rest of the dialect
-//! (locking, upserts, JSON, full text, DDL) is planned in
+//! So far: placeholders typed by their values, and the transactions of
+//! [`crate::sql::write_txn`] and [`crate::sql::read_txn`]. The rest of the
+//! dialect (per-scope locks, upserts, JSON, full text, DDL) is planned in
 //! docs/postgres-port.md.
 
 use crate::sql::SqlValue;
+
+/// The advisory lock every write transaction takes first (see
+/// [`transaction`]): the key is the first 8 bytes of sha256("cairn:writer").
+pub const WRITER_LOCK_KEY: i64 = 0xc711_3acd_2d5a_f8b9_u64 as i64;
+
+/// What a transaction statement of the seam becomes on PostgreSQL, or
+/// `None` for any other statement:
+///
+/// - `BEGIN IMMEDIATE` (a write transaction: SQLite's one writer) →
+///   `BEGIN`, then `pg_advisory_xact_lock(WRITER_LOCK_KEY)`, held to
+///   `COMMIT`/`ROLLBACK`: one writer at a time across every instance on the
+///   database, exactly SQLite's guarantee. The first cut of the port; the
+///   chain heads, the audit chain and the outbox claims are to move to
+///   narrower locks (docs/postgres-port.md §1).
+/// - `BEGIN` (a read transaction: one snapshot for its statements) →
+///   `BEGIN ISOLATION LEVEL REPEATABLE READ` (PostgreSQL's default, READ
+///   COMMITTED, takes a new snapshot per statement).
+/// - `COMMIT`, `ROLLBACK` → themselves.
+pub fn transaction(sql: &str) -> Option<Vec<String>> {
+    let words: Vec<String> = sql.split_whitespace().map(|w| w.trim_end_matches(';').to_ascii_uppercase()).collect();
+    match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        ["BEGIN", "IMMEDIATE"] | ["BEGIN", "IMMEDIATE", "TRANSACTION"] => {
+            Some(vec!["BEGIN".into(), format!("SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")])
+        }
+        ["BEGIN"] | ["BEGIN", "TRANSACTION"] | ["BEGIN", "DEFERRED"] => {
+            Some(vec!["BEGIN ISOLATION LEVEL REPEATABLE READ".into()])
+        }
+        ["COMMIT"] | ["END"] => Some(vec!["COMMIT".into()]),
+        ["ROLLBACK"] => Some(vec!["ROLLBACK".into()]),
+        _ => None,
+    }
+}
 
 /// Rewrites SQLite's placeholders to PostgreSQL's: `?NNN` becomes `$NNN`,
 /// and a bare `?` becomes `$k` where k is one more than the largest number
@@ -123,6 +156,24 @@ mod tests {
             "SELECT $1::bigint, $2::float8, $2::float8, $3::text, $4::bytea, $5"
         );
         assert!(typed_statement("SELECT ?", &[]).unwrap_err().contains("takes 1"));
+    }
+
+    #[test]
+    fn transactions_take_sqlite_guarantees() {
+        let write = transaction("BEGIN IMMEDIATE").unwrap();
+        assert_eq!(write[0], "BEGIN");
+        assert!(write[1].contains("pg_advisory_xact_lock"));
+        assert_eq!(transaction("begin").unwrap(), ["BEGIN ISOLATION LEVEL REPEATABLE READ"]);
+        assert_eq!(transaction("COMMIT;").unwrap(), ["COMMIT"]);
+        assert_eq!(transaction("ROLLBACK").unwrap(), ["ROLLBACK"]);
+        assert!(transaction("ROLLBACK TO SAVEPOINT a").is_none());
+        assert!(transaction("SELECT 1").is_none());
+    }
+
+    #[test]
+    fn the_writer_lock_key_is_the_documented_hash() {
+        let h = cairn_core::digest::sha256_hex("cairn:writer");
+        assert_eq!(WRITER_LOCK_KEY, u64::from_str_radix(&h[..16], 16).unwrap() as i64);
     }
 
     #[test]
