@@ -9,11 +9,12 @@
 //! A statement may say it depends on what the database can do:
 //! - `/* optional */ ...` may fail (e.g. a `CREATE VIRTUAL TABLE` whose
 //!   module this SQLite lacks); the failure is reported on stderr and the
-//!   step goes on (SQLite undoes just that statement);
+//!   step goes on (SQLite undoes just that statement; on PostgreSQL, where
+//!   a failure aborts the whole transaction, it runs inside a savepoint);
 //! - `/* if-table: NAME */ ...` runs only when table NAME exists (the
 //!   triggers and backfill of an optional table).
 
-use crate::sql::{Sql, SqlValue};
+use crate::sql::{Dialect, Sql, SqlValue, is_missing_table};
 use cairn_core::ApiError;
 
 const VERSION_TABLE: &str = "CREATE TABLE IF NOT EXISTS cairn_schema (
@@ -26,19 +27,39 @@ fn recorded_version(db: &dyn Sql, component: &str) -> Result<Option<i64>, ApiErr
     match db.query_one("SELECT version FROM cairn_schema WHERE component = ?", &[component.into()]) {
         Ok(row) => Ok(Some(row.map(|r| r.int(0)).unwrap_or(0))),
         // The table itself does not exist yet on a fresh database.
-        Err(e) if e.message.contains("no such table") => Ok(None),
+        Err(e) if is_missing_table(&e) => Ok(None),
         Err(e) => Err(e),
     }
 }
 
 fn table_exists(db: &dyn Sql, name: &str) -> Result<bool, ApiError> {
-    Ok(db.query_one("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", &[name.into()])?.is_some())
+    let sql = match db.dialect() {
+        Dialect::Sqlite => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+        Dialect::Postgres => "SELECT 1 WHERE to_regclass(?) IS NOT NULL",
+    };
+    Ok(db.query_one(sql, &[name.into()])?.is_some())
+}
+
+/// Runs a statement that may fail without failing the step.
+fn run_optional(db: &dyn Sql, stmt: &str) -> Result<(), ApiError> {
+    if db.dialect() == Dialect::Sqlite {
+        return db.exec(stmt, &[]);
+    }
+    db.exec("SAVEPOINT cairn_optional", &[])?;
+    match db.exec(stmt, &[]) {
+        Ok(()) => db.exec("RELEASE SAVEPOINT cairn_optional", &[]),
+        Err(e) => {
+            db.exec("ROLLBACK TO SAVEPOINT cairn_optional", &[])?;
+            db.exec("RELEASE SAVEPOINT cairn_optional", &[])?;
+            Err(e)
+        }
+    }
 }
 
 fn run_statement(db: &dyn Sql, component: &str, stmt: &str) -> Result<(), ApiError> {
     let stmt = stmt.trim_start();
     if let Some(rest) = stmt.strip_prefix("/* optional */") {
-        if let Err(e) = db.exec(rest, &[]) {
+        if let Err(e) = run_optional(db, rest) {
             eprintln!("{component} schema: optional statement skipped ({}): {}", e.message, first_line(rest));
         }
         return Ok(());
@@ -99,4 +120,39 @@ pub fn ensure_with(
             &[component.into(), SqlValue::Integer(target), now.into()],
         )
     })
+}
+
+#[cfg(all(test, feature = "native-postgres"))]
+mod postgres_tests {
+    use super::*;
+    use crate::native_postgres::NativePostgres;
+
+    const STEP1: &[&str] = &["CREATE TABLE notes (id TEXT PRIMARY KEY, n BIGINT NOT NULL)"];
+    const STEP2: &[&str] = &[
+        "/* optional */ CREATE EXTENSION no_such_extension",
+        "/* if-table: notes */ CREATE INDEX notes_n ON notes (n)",
+        "/* if-table: missing */ CREATE INDEX never ON missing (x)",
+        "INSERT INTO notes (id, n) VALUES ('seed', 1)",
+    ];
+
+    /// The runner on PostgreSQL: a fresh database is brought up step by
+    /// step; an optional statement that fails leaves the step going (its
+    /// savepoint keeps the transaction alive); a second run is a no-op.
+    #[test]
+    fn migrations_apply_once_on_postgres() {
+        let pg = cairn_testpg::TestPg::start().unwrap_or_else(|e| panic!("{e}"));
+        let db = NativePostgres::connect(&pg.url("postgres")).unwrap();
+        ensure(&db, "probe", &[STEP1], "2026-12-01T00:00:00.000Z").unwrap();
+        assert_eq!(recorded_version(&db, "probe").unwrap(), Some(1));
+        ensure(&db, "probe", &[STEP1, STEP2], "2026-12-01T00:00:01.000Z").unwrap();
+        assert_eq!(recorded_version(&db, "probe").unwrap(), Some(2));
+        assert!(table_exists(&db, "notes").unwrap());
+        let idx = db.query("SELECT 1 FROM pg_indexes WHERE indexname = 'notes_n'", &[]).unwrap();
+        assert_eq!(idx.len(), 1, "the if-table statement ran after the failed optional one");
+        // Again: nothing is applied twice (the seed row would conflict).
+        ensure(&db, "probe", &[STEP1, STEP2], "2026-12-01T00:00:02.000Z").unwrap();
+        assert_eq!(db.query("SELECT id FROM notes", &[]).unwrap().len(), 1);
+        let e = ensure(&db, "probe", &[STEP1], "2026-12-01T00:00:03.000Z").unwrap_err();
+        assert_eq!(e.code, "schema_too_new");
+    }
 }

@@ -99,13 +99,18 @@ fn read(row: &postgres::Row, i: usize) -> Result<SqlValue, String> {
 /// The driver's message with its cause ("error serializing parameter 0"
 /// alone does not say which types clashed).
 fn with_cause(e: &postgres::Error) -> String {
+    let code = e.code().map(|c| format!(" SQLSTATE {}", c.code())).unwrap_or_default();
     match std::error::Error::source(e) {
-        Some(cause) => format!("{e} ({cause})"),
-        None => e.to_string(),
+        Some(cause) => format!("{e} ({cause}){code}"),
+        None => format!("{e}{code}"),
     }
 }
 
 impl Sql for NativePostgres {
+    fn dialect(&self) -> crate::sql::Dialect {
+        crate::sql::Dialect::Postgres
+    }
+
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, ApiError> {
         let fail = |e: String| ApiError::internal(format!("{e}: {sql}"));
         if let Some(statements) = pg_dialect::transaction(sql) {

@@ -101,8 +101,28 @@ impl Row {
     }
 }
 
+/// Which SQL a backend speaks, for the few places that must say it
+/// differently (see `pg_dialect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Whether `e` says a table does not exist: SQLite's message, or
+/// PostgreSQL's SQLSTATE 42P01 (which a PostgreSQL backend puts in its
+/// messages as `SQLSTATE 42P01`, whatever the server's language).
+pub fn is_missing_table(e: &ApiError) -> bool {
+    e.message.contains("no such table") || e.message.contains("SQLSTATE 42P01")
+}
+
 /// A database connection.
 pub trait Sql {
+    /// The SQL this backend speaks (SQLite unless it says otherwise).
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
     /// Runs one statement and returns its rows (empty for statements without
     /// results).
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, ApiError>;
