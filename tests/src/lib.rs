@@ -20,6 +20,35 @@ pub fn repo_root() -> PathBuf {
     dir.parent().expect("tests/ has a parent").to_path_buf()
 }
 
+/// A Python venv with `packages` (pinned `name==version`) for a black-box
+/// test, made once and kept in `~/.cache/cairn/venv-<packages>` (or at
+/// `$<dir_var>`); `import_probe` is a Python statement that succeeds once
+/// the packages are installed. Returns the venv's python.
+pub fn pip_venv(dir_var: &str, packages: &[&str], import_probe: &str) -> PathBuf {
+    let dir = std::env::var_os(dir_var).map(PathBuf::from).unwrap_or_else(|| {
+        let cache = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
+        let tag = packages.join("_").replace("==", "-");
+        cache.join("cairn").join(format!("venv-{tag}"))
+    });
+    let python = dir.join("bin/python");
+    let ready = python.exists()
+        && Command::new(&python).args(["-c", import_probe]).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !ready {
+        let ok = Command::new("python3").arg("-m").arg("venv").arg(&dir).status().expect("python3 -m venv").success();
+        assert!(ok, "creating the venv at {} failed", dir.display());
+        let ok = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
+            .args(packages)
+            .status()
+            .expect("pip install")
+            .success();
+        assert!(ok, "pip install {packages:?} failed");
+    }
+    python
+}
+
 /// The `cairn` binary under test (`CAIRN_BIN`, else `target/release/cairn`).
 pub fn cairn_bin() -> PathBuf {
     let p =

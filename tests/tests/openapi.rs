@@ -6,7 +6,7 @@
 //! into a venv cached under ~/.cache/cairn the first time (as in
 //! sdk_compat.rs). docs/openapi.md says how to run the fuzz longer.
 
-use cairn_e2e::{Options, Server, TempDir};
+use cairn_e2e::{Options, Server, TempDir, pip_venv};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -17,32 +17,7 @@ const PACKAGES: &[&str] = &["schemathesis==4.32.5", "openapi-spec-validator==0.9
 const TOKEN: &str = "openapi-admin";
 
 fn venv_python() -> PathBuf {
-    let dir = std::env::var_os("CAIRN_OPENAPI_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-        let tag = PACKAGES.join("_").replace("==", "-");
-        cache.join("cairn").join(format!("venv-{tag}"))
-    });
-    let python = dir.join("bin/python");
-    let ready = python.exists()
-        && Command::new(&python)
-            .args(["-c", "import schemathesis, openapi_spec_validator"])
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-    if !ready {
-        let ok = Command::new("python3").arg("-m").arg("venv").arg(&dir).status().expect("python3 -m venv").success();
-        assert!(ok, "creating the venv at {} failed", dir.display());
-        let ok = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check"])
-            .args(PACKAGES)
-            .status()
-            .expect("pip install")
-            .success();
-        assert!(ok, "pip install {PACKAGES:?} failed");
-    }
-    python
+    pip_venv("CAIRN_OPENAPI_VENV", PACKAGES, "import schemathesis, openapi_spec_validator")
 }
 
 fn admin_server() -> Server {

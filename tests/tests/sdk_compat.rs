@@ -3,7 +3,7 @@
 //! under ~/.cache/cairn) the first time, starts the server and runs
 //! tests/python/sdk_compat.py against it.
 
-use cairn_e2e::{Options, Server, repo_root};
+use cairn_e2e::{Options, Server, pip_venv, repo_root};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -11,26 +11,7 @@ use std::process::Command;
 const SDK: &str = "aionis-sdk==0.2.21";
 
 fn venv_python() -> PathBuf {
-    let dir = std::env::var_os("CAIRN_SDK_VENV").map(PathBuf::from).unwrap_or_else(|| {
-        let cache = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache"));
-        cache.join("cairn").join(format!("venv-{}", SDK.replace("==", "-")))
-    });
-    let python = dir.join("bin/python");
-    let ready = python.exists()
-        && Command::new(&python).args(["-c", "import aionis_sdk"]).status().map(|s| s.success()).unwrap_or(false);
-    if !ready {
-        let ok = Command::new("python3").arg("-m").arg("venv").arg(&dir).status().expect("python3 -m venv").success();
-        assert!(ok, "creating the venv at {} failed", dir.display());
-        let ok = Command::new(&python)
-            .args(["-m", "pip", "install", "--quiet", "--disable-pip-version-check", SDK])
-            .status()
-            .expect("pip install")
-            .success();
-        assert!(ok, "pip install {SDK} failed");
-    }
-    python
+    pip_venv("CAIRN_SDK_VENV", &[SDK], "import aionis_sdk")
 }
 
 #[test]
