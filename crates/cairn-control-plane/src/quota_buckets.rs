@@ -59,7 +59,7 @@ pub fn tenant_profile(db: &dyn Sql, tenant: &str) -> Result<Option<TenantProfile
         &[tenant.into()],
     ) {
         Ok(row) => row,
-        Err(e) if e.message.contains("no such table") => None,
+        Err(e) if cairn_spin::sql::is_missing_table(&e) => None,
         Err(e) => return Err(e),
     };
     Ok(row.map(|r| TenantProfile {

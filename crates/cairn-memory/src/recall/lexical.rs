@@ -451,7 +451,7 @@ fn recent_slice_hits(
 pub fn available(db: &dyn Sql) -> Result<bool, ApiError> {
     match db.query_one("SELECT enabled FROM memory_features WHERE name = 'lexical_index'", &[]) {
         Ok(row) => Ok(row.is_some_and(|r| r.int(0) == 1)),
-        Err(e) if e.message.contains("no such table") => Ok(false),
+        Err(e) if cairn_spin::sql::is_missing_table(&e) => Ok(false),
         Err(e) => Err(e),
     }
 }
