@@ -76,17 +76,7 @@ impl TestPg {
         let data = pg.dir.join("data");
         pg.run(
             "initdb",
-            &[
-                "-D",
-                path_str(&data)?,
-                "-U",
-                SUPERUSER,
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--locale=C",
-                "--no-sync",
-            ],
+            &["-D", path_str(&data)?, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
         )?;
         // A port taken between the probe and the start is retried.
         let mut last = String::new();
@@ -98,7 +88,9 @@ impl TestPg {
                 path_str(&pg.dir)?
             );
             let log = pg.dir.join("server.log");
-            match pg.run("pg_ctl", &["-D", path_str(&data)?, "-l", path_str(&log)?, "-w", "-t", "30", "-o", &opts, "start"]) {
+            match pg
+                .run("pg_ctl", &["-D", path_str(&data)?, "-l", path_str(&log)?, "-w", "-t", "30", "-o", &opts, "start"])
+            {
                 Ok(()) => {
                     pg.pid = read_pid(&data)?;
                     return Ok(pg);

@@ -144,7 +144,8 @@ fn refuses_what_cairn_does_not_serve_by_name() {
 
 #[test]
 fn outbound_hosts_are_postgres_addresses_only() {
-    let granted = |hosts: &str| edited("[component.derive]", &format!("[component.derive]\nallowed_outbound_hosts = {hosts}"));
+    let granted =
+        |hosts: &str| edited("[component.derive]", &format!("[component.derive]\nallowed_outbound_hosts = {hosts}"));
     let m = parse(&granted(r#"["postgres://db.internal:5432"]"#)).unwrap();
     assert_eq!(m.components["derive"].postgres_hosts, ["postgres://db.internal:5432"]);
     assert!(m.components["gateway"].postgres_hosts.is_empty());

@@ -67,14 +67,7 @@ impl ConnectionHandle {
         let stmt = client.prepare_cached(sql).await.map_err(query_failed)?;
         let rows = client.query(&stmt, &values::refs(&params)).await.map_err(query_failed)?;
         self.note(sql);
-        let columns = match rows.first() {
-            Some(r) => values::columns(r),
-            None => stmt
-                .columns()
-                .iter()
-                .map(|c| postgres::Column { name: c.name().to_string(), data_type: values::data_type(c.type_()) })
-                .collect(),
-        };
+        let columns = values::columns(stmt.columns());
         let rows = rows
             .iter()
             .map(|r| (0..r.len()).map(|i| values::value(r, i)).collect::<Result<Vec<_>, _>>())

@@ -101,7 +101,9 @@ pub fn param(v: ParameterValue) -> Result<Param, Error> {
         ParameterValue::Uuid(s) => Box::new(UuidText(parse_uuid(&s).ok_or_else(|| bad("invalid uuid"))?)),
         ParameterValue::Date((y, m, d)) => Box::new(date(y, m, d)?),
         ParameterValue::Time((h, m, s, ns)) => Box::new(time(h, m, s, ns)?),
-        ParameterValue::Datetime((y, mo, d, h, mi, s, ns)) => Box::new(NaiveDateTime::new(date(y, mo, d)?, time(h, mi, s, ns)?)),
+        ParameterValue::Datetime((y, mo, d, h, mi, s, ns)) => {
+            Box::new(NaiveDateTime::new(date(y, mo, d)?, time(h, mi, s, ns)?))
+        }
         ParameterValue::Timestamp(secs) => Box::new(
             chrono::DateTime::<chrono::Utc>::from_timestamp(secs, 0).ok_or_else(|| bad("timestamp out of range"))?,
         ),
@@ -171,8 +173,9 @@ pub fn data_type(ty: &Type) -> DbDataType {
     }
 }
 
-pub fn columns(row: &Row) -> Vec<Column> {
-    row.columns().iter().map(|c| Column { name: c.name().to_string(), data_type: data_type(c.type_()) }).collect()
+/// A statement's result columns, as the interface names them.
+pub fn columns(columns: &[tokio_postgres::Column]) -> Vec<Column> {
+    columns.iter().map(|c| Column { name: c.name().to_string(), data_type: data_type(c.type_()) }).collect()
 }
 
 fn conversion(e: impl std::fmt::Display) -> Error {
