@@ -23,6 +23,7 @@ pub mod encoding;
 pub mod path_template;
 pub mod recall_audit;
 pub mod request_reader;
+pub mod sql_placeholders;
 pub mod stable_id;
 pub mod tenant_scope;
 pub mod text;

@@ -77,9 +77,15 @@ impl Reader {
         self.issue(join(o.path, key), format!("Expected {expected}, received {}", type_name(got)));
     }
 
-    /// An optional string (any length, including empty).
+    /// An optional string (any length, including empty). U+0000 is refused:
+    /// PostgreSQL's text cannot hold it, and one kernel answers alike on
+    /// both backends (the reference, on PostgreSQL, fails with a 500).
     pub fn str_any(&mut self, o: Obj, key: &str) -> Option<String> {
         match Self::present(o, key)? {
+            Value::String(s) if s.contains('\0') => {
+                self.issue(join(o.path, key), "String must not contain U+0000 (NUL)");
+                None
+            }
             Value::String(s) => Some(s.clone()),
             other => {
                 self.wrong_type(o, key, "string", other);
@@ -300,6 +306,18 @@ mod tests {
         assert_eq!(paths, ["scope", "limit", "lane", "id", "missing"]);
         assert_eq!(issues[1]["message"], "Number must be greater than or equal to 1");
         assert_eq!(issues[2]["message"], "Invalid enum value. Expected 'private' | 'shared', received 'public'");
+    }
+
+    #[test]
+    fn a_nul_in_a_string_is_refused_with_its_path() {
+        let body = json!({"title": "a\u{0}b", "ok": "fine"});
+        let o = Reader::root(&body).unwrap();
+        let mut r = Reader::new();
+        assert_eq!(r.str_any(o, "title"), None);
+        assert_eq!(r.str_any(o, "ok").as_deref(), Some("fine"));
+        let issues = r.finish().unwrap_err().details.unwrap()["issues"].clone();
+        assert_eq!(issues[0]["path"], "title");
+        assert!(issues[0]["message"].as_str().unwrap().contains("U+0000"));
     }
 
     #[test]

@@ -125,7 +125,7 @@ pub fn ensure_with(
 #[cfg(all(test, feature = "native-postgres"))]
 mod postgres_tests {
     use super::*;
-    use crate::native_postgres::NativePostgres;
+    use crate::native_postgres;
 
     const STEP1: &[&str] = &["CREATE TABLE notes (id TEXT PRIMARY KEY, n BIGINT NOT NULL)"];
     const STEP2: &[&str] = &[
@@ -141,7 +141,7 @@ mod postgres_tests {
     #[test]
     fn migrations_apply_once_on_postgres() {
         let pg = cairn_testpg::TestPg::start().unwrap_or_else(|e| panic!("{e}"));
-        let db = NativePostgres::connect(&pg.url("postgres")).unwrap();
+        let db = native_postgres::connect(&pg.url("postgres")).unwrap();
         ensure(&db, "probe", &[STEP1], "2026-12-01T00:00:00.000Z").unwrap();
         assert_eq!(recorded_version(&db, "probe").unwrap(), Some(1));
         ensure(&db, "probe", &[STEP1, STEP2], "2026-12-01T00:00:01.000Z").unwrap();

@@ -1,52 +1,27 @@
-//! The [`Sql`] seam over a native PostgreSQL client, for native tests of
-//! the logic's PostgreSQL port (feature `native-postgres`).
+//! The [`crate::sql::Sql`] seam over a native PostgreSQL client, for
+//! native tests of the logic's PostgreSQL port (feature `native-postgres`).
 //!
 //! It binds and reads values as the host's `spin:postgres` does for a
 //! component (`runtime-host/src/postgres/values.rs`), so what passes here
 //! passes there: an integer is an `int8` parameter, a real a `float8`, text
-//! `text`, a blob `bytea`, NULL fits any type. Placeholders are translated
-//! and cast to their values' types by [`crate::pg_dialect::typed_statement`]
-//! (PostgreSQL would otherwise infer `integer` for some and refuse an
-//! `int8`).
+//! `text`, a blob `bytea`, NULL fits any type; and the statements go
+//! through the same translation ([`crate::pg_seam`]).
 
-use crate::pg_dialect;
-use crate::sql::{Row, Sql, SqlValue};
+use crate::pg_seam::{PgClient, PgSql};
+use crate::sql::{Row, SqlValue};
 use cairn_core::ApiError;
 use postgres::types::{ToSql, Type};
 use std::cell::RefCell;
 
-pub struct NativePostgres {
-    client: RefCell<postgres::Client>,
-    /// Inside a transaction (a nested `BEGIN` is refused, as SQLite refuses
-    /// it; PostgreSQL would only warn, and the inner `COMMIT` would commit
-    /// the outer transaction).
-    in_transaction: std::cell::Cell<bool>,
-}
+/// The seam over one native connection.
+pub type NativePostgres = PgSql<NativeClient>;
 
-impl NativePostgres {
-    pub fn connect(url: &str) -> Result<NativePostgres, String> {
-        let client = postgres::Client::connect(url, postgres::NoTls).map_err(|e| e.to_string())?;
-        Ok(NativePostgres { client: RefCell::new(client), in_transaction: Default::default() })
-    }
+pub struct NativeClient(RefCell<postgres::Client>);
 
-    fn transaction(&self, statements: Vec<String>) -> Result<(), String> {
-        let begins = statements[0].starts_with("BEGIN");
-        if begins && self.in_transaction.get() {
-            return Err("cannot start a transaction within a transaction".into());
-        }
-        let mut client = self.client.borrow_mut();
-        for s in &statements {
-            if let Err(e) = client.batch_execute(s) {
-                if begins {
-                    let _ = client.batch_execute("ROLLBACK");
-                }
-                self.in_transaction.set(false);
-                return Err(with_cause(&e));
-            }
-        }
-        self.in_transaction.set(begins);
-        Ok(())
-    }
+/// Connects to `url` (`postgres://user@host:port/db`).
+pub fn connect(url: &str) -> Result<NativePostgres, String> {
+    let client = postgres::Client::connect(url, postgres::NoTls).map_err(|e| e.to_string())?;
+    Ok(PgSql::new(NativeClient(RefCell::new(client))))
 }
 
 /// SQL NULL for a parameter of any type.
@@ -106,38 +81,35 @@ fn with_cause(e: &postgres::Error) -> String {
     }
 }
 
-impl Sql for NativePostgres {
-    fn dialect(&self) -> crate::sql::Dialect {
-        crate::sql::Dialect::Postgres
+impl PgClient for NativeClient {
+    fn batch(&self, sql: &str) -> Result<(), ApiError> {
+        self.0.borrow_mut().batch_execute(sql).map_err(|e| ApiError::internal(with_cause(&e)))
     }
 
     fn query(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, ApiError> {
-        let fail = |e: String| ApiError::internal(format!("{e}: {sql}"));
-        if let Some(statements) = pg_dialect::transaction(sql) {
-            return self.transaction(statements).map(|()| Vec::new()).map_err(fail);
-        }
-        let pg_sql = pg_dialect::typed_statement(sql, params).map_err(fail)?;
         let bound: Vec<Box<dyn ToSql + Sync>> = params.iter().map(bind).collect();
         let refs: Vec<&(dyn ToSql + Sync)> = bound.iter().map(|b| b.as_ref()).collect();
-        let rows = self.client.borrow_mut().query(pg_sql.as_str(), &refs).map_err(|e| fail(with_cause(&e)))?;
+        let rows = self.0.borrow_mut().query(sql, &refs).map_err(|e| ApiError::internal(with_cause(&e)))?;
         rows.iter()
             .map(|r| (0..r.len()).map(|i| read(r, i)).collect::<Result<Vec<_>, _>>().map(Row))
             .collect::<Result<_, _>>()
-            .map_err(fail)
+            .map_err(ApiError::internal)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pg_dialect;
+    use crate::sql::Sql;
 
     /// A write transaction holds the writer lock until it ends, so a second
     /// instance's write transaction waits (here: cannot take the lock).
     #[test]
     fn write_transactions_exclude_each_other_across_connections() {
         let pg = cairn_testpg::TestPg::start().unwrap_or_else(|e| panic!("{e}"));
-        let a = NativePostgres::connect(&pg.url("postgres")).unwrap();
-        let b = NativePostgres::connect(&pg.url("postgres")).unwrap();
+        let a = connect(&pg.url("postgres")).unwrap();
+        let b = connect(&pg.url("postgres")).unwrap();
         let lock = format!("SELECT pg_try_advisory_xact_lock({})", pg_dialect::WRITER_LOCK_KEY);
         let try_lock = |db: &NativePostgres| {
             db.exec("BEGIN", &[]).unwrap();
@@ -157,7 +129,7 @@ mod tests {
     #[test]
     fn values_round_trip_with_sqlite_placeholders() {
         let pg = cairn_testpg::TestPg::start().unwrap_or_else(|e| panic!("{e}"));
-        let db = NativePostgres::connect(&pg.url("postgres")).unwrap();
+        let db = connect(&pg.url("postgres")).unwrap();
         db.exec("CREATE TABLE t (id TEXT PRIMARY KEY, n BIGINT, x DOUBLE PRECISION, b BYTEA, note TEXT)", &[]).unwrap();
         db.exec(
             "INSERT INTO t (id, n, x, b, note) VALUES (?, ?, ?, ?, ?)",

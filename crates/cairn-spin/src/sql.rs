@@ -109,6 +109,47 @@ pub enum Dialect {
     Postgres,
 }
 
+/// The few spellings that differ, for the logic's statements built at run
+/// time (the rest is translated by the backend, `pg_seam`).
+impl Dialect {
+    /// The function giving a substring's 1-based position (0: absent).
+    pub fn position_fn(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "instr",
+            Dialect::Postgres => "strpos",
+        }
+    }
+
+    /// Descending order with NULLs last, SQLite's own order for `DESC`
+    /// (PostgreSQL puts them first); spelled without the clause on SQLite,
+    /// whose planner then keeps using the indexes that say plain `DESC`.
+    pub fn desc_nulls_last(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "DESC",
+            Dialect::Postgres => "DESC NULLS LAST",
+        }
+    }
+
+    /// `expr` kept from using an index, SQLite's unary `+` (which steers its
+    /// planner to the primary key when a scope's own index would read far
+    /// more rows); PostgreSQL has no such hint (and no `+` on text) and
+    /// plans from statistics.
+    pub fn unindexed(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("+{expr}"),
+            Dialect::Postgres => expr.to_string(),
+        }
+    }
+
+    /// Ascending order with NULLs first (SQLite's order for `ASC`).
+    pub fn asc_nulls_first(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "ASC",
+            Dialect::Postgres => "ASC NULLS FIRST",
+        }
+    }
+}
+
 /// Whether `e` says a table does not exist: SQLite's message, or
 /// PostgreSQL's SQLSTATE 42P01 (which a PostgreSQL backend puts in its
 /// messages as `SQLSTATE 42P01`, whatever the server's language).

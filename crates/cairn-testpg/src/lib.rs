@@ -101,7 +101,8 @@ impl TestPg {
         Err(format!("PostgreSQL did not start: {last}"))
     }
 
-    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
+    /// One of the server's tools, as the user the server runs as.
+    fn command(&self, tool: &str, args: &[&str]) -> Command {
         let exe = self.bin.join(tool);
         let mut cmd = match &self.run_as {
             Some(user) => {
@@ -111,7 +112,12 @@ impl TestPg {
             }
             None => Command::new(&exe),
         };
-        let out = cmd.args(args).current_dir(&self.dir).output().map_err(|e| format!("running {tool}: {e}"))?;
+        cmd.args(args).current_dir(&self.dir);
+        cmd
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
+        let out = self.command(tool, args).output().map_err(|e| format!("running {tool}: {e}"))?;
         if out.status.success() {
             Ok(())
         } else {
@@ -144,18 +150,55 @@ impl TestPg {
         self.run("createdb", &["-h", "127.0.0.1", "-p", &port, "-U", SUPERUSER, name])
     }
 
+    /// Runs `sql` in `database` with `psql` as the superuser and returns
+    /// its unaligned, header-less output (for a test to look at or change
+    /// what a server stored).
+    pub fn psql(&self, database: &str, sql: &str) -> Result<String, String> {
+        let port = self.port.to_string();
+        let args = [
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-U",
+            SUPERUSER,
+            "-d",
+            database,
+            "-XAtq",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            sql,
+        ];
+        let out = self.command("psql", &args).output().map_err(|e| format!("psql: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(format!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr)))
+        }
+    }
+
     /// The server's log so far (for a failing test's message).
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
     }
 }
 
-impl Drop for TestPg {
-    fn drop(&mut self) {
-        if self.pid > 0 {
+impl TestPg {
+    /// Stops the server and removes its directory (what dropping the
+    /// handle does; for a server kept in a static, from an exit handler).
+    pub fn stop(&self) {
+        // SAFETY: kill(pid, 0) only probes whether our server still runs.
+        if self.pid > 0 && unsafe { libc::kill(self.pid, 0) } == 0 {
             stop(self.pid);
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+impl Drop for TestPg {
+    fn drop(&mut self) {
+        self.stop();
     }
 }
 
