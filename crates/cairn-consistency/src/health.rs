@@ -252,7 +252,7 @@ pub fn dead_letter_times(db: &dyn Sql, o: &Options) -> Result<(Option<String>, O
     let decided = db
         .query_one(
             "SELECT max(created_at) FROM control_audit_events WHERE action IN ('outbox.replay', 'outbox.replay.preview') \
-             AND (?1 IS NULL OR tenant_id IS NULL OR tenant_id = ?1)",
+             AND (CAST(?1 AS TEXT) IS NULL OR tenant_id IS NULL OR tenant_id = ?1)",
             &[tenant.into()],
         )?
         .and_then(|r| r.opt_string(0));

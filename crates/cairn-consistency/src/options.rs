@@ -71,7 +71,7 @@ impl ScopeFilter {
     pub fn sql(&self, column: &str) -> String {
         let lit = |s: &str| format!("'{}'", s.replace('\'', "''"));
         match self {
-            ScopeFilter::Every => "1".into(),
+            ScopeFilter::Every => "1 = 1".into(),
             ScopeFilter::Key(k) => format!("{column} = {}", lit(k)),
             ScopeFilter::DefaultTenant => format!("substr({column}, 1, 7) <> '{RESERVED_SCOPE_PREFIX}'"),
             ScopeFilter::TenantPrefix(p) => format!("substr({column}, 1, {}) = {}", p.len(), lit(p)),
@@ -196,7 +196,7 @@ mod tests {
             ScopeFilter::TenantPrefix("tenant:a::scope:".into()).sql("s"),
             "substr(s, 1, 16) = 'tenant:a::scope:'"
         );
-        assert_eq!(ScopeFilter::Every.sql("s"), "1");
+        assert_eq!(ScopeFilter::Every.sql("s"), "1 = 1");
     }
 
     #[test]

@@ -211,8 +211,8 @@ pub fn list_routes(db: &dyn Sql, query: &[(String, String)]) -> Result<Value, Ap
     let f = |i: usize| SqlValue::from(p.filters[i].clone());
     let rows = db.query(
         &format!(
-            "SELECT {ROUTE_COLUMNS} FROM control_alert_routes WHERE (?1 IS NULL OR tenant_id = ?1) \
-             AND (?2 IS NULL OR channel = ?2) AND (?3 IS NULL OR status = ?3) ORDER BY created_at, id LIMIT ?4 OFFSET ?5"
+            "SELECT {ROUTE_COLUMNS} FROM control_alert_routes WHERE (CAST(?1 AS TEXT) IS NULL OR tenant_id = ?1) \
+             AND (CAST(?2 AS TEXT) IS NULL OR channel = ?2) AND (CAST(?3 AS TEXT) IS NULL OR status = ?3) ORDER BY created_at, id LIMIT ?4 OFFSET ?5"
         ),
         &[f(0), f(1), f(2), p.limit.into(), p.offset.into()],
     )?;
@@ -243,8 +243,8 @@ pub fn list_deliveries(db: &dyn Sql, query: &[(String, String)]) -> Result<Value
     let f = |i: usize| SqlValue::from(p.filters[i].clone());
     let rows = db.query(
         "SELECT id, delivery_id, route_id, tenant_id, event_type, status, request_id, response_code, response_body, \
-         error, metadata, created_at FROM control_alert_deliveries WHERE (?1 IS NULL OR tenant_id = ?1) \
-         AND (?2 IS NULL OR event_type = ?2) AND (?3 IS NULL OR status = ?3) ORDER BY id DESC LIMIT ?4 OFFSET ?5",
+         error, metadata, created_at FROM control_alert_deliveries WHERE (CAST(?1 AS TEXT) IS NULL OR tenant_id = ?1) \
+         AND (CAST(?2 AS TEXT) IS NULL OR event_type = ?2) AND (CAST(?3 AS TEXT) IS NULL OR status = ?3) ORDER BY id DESC LIMIT ?4 OFFSET ?5",
         &[f(0), f(1), f(2), p.limit.into(), p.offset.into()],
     )?;
     let out: Vec<Value> = rows
@@ -441,7 +441,7 @@ pub fn plan(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, ApiErro
     let rows = db.query(
         &format!(
             "SELECT {ROUTE_COLUMNS}, secret FROM control_alert_routes WHERE status = 'active' \
-             AND (?1 IS NULL OR tenant_id = ?1) ORDER BY tenant_id, created_at, id"
+             AND (CAST(?1 AS TEXT) IS NULL OR tenant_id = ?1) ORDER BY tenant_id, created_at, id"
         ),
         &[only.clone().into()],
     )?;

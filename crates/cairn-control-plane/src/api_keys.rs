@@ -162,8 +162,8 @@ pub fn list(db: &dyn Sql, query: &[(String, String)]) -> Result<Value, ApiError>
     params.push(SqlValue::Integer(offset));
     let rows = db.query(
         &format!(
-            "SELECT {KEY_COLUMNS} FROM control_api_keys WHERE (? IS NULL OR tenant_id = ?) \
-             AND (? IS NULL OR project_id = ?) AND (? IS NULL OR status = ?) \
+            "SELECT {KEY_COLUMNS} FROM control_api_keys WHERE (CAST(? AS TEXT) IS NULL OR tenant_id = ?) \
+             AND (CAST(? AS TEXT) IS NULL OR project_id = ?) AND (CAST(? AS TEXT) IS NULL OR status = ?) \
              ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
         ),
         &params,
@@ -260,7 +260,7 @@ pub fn stale(db: &dyn Sql, ctx: &AdminCtx, query: &[(String, String)]) -> Result
     let at = |days: i64| cairn_core::time_fmt::rfc3339_millis(ctx.now_ms - days * day);
     let (stale_before, warn_before, window_start) = (at(max_age), at(warn_age), at(window));
     let sample = |lo: Option<&str>, hi: &str| -> Result<(i64, Vec<Value>), ApiError> {
-        let cond = "status = 'active' AND created_at <= ? AND (? IS NULL OR created_at > ?)";
+        let cond = "status = 'active' AND created_at <= ? AND (CAST(? AS TEXT) IS NULL OR created_at > ?)";
         let params: Vec<SqlValue> = vec![hi.into(), lo.into(), lo.into()];
         let count = db
             .query_one(&format!("SELECT count(*) FROM control_api_keys WHERE {cond}"), &params)?

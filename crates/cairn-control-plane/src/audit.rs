@@ -92,8 +92,8 @@ pub fn list(db: &dyn Sql, query: &[(String, String)]) -> Result<Value, ApiError>
     let (tenant, action) = (filters[0].clone(), filters[1].clone());
     let rows = db.query(
         &format!(
-            "SELECT {EVENT_COLUMNS} FROM control_audit_events WHERE (? IS NULL OR tenant_id = ?) \
-             AND (? IS NULL OR action = ?) ORDER BY seq DESC LIMIT ? OFFSET ?"
+            "SELECT {EVENT_COLUMNS} FROM control_audit_events WHERE (CAST(? AS TEXT) IS NULL OR tenant_id = ?) \
+             AND (CAST(? AS TEXT) IS NULL OR action = ?) ORDER BY seq DESC LIMIT ? OFFSET ?"
         ),
         &[
             tenant.clone().into(),

@@ -25,7 +25,8 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<Value, Ap
                "tier": crate::provisioning::effective_tier(ctx, r.opt_string(3).as_deref())})
     });
     let keys = db.query(
-        "SELECT sum(status = 'active'), sum(status = 'revoked') FROM control_api_keys WHERE tenant_id = ?",
+        "SELECT sum(CASE WHEN status = 'active' THEN 1 ELSE 0 END), sum(CASE WHEN status = 'revoked' THEN 1 ELSE 0 END) \
+         FROM control_api_keys WHERE tenant_id = ?",
         &[tenant_id.into()],
     )?;
     let quota = crate::quotas::get(db, tenant_id).ok().map(|q| q["quota"].clone());

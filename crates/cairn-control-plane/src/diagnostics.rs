@@ -66,8 +66,13 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
     let recall = db
         .query_one(
             &format!(
-                "SELECT count(*), sum(seed_count = 0), sum(node_count = 0), sum(edge_count = 0), \
-                 avg(seed_count), avg(node_count), avg(edge_count) FROM memory_recall_audit WHERE {cond} AND created_at >= ?"
+                // Counts as sums of 0/1 and averages cast to a float: one
+                // spelling for SQLite and PostgreSQL (no sum of booleans
+                // there, and avg of integers is numeric).
+                "SELECT count(*), sum(CASE WHEN seed_count = 0 THEN 1 ELSE 0 END), \
+                 sum(CASE WHEN node_count = 0 THEN 1 ELSE 0 END), sum(CASE WHEN edge_count = 0 THEN 1 ELSE 0 END), \
+                 CAST(avg(seed_count) AS DOUBLE PRECISION), CAST(avg(node_count) AS DOUBLE PRECISION), \
+                 CAST(avg(edge_count) AS DOUBLE PRECISION) FROM memory_recall_audit WHERE {cond} AND created_at >= ?"
             ),
             &p,
         )?
@@ -83,8 +88,9 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
 
     let by_type = db.query(
         &format!(
-            "SELECT event_type, sum(published_at IS NULL AND failed_at IS NULL), \
-             sum(published_at IS NULL AND failed_at IS NULL AND attempts > 0), sum(failed_at IS NOT NULL), \
+            "SELECT event_type, sum(CASE WHEN published_at IS NULL AND failed_at IS NULL THEN 1 ELSE 0 END), \
+             sum(CASE WHEN published_at IS NULL AND failed_at IS NULL AND attempts > 0 THEN 1 ELSE 0 END), \
+             sum(CASE WHEN failed_at IS NOT NULL THEN 1 ELSE 0 END), \
              min(CASE WHEN published_at IS NULL AND failed_at IS NULL THEN created_at END) \
              FROM memory_outbox WHERE {cond} GROUP BY event_type ORDER BY event_type"
         ),

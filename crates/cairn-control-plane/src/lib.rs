@@ -22,6 +22,7 @@ pub mod quota_buckets;
 pub mod quotas;
 pub mod releases;
 pub mod schema;
+pub mod schema_pg;
 pub mod slo;
 pub mod storage;
 pub mod telemetry_retention;

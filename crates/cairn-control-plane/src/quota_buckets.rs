@@ -89,18 +89,34 @@ pub fn tier_limits(tier_quotas: Option<&Value>, class: &str) -> Option<Limits> {
 /// token (ms).
 pub fn draw(db: &dyn Sql, tenant: &str, class: &str, l: Limits, now_ms: i64) -> Result<Option<i64>, ApiError> {
     // `refilled` is the bucket at `now`; all SET expressions see the old row.
-    let refilled = "min(?3, tokens + max(0, ?4 - updated_ms) / 1000.0 * ?5)";
+    // Spelled for both backends: CASE for SQLite's two-argument min/max
+    // (PostgreSQL's least/greatest), the table's columns qualified (beside
+    // `excluded` PostgreSQL finds them ambiguous), the flag as 0/1.
+    let elapsed =
+        "CASE WHEN ?4 > control_quota_buckets.updated_ms THEN ?4 - control_quota_buckets.updated_ms ELSE 0 END";
+    let grown = format!("(control_quota_buckets.tokens + {elapsed} / 1000.0 * ?5)");
+    let refilled = format!("(CASE WHEN {grown} < ?3 THEN {grown} ELSE ?3 END)");
     let row = db.query_one(
         &format!(
             "INSERT INTO control_quota_buckets (tenant_id, class, tokens, updated_ms, granted) \
              VALUES (?1, ?2, ?3 - 1, ?4, 1) \
              ON CONFLICT (tenant_id, class) DO UPDATE SET \
                tokens = CASE WHEN {refilled} >= 1 THEN {refilled} - 1 ELSE {refilled} END, \
-               granted = {refilled} >= 1, \
-               updated_ms = max(updated_ms, ?4) \
+               granted = CASE WHEN {refilled} >= 1 THEN 1 ELSE 0 END, \
+               updated_ms = CASE WHEN ?4 > control_quota_buckets.updated_ms THEN ?4 \
+                 ELSE control_quota_buckets.updated_ms END \
              RETURNING tokens, granted"
         ),
-        &[tenant.into(), class.into(), SqlValue::Real(l.burst), SqlValue::Integer(now_ms), SqlValue::Real(l.rps)],
+        // A rate below 1e-12 tokens/s refills nothing in any bucket's
+        // lifetime; held there, the product cannot underflow (PostgreSQL
+        // refuses a float product that rounds to zero).
+        &[
+            tenant.into(),
+            class.into(),
+            SqlValue::Real(l.burst),
+            SqlValue::Integer(now_ms),
+            SqlValue::Real(l.rps.max(1e-12)),
+        ],
     )?;
     let Some(r) = row else { return Err(ApiError::internal("quota bucket draw returned no row")) };
     if r.int(1) == 1 {

@@ -1,8 +1,9 @@
 //! The control plane's SQLite schema (append-only migration steps, applied
-//! in-app by `cairn_spin::migrations`).
+//! in-app by `cairn_spin::migrations`; a new step goes into PostgreSQL's
+//! list, `crate::schema_pg`, too).
 
 use cairn_core::ApiError;
-use cairn_spin::sql::Sql;
+use cairn_spin::sql::{Dialect, Sql};
 
 pub const COMPONENT: &str = "control";
 
@@ -154,6 +155,14 @@ pub fn current_version() -> i64 {
     MIGRATIONS.len() as i64
 }
 
+/// The steps for `dialect`'s database.
+pub fn migrations(dialect: Dialect) -> &'static [&'static [&'static str]] {
+    match dialect {
+        Dialect::Sqlite => MIGRATIONS,
+        Dialect::Postgres => crate::schema_pg::MIGRATIONS,
+    }
+}
+
 pub fn ensure(db: &dyn Sql, now: &str) -> Result<(), ApiError> {
-    cairn_spin::migrations::ensure(db, COMPONENT, MIGRATIONS, now)
+    cairn_spin::migrations::ensure(db, COMPONENT, migrations(db.dialect()), now)
 }

@@ -84,7 +84,7 @@ pub fn list_tenants(db: &dyn Sql, query: &[(String, String)]) -> Result<Value, A
     let status = filters.first().cloned().flatten();
     let rows = db.query(
         &format!(
-            "SELECT {TENANT_COLUMNS} FROM control_tenants WHERE (? IS NULL OR status = ?) \
+            "SELECT {TENANT_COLUMNS} FROM control_tenants WHERE (CAST(? AS TEXT) IS NULL OR status = ?) \
              ORDER BY tenant_id ASC LIMIT ? OFFSET ?"
         ),
         &[status.clone().into(), status.into(), SqlValue::Integer(limit), SqlValue::Integer(offset)],

@@ -248,7 +248,7 @@ fn mark_failed_attempt(db: &dyn Sql, work: &[Work], message: &str, dead: bool) -
     for w in work {
         db.exec(
             "UPDATE memory_nodes SET embedding_attempts = embedding_attempts + 1, embedding_last_error = ?, \
-             embedding_status = CASE WHEN ? AND embedding_status <> 'ready' THEN 'failed' ELSE embedding_status END \
+             embedding_status = CASE WHEN ? = 1 AND embedding_status <> 'ready' THEN 'failed' ELSE embedding_status END \
              WHERE id = ?",
             &[message.clone().into(), dead.into(), (&w.node_id).into()],
         )?;

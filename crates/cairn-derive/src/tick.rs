@@ -262,8 +262,9 @@ fn run_index_nodes(db: &dyn Sql, job: &Job, now_ms: i64, rep: &mut TickReport) -
             params.extend(chunk.iter().map(|s| s.into()));
             for r in db.query(
                 &format!(
-                    "SELECT id, embedding FROM memory_nodes WHERE +scope = ? AND embedding IS NOT NULL \
+                    "SELECT id, embedding FROM memory_nodes WHERE {} = ? AND embedding IS NOT NULL \
                      AND embedding_status = 'ready' AND id IN ({})",
+                    db.dialect().unindexed("scope"),
                     cairn_spin::sql::placeholders(chunk.len())
                 ),
                 &params,

@@ -273,9 +273,10 @@ fn load_events(db: &dyn Sql, scope: &str, ids: &[String]) -> Result<Vec<Event>, 
             &format!(
                 "SELECT n.id, coalesce(n.embedding, v.vector), n.memory_lane, n.owner_agent_id, n.owner_team_id \
                  FROM memory_nodes n LEFT JOIN memory_derived_vectors v ON v.node_id = n.id \
-                 WHERE +n.scope = ?1 AND n.type = 'event' AND n.embedding_status = 'ready' AND n.id IN ({}) \
+                 WHERE {} = ?1 AND n.type = 'event' AND n.embedding_status = 'ready' AND n.id IN ({}) \
                  AND NOT EXISTS (SELECT 1 FROM memory_edges e JOIN memory_nodes t ON t.id = e.dst_id \
                    WHERE e.scope = ?1 AND e.type = 'part_of' AND e.src_id = n.id AND t.type = 'topic')",
+                db.dialect().unindexed("n.scope"),
                 placeholders(chunk.len())
             ),
             &params,

@@ -71,8 +71,8 @@ pub fn erase_scope(db: &dyn Sql, scope_key: &str, actor: &str, reason: &str, now
     for (kind, table) in [("edge", "memory_edges"), ("node", "memory_nodes")] {
         db.exec(
             &format!(
-                "INSERT OR REPLACE INTO memory_tombstones (row_id, scope, row_kind, erased_at, erased_by, reason, commit_id) \
-                 SELECT id, scope, '{kind}', ?, ?, ?, ? FROM {table} WHERE scope = ?"
+                "INSERT INTO memory_tombstones (row_id, scope, row_kind, erased_at, erased_by, reason, commit_id) \
+                 SELECT id, scope, '{kind}', ?, ?, ?, ? FROM {table} WHERE scope = ? {TOMBSTONE_UPSERT}"
             ),
             &stamp,
         )?;
@@ -99,6 +99,12 @@ pub fn erase_scope(db: &dyn Sql, scope_key: &str, actor: &str, reason: &str, now
 }
 
 /// Bytes [`crate::usage`] counted for the nodes `cond` selects (alias `n`).
+/// A row erased again (its id reused after an earlier erasure) gets the
+/// latest erasure's stamp: `INSERT OR REPLACE` as both backends spell it
+/// (the SELECTs it follows all have a WHERE, which SQLite's parser needs).
+const TOMBSTONE_UPSERT: &str = "ON CONFLICT (row_id) DO UPDATE SET scope = excluded.scope, row_kind = excluded.row_kind, \
+     erased_at = excluded.erased_at, erased_by = excluded.erased_by, reason = excluded.reason, commit_id = excluded.commit_id";
+
 fn node_bytes_sql(cond: &str) -> String {
     format!(
         "SELECT coalesce(sum({} + length(n.slots) + coalesce(length(n.title), 0) + coalesce(length(n.text_summary), 0) \
@@ -150,15 +156,15 @@ pub fn erase_before(
     params.push(commit);
     db.exec(
         &format!(
-            "INSERT OR REPLACE INTO memory_tombstones (row_id, scope, row_kind, erased_at, erased_by, reason, commit_id) \
-             SELECT e.id, e.scope, 'edge', ?3, ?4, ?5, ?6 FROM memory_edges e WHERE {touching}"
+            "INSERT INTO memory_tombstones (row_id, scope, row_kind, erased_at, erased_by, reason, commit_id) \
+             SELECT e.id, e.scope, 'edge', ?3, ?4, ?5, ?6 FROM memory_edges e WHERE {touching} {TOMBSTONE_UPSERT}"
         ),
         &params,
     )?;
     db.exec(
         &format!(
-            "INSERT OR REPLACE INTO memory_tombstones (row_id, scope, row_kind, erased_at, erased_by, reason, commit_id) \
-             SELECT n.id, n.scope, 'node', ?3, ?4, ?5, ?6 FROM memory_nodes n WHERE {old}"
+            "INSERT INTO memory_tombstones (row_id, scope, row_kind, erased_at, erased_by, reason, commit_id) \
+             SELECT n.id, n.scope, 'node', ?3, ?4, ?5, ?6 FROM memory_nodes n WHERE {old} {TOMBSTONE_UPSERT}"
         ),
         &params,
     )?;
@@ -194,7 +200,8 @@ pub fn tenant_scopes(db: &dyn Sql, tenant_id: &str, default_tenant: &str) -> Res
 /// erased): rows per kind, and the latest erasure's time, actor and reason.
 pub fn summary(db: &dyn Sql, scope_key: &str) -> Result<Option<Value>, ApiError> {
     let row = db.query_one(
-        "SELECT sum(row_kind = 'node'), sum(row_kind = 'edge'), max(erased_at) FROM memory_tombstones WHERE scope = ?",
+        "SELECT sum(CASE WHEN row_kind = 'node' THEN 1 ELSE 0 END), sum(CASE WHEN row_kind = 'edge' THEN 1 ELSE 0 END), \
+         max(erased_at) FROM memory_tombstones WHERE scope = ?",
         &[scope_key.into()],
     )?;
     let Some(r) = row.filter(|r| !r.is_null(2)) else { return Ok(None) };

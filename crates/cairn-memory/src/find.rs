@@ -12,7 +12,7 @@ use cairn_core::encoding::decode_uri_component;
 use cairn_core::request_reader::Reader;
 use cairn_core::stable_id::is_uuid_v1_to_v5;
 use cairn_core::tenant_scope;
-use cairn_spin::sql::{Sql, SqlValue};
+use cairn_spin::sql::{Dialect, Sql, SqlValue};
 use serde_json::{Map, Value, json};
 
 /// The parts of an `aionis://tenant/scope/type/id` URI.
@@ -181,17 +181,25 @@ pub fn find(db: &dyn Sql, settings: &Settings, body: &Value) -> Result<Value, Ap
     if let Some(v) = &node_type {
         add("n.type = ?", v.into());
     }
+    let dialect = db.dialect();
+    let position = dialect.position_fn();
     if let Some(v) = &title_contains {
-        add("instr(lower(coalesce(n.title, '')), lower(?)) > 0", v.into());
+        add(&format!("{position}(lower(coalesce(n.title, '')), lower(?)) > 0"), v.into());
     }
     if let Some(v) = &text_contains {
-        add("instr(lower(coalesce(n.text_summary, '')), lower(?)) > 0", v.into());
+        add(&format!("{position}(lower(coalesce(n.text_summary, '')), lower(?)) > 0"), v.into());
     }
     if let Some(v) = &memory_lane {
         add("n.memory_lane = ?", v.into());
     }
     let mut rust_filter = None;
-    if let Some(p) = &slots_contains {
+    if let Some(p) = &slots_contains
+        && dialect == Dialect::Postgres
+    {
+        // jsonb containment is exactly what `contains` emulates.
+        conds.push("n.slots::jsonb @> CAST(? AS jsonb)".into());
+        params.push(cairn_core::json_text(&Value::Object(p.clone())).into());
+    } else if let Some(p) = &slots_contains {
         let (mut s, mut sp) = (Vec::new(), Vec::new());
         match slots_sql(p, "$", &mut s, &mut sp) {
             Some(()) => {
@@ -203,10 +211,11 @@ pub fn find(db: &dyn Sql, settings: &Settings, body: &Value) -> Result<Value, Ap
     }
 
     let where_sql = conds.join(" AND ");
+    let seq_desc = dialect.desc_nulls_last();
     let (rows, has_more) = if let Some(pattern) = rust_filter {
         // Filter in Rust, then page.
         let sql = format!(
-            "SELECT {NODE_COLUMNS} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.seq DESC, n.id DESC"
+            "SELECT {NODE_COLUMNS} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.seq {seq_desc}, n.id DESC"
         );
         let all: Vec<StoredNode> = db
             .query(&sql, &params)?
@@ -218,7 +227,7 @@ pub fn find(db: &dyn Sql, settings: &Settings, body: &Value) -> Result<Value, Ap
         (all.into_iter().skip(offset as usize).take(limit as usize).collect::<Vec<_>>(), has_more)
     } else {
         let sql = format!(
-            "SELECT {} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.seq DESC, n.id DESC LIMIT ? OFFSET ?",
+            "SELECT {} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.seq {seq_desc}, n.id DESC LIMIT ? OFFSET ?",
             NODE_COLUMNS.split(", ").map(|c| format!("n.{c}")).collect::<Vec<_>>().join(", ")
         );
         params.push(SqlValue::Integer(limit + 1));

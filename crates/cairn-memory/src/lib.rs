@@ -24,6 +24,7 @@ pub mod packs;
 pub mod recall;
 pub mod rule_defs;
 pub mod schema;
+pub mod schema_pg;
 pub mod sessions;
 pub mod settings;
 pub mod stored_rows;

@@ -74,7 +74,8 @@ pub fn export(db: &dyn Sql, settings: &Settings, body: &Value, now_ms: i64) -> R
         let nodes = if include_nodes {
             db.query(
                 &format!(
-                    "SELECT {NODE_COLUMNS} FROM memory_nodes WHERE scope = ? ORDER BY created_at ASC, seq ASC, id ASC LIMIT ?"
+                    "SELECT {NODE_COLUMNS} FROM memory_nodes WHERE scope = ? ORDER BY created_at ASC, seq {}, id ASC LIMIT ?",
+                    db.dialect().asc_nulls_first()
                 ),
                 &[(&key).into(), lim.clone()],
             )?

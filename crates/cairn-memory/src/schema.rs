@@ -1,10 +1,11 @@
 //! The kernel's SQLite schema and its migrations.
 //!
-//! Steps are append-only: never edit a released one, add the next. They are
-//! applied from inside the component by `cairn_spin::migrations`.
+//! Steps are append-only: never edit a released one, add the next (and the
+//! same step to PostgreSQL's list, `crate::schema_pg`, which has as many).
+//! They are applied from inside the component by `cairn_spin::migrations`.
 
 use cairn_core::ApiError;
-use cairn_spin::sql::Sql;
+use cairn_spin::sql::{Dialect, Sql};
 
 /// Name under which the kernel records its schema version.
 pub const COMPONENT: &str = "kernel";
@@ -402,10 +403,20 @@ pub fn current_version() -> i64 {
     MIGRATIONS.len() as i64
 }
 
+/// The steps for `dialect`'s database.
+pub fn migrations(dialect: Dialect) -> &'static [&'static [&'static str]] {
+    match dialect {
+        Dialect::Sqlite => MIGRATIONS,
+        Dialect::Postgres => crate::schema_pg::MIGRATIONS,
+    }
+}
+
 /// Brings the kernel's schema up to date (one indexed read when it is).
 pub fn ensure(db: &dyn Sql, now: &str) -> Result<(), ApiError> {
-    cairn_spin::migrations::ensure_with(db, COMPONENT, MIGRATIONS, now, |db, step| {
-        // Schema 9 indexes the memories written before it (same transaction).
-        if step == 9 { crate::recall::lexical::backfill(db) } else { Ok(()) }
+    let dialect = db.dialect();
+    cairn_spin::migrations::ensure_with(db, COMPONENT, migrations(dialect), now, |db, step| {
+        // Schema 9 indexes the memories written before it (same
+        // transaction); PostgreSQL's schema starts at the final one.
+        if step == 9 && dialect == Dialect::Sqlite { crate::recall::lexical::backfill(db) } else { Ok(()) }
     })
 }

@@ -273,8 +273,9 @@ pub fn list_events(
     let sql = format!(
         "SELECT {cols}, e.weight, e.confidence FROM memory_edges e JOIN memory_nodes n ON n.id = e.src_id \
          WHERE e.scope = ? AND e.dst_id = ? AND e.type = 'part_of' AND n.type = 'event' AND {} \
-         ORDER BY n.created_at DESC, n.seq DESC, n.id DESC LIMIT ? OFFSET ?",
-        lane_visible_sql("n")
+         ORDER BY n.created_at DESC, n.seq {}, n.id DESC LIMIT ? OFFSET ?",
+        lane_visible_sql("n"),
+        db.dialect().desc_nulls_last()
     );
     let rows = db.query(
         &sql,

@@ -17,8 +17,12 @@ pub fn add(db: &dyn Sql, scope_key: &str, bytes: i64) -> Result<(), ApiError> {
         return Ok(());
     }
     db.exec(
-        "INSERT INTO memory_scope_usage (scope, bytes) VALUES (?1, max(?2, 0)) \
-         ON CONFLICT (scope) DO UPDATE SET bytes = max(bytes + ?2, 0)",
+        // CASE rather than two-argument max(), which PostgreSQL spells
+        // greatest(); the qualified column, which PostgreSQL needs beside
+        // `excluded`.
+        "INSERT INTO memory_scope_usage (scope, bytes) VALUES (?1, CASE WHEN ?2 > 0 THEN ?2 ELSE 0 END) \
+         ON CONFLICT (scope) DO UPDATE SET bytes = CASE WHEN memory_scope_usage.bytes + ?2 > 0 \
+         THEN memory_scope_usage.bytes + ?2 ELSE 0 END",
         &[scope_key.into(), SqlValue::Integer(bytes)],
     )
 }
@@ -33,6 +37,9 @@ pub fn reset(db: &dyn Sql, scope_key: &str) -> Result<(), ApiError> {
 pub fn tenant_bytes(db: &dyn Sql, tenant_id: &str, default_tenant: &str) -> Result<i64, ApiError> {
     let (cond, params) = cairn_core::tenant_scope::tenant_key_sql("scope", tenant_id, default_tenant);
     let params: Vec<SqlValue> = params.into_iter().map(Into::into).collect();
-    let row = db.query_one(&format!("SELECT coalesce(sum(bytes), 0) FROM memory_scope_usage WHERE {cond}"), &params)?;
+    let row = db.query_one(
+        &format!("SELECT CAST(coalesce(sum(bytes), 0) AS BIGINT) FROM memory_scope_usage WHERE {cond}"),
+        &params,
+    )?;
     Ok(row.map(|r| r.int(0)).unwrap_or(0))
 }

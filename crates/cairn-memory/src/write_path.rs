@@ -577,7 +577,7 @@ fn earlier_commit_or_head(db: &dyn Sql, spec: &WriteSpec, request_sha: &str) -> 
     let rows = db.query(
         "SELECT 0, id, commit_hash, seq, diff_json, result_json FROM memory_commits WHERE scope = ?1 AND request_sha256 = ?2 \
          UNION ALL \
-         SELECT * FROM (SELECT 1, id, commit_hash, seq, NULL, NULL FROM memory_commits WHERE scope = ?1 ORDER BY seq DESC LIMIT 1)",
+         SELECT * FROM (SELECT 1, id, commit_hash, seq, NULL, NULL FROM memory_commits WHERE scope = ?1 ORDER BY seq DESC LIMIT 1) AS head",
         &[(&spec.ts.scope_key).into(), request_sha.into()],
     )?;
     if let Some(row) = rows.iter().find(|r| r.int(0) == 0) {

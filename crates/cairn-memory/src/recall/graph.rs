@@ -176,7 +176,8 @@ pub fn fetch_nodes(
         params.extend(chunk.iter().map(SqlValue::from));
         let sql = format!(
             // `+n.scope`: look the ids up by key, never walk the scope.
-            "SELECT {columns} FROM memory_nodes n WHERE +n.scope = ? AND {} AND n.id IN ({})",
+            "SELECT {columns} FROM memory_nodes n WHERE {} = ? AND {} AND n.id IN ({})",
+            db.dialect().unindexed("n.scope"),
             lane_visible_sql("n"),
             placeholders(chunk.len())
         );

@@ -41,10 +41,10 @@
 //! A database without FTS5 has no index; the channel then reports itself
 //! unavailable and recall runs on vectors alone.
 
-use super::seeds::SEED_STATE_SQL;
+use super::seeds::seed_state_sql;
 use crate::stored_rows::lane_visible_sql_at;
 use cairn_core::ApiError;
-use cairn_spin::sql::{Row, Sql, SqlValue};
+use cairn_spin::sql::{Dialect, Row, Sql, SqlValue};
 
 /// Words a question is made of but evidence is not found by.
 const STOPWORDS: &[&str] = &[
@@ -170,7 +170,9 @@ pub fn index_node(
     text: Option<&str>,
 ) -> Result<(), ApiError> {
     let doc = document(scope_key, title, text);
-    if doc.is_empty() {
+    // PostgreSQL has no full-text table yet (docs/postgres.md), and probing
+    // for one by its error would abort the write's transaction there.
+    if doc.is_empty() || db.dialect() == Dialect::Postgres {
         return Ok(());
     }
     match db.exec(
@@ -215,7 +217,7 @@ pub fn backfill(db: &dyn Sql) -> Result<(), ApiError> {
 pub struct Hit {
     pub id: String,
     pub node_type: String,
-    /// Topic state / rule state (see `seeds::SEED_STATE_SQL`).
+    /// Topic state / rule state (see `seeds::seed_state_sql`).
     pub state: Option<String>,
     pub seq: Option<i64>,
     pub bm25: f64,
@@ -247,6 +249,12 @@ pub fn search(
     team: Option<&str>,
     limit: usize,
 ) -> Result<Lexical, ApiError> {
+    // PostgreSQL has no full-text table yet (docs/postgres.md): vectors
+    // alone, as on a SQLite without FTS5 (whose error the probe below
+    // reads; on PostgreSQL the error would abort recall's transaction).
+    if db.dialect() == Dialect::Postgres {
+        return Ok(Lexical::default());
+    }
     let words = terms(query);
     if words.is_empty() {
         return Ok(Lexical { available: true, ..Lexical::default() });
@@ -312,13 +320,14 @@ fn exact_hits(
     limit: usize,
 ) -> Result<Vec<Hit>, ApiError> {
     let sql = format!(
-        "SELECT n.id, n.type, {SEED_STATE_SQL}, n.seq, f.score FROM \
+        "SELECT n.id, n.type, {}, n.seq, f.score FROM \
          (SELECT r, score FROM \
            (SELECT rowid AS r, -bm25(memory_nodes_fts) AS score FROM memory_nodes_fts WHERE memory_nodes_fts MATCH ?1 \
             ORDER BY rowid DESC LIMIT {MAX_MATCHES}) \
           ORDER BY score DESC LIMIT {VISIBILITY_HEADROOM} * ?5) f \
          CROSS JOIN memory_nodes n ON n.rowid = f.r \
          WHERE {} ORDER BY f.score DESC LIMIT ?5",
+        seed_state_sql(Dialect::Sqlite),
         visible_hit_sql(2)
     );
     let params = [
@@ -428,8 +437,9 @@ fn recent_slice_hits(
         vec![scope_key.into(), agent.map(str::to_string).into(), team.map(str::to_string).into()];
     params.extend(best.iter().map(|(r, _)| SqlValue::Integer(*r)));
     let sql = format!(
-        "SELECT n.id, n.type, {SEED_STATE_SQL}, n.seq, n.rowid FROM memory_nodes n \
+        "SELECT n.id, n.type, {}, n.seq, n.rowid FROM memory_nodes n \
          WHERE n.rowid IN ({}) AND {}",
+        seed_state_sql(Dialect::Sqlite),
         (4..4 + best.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", "),
         visible_hit_sql(1)
     );

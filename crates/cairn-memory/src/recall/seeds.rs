@@ -27,7 +27,7 @@
 use super::ms;
 use crate::stored_rows::lane_visible_sql;
 use cairn_core::ApiError;
-use cairn_spin::sql::{Row, Sql, SqlValue, placeholders};
+use cairn_spin::sql::{Dialect, Row, Sql, SqlValue, placeholders};
 use cairn_vector::{ivf, kmeans};
 use std::time::Instant;
 
@@ -153,16 +153,28 @@ pub fn cosine_with_blob(unit_query: &[f32], blob: &[u8], scratch: &mut Vec<f32>)
 }
 
 /// The state that decides whether a candidate may seed: a topic's
-/// `topic_state`, a rule's definition state.
-pub const SEED_STATE_SQL: &str = "CASE n.type WHEN 'topic' THEN json_extract(n.slots, '$.topic_state') \
-     WHEN 'rule' THEN (SELECT d.state FROM memory_rule_defs d WHERE d.rule_node_id = n.id) END";
+/// `topic_state`, a rule's definition state (`slots` is JSON text, read
+/// with each dialect's JSON functions).
+pub fn seed_state_sql(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => {
+            "CASE n.type WHEN 'topic' THEN json_extract(n.slots, '$.topic_state') \
+             WHEN 'rule' THEN (SELECT d.state FROM memory_rule_defs d WHERE d.rule_node_id = n.id) END"
+        }
+        Dialect::Postgres => {
+            "CASE n.type WHEN 'topic' THEN n.slots::jsonb ->> 'topic_state' \
+             WHEN 'rule' THEN (SELECT d.state FROM memory_rule_defs d WHERE d.rule_node_id = n.id) END"
+        }
+    }
+}
 
 /// The exact scan's candidates; binds (scope, agent, team).
-fn candidate_sql() -> String {
+fn candidate_sql(dialect: Dialect) -> String {
     format!(
-        "SELECT n.id, n.type, {SEED_STATE_SQL}, coalesce(n.embedding, v.vector) \
+        "SELECT n.id, n.type, {}, coalesce(n.embedding, v.vector) \
          FROM memory_nodes n LEFT JOIN memory_derived_vectors v ON v.node_id = n.id \
          WHERE n.scope = ? AND {} AND (n.embedding IS NOT NULL OR v.vector IS NOT NULL)",
+        seed_state_sql(dialect),
         visible_sql()
     )
 }
@@ -223,7 +235,7 @@ fn base_params(q: &SeedQuery) -> Vec<SqlValue> {
 
 /// Scores every candidate of the scope.
 fn exact(db: &dyn Sql, q: &SeedQuery) -> Result<(Vec<Seed>, usize), ApiError> {
-    let rows = db.query(&candidate_sql(), &base_params(q))?;
+    let rows = db.query(&candidate_sql(db.dialect()), &base_params(q))?;
     Ok(pick(score_rows(&rows, q.unit_query), q.limit))
 }
 
@@ -360,8 +372,10 @@ fn rerank(db: &dyn Sql, q: &SeedQuery, best: &[([u8; 16], f32)]) -> Result<(Vec<
         let mut params = base_params(q);
         params.extend(chunk.iter().map(SqlValue::from));
         let sql = format!(
-            "SELECT n.id, n.type, {SEED_STATE_SQL} FROM memory_nodes n \
-             WHERE +n.scope = ? AND {} AND n.id IN ({})",
+            "SELECT n.id, n.type, {} FROM memory_nodes n \
+             WHERE {} = ? AND {} AND n.id IN ({})",
+            seed_state_sql(db.dialect()),
+            db.dialect().unindexed("n.scope"),
             visible_sql(),
             placeholders(chunk.len())
         );

@@ -180,7 +180,7 @@ pub fn find(db: &dyn Sql, q: &SeedQuery, query_text: &str, knobs: Stage1Knobs) -
                     "SELECT n.id, n.type, {}, n.seq, coalesce(n.embedding, v.vector) FROM memory_nodes n \
                      LEFT JOIN memory_derived_vectors v ON v.node_id = n.id \
                      WHERE n.scope = ? AND n.seq IN ({}) AND n.tier IN ('hot', 'warm') AND {}",
-                    seeds::SEED_STATE_SQL,
+                    seeds::seed_state_sql(db.dialect()),
                     placeholders(wanted.len()),
                     crate::stored_rows::lane_visible_sql("n")
                 ),

@@ -1,0 +1,170 @@
+//! Derivation on PostgreSQL does exactly what it does on SQLite: the same
+//! writes, ticks and embedder on both backends (`cairn_spin::parity`) must
+//! give the same tick reports (claims, embeddings, topics and their commit
+//! hashes) and the same derived memory.
+
+use cairn_derive::embedder::{EmbedFailure, Embedder};
+use cairn_derive::settings::DeriveSettings;
+use cairn_derive::tick::{self, TickOptions};
+use cairn_memory::{Op, run};
+use cairn_spin::parity::BothBackends;
+use serde_json::{Value, json};
+use std::cell::Cell;
+
+const T0: i64 = 1_764_547_200_000;
+const DIMS: usize = 384;
+
+/// Words hashed into a unit vector: similar texts, similar vectors.
+struct WordHash;
+
+impl Embedder for WordHash {
+    fn embed(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedFailure> {
+        Ok(texts
+            .iter()
+            .map(|t| {
+                let mut v = vec![0f32; DIMS];
+                for w in t.to_lowercase().split_whitespace() {
+                    let h =
+                        w.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3));
+                    v[(h % DIMS as u64) as usize] += 1.0;
+                }
+                let n = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-9);
+                v.iter_mut().for_each(|x| *x /= n);
+                v
+            })
+            .collect())
+    }
+    fn model_name(&self) -> String {
+        "test:word-hash".into()
+    }
+}
+
+/// Drops what is measured rather than computed.
+fn without_timings(mut v: Value) -> Value {
+    fn strip(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                m.retain(|k, _| !k.ends_with("_ms"));
+                m.values_mut().for_each(strip);
+            }
+            Value::Array(a) => a.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut v);
+    v
+}
+
+/// As spin.toml configures it (an embedding provider, so writes enqueue
+/// embed jobs), on a tier with the IVF index, with small topics and a
+/// small IVF threshold.
+fn settings() -> DeriveSettings {
+    DeriveSettings::from_lookup(|k: &str| match k {
+        "tier_profiles" => Some(r#"{"tiers": {"solo": {"resource_caps": {"vector_index": "ivf"}}}}"#.to_string()),
+        "embedding_provider" => Some("local".to_string()),
+        "auto_topic_cluster_on_write" => Some("true".to_string()),
+        "topic_min_events" | "topic_rollup_every" => Some("3".to_string()),
+        "topic_sim_threshold" => Some("0.3".to_string()),
+        "vector_index_min_vectors" => Some("16".to_string()),
+        _ => None,
+    })
+}
+
+fn write_events(both: &BothBackends, s: &DeriveSettings, now: &mut i64, texts: &[String]) {
+    for text in texts {
+        *now += 1_000;
+        let id = format!("e{now}");
+        let body = json!({"input_text": text, "memory_lane": "shared",
+                          "nodes": [{"client_id": id, "type": "event", "text_summary": text}]})
+        .to_string();
+        both.same(&format!("write {text}"), |db| run(db, &s.kernel, Op::Write, &body, *now, || format!("id-{id}")))
+            .unwrap();
+    }
+}
+
+/// Ticks both backends until the outbox is drained; returns the reports.
+fn drain(both: &BothBackends, s: &DeriveSettings, now: &mut i64) -> Vec<Value> {
+    let opts = TickOptions { batch_size: 3, ..Default::default() };
+    let mut reports = Vec::new();
+    for round in 0..50 {
+        *now += 1_000;
+        let start = *now;
+        let report = both
+            .same(&format!("tick {round}"), |db| {
+                let clock = Cell::new(start);
+                let tokens = Cell::new(0u32);
+                let next_ms = || {
+                    clock.set(clock.get() + 1);
+                    clock.get()
+                };
+                let next_token = || {
+                    tokens.set(tokens.get() + 1);
+                    format!("token-{start}-{}", tokens.get())
+                };
+                Ok(without_timings(tick::tick(db, s, &WordHash, &opts, &next_ms, next_token)?.to_json()))
+            })
+            .unwrap();
+        let claimed = report["claimed"].as_i64().unwrap();
+        reports.push(report);
+        if claimed == 0 {
+            return reports;
+        }
+    }
+    panic!("the outbox did not drain: {reports:?}");
+}
+
+#[test]
+fn ticks_embed_cluster_and_summarize_exactly_as_on_sqlite() {
+    let both = BothBackends::start();
+    let settings = settings();
+    let mut now = T0;
+    let texts = [
+        "deploy failed on the migration step",
+        "the migration step failed again during deploy",
+        "deploy rolled back after the migration failed",
+        "lunch order for the team offsite",
+        "the team offsite lunch order is in",
+        "deploy migration fixed and the deploy went out",
+        "offsite lunch for the team moved to friday",
+    ];
+    write_events(&both, &settings, &mut now, &texts.map(String::from));
+    let reports = drain(&both, &settings, &mut now);
+    assert!(reports.iter().any(|r| r["topic_cluster"]["topics_created"].as_i64() > Some(0)), "{reports:?}");
+    let all = json!({"limit": 200, "include_slots": true}).to_string();
+    let found = both.same("find", |db| run(db, &settings.kernel, Op::Find, &all, now, || "x".into())).unwrap();
+    let nodes = found["nodes"].as_array().unwrap();
+    assert!(nodes.iter().any(|n| n["type"] == "topic"), "derivation made topics: {found}");
+    let verify = json!({"all_scopes": true}).to_string();
+    let v =
+        both.same("verify", |db| run(db, &settings.kernel, Op::VerifyCommits, &verify, now, || "x".into())).unwrap();
+    assert_eq!(v["ok"], true, "{v}");
+}
+
+#[test]
+fn the_ivf_index_is_trained_kept_and_searched_as_on_sqlite() {
+    let both = BothBackends::start();
+    let settings = settings();
+    let mut now = T0;
+    let words = ["deploy", "migration", "lunch", "offsite", "friday", "rollback", "incident", "release"];
+    let text = |i: usize| format!("{} {} note {i}", words[i % words.len()], words[(i * 3 + 1) % words.len()]);
+    write_events(&both, &settings, &mut now, &(0..40).map(text).collect::<Vec<_>>());
+    let reports = drain(&both, &settings, &mut now);
+    assert!(
+        reports.iter().any(|r| r["vector_index"]["builds"].as_i64() > Some(0)),
+        "an index was trained: {reports:?}"
+    );
+    // Written after training: kept through the lists' pending changes.
+    write_events(&both, &settings, &mut now, &(40..60).map(text).collect::<Vec<_>>());
+    drain(&both, &settings, &mut now);
+    let query = WordHash.embed(&["deploy migration".to_string()]).unwrap().remove(0);
+    let body = json!({"query_embedding": query, "limit": 10});
+    let answer = both
+        .same("recall", |db| {
+            let endpoint = cairn_memory::recall::request::Endpoint::Recall;
+            let no_text = |_: &str| -> Result<Vec<f32>, cairn_core::ApiError> { unreachable!("recall has a vector") };
+            let a = cairn_memory::recall::recall(db, &settings.kernel, &body, endpoint, false, &no_text, now)?;
+            Ok(without_timings(a.body))
+        })
+        .unwrap();
+    assert!(!answer["seeds"].as_array().unwrap().is_empty(), "{answer}");
+}
