@@ -57,6 +57,8 @@ pub struct App {
     pub tenant_limits: crate::tenant_limits::TenantLimits,
     /// Request telemetry and recall audit rows, written off the request path.
     pub bookkeeping: crate::batch_writer::BatchWriter,
+    /// The database the host reads and writes itself (the components' own).
+    pub host_db: crate::host_db::HostDb,
     /// Every request's split (time in SQLite, waiting for the write lock,
     /// instantiating, embedding), summed.
     pub request_totals: crate::http_server::RequestCounters,
@@ -159,20 +161,26 @@ impl App {
                     },
                     derive,
                     sqlite_databases: decl.sqlite_databases.clone(),
-                    postgres_hosts: Arc::new(decl.postgres_hosts.clone()),
+                    postgres_hosts: Arc::new(decl.postgres_hosts(|t| opts.variables.expand(t))?),
                     variables: opts.variables.for_component(decl)?,
                     ai_models: Arc::new(decl.ai_models.clone()),
                 },
             );
         }
+        let postgres = crate::postgres::PostgresCapability::new();
+        let host_db = match opts.variables.get("database_url").map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => crate::host_db::HostDb::Postgres { capability: postgres.clone(), url: url.to_string() },
+            None => crate::host_db::HostDb::Sqlite(opts.sqlite.clone()),
+        };
         Ok(App {
             engine,
             manifest: opts.manifest,
             handlers,
-            bookkeeping: crate::batch_writer::BatchWriter::start(opts.sqlite.clone()),
+            bookkeeping: crate::batch_writer::BatchWriter::start(host_db.clone()),
+            host_db,
             metrics: crate::metrics::Metrics::new(env!("CARGO_PKG_VERSION"), &opts.llm.embedder.label()),
             sqlite: opts.sqlite,
-            postgres: crate::postgres::PostgresCapability::new(),
+            postgres,
             llm: opts.llm,
             limits: opts.limits,
             tenant_limits: crate::tenant_limits::TenantLimits::from_variables(&opts.variables),
@@ -199,6 +207,7 @@ impl App {
             crate::postgres::InstanceState {
                 capability: self.postgres.clone(),
                 allowed: handler.postgres_hosts.clone(),
+                stats: stats.db.clone(),
             },
             handler.variables.clone(),
             crate::llm::InstanceState {

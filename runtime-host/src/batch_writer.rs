@@ -12,7 +12,7 @@
 //! load, committed after nearly every request) keeps it to two commits a
 //! second.
 
-use crate::sqlite::SqliteCapability;
+use crate::host_db::HostDb;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
 use std::time::{Duration, Instant};
 
@@ -58,12 +58,12 @@ pub struct BatchWriter {
 }
 
 impl BatchWriter {
-    /// Starts the writer thread on the `default` database.
-    pub fn start(sqlite: SqliteCapability) -> BatchWriter {
+    /// Starts the writer thread on the host's database.
+    pub fn start(db: HostDb) -> BatchWriter {
         let (tx, rx) = sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("cairn-bookkeeping".into())
-            .spawn(move || writer(sqlite, rx))
+            .spawn(move || writer(db, rx))
             .expect("spawning the bookkeeping writer");
         BatchWriter { tx, telemetry: !std::env::var("CAIRN_TELEMETRY").is_ok_and(|v| v == "0") }
     }
@@ -85,7 +85,7 @@ impl BatchWriter {
     }
 }
 
-fn writer(sqlite: SqliteCapability, rx: Receiver<Bookkeeping>) {
+fn writer(db: HostDb, rx: Receiver<Bookkeeping>) {
     let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else { return };
     let mut batch: Vec<Bookkeeping> = Vec::with_capacity(BATCH);
     loop {
@@ -110,7 +110,7 @@ fn writer(sqlite: SqliteCapability, rx: Receiver<Bookkeeping>) {
                 }
             }
         }
-        if let Err(e) = rt.block_on(flush(&sqlite, &batch)) {
+        if let Err(e) = rt.block_on(flush(&db, &batch)) {
             tracing::debug!(error = %e, rows = batch.len(), "bookkeeping rows not written");
         }
         batch.clear();
@@ -120,40 +120,13 @@ fn writer(sqlite: SqliteCapability, rx: Receiver<Bookkeeping>) {
     }
 }
 
-async fn flush(sqlite: &SqliteCapability, rows: &[Bookkeeping]) -> anyhow::Result<()> {
-    let db = sqlite.get("default").ok_or_else(|| anyhow::anyhow!("no default database"))?;
-    let conn = db.acquire().await?;
-    // Writers queue on the database's writer lock (as requests' write
-    // transactions do) instead of meeting in SQLite's busy handler, whose
-    // millisecond sleeps would show in the requests' latency.
-    let writer = db.writer.clone();
-    let _turn = writer.lock().await;
-    let result = async {
-        let tx = conn.conn.transaction().await?;
-        // Rows of one kind share a prepared statement. A kind whose table
-        // is not there yet (its component creates it on first use) is
-        // skipped without costing the other kinds their rows.
-        for kind in [crate::telemetry::Row::INSERT, crate::recall_audit::Row::INSERT] {
-            let mut of_kind = rows.iter().filter(|r| r.insert() == kind).peekable();
-            if of_kind.peek().is_none() {
-                continue;
-            }
-            let stmt = match tx.prepare(kind).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::debug!(error = %e, "bookkeeping rows of one kind not written");
-                    continue;
-                }
-            };
-            for r in of_kind {
-                stmt.execute(libsql::params_from_iter(r.params())).await?;
-                stmt.reset();
-            }
-        }
-        tx.commit().await?;
-        anyhow::Ok(())
-    }
-    .await;
-    db.release(conn);
-    result
+/// One transaction; rows of one kind share a prepared statement.
+async fn flush(db: &HostDb, rows: &[Bookkeeping]) -> anyhow::Result<()> {
+    let groups: Vec<(&str, Vec<Vec<libsql::Value>>)> =
+        [crate::telemetry::Row::INSERT, crate::recall_audit::Row::INSERT]
+            .into_iter()
+            .map(|kind| (kind, rows.iter().filter(|r| r.insert() == kind).map(Bookkeeping::params).collect::<Vec<_>>()))
+            .filter(|(_, of_kind)| !of_kind.is_empty())
+            .collect();
+    db.insert_rows(&groups).await
 }

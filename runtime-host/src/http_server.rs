@@ -183,6 +183,7 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         seconds: elapsed.as_secs_f64(),
         instantiate_seconds: stats.db.instantiate_us.load(Relaxed) as f64 / 1e6,
         sqlite_seconds: stats.db.micros.load(Relaxed) as f64 / 1e6,
+        postgres_seconds: stats.db.postgres_us.load(Relaxed) as f64 / 1e6,
     });
     app.metrics.embedder(
         stats.embed.calls.load(Relaxed),
@@ -196,6 +197,7 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         status = resp.status().as_u16(),
         latency_us = elapsed.as_micros() as u64,
         db_us = stats.db.micros.load(Relaxed),
+        postgres_us = stats.db.postgres_us.load(Relaxed),
         db_statements = stats.db.statements.load(Relaxed),
         lock_wait_us = stats.db.lock_wait_us.load(Relaxed),
         instantiate_us = stats.db.instantiate_us.load(Relaxed),
@@ -275,7 +277,7 @@ async fn dispatch(
         return Ok(json_body(404, "not_found", "no route", &rid));
     };
     let handler = &app.handlers[&route.component];
-    let limits = app.tenant_limits.for_request(&app.sqlite, req.uri().path(), req.headers(), &app.limits).await;
+    let limits = app.tenant_limits.for_request(&app.host_db, req.uri().path(), req.headers(), &app.limits).await;
     let mut store = app.new_store_with(handler, stats, &limits);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let wreq = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;

@@ -22,6 +22,7 @@ mod cron;
 mod derive_calls;
 mod engine;
 mod gates;
+mod host_db;
 mod http_server;
 mod jobs;
 mod llm;
@@ -126,6 +127,11 @@ pub struct AppArgs {
     /// Set an application variable (repeatable), like `spin up --variable`.
     #[arg(long = "var", value_name = "NAME=VALUE", value_parser = parse_var)]
     pub vars: Vec<(String, String)>,
+    /// PostgreSQL for the components' data instead of the data dir's SQLite
+    /// (`postgres://user:password@host:port/db`; docs/postgres.md): sets
+    /// the `database_url` and `database_host` variables.
+    #[arg(long, env = "CAIRN_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
     /// SQLite durability: `normal` survives process crashes, `full` also power loss.
     #[arg(long, env = "CAIRN_SYNC", value_enum, default_value = "normal")]
     pub sync: Synchronous,
@@ -264,6 +270,10 @@ pub fn app_variables(
     let mut cli_vars: BTreeMap<String, String> = args.vars.iter().cloned().collect();
     if let Some(t) = &args.admin_token {
         cli_vars.insert("admin_token".into(), t.clone());
+    }
+    if let Some(url) = args.database_url.as_deref().filter(|u| !u.trim().is_empty()) {
+        cli_vars.insert("database_host".into(), postgres::grant_for(url)?);
+        cli_vars.insert("database_url".into(), url.to_string());
     }
     let mut variables = variables::AppVariables::resolve(manifest, tier_vars, std::env::vars(), &cli_vars)?;
     if let Some(addr) = listen

@@ -73,6 +73,7 @@ pub struct Metrics {
     latency: Family<EndpointLabels, Histogram>,
     instantiate: Family<EndpointLabels, Seconds>,
     sqlite: Family<EndpointLabels, Seconds>,
+    postgres: Family<EndpointLabels, Seconds>,
     quota_denied: Family<TenantLabels, Counter>,
     embed_calls: Counter,
     embed_latency: Histogram,
@@ -91,6 +92,7 @@ pub struct Observed<'a> {
     pub seconds: f64,
     pub instantiate_seconds: f64,
     pub sqlite_seconds: f64,
+    pub postgres_seconds: f64,
 }
 
 impl Metrics {
@@ -101,9 +103,15 @@ impl Metrics {
         let latency: Family<EndpointLabels, Histogram> = Family::new_with_constructor(latency_histogram);
         registry.register("http_request_duration_seconds", "Request latency, as the host measured it", latency.clone());
         let instantiate = Family::<EndpointLabels, Seconds>::default();
-        registry.register("instantiate_seconds", "Time spent instantiating components for requests", instantiate.clone());
+        registry.register(
+            "instantiate_seconds",
+            "Time spent instantiating components for requests",
+            instantiate.clone(),
+        );
         let sqlite = Family::<EndpointLabels, Seconds>::default();
         registry.register("sqlite_seconds", "Time requests spent in SQLite statements", sqlite.clone());
+        let postgres = Family::<EndpointLabels, Seconds>::default();
+        registry.register("postgres_seconds", "Time requests spent in PostgreSQL statements", postgres.clone());
         let quota_denied = Family::<TenantLabels, Counter>::default();
         // A zero series from the start, so alert expressions over it have data.
         drop(quota_denied.get_or_create(&TenantLabels { tenant: AGGREGATE_TENANT.into() }));
@@ -148,6 +156,7 @@ impl Metrics {
             latency,
             instantiate,
             sqlite,
+            postgres,
             quota_denied,
             embed_calls,
             embed_latency,
@@ -173,12 +182,19 @@ impl Metrics {
         };
         let (tenant, endpoint) = (o.tenant.to_string(), o.endpoint.to_string());
         self.requests
-            .get_or_create(&RequestLabels { tenant: tenant.clone(), endpoint: endpoint.clone(), status_class: class.into() })
+            .get_or_create(&RequestLabels {
+                tenant: tenant.clone(),
+                endpoint: endpoint.clone(),
+                status_class: class.into(),
+            })
             .inc();
         let e = EndpointLabels { tenant: tenant.clone(), endpoint };
         self.latency.get_or_create(&e).observe(o.seconds);
         self.instantiate.get_or_create(&e).inc_by(o.instantiate_seconds);
         self.sqlite.get_or_create(&e).inc_by(o.sqlite_seconds);
+        if o.postgres_seconds > 0.0 {
+            self.postgres.get_or_create(&e).inc_by(o.postgres_seconds);
+        }
         if o.status == 429 {
             self.quota_denied.get_or_create(&TenantLabels { tenant }).inc();
         }
@@ -272,13 +288,17 @@ mod tests {
             seconds: 0.002,
             instantiate_seconds: 0.0001,
             sqlite_seconds: 0.0005,
+            postgres_seconds: 0.0,
         };
         m.request(&o(200, "write"));
         m.request(&o(200, "write"));
         m.request(&o(429, "write"));
         m.request(&o(503, "recall"));
         let text = m.encode();
-        assert!(text.contains("cairn_http_requests_total{tenant=\"acme\",endpoint=\"write\",status_class=\"2xx\"} 2"), "{text}");
+        assert!(
+            text.contains("cairn_http_requests_total{tenant=\"acme\",endpoint=\"write\",status_class=\"2xx\"} 2"),
+            "{text}"
+        );
         assert!(text.contains("cairn_http_requests_total{tenant=\"acme\",endpoint=\"write\",status_class=\"4xx\"} 1"));
         assert!(text.contains("cairn_http_requests_total{tenant=\"acme\",endpoint=\"recall\",status_class=\"5xx\"} 1"));
         assert!(text.contains("cairn_quota_denials_total{tenant=\"acme\"} 1"));
@@ -317,7 +337,11 @@ mod tests {
         assert_eq!(endpoint_class("/v1/admin/control/tenants"), "admin");
         assert_eq!(endpoint_class("/health"), "health");
         assert_eq!(endpoint_class("/nope"), "other");
-        assert!(tenant_level(Some("tenant")) && tenant_level(Some("tenant_and_contract_slo")) && tenant_level(Some("per_contract")));
+        assert!(
+            tenant_level(Some("tenant"))
+                && tenant_level(Some("tenant_and_contract_slo"))
+                && tenant_level(Some("per_contract"))
+        );
         assert!(!tenant_level(Some("service")) && !tenant_level(None));
     }
 }

@@ -13,7 +13,7 @@
 //! remain the ceiling.
 
 use crate::app::RunLimits;
-use crate::sqlite::SqliteCapability;
+use crate::host_db::HostDb;
 use crate::variables::AppVariables;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -53,15 +53,15 @@ impl TenantLimits {
     }
 
     /// The tenant a request speaks for (best effort, see the module docs).
-    async fn tenant(&self, sqlite: &SqliteCapability, headers: &hyper::HeaderMap) -> String {
+    async fn tenant(&self, db: &HostDb, headers: &hyper::HeaderMap) -> String {
         let header = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty());
         if let Some(key) = header("x-api-key")
-            && let Some(t) = lookup(
-                sqlite,
-                "SELECT tenant_id FROM control_api_keys WHERE key_hash = ?",
-                &cairn_core::digest::sha256_hex(key),
-            )
-            .await
+            && let Some(t) = db
+                .lookup_text(
+                    "SELECT tenant_id FROM control_api_keys WHERE key_hash = ?",
+                    &cairn_core::digest::sha256_hex(key),
+                )
+                .await
         {
             return t;
         }
@@ -83,7 +83,7 @@ impl TenantLimits {
     /// under the operator's ceiling (memory routes only).
     pub async fn for_request(
         &self,
-        sqlite: &SqliteCapability,
+        db: &HostDb,
         path: &str,
         headers: &hyper::HeaderMap,
         ceiling: &RunLimits,
@@ -91,8 +91,8 @@ impl TenantLimits {
         if !path.starts_with("/v1/memory/") || self.tiers.is_null() {
             return ceiling.clone();
         }
-        let tenant = self.tenant(sqlite, headers).await;
-        let tier = if self.billing_disabled { "solo".to_string() } else { self.tier_of(sqlite, &tenant).await };
+        let tenant = self.tenant(db, headers).await;
+        let tier = if self.billing_disabled { "solo".to_string() } else { self.tier_of(db, &tenant).await };
         let runtime = self.tiers.get("tiers").and_then(|t| t.get(&tier)).and_then(|p| p.get("runtime"));
         let num = |k: &str| runtime.and_then(|r| r.get(k)).and_then(Value::as_f64).filter(|x| *x > 0.0);
         RunLimits {
@@ -127,14 +127,15 @@ impl TenantLimits {
 
     /// The tenant's tier (its own, else the default), remembered for
     /// [`TIER_TTL`] so a request pays no lookup most of the time.
-    async fn tier_of(&self, sqlite: &SqliteCapability, tenant: &str) -> String {
+    async fn tier_of(&self, db: &HostDb, tenant: &str) -> String {
         let now = Instant::now();
         if let Some((at, tier)) = self.tier_cache.lock().expect("tier cache").get(tenant)
             && now.duration_since(*at) < TIER_TTL
         {
             return tier.clone();
         }
-        let tier = lookup(sqlite, "SELECT tier FROM control_tenants WHERE tenant_id = ?", tenant)
+        let tier = db
+            .lookup_text("SELECT tier FROM control_tenants WHERE tenant_id = ?", tenant)
             .await
             .unwrap_or_else(|| self.default_tier.clone());
         let mut cache = self.tier_cache.lock().expect("tier cache");
@@ -144,18 +145,4 @@ impl TenantLimits {
         cache.insert(tenant.to_string(), (now, tier.clone()));
         tier
     }
-}
-
-/// One text column of one row, or none (also when the table is missing).
-async fn lookup(sqlite: &SqliteCapability, sql: &str, param: &str) -> Option<String> {
-    let db = sqlite.get("default")?;
-    let conn = db.acquire().await.ok()?;
-    let found = async {
-        let mut rows = conn.conn.query(sql, [param]).await.ok()?;
-        let row = rows.next().await.ok()??;
-        row.get::<String>(0).ok()
-    }
-    .await;
-    db.release(conn);
-    found
 }

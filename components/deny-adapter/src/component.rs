@@ -6,6 +6,7 @@ wit_bindgen::generate!({
 });
 
 use exports::fermyon::spin::{llm, variables};
+use exports::spin::postgres::postgres;
 use exports::spin::sqlite::sqlite;
 use exports::wasi::cli::environment;
 
@@ -34,6 +35,30 @@ impl sqlite::GuestConnection for NoConnection {
     }
     fn changes(&self) -> u64 {
         0
+    }
+}
+
+impl postgres::Guest for DenyAll {
+    type Connection = NoConnection;
+}
+
+/// Spin's answer for an address the component may not reach.
+impl postgres::GuestConnection for NoConnection {
+    fn open(address: String) -> Result<postgres::Connection, postgres::Error> {
+        let _ = address;
+        Err(postgres::Error::ConnectionFailed(
+            "not granted: the dependency does not inherit allowed_outbound_hosts".into(),
+        ))
+    }
+    fn query(
+        &self,
+        _statement: String,
+        _params: Vec<postgres::ParameterValue>,
+    ) -> Result<postgres::RowSet, postgres::Error> {
+        Err(postgres::Error::ConnectionFailed("no connection".into()))
+    }
+    fn execute(&self, _statement: String, _params: Vec<postgres::ParameterValue>) -> Result<u64, postgres::Error> {
+        Err(postgres::Error::ConnectionFailed("no connection".into()))
     }
 }
 

@@ -39,9 +39,11 @@ pub struct ComponentDecl {
     pub id: String,
     pub source: PathBuf,
     pub sqlite_databases: Vec<String>,
-    /// `postgres://host:port` entries of `allowed_outbound_hosts`: what the
-    /// component may open through `spin:postgres`.
-    pub postgres_hosts: Vec<String>,
+    /// `allowed_outbound_hosts`, `postgres://host:port` entries whose
+    /// variable templates (`postgres://{{ database_host }}`) are expanded at
+    /// load ([`ComponentDecl::postgres_hosts`]): what the component may open
+    /// through `spin:postgres`.
+    pub allowed_outbound_hosts: Vec<String>,
     /// Variable name -> template (`"{{ admin_token }}"` or a literal).
     pub variables: BTreeMap<String, String>,
     /// In manifest order (Spin composes them in that order).
@@ -212,14 +214,32 @@ fn dependency_target(dir: &Path, id: &str, c: &RawComponent) -> Result<Dependenc
     Ok(DependencyTarget { source, resources })
 }
 
+impl ComponentDecl {
+    /// The `postgres://host:port` addresses the component may open, its
+    /// `allowed_outbound_hosts` with templates expanded by `expand` (Spin
+    /// substitutes application variables there at load time too).
+    pub fn postgres_hosts(&self, expand: impl Fn(&str) -> Result<String>) -> Result<Vec<String>> {
+        self.allowed_outbound_hosts
+            .iter()
+            .map(|entry| {
+                let expanded = expand(entry)
+                    .with_context(|| format!("component `{}`: allowed_outbound_hosts entry {entry:?}", self.id))?;
+                postgres_host(&expanded)
+                    .with_context(|| format!("component `{}`: allowed_outbound_hosts entry {entry:?}", self.id))
+            })
+            .collect()
+    }
+}
+
 /// An `allowed_outbound_hosts` entry cairn serves: `postgres://host:port`
-/// (the only outbound connection its host makes for a component).
+/// (the only outbound connection its host makes for a component). A
+/// template is checked for its scheme here and in full once expanded.
 fn postgres_host(entry: &str) -> Result<String> {
     let Some(rest) = entry.strip_prefix("postgres://") else {
         bail!("allowed_outbound_hosts entry {entry:?}: cairn serves only postgres://host:port (docs/spin.md)");
     };
     if rest.contains("{{") {
-        bail!("allowed_outbound_hosts entry {entry:?}: variable templates are not supported by cairn yet");
+        return Ok(entry.to_string());
     }
     match rest.rsplit_once(':') {
         Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => Ok(entry.to_string()),
@@ -254,7 +274,8 @@ fn component_decl(
             bail!("`{field}` is not supported by cairn (docs/spin.md)");
         }
     }
-    let postgres_hosts = c.allowed_outbound_hosts.iter().map(|h| postgres_host(h)).collect::<Result<Vec<_>>>()?;
+    let allowed_outbound_hosts =
+        c.allowed_outbound_hosts.iter().map(|h| postgres_host(h)).collect::<Result<Vec<_>>>()?;
     let source = match &c.source {
         toml::Value::String(path) => dir.join(path),
         _ => bail!("only local `source` paths are loaded by cairn; got {}", c.source),
@@ -266,7 +287,7 @@ fn component_decl(
         id: id.to_string(),
         source,
         sqlite_databases: c.sqlite_databases,
-        postgres_hosts,
+        allowed_outbound_hosts,
         variables: c.variables.into_iter().collect(),
         dependencies,
         ai_models: c.ai_models,

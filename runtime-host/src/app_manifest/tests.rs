@@ -146,12 +146,19 @@ fn refuses_what_cairn_does_not_serve_by_name() {
 fn outbound_hosts_are_postgres_addresses_only() {
     let granted =
         |hosts: &str| edited("[component.derive]", &format!("[component.derive]\nallowed_outbound_hosts = {hosts}"));
+    let literal = |t: &str| Ok(t.to_string());
     let m = parse(&granted(r#"["postgres://db.internal:5432"]"#)).unwrap();
-    assert_eq!(m.components["derive"].postgres_hosts, ["postgres://db.internal:5432"]);
-    assert!(m.components["gateway"].postgres_hosts.is_empty());
+    assert_eq!(m.components["derive"].postgres_hosts(literal).unwrap(), ["postgres://db.internal:5432"]);
+    assert!(m.components["gateway"].postgres_hosts(literal).unwrap().is_empty());
     assert!(err(&granted(r#"["https://api.example.com"]"#)).contains("only postgres://host:port"));
     assert!(err(&granted(r#"["postgres://db.internal"]"#)).contains("expected postgres://host:port"));
-    assert!(err(&granted(r#"["postgres://{{ db_host }}:5432"]"#)).contains("templates are not supported"));
+    // A template is expanded at load, then checked in full.
+    let templated = parse(&granted(r#"["postgres://{{ db_host }}"]"#)).unwrap();
+    let derive = &templated.components["derive"];
+    let expanded = derive.postgres_hosts(|t| Ok(t.replace("{{ db_host }}", "10.0.0.5:6432"))).unwrap();
+    assert_eq!(expanded, ["postgres://10.0.0.5:6432"]);
+    let no_port = derive.postgres_hosts(|t| Ok(t.replace("{{ db_host }}", "10.0.0.5"))).unwrap_err();
+    assert!(format!("{no_port:#}").contains("expected postgres://host:port"), "{no_port:#}");
     assert!(
         err(&edited("[component.derive]", "[component.derive]\nallowed_http_hosts = [\"x\"]"))
             .contains("`allowed_http_hosts` is not supported")

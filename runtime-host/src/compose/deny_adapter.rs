@@ -19,12 +19,12 @@ use wac_graph::{CompositionGraph, EncodeOptions};
 const DENY_ADAPTER: &[u8] = include_bytes!("deny_adapter.wasm");
 
 /// Spin's capability-set names and the adapter exports each one lets
-/// through to the host when inherited. Spin's other sets
-/// (`allowed_outbound_hosts`, `files`, `key_value_stores`) have no interface
-/// `cairn` serves, so they have no exports here.
+/// through to the host when inherited. Spin's other sets (`files`,
+/// `key_value_stores`) have no interface `cairn` serves, so they have no
+/// exports here.
 pub const CAPABILITY_SETS: &[(&str, &[&str])] = &[
     ("ai_models", &["fermyon:spin/llm@2.0.0"]),
-    ("allowed_outbound_hosts", &[]),
+    ("allowed_outbound_hosts", &["spin:postgres/postgres@4.0.0"]),
     ("environment", &["wasi:cli/environment@0.2.0"]),
     ("files", &[]),
     ("key_value_stores", &[]),
@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn allow_lists() {
-        assert_eq!(allow_list(&Inherit::All).len(), 4);
+        assert_eq!(allow_list(&Inherit::All).len(), 5);
         assert!(allow_list(&Inherit::Some(vec![])).is_empty());
         assert_eq!(
             allow_list(&Inherit::Some(vec!["sqlite_databases".into(), "bogus".into()])),

@@ -204,11 +204,12 @@ fn dependencies_without_inherited_configuration_get_the_deny_adapter() {
     let (_dir, gateway) = shipped_layout("deny");
     let kernel = std::fs::read(&gateway.dependencies[0].source).unwrap();
     assert!(imports_of(&kernel).contains(&"spin:sqlite/sqlite@3.0.0".to_string()));
+    assert!(imports_of(&kernel).contains(&"spin:postgres/postgres@4.0.0".to_string()));
 
     let only_variables = deny_adapter::apply(&kernel, &Inherit::Some(vec!["variables".into()])).unwrap();
     let imports = imports_of(&only_variables);
     assert!(imports.contains(&"fermyon:spin/variables@2.0.0".to_string()), "{imports:?}");
-    for denied in ["spin:sqlite/sqlite@3.0.0", "fermyon:spin/llm@2.0.0"] {
+    for denied in ["spin:sqlite/sqlite@3.0.0", "fermyon:spin/llm@2.0.0", "spin:postgres/postgres@4.0.0"] {
         assert!(!imports.contains(&denied.to_string()), "{denied} should be answered by the adapter: {imports:?}");
     }
     assert_eq!(exports_of(&only_variables), ["cairn:memory/memory@0.1.0"]);

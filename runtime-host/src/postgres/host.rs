@@ -114,7 +114,10 @@ impl postgres::HostConnection for RequestState {
         if let Err(e) = self.postgres.check(&address) {
             return Ok(Err(e));
         }
-        match self.postgres.capability.connect(&address).await {
+        let started = std::time::Instant::now();
+        let connected = self.postgres.capability.connect(&address).await;
+        self.postgres.spent(started);
+        match connected {
             Ok(client) => Ok(Ok(self.table.push(ConnectionHandle::new(client))?)),
             Err(e) => Ok(Err(e)),
         }
@@ -126,7 +129,10 @@ impl postgres::HostConnection for RequestState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<RowSet, Error>> {
-        Ok(self.table.get_mut(&conn)?.query(&statement, params).await)
+        let started = std::time::Instant::now();
+        let out = self.table.get_mut(&conn)?.query(&statement, params).await;
+        self.postgres.spent(started);
+        Ok(out)
     }
 
     async fn execute(
@@ -135,7 +141,10 @@ impl postgres::HostConnection for RequestState {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<u64, Error>> {
-        Ok(self.table.get_mut(&conn)?.execute(&statement, params).await)
+        let started = std::time::Instant::now();
+        let out = self.table.get_mut(&conn)?.execute(&statement, params).await;
+        self.postgres.spent(started);
+        Ok(out)
     }
 
     async fn drop(&mut self, conn: Resource<ConnectionHandle>) -> wasmtime::Result<()> {

@@ -34,6 +34,13 @@ use std::sync::{Arc, Mutex};
 /// at most `--max-concurrency` requests, most of them on SQLite).
 pub const POOL_SIZE: usize = 16;
 
+/// The `host:port` a connection URL names, as `postgres://{{ database_host }}`
+/// in spin.toml's `allowed_outbound_hosts` grants it ([`host_of`]).
+pub fn grant_for(url: &str) -> anyhow::Result<String> {
+    let host = host_of(url).map_err(|e| anyhow::anyhow!("--database-url: {e}"))?;
+    Ok(host.trim_start_matches("postgres://").to_string())
+}
+
 /// One pool per address, shared by every instance.
 pub struct PostgresCapability {
     pools: Mutex<HashMap<String, Pool>>,
@@ -104,6 +111,16 @@ pub struct InstanceState {
     /// `postgres://host:port` entries of the component's
     /// `allowed_outbound_hosts`.
     pub allowed: Arc<Vec<String>>,
+    /// The request's counters (time in PostgreSQL).
+    pub stats: Arc<crate::sqlite::DbStats>,
+}
+
+impl InstanceState {
+    /// Counts the time since `started` as time in PostgreSQL.
+    fn spent(&self, started: std::time::Instant) {
+        let us = started.elapsed().as_micros() as u64;
+        self.stats.postgres_us.fetch_add(us, std::sync::atomic::Ordering::Relaxed);
+    }
 }
 
 impl InstanceState {

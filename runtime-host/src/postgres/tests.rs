@@ -14,6 +14,7 @@ fn addresses_are_checked_against_allowed_hosts() {
     let state = InstanceState {
         capability: PostgresCapability::new(),
         allowed: Arc::new(vec!["postgres://127.0.0.1:5433".into()]),
+        stats: Default::default(),
     };
     assert!(state.check("postgres://cairn@127.0.0.1:5433/db").is_ok());
     assert!(state.check("host=127.0.0.1 port=5433 user=cairn").is_ok());

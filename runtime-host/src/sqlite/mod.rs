@@ -224,4 +224,7 @@ pub struct DbStats {
     /// Time spent waiting for the database's write lock (another writer —
     /// a request or derivation — held it).
     pub lock_wait_us: std::sync::atomic::AtomicU64,
+    /// Time in PostgreSQL statements (`spin:postgres`; connecting, and a
+    /// write transaction's writer lock, included).
+    pub postgres_us: std::sync::atomic::AtomicU64,
 }
