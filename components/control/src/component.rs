@@ -1,9 +1,9 @@
-//! The wasm adapter: exports `cairn:control/control`, opens the `default`
-//! SQLite database, reads the tier profiles from Spin variables.
+//! The wasm adapter: exports `cairn:control/control`, opens the configured
+//! database (`cairn_spin::store`), reads the tier profiles from Spin variables.
 
 use cairn_control_plane::admin::{self, AdminCtx};
 use cairn_core::ApiError;
-use cairn_spin::spin_sqlite::SpinSqlite;
+use cairn_spin::store::{self, Store};
 use cairn_spin::wasi_env::{now_ms, random};
 
 wit_bindgen::generate!({
@@ -34,7 +34,7 @@ fn billing_disabled() -> bool {
 
 /// The tier a tenant is on: its own, else `default_tier`; `solo` when
 /// billing is disabled.
-fn tenant_tier(db: &SpinSqlite, tenant_id: &str) -> Result<String, Error> {
+fn tenant_tier(db: &Store, tenant_id: &str) -> Result<String, Error> {
     if billing_disabled() {
         return Ok(cairn_control_plane::provisioning::FLOOR_TIER.to_string());
     }
@@ -58,7 +58,7 @@ impl Guest for Control {
         query: Vec<(String, String)>,
         body: String,
     ) -> Result<String, Error> {
-        let db = SpinSqlite::open("default").map_err(to_wit)?;
+        let db = store::open().map_err(to_wit)?;
         let profiles = cairn_spin::variables::get("tier_profiles");
         let default_tier = cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into());
         let default_tenant = cairn_spin::variables::get("memory_tenant_id").unwrap_or_else(|| "default".into());
@@ -77,7 +77,7 @@ impl Guest for Control {
     }
 
     fn admit(tenant_id: String, classes: Vec<String>, stores: bool) -> Result<(), Error> {
-        let db = SpinSqlite::open("default").map_err(to_wit)?;
+        let db = store::open().map_err(to_wit)?;
         let now = cairn_core::time_fmt::rfc3339_millis(now_ms());
         if stores {
             // The storage count lives in the kernel's schema.
@@ -107,13 +107,13 @@ impl Guest for Control {
         // No schema check up front: a tenant without a profile costs the
         // one read of its profile (admit_explicit ensures the schema when
         // there is one).
-        let db = SpinSqlite::open("default").map_err(to_wit)?;
+        let db = store::open().map_err(to_wit)?;
         let sleep = |ms: i64| std::thread::sleep(std::time::Duration::from_millis(ms.max(0) as u64));
         cairn_control_plane::quota_buckets::admit_explicit(&db, &tenant_id, &classes, &now_ms, &sleep).map_err(to_wit)
     }
 
     fn resolve_api_key(key: String) -> Result<Option<String>, Error> {
-        let db = SpinSqlite::open("default").map_err(to_wit)?;
+        let db = store::open().map_err(to_wit)?;
         let now = now_ms();
         cairn_control_plane::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now)).map_err(to_wit)?;
         let p = cairn_control_plane::api_keys::resolve(&db, &key, now).map_err(to_wit)?;

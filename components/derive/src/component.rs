@@ -12,7 +12,7 @@ use cairn_derive::http_routes::{DeriveRoute, match_route};
 use cairn_derive::outbox_admin::{self, Caller};
 use cairn_derive::settings::{DeriveSettings, EMBEDDING_MODEL};
 use cairn_derive::tick::{self, TickOptions};
-use cairn_spin::spin_sqlite::SpinSqlite;
+use cairn_spin::store::{self, Store};
 use cairn_spin::wasi_env::{now_ms, random_uuid};
 use serde_json::Value;
 use spin_sdk::http::{IntoResponse, Request, Response};
@@ -61,8 +61,8 @@ impl Embedder for SpinEmbedder {
     }
 }
 
-fn open() -> Result<SpinSqlite, ApiError> {
-    let db = SpinSqlite::open("default")?;
+fn open() -> Result<Store, ApiError> {
+    let db = store::open()?;
     let now = cairn_core::time_fmt::rfc3339_millis(now_ms());
     cairn_derive::ensure_schemas(&db, &now)?;
     Ok(db)
@@ -98,7 +98,7 @@ fn rebuild(body: &Value) -> Result<Value, ApiError> {
 /// The consistency check: read-only, so the schema is not migrated first
 /// (a database behind this build is reported, not changed).
 fn consistency_check(body: &Value) -> Result<Value, ApiError> {
-    let db = SpinSqlite::open("default")?;
+    let db = store::open()?;
     let s = settings();
     let limits = cairn_consistency::options::OutboxLimits {
         max_attempts: s.max_attempts,
@@ -111,7 +111,7 @@ fn consistency_check(body: &Value) -> Result<Value, ApiError> {
 /// The health gate (read-only like the check), probing the embedder with
 /// one text.
 fn health_gate(body: &Value) -> Result<Value, ApiError> {
-    let db = SpinSqlite::open("default")?;
+    let db = store::open()?;
     let probe = || {
         cairn_spin::embeddings::generate(EMBEDDING_MODEL, &["cairn health gate probe".to_string()])
             .map(|v| v.first().map_or(0, Vec::len))
@@ -125,7 +125,7 @@ fn health_gate(body: &Value) -> Result<Value, ApiError> {
 /// host sends: `cairn job alert-dispatch`) and the key-usage anomaly job.
 /// `verb`: plan, record or key-usage-anomaly.
 fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, ApiError> {
-    let db = SpinSqlite::open("default")?;
+    let db = store::open()?;
     let var = |k: &str| cairn_spin::variables::get(k);
     let profiles = var("tier_profiles");
     let default_tier = var("default_tier").unwrap_or_else(|| "solo".into());

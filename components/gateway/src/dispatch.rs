@@ -103,7 +103,8 @@ pub trait Backend {
     ) -> Result<String, ApiError>;
     /// `(name, version, schema_version)` of each composed component.
     fn components(&self) -> Vec<(String, String, u32)>;
-    /// The kernel's database capabilities (`{"lexical_index": bool}`).
+    /// The kernel's database capabilities (`{"lexical_index": bool,
+    /// "memory_store_backend": "sqlite" | "postgres", …}`).
     fn memory_capabilities(&self) -> Value;
     /// The recall audit rows the kernel handed back during this request
     /// (`memory_recall_audit = host`), for the host to persist.
@@ -265,6 +266,21 @@ fn body_text(req: &HttpRequest) -> Result<String, ApiError> {
     Ok(v.to_string())
 }
 
+/// Whether a JSON body holds U+0000 in a string or key (`\u0000`; JSON
+/// allows no raw control characters). Parsed only when the escape occurs.
+fn json_has_nul(body: &[u8]) -> bool {
+    fn any_nul(v: &Value) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().any(any_nul),
+            Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || any_nul(v)),
+            _ => false,
+        }
+    }
+    body.windows(6).any(|w| w == b"\\u0000")
+        && serde_json::from_slice::<Value>(body).is_ok_and(|v| any_nul(&v))
+}
+
 fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
     let mut q = cairn_core::encoding::parse_query(&req.query);
     if let Some(t) = req.header("x-tenant-id").map(str::trim).filter(|t| !t.is_empty())
@@ -276,6 +292,19 @@ fn query_pairs(req: &HttpRequest) -> Vec<(String, String)> {
 }
 
 fn route_and_call(backend: &dyn Backend, req: &HttpRequest, rid: &str) -> Result<HttpResponse, ApiError> {
+    // U+0000 in a path or query value (as in a JSON string, which the
+    // request reader refuses): PostgreSQL's text cannot hold it, and one
+    // kernel answers alike on both backends.
+    if req.path.to_ascii_lowercase().contains("%00")
+        || cairn_core::encoding::parse_query(&req.query).iter().any(|(k, v)| k.contains('\0') || v.contains('\0'))
+    {
+        return Err(ApiError::bad_request("invalid_request", "the path and query must not contain U+0000 (NUL)"));
+    }
+    if let Ok(body) = &req.body
+        && json_has_nul(body)
+    {
+        return Err(ApiError::bad_request("invalid_request", "JSON strings and keys must not contain U+0000 (NUL)"));
+    }
     let route = match match_route(&req.method, &req.path) {
         Match::Found(r) => r,
         Match::WrongMethod(allowed) => {
@@ -392,10 +421,12 @@ fn health(backend: &dyn Backend) -> Value {
     let hard = json!({"failure_mode": "hard_fail", "degraded_modes": []});
     let capabilities = backend.memory_capabilities();
     let lexical = capabilities["lexical_index"].as_bool().unwrap_or(false);
+    // The kernel's database: `sqlite`, or `postgres` under `database_url`.
+    let store = capabilities["memory_store_backend"].as_str().unwrap_or("sqlite");
     json!({
         "ok": true,
         "service": "cairn",
-        "memory_store_backend": "sqlite",
+        "memory_store_backend": store,
         // Which database this server serves (`cairn gate core --data-dir`).
         "database_target_hash": capabilities["database_target_hash"],
         "components": components,
@@ -516,12 +547,14 @@ mod tests {
             f.admits.take()
         };
         assert_eq!(admits(vec![], "/v1/memory/write", write), [r#"profile acme ["write"]"#]);
-        assert_eq!(admits(vec![("tenant_quota_enabled", "auto")], "/v1/memory/find", "{}"), [
-            r#"profile default ["recall"]"#
-        ]);
-        assert_eq!(admits(vec![("tenant_quota_enabled", "true")], "/v1/memory/write", write), [
-            r#"tier+profile acme ["write"] stores=true"#
-        ]);
+        assert_eq!(
+            admits(vec![("tenant_quota_enabled", "auto")], "/v1/memory/find", "{}"),
+            [r#"profile default ["recall"]"#]
+        );
+        assert_eq!(
+            admits(vec![("tenant_quota_enabled", "true")], "/v1/memory/write", write),
+            [r#"tier+profile acme ["write"] stores=true"#]
+        );
         assert!(admits(vec![("tenant_quota_enabled", "false")], "/v1/memory/write", write).is_empty());
         // The tenant comes from the header when the body names none.
         let f = Fake { vars: vec![("memory_tenant_id", "home")], ..Default::default() };
@@ -530,6 +563,21 @@ mod tests {
         assert_eq!(f.admits.take(), [r#"profile hdr ["write"]"#, r#"profile home ["write"]"#]);
         // Admin routes draw nothing.
         assert!(admits(vec![], "/v1/admin/control/tenants", "{}").is_empty());
+    }
+
+    #[test]
+    fn a_nul_in_the_path_or_query_is_refused() {
+        let f = Fake::default();
+        for path in ["/v1/memory/sessions/a%00b/events", "/v1/memory/commits?scope=x%00"] {
+            let r = handle(&f, req("GET", path, &[], ""));
+            assert_eq!(r.status, 400, "{path}");
+        }
+        assert_eq!(handle(&f, req("GET", "/v1/memory/commits?scope=x", &[], "")).status, 200);
+        let nul = r#"{"slots_contains": {"k": "a\u0000"}}"#;
+        assert_eq!(handle(&f, req("POST", "/v1/memory/find", &[], nul)).status, 400);
+        // An escaped backslash before "u0000" is text, not U+0000.
+        let text = r#"{"slots_contains": {"k": "a\\u0000"}}"#;
+        assert_eq!(handle(&f, req("POST", "/v1/memory/find", &[], text)).status, 200);
     }
 
     #[test]

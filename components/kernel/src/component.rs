@@ -1,11 +1,11 @@
-//! The wasm adapter: exports `cairn:memory/memory`, opens the `default`
-//! SQLite database and reads settings from Spin variables.
+//! The wasm adapter: exports `cairn:memory/memory`, opens the configured
+//! database (`cairn_spin::store`) and reads settings from Spin variables.
 
 use cairn_core::ApiError;
 use cairn_memory::recall::request::Endpoint;
 use cairn_memory::settings::Settings;
 use cairn_memory::{Op, run};
-use cairn_spin::spin_sqlite::SpinSqlite;
+use cairn_spin::store::{self, Store};
 use cairn_spin::wasi_env::{now_ms, random_uuid};
 
 wit_bindgen::generate!({
@@ -34,12 +34,12 @@ fn settings() -> Settings {
 }
 
 fn call(op: Op, body: String) -> Result<String, Error> {
-    let db = SpinSqlite::open("default").map_err(to_wit)?;
+    let db = store::open().map_err(to_wit)?;
     run(&db, &settings(), op, &body, now_ms(), random_uuid).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
 }
 
-fn call_query(f: impl FnOnce(&SpinSqlite, &Settings) -> Result<serde_json::Value, ApiError>) -> Result<String, Error> {
-    let db = SpinSqlite::open("default").map_err(to_wit)?;
+fn call_query(f: impl FnOnce(&Store, &Settings) -> Result<serde_json::Value, ApiError>) -> Result<String, Error> {
+    let db = store::open().map_err(to_wit)?;
     cairn_memory::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now_ms())).map_err(to_wit)?;
     f(&db, &settings()).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
 }
@@ -58,7 +58,7 @@ fn embed_query(text: &str) -> Result<Vec<f32>, ApiError> {
 }
 
 fn recall_call(ctx: CallContext, request: String, endpoint: Endpoint) -> Result<RecallAnswer, Error> {
-    let db = SpinSqlite::open("default").map_err(to_wit)?;
+    let db = store::open().map_err(to_wit)?;
     let now = now_ms();
     let run = || {
         let body = cairn_memory::parse_body(&request)?;
@@ -83,7 +83,12 @@ impl Guest for Kernel {
     }
     fn capabilities() -> Result<String, Error> {
         call_query(|db, _| {
+            let backend = match cairn_spin::sql::Sql::dialect(db) {
+                cairn_spin::sql::Dialect::Sqlite => "sqlite",
+                cairn_spin::sql::Dialect::Postgres => "postgres",
+            };
             Ok(serde_json::json!({
+                "memory_store_backend": backend,
                 "lexical_index": cairn_memory::recall::lexical::available(db)?,
                 "database_target_hash": cairn_memory::schema::database_id(db)?
                     .map(|id| cairn_memory::schema::database_target_hash(&id)),
