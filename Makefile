@@ -54,9 +54,13 @@ unit: setup
 
 # tools/ensure-browser.sh: headless Chromium for the console's browser test
 # (installed when missing; the test skips without it unless CAIRN_REQUIRE_BROWSER=1).
+# The black-box suite runs twice: on SQLite, then on PostgreSQL (each test
+# process starts its own throwaway server; tests of what only SQLite has
+# say they are skipped).
 e2e: build
 	@tools/ensure-browser.sh
 	$(CARGO) test --release -p cairn-e2e
+	CAIRN_TEST_BACKEND=postgres $(CARGO) test --release -p cairn-e2e
 
 test: build unit e2e
 

@@ -1,6 +1,12 @@
 //! The black-box test harness: starts the real `cairn` binary (built by
 //! `make test` / `make build`) on a fresh temporary data dir and a free
 //! port, talks HTTP to it, and stops it by its pid.
+//!
+//! `CAIRN_TEST_BACKEND=postgres` runs every server on PostgreSQL instead
+//! (`cairn up --database-url`): one throwaway server per test process
+//! (`cairn-testpg`, stopped by its pid when the process exits) and one
+//! database per data dir, so a server restarted on its data dir finds its
+//! data again. `make test` runs the suite once per backend.
 
 use serde_json::Value;
 use std::io::Read;
@@ -57,6 +63,132 @@ pub fn cairn_bin() -> PathBuf {
     p
 }
 
+/// The backend the servers of this run store in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// `CAIRN_TEST_BACKEND` (`sqlite`, the default, or `postgres`).
+pub fn backend() -> Backend {
+    match std::env::var("CAIRN_TEST_BACKEND").as_deref().map(str::trim) {
+        Ok("postgres") => Backend::Postgres,
+        Ok("") | Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("CAIRN_TEST_BACKEND={other}: expected sqlite or postgres"),
+    }
+}
+
+/// For a test of what only the SQLite backend has (its file in the data
+/// dir, its durability settings): true, after saying so, when this run is
+/// on PostgreSQL, so the test returns early.
+pub fn skip_unless_sqlite(what: &str) -> bool {
+    let skip = backend() != Backend::Sqlite;
+    if skip {
+        eprintln!("skipped on {:?}: {what}", backend());
+    }
+    skip
+}
+
+/// The test process's PostgreSQL server, started on first use and stopped
+/// (by its pid) when the process exits.
+fn shared_postgres() -> &'static cairn_testpg::TestPg {
+    static SERVER: std::sync::OnceLock<cairn_testpg::TestPg> = std::sync::OnceLock::new();
+    SERVER.get_or_init(|| {
+        let pg = cairn_testpg::TestPg::start().unwrap_or_else(|e| panic!("CAIRN_TEST_BACKEND=postgres: {e}"));
+        extern "C" fn stop_at_exit() {
+            if let Some(pg) = SERVER.get() {
+                pg.stop();
+            }
+        }
+        // SAFETY: registers a plain function; it runs once, at exit.
+        unsafe {
+            libc::atexit(stop_at_exit);
+        }
+        pg
+    })
+}
+
+/// The database of `data_dir` on the shared server (created on first use)
+/// and its connection URL.
+fn postgres_database(data_dir: &Path) -> (String, String) {
+    let pg = shared_postgres();
+    let hash = cairn_core::digest::sha256_hex(data_dir.to_string_lossy().as_bytes());
+    let name = format!("cairn_{}", &hash[..16]);
+    let exists = pg.psql("postgres", &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'")).unwrap();
+    if exists.trim().is_empty() {
+        pg.create_database(&name).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let url = pg.url(&name);
+    (name, url)
+}
+
+/// Runs a read-only query on the database of the server that stores in
+/// `data_dir` (its SQLite file, or its PostgreSQL database); values come
+/// back as libsql's (integers, reals, text, blobs, NULL) on both.
+pub fn db_query(data_dir: &Path, sql: &str) -> Vec<Vec<libsql::Value>> {
+    if backend() == Backend::Postgres {
+        let mut client = postgres_client(data_dir);
+        let rows = client.query(sql, &[]).unwrap_or_else(|e| panic!("{e}: {sql}"));
+        return rows.iter().map(|r| (0..r.len()).map(|i| pg_value(r, i)).collect()).collect();
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let db = libsql::Builder::new_local(data_dir.join("cairn.db")).build().await.unwrap();
+        let conn = db.connect().unwrap();
+        let mut rows = conn.query(sql, ()).await.unwrap_or_else(|e| panic!("{e}: {sql}"));
+        let mut out = Vec::new();
+        while let Some(r) = rows.next().await.unwrap() {
+            out.push((0..r.column_count()).map(|i| r.get_value(i).unwrap()).collect());
+        }
+        out
+    })
+}
+
+/// Runs statements on the database of the server in `data_dir` (seeding
+/// rows a test needs), in one transaction.
+pub fn db_exec(data_dir: &Path, statements: &[String]) {
+    if backend() == Backend::Postgres {
+        let mut client = postgres_client(data_dir);
+        let mut tx = client.transaction().unwrap();
+        for sql in statements {
+            tx.batch_execute(sql).unwrap_or_else(|e| panic!("{e}: {sql}"));
+        }
+        tx.commit().unwrap();
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+    rt.block_on(async {
+        let db = libsql::Builder::new_local(data_dir.join("cairn.db")).build().await.expect("open database");
+        let conn = db.connect().expect("connect");
+        conn.execute("PRAGMA busy_timeout=5000", ()).await.ok();
+        for sql in statements {
+            conn.execute(sql, ()).await.unwrap_or_else(|e| panic!("{e}: {sql}"));
+        }
+    });
+}
+
+fn postgres_client(data_dir: &Path) -> postgres::Client {
+    let (_, url) = postgres_database(data_dir);
+    postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn pg_value(row: &postgres::Row, i: usize) -> libsql::Value {
+    use postgres::types::Type;
+    let ty = row.columns()[i].type_().clone();
+    let v: Option<libsql::Value> = match ty {
+        Type::BOOL => row.get::<_, Option<bool>>(i).map(|b| libsql::Value::Integer(b as i64)),
+        Type::INT2 => row.get::<_, Option<i16>>(i).map(|x| libsql::Value::Integer(x.into())),
+        Type::INT4 => row.get::<_, Option<i32>>(i).map(|x| libsql::Value::Integer(x.into())),
+        Type::INT8 => row.get::<_, Option<i64>>(i).map(libsql::Value::Integer),
+        Type::FLOAT4 => row.get::<_, Option<f32>>(i).map(|x| libsql::Value::Real(x.into())),
+        Type::FLOAT8 => row.get::<_, Option<f64>>(i).map(libsql::Value::Real),
+        Type::BYTEA => row.get::<_, Option<Vec<u8>>>(i).map(libsql::Value::Blob),
+        _ => row.get::<_, Option<String>>(i).map(libsql::Value::Text),
+    };
+    v.unwrap_or(libsql::Value::Null)
+}
+
 /// A fresh directory under the system temp dir, removed on drop.
 pub struct TempDir(pub PathBuf);
 
@@ -109,6 +241,8 @@ pub struct Server {
     child: Option<Child>,
     log_path: PathBuf,
     agent: ureq::Agent,
+    /// The server's PostgreSQL database (`CAIRN_TEST_BACKEND=postgres`).
+    pub database: Option<String>,
     _owned_dir: Option<TempDir>,
 }
 
@@ -179,6 +313,12 @@ impl Server {
         if let Some(t) = &opts.admin_token {
             cmd.arg("--admin-token").arg(t);
         }
+        let mut database = None;
+        if backend() == Backend::Postgres && !opts.extra_args.iter().any(|a| a == "--database-url") {
+            let (name, url) = postgres_database(data_dir);
+            cmd.arg("--database-url").arg(url);
+            database = Some(name);
+        }
         for (k, v) in &opts.env {
             cmd.env(k, v);
         }
@@ -195,6 +335,7 @@ impl Server {
             child: Some(child),
             log_path,
             agent,
+            database,
             _owned_dir: None,
         };
         s.wait_ready();
@@ -244,6 +385,14 @@ impl Server {
         self.post_with(path, body, &[])
     }
 
+    /// POST a JSON body; `None` when the server cannot be reached (a
+    /// process a test killed).
+    pub fn try_post(&self, path: &str, body: &Value) -> Option<Resp> {
+        let req = self.agent.post(format!("{}{path}", self.base)).header("content-type", "application/json");
+        let resp = req.send(body.to_string().as_bytes()).ok()?;
+        Some(Self::finish(Ok(resp)))
+    }
+
     /// POST a JSON body with extra headers.
     pub fn post_with(&self, path: &str, body: &Value, headers: &[(&str, &str)]) -> Resp {
         self.post_raw(path, body.to_string().as_bytes(), headers)
@@ -288,9 +437,15 @@ impl Server {
         Self::finish(req.call())
     }
 
-    /// Runs one SQL statement against the server's database file directly
+    /// Runs one SQL statement against the server's database directly
     /// (tests that tamper with stored rows); it must change exactly one row.
     pub fn tamper(&self, sql: &str) {
+        if let Some(db) = &self.database {
+            let counted = format!("WITH changed AS ({sql} RETURNING 1) SELECT count(*) FROM changed");
+            let n = shared_postgres().psql(db, &counted).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(n.trim(), "1", "tamper statement must change exactly one row: {sql}");
+            return;
+        }
         let path = self.data_dir.join("cairn.db");
         let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         rt.block_on(async {
@@ -344,7 +499,16 @@ pub fn event_write(client_id: &str, text: &str) -> Value {
 /// Runs the `cairn` binary with `args` (from the repository root) and
 /// returns its exit status, stdout and stderr.
 pub fn cairn(args: &[&str]) -> (std::process::ExitStatus, String, String) {
-    let out = Command::new(cairn_bin()).args(args).current_dir(repo_root()).output().expect("run cairn");
+    let mut cmd = Command::new(cairn_bin());
+    cmd.args(args).current_dir(repo_root());
+    // On PostgreSQL a job on a data dir works on that dir's database.
+    if backend() == Backend::Postgres
+        && let Some(dir) = args.iter().position(|a| *a == "--data-dir").and_then(|i| args.get(i + 1))
+        && !args.contains(&"--database-url")
+    {
+        cmd.env("CAIRN_DATABASE_URL", postgres_database(Path::new(dir)).1);
+    }
+    let out = cmd.output().expect("run cairn");
     (out.status, String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

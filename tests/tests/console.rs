@@ -76,20 +76,6 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-/// Runs SQL on the server's database file (the telemetry seed: several
-/// rows per statement, which `Server::tamper` does not allow).
-fn exec_sql(data_dir: &Path, statements: &[String]) {
-    let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
-    rt.block_on(async {
-        let db = libsql::Builder::new_local(data_dir.join("cairn.db")).build().await.expect("open database");
-        let conn = db.connect().expect("connect");
-        conn.execute("PRAGMA busy_timeout=5000", ()).await.ok();
-        for sql in statements {
-            conn.execute(sql, ()).await.unwrap_or_else(|e| panic!("{e}: {sql}"));
-        }
-    });
-}
-
 fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
 }
@@ -114,7 +100,7 @@ fn seed_telemetry(data_dir: &Path) -> usize {
         }
     }
     let n = values.len();
-    exec_sql(
+    cairn_e2e::db_exec(
         data_dir,
         &[format!(
             "INSERT INTO memory_request_telemetry (tenant_id, endpoint, status_code, latency_ms, created_at) VALUES {}",

@@ -46,6 +46,11 @@ fn tick(s: &Server) {
 
 #[test]
 fn the_gate_passes_a_healthy_data_plane_and_names_each_failure() {
+    if cairn_e2e::skip_unless_sqlite(
+        "the health gate runs the consistency checks, not ported to PostgreSQL yet (docs/postgres.md)",
+    ) {
+        return;
+    }
     let dir = TempDir::new("health");
     let tiers = tiers(dir.path());
     let s = Server::start_on(
@@ -57,7 +62,10 @@ fn the_gate_passes_a_healthy_data_plane_and_names_each_failure() {
         },
     );
     for i in 0..2 {
-        assert_eq!(s.post("/v1/memory/write", &event_write(&format!("h{i}"), &format!("healthy memory {i}"))).status, 200);
+        assert_eq!(
+            s.post("/v1/memory/write", &event_write(&format!("h{i}"), &format!("healthy memory {i}"))).status,
+            200
+        );
     }
     tick(&s);
 
@@ -75,7 +83,10 @@ fn the_gate_passes_a_healthy_data_plane_and_names_each_failure() {
     // Writes nobody derived yet: the backlog is over the tier's 3 jobs, and
     // only a third of the memories are embedded (a warning).
     for i in 0..4 {
-        assert_eq!(s.post("/v1/memory/write", &event_write(&format!("b{i}"), &format!("backlog memory {i}"))).status, 200);
+        assert_eq!(
+            s.post("/v1/memory/write", &event_write(&format!("b{i}"), &format!("backlog memory {i}"))).status,
+            200
+        );
     }
     let (code, r) = gate(&s, &tiers, &[]);
     assert_eq!((code, reasons(&r)), (2, vec!["outbox_backlog_over_threshold".to_string()]), "{r}");
@@ -92,7 +103,8 @@ fn the_gate_passes_a_healthy_data_plane_and_names_each_failure() {
     assert!(st.success(), "{out}\n{err}");
     let (code, r) = gate(&s, &tiers, &[]);
     assert_eq!((code, reasons(&r)), (2, vec!["dead_letters_without_replay_decision".to_string()]), "{r}");
-    let (st, out, err) = cairn(&["job", "outbox-replay", "--dry-run", "--all-tenants", "--embedder", "lexical", "--data-dir", data]);
+    let (st, out, err) =
+        cairn(&["job", "outbox-replay", "--dry-run", "--all-tenants", "--embedder", "lexical", "--data-dir", data]);
     assert!(st.success(), "{out}\n{err}");
     let (code, r) = gate(&s, &tiers, &[]);
     assert_eq!(code, 0, "a recorded replay preview decides the dead letters: {r}");

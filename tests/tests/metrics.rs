@@ -24,7 +24,9 @@ fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)])
             return None;
         }
         match &s.value {
-            prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) => Some(*v),
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(*v),
             prometheus_parse::Value::Histogram(buckets) => buckets.iter().map(|b| b.count).reduce(f64::max),
             _ => None,
         }
@@ -64,7 +66,11 @@ fn counters_and_histograms_are_exact_after_a_known_mix() {
     assert_eq!(requests(&m, "default", "write", "2xx"), 0.0, "no per-tenant series on a service-level tier");
     let write = [("tenant", agg), ("endpoint", "write")];
     assert_eq!(observations(&m, "cairn_http_request_duration_seconds", &write), 4.0);
-    assert!(value(&m, "cairn_sqlite_seconds_total", &write).unwrap() > 0.0);
+    let db_seconds = match cairn_e2e::backend() {
+        cairn_e2e::Backend::Sqlite => "cairn_sqlite_seconds_total",
+        cairn_e2e::Backend::Postgres => "cairn_postgres_seconds_total",
+    };
+    assert!(value(&m, db_seconds, &write).unwrap() > 0.0);
     assert!(value(&m, "cairn_instantiate_seconds_total", &write).unwrap() > 0.0);
     assert_eq!(value(&m, "cairn_build_info", &[("embedder", "local:lexical-hash-v2")]), Some(1.0));
     // The derivation backlog (cron is off in tests) as the outbox route tells it.
@@ -95,7 +101,11 @@ fn tenant_level_tiers_get_their_own_label() {
     let p = s.post_with("/v1/admin/control/tenants/acme/provision", &json!({"tier": "growth"}), &admin);
     assert_eq!(p.status, 200, "{}", p.text);
     for i in 0..2 {
-        let r = s.post_with("/v1/memory/write", &event_write(&format!("a{i}"), "acme's memory"), &[("x-tenant-id", "acme")]);
+        let r = s.post_with(
+            "/v1/memory/write",
+            &event_write(&format!("a{i}"), "acme's memory"),
+            &[("x-tenant-id", "acme")],
+        );
         assert_eq!(r.status, 200, "{}", r.text);
     }
     let m = scrape(&s);

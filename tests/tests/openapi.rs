@@ -16,6 +16,14 @@ use std::time::{Duration, Instant};
 const PACKAGES: &[&str] = &["schemathesis==4.32.5", "openapi-spec-validator==0.9.0"];
 const TOKEN: &str = "openapi-admin";
 
+/// Routes that answer 501 on PostgreSQL until their checks are ported
+/// (docs/postgres.md).
+const UNPORTED_ON_POSTGRES: &[&str] = &["/v1/admin/control/consistency-check", "/v1/admin/control/health-gate"];
+
+fn unported_on_this_backend(path: &str) -> bool {
+    cairn_e2e::backend() == cairn_e2e::Backend::Postgres && UNPORTED_ON_POSTGRES.contains(&path)
+}
+
 fn venv_python() -> PathBuf {
     pip_venv("CAIRN_OPENAPI_VENV", PACKAGES, "import schemathesis, openapi_spec_validator")
 }
@@ -106,6 +114,10 @@ fn every_documented_operation_reaches_a_handler() {
                 _ => s.delete_with(&url, &[auth]),
             };
             assert!(!unrouted(&r), "{method} {url}: {} {}", r.status, r.text);
+            if r.status == 501 && unported_on_this_backend(path) {
+                checked += 1;
+                continue;
+            }
             assert!(r.status < 500, "{method} {url}: {} {}", r.status, r.text);
             checked += 1;
         }
@@ -140,9 +152,11 @@ fn schemathesis_finds_no_server_errors() {
         .args(["--seed", &seed.to_string()])
         .args(["--max-time", &seconds.to_string()])
         .args(["--request-timeout", "20", "--workers", "1", "--generation-database", "none"])
-        .args(["--no-color", "--suppress-health-check", "all"])
-        .env("SCHEMATHESIS_HOOKS", "")
-        .current_dir(s.data_dir.clone());
+        .args(["--no-color", "--suppress-health-check", "all"]);
+    for path in UNPORTED_ON_POSTGRES.iter().filter(|p| unported_on_this_backend(p)) {
+        cmd.args(["--exclude-path", path]);
+    }
+    cmd.env("SCHEMATHESIS_HOOKS", "").current_dir(s.data_dir.clone());
     let started = Instant::now();
     let (ok, out) = run_bounded(cmd, Duration::from_secs(seconds + 90));
     let tail: String = out.lines().rev().take(200).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
@@ -161,6 +175,9 @@ fn schemathesis_finds_no_server_errors() {
 fn derive_routes_refuse_bodies_that_are_not_utf8() {
     let s = admin_server();
     for path in ["/v1/admin/derive/tick", "/v1/admin/control/consistency-check", "/v1/admin/control/health-gate"] {
+        if unported_on_this_backend(path) {
+            continue;
+        }
         let r = s.post_raw(path, b"\xff\xfe{}", &[("x-admin-token", TOKEN)]);
         assert_eq!((r.status, r.body["error"].as_str()), (400, Some("invalid_json")), "{path}: {}", r.text);
         assert!(r.body["message"].is_string());

@@ -14,10 +14,19 @@ const TOKEN: &str = "release-gates-admin-token-0123456789";
 /// `cairn up` as a hosted tier runs it: auth and quotas on, --sync full,
 /// all-MiniLM-L6-v2 (what `make test` fetched).
 fn hosted_args() -> Vec<String> {
-    ["--var", "memory_auth_mode=api_key", "--var", "tenant_quota_enabled=true", "--sync", "full", "--embedder", "minilm"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    [
+        "--var",
+        "memory_auth_mode=api_key",
+        "--var",
+        "tenant_quota_enabled=true",
+        "--sync",
+        "full",
+        "--embedder",
+        "minilm",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 fn hosted() -> Server {
@@ -37,7 +46,18 @@ fn json_of(out: &str, err: &str) -> Value {
 fn preflight(s: &Server, artifacts: &str, extra: &[&str]) -> (i32, Value) {
     let listen = format!("127.0.0.1:{}", s.port);
     let data = s.data_dir.to_str().unwrap();
-    let mut args = vec!["preflight", "--json", "--listen", &listen, "--data-dir", data, "--admin-token", TOKEN, "--artifacts-dir", artifacts];
+    let mut args = vec![
+        "preflight",
+        "--json",
+        "--listen",
+        &listen,
+        "--data-dir",
+        data,
+        "--admin-token",
+        TOKEN,
+        "--artifacts-dir",
+        artifacts,
+    ];
     let hosted = hosted_args();
     args.extend(hosted.iter().map(String::as_str));
     args.extend_from_slice(extra);
@@ -57,6 +77,11 @@ fn reasons(v: &Value) -> Vec<&str> {
 
 #[test]
 fn a_hosted_server_passes_the_gates_and_its_evidence_verifies_until_a_byte_changes() {
+    if cairn_e2e::skip_unless_sqlite(
+        "the core gate runs the health gate and the consistency checks, not ported to PostgreSQL yet (docs/postgres.md)",
+    ) {
+        return;
+    }
     let s = hosted();
     let work = TempDir::new("gates");
     let artifacts = work.path().join("artifacts");
@@ -65,10 +90,19 @@ fn a_hosted_server_passes_the_gates_and_its_evidence_verifies_until_a_byte_chang
     let (code, pf) = preflight(&s, artifacts, &["--run-gates"]);
     assert_eq!((code, reasons(&pf)), (0, vec![]), "{pf}");
     let names: Vec<&str> = pf["checks"].as_array().unwrap().iter().filter_map(|c| c["name"].as_str()).collect();
-    for n in ["auth_mode_enabled", "tenant_quota_enabled", "admin_token_strong", "api_health", "health_gate_scope", "consistency_cross_tenant", "tiers_file_complete"] {
+    for n in [
+        "auth_mode_enabled",
+        "tenant_quota_enabled",
+        "admin_token_strong",
+        "api_health",
+        "health_gate_scope",
+        "consistency_cross_tenant",
+        "tiers_file_complete",
+    ] {
         assert!(names.contains(&n), "{n} missing from {names:?}");
     }
-    let summary_file = std::path::Path::new(artifacts).join("preflight").join(pf["run_id"].as_str().unwrap()).join("summary.json");
+    let summary_file =
+        std::path::Path::new(artifacts).join("preflight").join(pf["run_id"].as_str().unwrap()).join("summary.json");
     assert!(summary_file.exists(), "{}", summary_file.display());
 
     let data = s.data_dir.to_str().unwrap();
@@ -82,9 +116,19 @@ fn a_hosted_server_passes_the_gates_and_its_evidence_verifies_until_a_byte_chang
     assert_eq!(perf["error_rate"], 0.0);
     assert!(core["chain_heads"]["before_teardown"]["commit_hash"].is_string(), "{core}");
     // One file per step beside the summary.
-    for f in ["00_api_probe.json", "01_db_probe.json", "02_contract_smoke.json", "03_health_gate_scope.json",
-              "04_consistency_cross_tenant.json", "05_perf_benchmark.json", "06_teardown.json"] {
-        assert!(core["artifacts"].as_object().unwrap().values().any(|p| p.as_str().is_some_and(|p| p.ends_with(f))), "{f}");
+    for f in [
+        "00_api_probe.json",
+        "01_db_probe.json",
+        "02_contract_smoke.json",
+        "03_health_gate_scope.json",
+        "04_consistency_cross_tenant.json",
+        "05_perf_benchmark.json",
+        "06_teardown.json",
+    ] {
+        assert!(
+            core["artifacts"].as_object().unwrap().values().any(|p| p.as_str().is_some_and(|p| p.ends_with(f))),
+            "{f}"
+        );
     }
     // The gate tenant is gone: torn down, its key revoked.
     let tenant = core["target"]["tenant_id"].as_str().unwrap();
@@ -95,8 +139,20 @@ fn a_hosted_server_passes_the_gates_and_its_evidence_verifies_until_a_byte_chang
     // The evidence bundle, recorded in the audit chain.
     let bundle = work.path().join("bundle");
     let manifest = repo_root().join("spin.toml");
-    let (code, out, err) = run(&["release", "evidence", "--out", bundle.to_str().unwrap(), "--base-url", &s.base,
-        "--admin-token", TOKEN, "--artifacts-dir", artifacts, "--manifest", manifest.to_str().unwrap()]);
+    let (code, out, err) = run(&[
+        "release",
+        "evidence",
+        "--out",
+        bundle.to_str().unwrap(),
+        "--base-url",
+        &s.base,
+        "--admin-token",
+        TOKEN,
+        "--artifacts-dir",
+        artifacts,
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{out}\n{err}");
     let b = bundle.to_str().unwrap();
     let (code, out, _) = run(&["release", "verify", b, "--base-url", &s.base, "--admin-token", TOKEN]);
@@ -155,14 +211,25 @@ fn a_misconfigured_server_fails_preflight_the_core_gate_and_the_ci_stage() {
     let artifacts = work.path().join("artifacts");
     let artifacts = artifacts.to_str().unwrap();
     let listen = format!("127.0.0.1:{}", open.port);
-    let (code, out, err) = run(&["preflight", "--json", "--listen", &listen, "--admin-token", TOKEN, "--embedder", "lexical",
-        "--artifacts-dir", artifacts]);
+    let (code, out, err) = run(&[
+        "preflight",
+        "--json",
+        "--listen",
+        &listen,
+        "--admin-token",
+        TOKEN,
+        "--embedder",
+        "lexical",
+        "--artifacts-dir",
+        artifacts,
+    ]);
     let pf = json_of(&out, &err);
     assert_eq!(code, 2);
     assert!(reasons(&pf).contains(&"auth_mode_enabled") && reasons(&pf).contains(&"tenant_quota_enabled"), "{pf}");
     // The core gate pointed at the wrong data dir: it refuses to go on.
     let other = Server::start();
-    let (code, out, _) = core_gate(&open, artifacts, &["--data-dir", other.data_dir.to_str().unwrap(), "--run-perf", "false"]);
+    let (code, out, _) =
+        core_gate(&open, artifacts, &["--data-dir", other.data_dir.to_str().unwrap(), "--run-perf", "false"]);
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("FAILED: db_target_match"), "{out}");
     // Bad flags are 1, not the gates' 2.
@@ -176,5 +243,8 @@ fn a_misconfigured_server_fails_preflight_the_core_gate_and_the_ci_stage() {
         .unwrap();
     let out = String::from_utf8_lossy(&st.stdout);
     assert_eq!(st.status.code(), Some(2), "{out}\n{}", String::from_utf8_lossy(&st.stderr));
-    assert!(out.contains("hosted staging: preflight failed (2)") && out.contains("FAIL  error    auth_mode_enabled"), "{out}");
+    assert!(
+        out.contains("hosted staging: preflight failed (2)") && out.contains("FAIL  error    auth_mode_enabled"),
+        "{out}"
+    );
 }
