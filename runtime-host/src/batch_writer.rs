@@ -63,7 +63,14 @@ impl BatchWriter {
         let (tx, rx) = sync_channel(QUEUE);
         std::thread::Builder::new()
             .name("cairn-bookkeeping".into())
-            .spawn(move || writer(db, rx))
+            .spawn({
+                // Only a multi-thread runtime drives its I/O for a thread
+                // outside it.
+                let runtime = tokio::runtime::Handle::try_current()
+                    .ok()
+                    .filter(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+                move || writer(db, rx, runtime)
+            })
             .expect("spawning the bookkeeping writer");
         BatchWriter { tx, telemetry: !std::env::var("CAIRN_TELEMETRY").is_ok_and(|v| v == "0") }
     }
@@ -85,8 +92,20 @@ impl BatchWriter {
     }
 }
 
-fn writer(db: HostDb, rx: Receiver<Bookkeeping>) {
-    let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else { return };
+fn writer(db: HostDb, rx: Receiver<Bookkeeping>, runtime: Option<tokio::runtime::Handle>) {
+    // Flushes run on the server's runtime when there is one: a pooled
+    // PostgreSQL connection's I/O task lives on the runtime that opened it,
+    // and requests reuse the connection (a private runtime would leave it
+    // stalled between flushes).
+    let own;
+    let rt = match runtime {
+        Some(h) => h,
+        None => {
+            let Ok(r) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            own = r;
+            own.handle().clone()
+        }
+    };
     let mut batch: Vec<Bookkeeping> = Vec::with_capacity(BATCH);
     loop {
         // A batch starts with a row and gathers for GATHER (or until full):
