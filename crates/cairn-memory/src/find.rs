@@ -193,20 +193,19 @@ pub fn find(db: &dyn Sql, settings: &Settings, body: &Value) -> Result<Value, Ap
         add("n.memory_lane = ?", v.into());
     }
     let mut rust_filter = None;
-    if let Some(p) = &slots_contains
-        && dialect == Dialect::Postgres
-    {
-        // jsonb containment is exactly what `contains` emulates.
-        conds.push("n.slots::jsonb @> CAST(? AS jsonb)".into());
-        params.push(cairn_core::json_text(&Value::Object(p.clone())).into());
-    } else if let Some(p) = &slots_contains {
-        let (mut s, mut sp) = (Vec::new(), Vec::new());
-        match slots_sql(p, "$", &mut s, &mut sp) {
-            Some(()) => {
-                conds.extend(s);
-                params.extend(sp);
+    if let Some(p) = &slots_contains {
+        if dialect == Dialect::Postgres {
+            // jsonb containment is exactly what `contains` emulates.
+            add("n.slots::jsonb @> CAST(? AS jsonb)", cairn_core::json_text(&Value::Object(p.clone())).into());
+        } else {
+            let (mut s, mut sp) = (Vec::new(), Vec::new());
+            match slots_sql(p, "$", &mut s, &mut sp) {
+                Some(()) => {
+                    conds.extend(s);
+                    params.extend(sp);
+                }
+                None => rust_filter = Some(Value::Object(p.clone())),
             }
-            None => rust_filter = Some(Value::Object(p.clone())),
         }
     }
 
