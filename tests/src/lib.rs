@@ -8,6 +8,7 @@
 //! database per data dir, so a server restarted on its data dir finds its
 //! data again. `make test` runs the suite once per backend.
 
+use cairn_spin::sql::Sql;
 use serde_json::Value;
 use std::io::Read;
 use std::net::TcpListener;
@@ -115,9 +116,12 @@ fn postgres_database(data_dir: &Path) -> (String, String) {
     let pg = shared_postgres();
     let hash = cairn_core::digest::sha256_hex(data_dir.to_string_lossy().as_bytes());
     let name = format!("cairn_{}", &hash[..16]);
-    let exists = pg.psql("postgres", &format!("SELECT 1 FROM pg_database WHERE datname = '{name}'")).unwrap();
-    if exists.trim().is_empty() {
+    // Created once per process (the server is the process's own).
+    static CREATED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let mut created = CREATED.lock().unwrap_or_else(|e| e.into_inner());
+    if !created.contains(&name) {
         pg.create_database(&name).unwrap_or_else(|e| panic!("{e}"));
+        created.push(name.clone());
     }
     let url = pg.url(&name);
     (name, url)
@@ -128,9 +132,8 @@ fn postgres_database(data_dir: &Path) -> (String, String) {
 /// back as libsql's (integers, reals, text, blobs, NULL) on both.
 pub fn db_query(data_dir: &Path, sql: &str) -> Vec<Vec<libsql::Value>> {
     if backend() == Backend::Postgres {
-        let mut client = postgres_client(data_dir);
-        let rows = client.query(sql, &[]).unwrap_or_else(|e| panic!("{e}: {sql}"));
-        return rows.iter().map(|r| (0..r.len()).map(|i| pg_value(r, i)).collect()).collect();
+        let rows = postgres_seam(data_dir).query(sql, &[]).unwrap_or_else(|e| panic!("{}: {sql}", e.message));
+        return rows.into_iter().map(|r| r.0.into_iter().map(libsql_value).collect()).collect();
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     rt.block_on(async {
@@ -149,12 +152,9 @@ pub fn db_query(data_dir: &Path, sql: &str) -> Vec<Vec<libsql::Value>> {
 /// rows a test needs), in one transaction.
 pub fn db_exec(data_dir: &Path, statements: &[String]) {
     if backend() == Backend::Postgres {
-        let mut client = postgres_client(data_dir);
-        let mut tx = client.transaction().unwrap();
-        for sql in statements {
-            tx.batch_execute(sql).unwrap_or_else(|e| panic!("{e}: {sql}"));
-        }
-        tx.commit().unwrap();
+        let db = postgres_seam(data_dir);
+        cairn_spin::sql::write_txn(&db, |db| statements.iter().try_for_each(|sql| db.exec(sql, &[])))
+            .unwrap_or_else(|e| panic!("{}", e.message));
         return;
     }
     let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
@@ -168,25 +168,22 @@ pub fn db_exec(data_dir: &Path, statements: &[String]) {
     });
 }
 
-fn postgres_client(data_dir: &Path) -> postgres::Client {
+/// The `Sql` seam's native PostgreSQL client on `data_dir`'s database:
+/// the values read as the components read them.
+fn postgres_seam(data_dir: &Path) -> cairn_spin::native_postgres::NativePostgres {
     let (_, url) = postgres_database(data_dir);
-    postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| panic!("{e}"))
+    cairn_spin::native_postgres::connect(&url).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn pg_value(row: &postgres::Row, i: usize) -> libsql::Value {
-    use postgres::types::Type;
-    let ty = row.columns()[i].type_().clone();
-    let v: Option<libsql::Value> = match ty {
-        Type::BOOL => row.get::<_, Option<bool>>(i).map(|b| libsql::Value::Integer(b as i64)),
-        Type::INT2 => row.get::<_, Option<i16>>(i).map(|x| libsql::Value::Integer(x.into())),
-        Type::INT4 => row.get::<_, Option<i32>>(i).map(|x| libsql::Value::Integer(x.into())),
-        Type::INT8 => row.get::<_, Option<i64>>(i).map(libsql::Value::Integer),
-        Type::FLOAT4 => row.get::<_, Option<f32>>(i).map(|x| libsql::Value::Real(x.into())),
-        Type::FLOAT8 => row.get::<_, Option<f64>>(i).map(libsql::Value::Real),
-        Type::BYTEA => row.get::<_, Option<Vec<u8>>>(i).map(libsql::Value::Blob),
-        _ => row.get::<_, Option<String>>(i).map(libsql::Value::Text),
-    };
-    v.unwrap_or(libsql::Value::Null)
+fn libsql_value(v: cairn_spin::sql::SqlValue) -> libsql::Value {
+    use cairn_spin::sql::SqlValue;
+    match v {
+        SqlValue::Null => libsql::Value::Null,
+        SqlValue::Integer(i) => libsql::Value::Integer(i),
+        SqlValue::Real(x) => libsql::Value::Real(x),
+        SqlValue::Text(t) => libsql::Value::Text(t),
+        SqlValue::Blob(b) => libsql::Value::Blob(b),
+    }
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
