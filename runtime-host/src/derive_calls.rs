@@ -22,6 +22,7 @@ pub enum Verb {
     KeyUsageAnomaly(Value),
     AlertPlan(Value),
     AlertRecord(Value),
+    TenantCopy(Value),
 }
 
 /// A call's outcome: the component's JSON answer, or its error envelope.
@@ -49,6 +50,7 @@ pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer
         Verb::KeyUsageAnomaly(body) => d.call_key_usage_anomaly(&mut store, &ctx, &body.to_string()).await,
         Verb::AlertPlan(body) => d.call_alert_plan(&mut store, &ctx, &body.to_string()).await,
         Verb::AlertRecord(body) => d.call_alert_record(&mut store, &ctx, &body.to_string()).await,
+        Verb::TenantCopy(body) => d.call_tenant_copy(&mut store, &ctx, &body.to_string()).await,
     }
     .map_err(|e| anyhow::Error::from(e).context("the derive component trapped"))?;
     Ok(match out {

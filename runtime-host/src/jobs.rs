@@ -13,7 +13,9 @@
 //!   `--strict` / `--strict-warnings`;
 //! - `health-gate`: the consistency check plus derivation's operability
 //!   against the tier's thresholds (as `POST /v1/admin/control/health-gate`),
-//!   exit 2 when it fails.
+//!   exit 2 when it fails;
+//! - `migrate-store`: copy a tenant from a data dir's SQLite to PostgreSQL
+//!   and verify the copy (`crate::migrate_store`).
 
 use crate::AppArgs;
 use crate::derive_calls::{self, Verb};
@@ -50,6 +52,11 @@ pub enum JobCmd {
     /// with an active alert route and deliver (webhook, Slack, PagerDuty),
     /// recording each delivery.
     AlertDispatch(AlertJob),
+    /// Copy one tenant (memory, commits, derived data, control-plane rows,
+    /// audit events) from a data dir's SQLite to PostgreSQL, then verify
+    /// both sides' chains and digests; exit 1 (destination cleaned) when
+    /// anything differs.
+    MigrateStore(crate::migrate_store::MigrateStoreJob),
 }
 
 #[derive(Args)]
@@ -359,6 +366,7 @@ fn print(v: &Value) -> Result<()> {
 pub async fn run(cmd: JobCmd) -> Result<()> {
     let rid = request_id();
     match cmd {
+        JobCmd::MigrateStore(j) => crate::migrate_store::run(j, &rid).await,
         JobCmd::Derive(j) => {
             let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
             let mut body = json!({"max_jobs": j.max_jobs, "batch_size": j.batch_size});

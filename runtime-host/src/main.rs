@@ -27,6 +27,7 @@ mod http_server;
 mod jobs;
 mod llm;
 mod metrics;
+mod migrate_store;
 mod postgres;
 mod recall_audit;
 mod spin_bindings;

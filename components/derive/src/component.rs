@@ -147,6 +147,20 @@ fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, Api
     }
 }
 
+/// A step of `cairn job migrate-store` on this instance's store (migrated
+/// first, so a fresh destination gets its schema).
+fn tenant_copy(body: &Value, request_id: &str) -> Result<Value, ApiError> {
+    let db = open()?;
+    let default_tenant = settings().kernel.defaults.tenant_id;
+    let ctx = cairn_tenant_copy::CallCtx {
+        default_tenant: &default_tenant,
+        request_id,
+        event_id: random_uuid(),
+        now: cairn_core::time_fmt::rfc3339_millis(now_ms()),
+    };
+    cairn_tenant_copy::handle(&db, body, &ctx)
+}
+
 // ---- HTTP ----
 
 fn route(req: &Request, request_id: &str) -> Result<Value, ApiError> {
@@ -268,6 +282,9 @@ impl DeriveGuest for Derive {
     }
     fn key_usage_anomaly(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| control_verb("key-usage-anomaly", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
+    }
+    fn tenant_copy(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request).and_then(|b| tenant_copy(&b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
     fn telemetry_retention(_ctx: CallContext, _request: String) -> Result<String, cairn::common::types::Error> {
         open()

@@ -157,6 +157,12 @@ pub fn is_missing_table(e: &ApiError) -> bool {
     e.message.contains("no such table") || e.message.contains("SQLSTATE 42P01")
 }
 
+/// Whether `e` says a row broke a unique key: SQLite's message, or
+/// PostgreSQL's SQLSTATE 23505.
+pub fn is_unique_violation(e: &ApiError) -> bool {
+    e.message.contains("UNIQUE constraint failed") || e.message.contains("SQLSTATE 23505")
+}
+
 /// A database connection.
 pub trait Sql {
     /// The SQL this backend speaks (SQLite unless it says otherwise).
