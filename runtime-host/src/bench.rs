@@ -81,6 +81,11 @@ pub struct WriteBench {
     /// Also time a full chain verification of the scope at the end.
     #[arg(long)]
     verify: bool,
+    /// Servers on the one database (each its own app, pools and writer
+    /// lock, in this process); the measured writes go round-robin across
+    /// them, as behind a load balancer.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    instances: u32,
     #[command(flatten)]
     run: BenchRun,
 }
@@ -126,14 +131,30 @@ pub(crate) async fn start_server(app: &AppArgs, data_dir: &std::path::Path) -> R
     Ok(Server { base, app, stop: Some(tx), task })
 }
 
+/// The servers beyond the first of `instances` on the same data dir and
+/// database (SQLite file or PostgreSQL), each its own app with its own
+/// pools and writer lock, as separate processes would be.
+pub(crate) async fn more_instances(app: &AppArgs, data_dir: &std::path::Path, instances: u32) -> Result<Vec<Server>> {
+    let mut others = Vec::new();
+    for _ in 1..instances {
+        others.push(start_server(app, data_dir).await.context("starting another instance")?);
+    }
+    Ok(others)
+}
+
 impl Server {
-    /// Stops the server, waits for it, and removes `data_dir` when `remove`
-    /// (else says where it was kept).
-    pub(crate) async fn shutdown(mut self, data_dir: &std::path::Path, remove: bool) {
+    /// Stops the server and waits for it (its data dir is left alone).
+    pub(crate) async fn stop_serving(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
         let _ = (&mut self.task).await;
+    }
+
+    /// Stops the server, waits for it, and removes `data_dir` when `remove`
+    /// (else says where it was kept).
+    pub(crate) async fn shutdown(self, data_dir: &std::path::Path, remove: bool) {
+        self.stop_serving().await;
         if remove {
             let _ = std::fs::remove_dir_all(data_dir);
         } else {
@@ -187,7 +208,7 @@ struct ClientResult {
 
 /// Preloads, then runs the measured writes, then optionally verifies.
 async fn client_phase(
-    base: String,
+    bases: Vec<String>,
     preload: usize,
     preload_batch: usize,
     writes: usize,
@@ -195,6 +216,7 @@ async fn client_phase(
     verify: bool,
 ) -> Result<ClientResult> {
     let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
+    let base = bases[0].clone();
     let write_url = format!("{base}/v1/memory/write");
 
     let started = Instant::now();
@@ -221,7 +243,8 @@ async fn client_phase(
             "nodes": [{"client_id": format!("w-{i}"), "type": "event", "text_summary": memory_text(i + 1_000_000)}],
         })
     });
-    let measured = crate::bench_recall::phase(&client, write_url, "write", writes, concurrency, body).await;
+    let urls: Vec<String> = bases.iter().map(|b| format!("{b}/v1/memory/write")).collect();
+    let measured = crate::bench_recall::phase_across(&client, Arc::new(urls), "write", writes, concurrency, body).await;
     let (lat, errors, secs) = (measured.lat, measured.errors, measured.secs);
     let verify = if verify {
         let t = Instant::now();
@@ -412,15 +435,16 @@ async fn write_bench(b: WriteBench) -> Result<()> {
         std::fs::remove_dir_all(&data_dir)?;
     }
     let server = start_server(&b.run.app, &data_dir).await.context("starting the server")?;
+    let others = more_instances(&b.run.app, &data_dir, b.instances).await?;
+    let bases: Vec<String> = std::iter::once(&server).chain(&others).map(|s| s.base.clone()).collect();
 
     // The client runs on its own thread and runtime, like a separate
     // process would, so it does not compete for the server's workers.
-    let base = server.base.clone();
     let (preload, preload_batch, writes, concurrency, verify) =
         (b.preload, b.preload_batch, b.writes, b.concurrency, b.verify);
     let client_thread = std::thread::spawn(move || -> Result<ClientResult> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(client_phase(base, preload, preload_batch, writes, concurrency, verify))
+        rt.block_on(client_phase(bases, preload, preload_batch, writes, concurrency, verify))
     });
     let ClientResult { preload_secs, mut lat, errors, secs, verify } =
         tokio::task::spawn_blocking(move || client_thread.join())
@@ -432,6 +456,8 @@ async fn write_bench(b: WriteBench) -> Result<()> {
         "bench": "write",
         "writes": b.writes,
         "concurrency": b.concurrency,
+        "instances": b.instances,
+        "backend": if server.app.host_db.is_postgres() { "postgres" } else { "sqlite" },
         "preloaded_memories": b.preload,
         "preload_seconds": preload_secs,
         "preload_memories_per_sec": if preload_secs > 0.0 { b.preload as f64 / preload_secs } else { 0.0 },
@@ -448,9 +474,11 @@ async fn write_bench(b: WriteBench) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         println!(
-            "cairn bench write: {} writes at concurrency {} into a scope preloaded with {} memories (sync={})",
+            "cairn bench write: {} writes at concurrency {} across {} instance(s) on {} into a scope preloaded with {} memories (sync={})",
             b.writes,
             b.concurrency,
+            b.instances,
+            result["backend"].as_str().unwrap_or(""),
             b.preload,
             result["sync"].as_str().unwrap_or("")
         );
@@ -479,6 +507,9 @@ async fn write_bench(b: WriteBench) -> Result<()> {
         }
     }
 
+    for other in others {
+        other.stop_serving().await;
+    }
     server.shutdown(&data_dir, temp && !b.run.keep).await;
     if result["errors"].as_u64().unwrap_or(0) > 0 {
         bail!("{} writes failed", result["errors"]);

@@ -39,6 +39,11 @@ pub struct RecallBench {
     /// embeds every memory with the configured embedder).
     #[arg(long, default_value = "client")]
     seed_vectors: String,
+    /// Servers on the one database for the measured phases (each its own
+    /// app, pools and writer lock, in this process); requests go
+    /// round-robin across them. Seeding and derivation use the first.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
+    instances: u32,
     #[command(flatten)]
     run: BenchRun,
 }
@@ -139,11 +144,24 @@ pub(crate) async fn phase(
     concurrency: usize,
     body: Arc<dyn Fn(usize) -> Value + Send + Sync>,
 ) -> Phase {
+    phase_across(client, Arc::new(vec![url]), name, n, concurrency, body).await
+}
+
+/// [`phase`] against several servers: request `i` goes to `urls[i % len]`
+/// (instances behind a round-robin load balancer).
+pub(crate) async fn phase_across(
+    client: &HttpClient,
+    urls: Arc<Vec<String>>,
+    name: &str,
+    n: usize,
+    concurrency: usize,
+    body: Arc<dyn Fn(usize) -> Value + Send + Sync>,
+) -> Phase {
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
-        let (client, url, next, body) = (client.clone(), url.clone(), next.clone(), body.clone());
+        let (client, urls, next, body) = (client.clone(), urls.clone(), next.clone(), body.clone());
         tasks.push(tokio::spawn(async move {
             let mut p = Phase::default();
             loop {
@@ -153,7 +171,7 @@ pub(crate) async fn phase(
                 }
                 let b = body(i);
                 let t = Instant::now();
-                match post_bytes(&client, &url, &b).await {
+                match post_bytes(&client, &urls[i % urls.len()], &b).await {
                     Ok((200, _)) => p.lat.push(t.elapsed()),
                     Ok((status, resp)) => {
                         p.errors += 1;
@@ -189,13 +207,17 @@ fn write_body(i: usize) -> Value {
 }
 
 /// Everything the client side does after seeding and draining.
-async fn measure(base: String, b: Arc<BenchPlan>) -> Result<(Vec<Phase>, Value)> {
+async fn measure(bases: Vec<String>, b: Arc<BenchPlan>) -> Result<(Vec<Phase>, Value)> {
     let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
-    let (recall_url, text_url, write_url) = (
-        format!("{base}/v1/memory/recall"),
-        format!("{base}/v1/memory/recall_text"),
-        format!("{base}/v1/memory/write"),
+    // Each route on every instance; requests go round-robin across them.
+    let on_all = |path: &str| Arc::new(bases.iter().map(|b| format!("{b}{path}")).collect::<Vec<_>>());
+    let (recall_urls, text_urls, write_urls, find_urls) = (
+        on_all("/v1/memory/recall"),
+        on_all("/v1/memory/recall_text"),
+        on_all("/v1/memory/write"),
+        on_all("/v1/memory/find"),
     );
+    let recall_url = recall_urls[0].clone();
     let vectors: Arc<Vec<Vec<f32>>> =
         Arc::new((0..512).map(|i| crate::llm::local_embedder::embed(&query(i), b.dims)).collect());
     let limit = b.limit;
@@ -226,7 +248,7 @@ async fn measure(base: String, b: Arc<BenchPlan>) -> Result<(Vec<Phase>, Value)>
     let stage1 = resp["debug"]["stage1"].clone();
 
     // Warm-up.
-    phase(&client, recall_url.clone(), "warmup", 200, 4, recall_body.clone()).await;
+    phase_across(&client, recall_urls.clone(), "warmup", 200, 4, recall_body.clone()).await;
     let mut phases = Vec::new();
     // The floor: a find on an empty scope costs what any request costs
     // (HTTP, a fresh instance of the composed gateway, two SQLite statements)
@@ -234,28 +256,31 @@ async fn measure(base: String, b: Arc<BenchPlan>) -> Result<(Vec<Phase>, Value)>
     let floor: Arc<dyn Fn(usize) -> Value + Send + Sync> =
         Arc::new(|_| json!({"scope": "bench-floor", "client_id": "none"}));
     for &c in &b.concurrency {
-        let find_url = format!("{base}/v1/memory/find");
-        phases.push(phase(&client, find_url, "floor: find (empty scope)", b.requests, c, floor.clone()).await);
-        phases.push(phase(&client, recall_url.clone(), "recall", b.requests, c, recall_body.clone()).await);
+        phases.push(
+            phase_across(&client, find_urls.clone(), "floor: find (empty scope)", b.requests, c, floor.clone()).await,
+        );
+        phases.push(phase_across(&client, recall_urls.clone(), "recall", b.requests, c, recall_body.clone()).await);
         let miss = {
             let body = miss_body.clone();
             // Each concurrency level asks its own new texts.
             Arc::new(move |i| body(i + c * 10_000_000))
         };
-        phases.push(phase(&client, text_url.clone(), "recall_text (cache miss)", b.requests, c, miss).await);
-        phases
-            .push(phase(&client, text_url.clone(), "recall_text (cache hit)", b.requests, c, text_body.clone()).await);
+        phases.push(phase_across(&client, text_urls.clone(), "recall_text (cache miss)", b.requests, c, miss).await);
+        phases.push(
+            phase_across(&client, text_urls.clone(), "recall_text (cache hit)", b.requests, c, text_body.clone()).await,
+        );
     }
     // Writes alone, then while 16 clients recall.
     let writes: Arc<dyn Fn(usize) -> Value + Send + Sync> = Arc::new(write_body);
-    phases.push(phase(&client, write_url.clone(), "write (alone)", b.writes, 1, writes.clone()).await);
+    phases.push(phase_across(&client, write_urls.clone(), "write (alone)", b.writes, 1, writes.clone()).await);
     let stop = Arc::new(AtomicBool::new(false));
     let load = {
-        let (client, url, stop, body) = (client.clone(), recall_url.clone(), stop.clone(), recall_body.clone());
+        let (client, urls, stop, body) = (client.clone(), recall_urls.clone(), stop.clone(), recall_body.clone());
         tokio::spawn(async move {
             let mut tasks = Vec::new();
             for w in 0..16 {
-                let (client, url, stop, body) = (client.clone(), url.clone(), stop.clone(), body.clone());
+                let (client, url, stop, body) =
+                    (client.clone(), urls[w % urls.len()].clone(), stop.clone(), body.clone());
                 tasks.push(tokio::spawn(async move {
                     let mut i = w;
                     let mut n = 0usize;
@@ -277,7 +302,7 @@ async fn measure(base: String, b: Arc<BenchPlan>) -> Result<(Vec<Phase>, Value)>
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = Instant::now();
     let offset: Arc<dyn Fn(usize) -> Value + Send + Sync> = Arc::new(|i| write_body(i + 1_000_000));
-    phases.push(phase(&client, write_url, "write (during recall c=16)", b.writes, 1, offset).await);
+    phases.push(phase_across(&client, write_urls, "write (during recall c=16)", b.writes, 1, offset).await);
     stop.store(true, Ordering::Relaxed);
     let background = load.await.unwrap_or(0);
     let bg_rate = background as f64 / started.elapsed().as_secs_f64();
@@ -382,13 +407,14 @@ pub async fn run(b: RecallBench) -> Result<()> {
         limit: b.limit,
         dims,
     });
-    let client_base = base.clone();
+    let others = crate::bench::more_instances(&b.run.app, &data_dir, b.instances).await?;
+    let bases: Vec<String> = std::iter::once(base.clone()).chain(others.iter().map(|s| s.base.clone())).collect();
     let client = std::thread::spawn(move || -> Result<(Vec<Phase>, Value)> {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()?
-            .block_on(measure(client_base, plan))
+            .block_on(measure(bases, plan))
     });
     let (phases, extra) = tokio::task::spawn_blocking(move || client.join())
         .await?
@@ -398,6 +424,8 @@ pub async fn run(b: RecallBench) -> Result<()> {
         "bench": "recall",
         "memories": b.memories,
         "embedder": server.app.llm.embedder.label(),
+        "backend": if server.app.host_db.is_postgres() { "postgres" } else { "sqlite" },
+        "instances": b.instances,
         "seed_vectors": b.seed_vectors,
         "seed_seconds": seed_secs,
         "drain_seconds": drain_secs,
@@ -412,8 +440,10 @@ pub async fn run(b: RecallBench) -> Result<()> {
         println!("{}", serde_json::to_string_pretty(&result)?);
     } else {
         println!(
-            "cairn bench recall: {} memories in one scope, embedder {}, vectors {}",
+            "cairn bench recall: {} memories in one scope on {}, {} instance(s), embedder {}, vectors {}",
             b.memories,
+            result["backend"].as_str().unwrap_or(""),
+            b.instances,
             server.app.llm.embedder.label(),
             if b.seed_vectors == "client" { "from the client (lexical)" } else { "derived" }
         );
@@ -432,6 +462,9 @@ pub async fn run(b: RecallBench) -> Result<()> {
         println!(
             "  targets: recall_text p95 at c=1 <= 25 ms on a query-cache miss, <= 8 ms on a hit; >= 2,000 recalls/s at c=16"
         );
+    }
+    for other in others {
+        other.stop_serving().await;
     }
     server.shutdown(&data_dir, temp && !b.run.keep).await;
     let errors: usize = phases.iter().filter(|p| p.name != "warmup").map(|p| p.errors).sum();

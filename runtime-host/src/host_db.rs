@@ -21,6 +21,10 @@ pub enum HostDb {
 }
 
 impl HostDb {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, HostDb::Postgres { .. })
+    }
+
     /// One text column of one row, or none (also when the table is missing
     /// or the database cannot be reached: the caller has a default).
     pub async fn lookup_text(&self, sql: &str, param: &str) -> Option<String> {
