@@ -86,6 +86,10 @@ pub struct WriteBench {
     /// them, as behind a load balancer.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=8))]
     instances: u32,
+    /// Scopes the measured writes go to, round-robin (the preload fills the
+    /// first): writes to different scopes need not wait for one another.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    scopes: u32,
     #[command(flatten)]
     run: BenchRun,
 }
@@ -214,6 +218,7 @@ async fn client_phase(
     writes: usize,
     concurrency: usize,
     verify: bool,
+    scopes: u32,
 ) -> Result<ClientResult> {
     let client: HttpClient = Client::builder(TokioExecutor::new()).pool_max_idle_per_host(256).build_http();
     let base = bases[0].clone();
@@ -235,9 +240,10 @@ async fn client_phase(
     }
     let preload_secs = started.elapsed().as_secs_f64();
 
-    let body: Arc<dyn Fn(usize) -> Value + Send + Sync> = Arc::new(|i| {
+    let body: Arc<dyn Fn(usize) -> Value + Send + Sync> = Arc::new(move |i| {
+        let scope = if scopes > 1 { format!("{SCOPE}-{}", i % scopes as usize) } else { SCOPE.to_string() };
         json!({
-            "scope": SCOPE,
+            "scope": scope,
             "input_text": format!("bench write {i}"),
             "memory_lane": "shared",
             "nodes": [{"client_id": format!("w-{i}"), "type": "event", "text_summary": memory_text(i + 1_000_000)}],
@@ -440,11 +446,11 @@ async fn write_bench(b: WriteBench) -> Result<()> {
 
     // The client runs on its own thread and runtime, like a separate
     // process would, so it does not compete for the server's workers.
-    let (preload, preload_batch, writes, concurrency, verify) =
-        (b.preload, b.preload_batch, b.writes, b.concurrency, b.verify);
+    let (preload, preload_batch, writes, concurrency, verify, scopes) =
+        (b.preload, b.preload_batch, b.writes, b.concurrency, b.verify, b.scopes);
     let client_thread = std::thread::spawn(move || -> Result<ClientResult> {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        rt.block_on(client_phase(bases, preload, preload_batch, writes, concurrency, verify))
+        rt.block_on(client_phase(bases, preload, preload_batch, writes, concurrency, verify, scopes))
     });
     let ClientResult { preload_secs, mut lat, errors, secs, verify } =
         tokio::task::spawn_blocking(move || client_thread.join())
@@ -457,6 +463,7 @@ async fn write_bench(b: WriteBench) -> Result<()> {
         "writes": b.writes,
         "concurrency": b.concurrency,
         "instances": b.instances,
+        "scopes": b.scopes,
         "backend": if server.app.host_db.is_postgres() { "postgres" } else { "sqlite" },
         "preloaded_memories": b.preload,
         "preload_seconds": preload_secs,

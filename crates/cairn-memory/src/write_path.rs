@@ -16,7 +16,7 @@ use crate::write_request::{EndpointRef, NodeSpec, WriteSpec};
 use cairn_core::ApiError;
 use cairn_core::digest::sha256_canonical;
 use cairn_core::time_fmt::rfc3339_millis;
-use cairn_spin::sql::{Sql, SqlValue, f32_blob, placeholders, write_txn};
+use cairn_spin::sql::{Sql, SqlValue, f32_blob, is_unique_violation, placeholders, scope_write_txn};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -34,11 +34,27 @@ struct MergedEdge {
 }
 
 /// Runs the write described by `spec`; returns the response body.
+///
+/// A write reads and changes only its scope's rows (the chain head, nodes,
+/// edges, usage) and appends outbox jobs, so it holds its scope's lock
+/// ([`scope_write_txn`]): on PostgreSQL, writes to other scopes run at the
+/// same time. Node and edge ids are unique across scopes, and the checks
+/// for one taken elsewhere (`node_id_conflict`, `edge_id_conflict`) read
+/// other scopes without their locks: a write racing another scope's for
+/// the same explicit id meets the unique key instead, answered as a 409.
 pub fn write(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, now_ms: i64) -> Result<Value, ApiError> {
     let request_sha = spec.request_sha256();
-    write_txn(db, |db| match earlier_commit_or_head(db, spec, &request_sha)? {
+    scope_write_txn(db, &spec.ts.scope_key, |db| match earlier_commit_or_head(db, spec, &request_sha)? {
         Prior::Replay(resp) => Ok(resp),
         Prior::Head(head) => apply(db, settings, spec, &request_sha, head, now_ms),
+    })
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            ApiError::conflict("id_conflict", "an id in this write was taken by a concurrent write to another scope")
+                .with_details(json!({"cause": e.message}))
+        } else {
+            e
+        }
     })
 }
 

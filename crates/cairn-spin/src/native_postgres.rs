@@ -126,6 +126,39 @@ mod tests {
         assert_eq!(try_lock(&b), 1, "the lock outlived the transaction");
     }
 
+    /// A scope's write transaction excludes writers of its scope and every
+    /// whole-database writer, and no writer of another scope.
+    #[test]
+    fn scope_write_transactions_exclude_only_their_scope_and_global_writers() {
+        let pg = cairn_testpg::TestPg::start().unwrap_or_else(|e| panic!("{e}"));
+        let a = connect(&pg.url("postgres")).unwrap();
+        let b = connect(&pg.url("postgres")).unwrap();
+        let try_lock = |db: &NativePostgres, sql: String| {
+            db.exec("BEGIN", &[]).unwrap();
+            let got = db.query(&sql, &[]).unwrap()[0].int(0);
+            db.exec("ROLLBACK", &[]).unwrap();
+            got
+        };
+        let scope = |key: &str| format!("SELECT pg_try_advisory_xact_lock({})", pg_dialect::scope_lock_key(key));
+        let global = format!("SELECT pg_try_advisory_xact_lock({})", pg_dialect::WRITER_LOCK_KEY);
+        let shared = format!("SELECT pg_try_advisory_xact_lock_shared({})", pg_dialect::WRITER_LOCK_KEY);
+        crate::sql::scope_write_txn(&a, "tenant:t::scope:one", |_| {
+            assert_eq!(try_lock(&b, scope("tenant:t::scope:one")), 0, "a second writer of the scope got its lock");
+            assert_eq!(try_lock(&b, global.clone()), 0, "a whole-database writer ran beside a scope's");
+            assert_eq!(try_lock(&b, scope("tenant:t::scope:two")), 1, "another scope's writer was held up");
+            assert_eq!(try_lock(&b, shared.clone()), 1, "another scope's writer could not share the writer lock");
+            Ok(())
+        })
+        .unwrap();
+        // And a whole-database writer keeps every scope's writer out.
+        crate::sql::write_txn(&a, |_| {
+            assert_eq!(try_lock(&b, shared.clone()), 0, "a scope's writer ran beside a whole-database writer");
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(try_lock(&b, global), 1, "the locks outlived their transactions");
+    }
+
     #[test]
     fn values_round_trip_with_sqlite_placeholders() {
         let pg = cairn_testpg::TestPg::start().unwrap_or_else(|e| panic!("{e}"));

@@ -3,9 +3,8 @@
 //! translates in one named place and the logic crates keep one set of SQL.
 //!
 //! So far: placeholders typed by their values, and the transactions of
-//! [`crate::sql::write_txn`] and [`crate::sql::read_txn`]. The rest of the
-//! dialect (per-scope locks, upserts, JSON, full text, DDL) is planned in
-//! docs/postgres-port.md.
+//! [`crate::sql::write_txn`], [`crate::sql::scope_write_txn`] and
+//! [`crate::sql::read_txn`]. The rest is planned in docs/postgres-port.md.
 
 use crate::sql::SqlValue;
 
@@ -13,15 +12,27 @@ use crate::sql::SqlValue;
 /// [`transaction`]): the key is the first 8 bytes of sha256("cairn:writer").
 pub const WRITER_LOCK_KEY: i64 = 0xc711_3acd_2d5a_f8b9_u64 as i64;
 
+/// The advisory lock of one scope key (first 8 bytes of
+/// sha256("cairn:scope:" + key)), taken by [`crate::sql::scope_write_txn`].
+pub fn scope_lock_key(scope_key: &str) -> i64 {
+    let h = cairn_core::digest::sha256_hex(format!("cairn:scope:{scope_key}"));
+    u64::from_str_radix(&h[..16], 16).expect("sha256 hex") as i64
+}
+
 /// What a transaction statement of the seam becomes on PostgreSQL, or
 /// `None` for any other statement:
 ///
 /// - `BEGIN IMMEDIATE` (a write transaction: SQLite's one writer) →
 ///   `BEGIN`, then `pg_advisory_xact_lock(WRITER_LOCK_KEY)`, held to
 ///   `COMMIT`/`ROLLBACK`: one writer at a time across every instance on the
-///   database, exactly SQLite's guarantee. The first cut of the port; the
-///   chain heads, the audit chain and the outbox claims are to move to
-///   narrower locks (docs/postgres-port.md §1).
+///   database, exactly SQLite's guarantee.
+/// - `BEGIN IMMEDIATE SCOPE <key>` (a write transaction confined to one
+///   scope, [`crate::sql::scope_write_txn`]) → `BEGIN`, the writer lock
+///   *shared*, then the scope's lock `<key>` exclusive: writes to different
+///   scopes run side by side, writes to one scope one at a time, and every
+///   `BEGIN IMMEDIATE` still runs alone (it waits for the shared holders,
+///   and they for it). The shared lock comes first in every transaction,
+///   so no two transactions wait on each other in a cycle.
 /// - `BEGIN` (a read transaction: one snapshot for its statements) →
 ///   `BEGIN ISOLATION LEVEL REPEATABLE READ` (PostgreSQL's default, READ
 ///   COMMITTED, takes a new snapshot per statement).
@@ -31,6 +42,14 @@ pub fn transaction(sql: &str) -> Option<Vec<String>> {
     match words.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         ["BEGIN", "IMMEDIATE"] | ["BEGIN", "IMMEDIATE", "TRANSACTION"] => {
             Some(vec!["BEGIN".into(), format!("SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")])
+        }
+        ["BEGIN", "IMMEDIATE", "SCOPE", key] => {
+            let key: i64 = key.parse().ok()?;
+            Some(vec![
+                "BEGIN".into(),
+                format!("SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})"),
+                format!("SELECT pg_advisory_xact_lock({key})"),
+            ])
         }
         ["BEGIN"] | ["BEGIN", "TRANSACTION"] | ["BEGIN", "DEFERRED"] => {
             Some(vec!["BEGIN ISOLATION LEVEL REPEATABLE READ".into()])
@@ -85,6 +104,12 @@ mod tests {
         assert_eq!(transaction("begin").unwrap(), ["BEGIN ISOLATION LEVEL REPEATABLE READ"]);
         assert_eq!(transaction("COMMIT;").unwrap(), ["COMMIT"]);
         assert_eq!(transaction("ROLLBACK").unwrap(), ["ROLLBACK"]);
+        let scoped = transaction(&format!("BEGIN IMMEDIATE SCOPE {}", scope_lock_key("tenant:a::scope:b"))).unwrap();
+        assert_eq!(scoped[0], "BEGIN");
+        assert_eq!(scoped[1], format!("SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})"));
+        assert_eq!(scoped[2], format!("SELECT pg_advisory_xact_lock({})", scope_lock_key("tenant:a::scope:b")));
+        assert_ne!(scope_lock_key("a"), scope_lock_key("b"));
+        assert!(transaction("BEGIN IMMEDIATE SCOPE x").is_none(), "a key is a number");
         assert!(transaction("ROLLBACK TO SAVEPOINT a").is_none());
         assert!(transaction("SELECT 1").is_none());
     }

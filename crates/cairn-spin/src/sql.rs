@@ -188,7 +188,31 @@ pub trait Sql {
 /// Runs `f` inside a write transaction (`BEGIN IMMEDIATE` … `COMMIT`),
 /// rolling back on any error so nothing is half-written.
 pub fn write_txn<T>(db: &dyn Sql, f: impl FnOnce(&dyn Sql) -> Result<T, ApiError>) -> Result<T, ApiError> {
-    db.exec("BEGIN IMMEDIATE", &[])?;
+    txn_begun_by(db, "BEGIN IMMEDIATE", f)
+}
+
+/// [`write_txn`] for a transaction that writes only `scope_key`'s rows (its
+/// chain, nodes, edges, usage) and appends to shared append-only tables
+/// (the outbox). On SQLite it is [`write_txn`] (one writer anyway); on
+/// PostgreSQL it holds the scope's lock and the writer lock shared
+/// (`pg_dialect::transaction`), so instances write different scopes at
+/// once. Anything that reads and then writes another scope's or a global
+/// row must use [`write_txn`].
+pub fn scope_write_txn<T>(
+    db: &dyn Sql,
+    scope_key: &str,
+    f: impl FnOnce(&dyn Sql) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    match db.dialect() {
+        Dialect::Sqlite => write_txn(db, f),
+        Dialect::Postgres => {
+            txn_begun_by(db, &format!("BEGIN IMMEDIATE SCOPE {}", crate::pg_dialect::scope_lock_key(scope_key)), f)
+        }
+    }
+}
+
+fn txn_begun_by<T>(db: &dyn Sql, begin: &str, f: impl FnOnce(&dyn Sql) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    db.exec(begin, &[])?;
     match f(db) {
         Ok(v) => match db.exec("COMMIT", &[]) {
             Ok(()) => Ok(v),
