@@ -71,6 +71,7 @@ pub struct LoadOptions {
     pub manifest: AppManifest,
     pub variables: AppVariables,
     pub sqlite: SqliteCapability,
+    pub postgres: Arc<crate::postgres::PostgresCapability>,
     pub llm: Arc<LlmCapability>,
     pub cache_dir: Option<PathBuf>,
     pub pool: engine::PoolLimits,
@@ -167,7 +168,7 @@ impl App {
                 },
             );
         }
-        let postgres = crate::postgres::PostgresCapability::new();
+        let postgres = opts.postgres.clone();
         let host_db = match opts.variables.get("database_url").map(str::trim).filter(|u| !u.is_empty()) {
             Some(url) => crate::host_db::HostDb::Postgres { capability: postgres.clone(), url: url.to_string() },
             None => crate::host_db::HostDb::Sqlite(opts.sqlite.clone()),

@@ -133,6 +133,10 @@ pub struct AppArgs {
     /// the `database_url` and `database_host` variables.
     #[arg(long, env = "CAIRN_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// PEM certificates of the CA a PostgreSQL server's certificate chains
+    /// to, besides Mozilla's roots (for `sslmode=require`, which verifies).
+    #[arg(long, env = "CAIRN_DATABASE_CA_FILE")]
+    pub database_ca_file: Option<PathBuf>,
     /// SQLite durability: `normal` survives process crashes, `full` also power loss.
     #[arg(long, env = "CAIRN_SYNC", value_enum, default_value = "normal")]
     pub sync: Synchronous,
@@ -317,10 +321,12 @@ pub async fn load_app_with(args: &AppArgs, data_dir: &Path, listen: Option<Socke
     dbs.insert("default".to_string(), SqliteConfig::default_in(data_dir, args.sync));
     let sqlite = sqlite::SqliteCapability::open(&dbs).await?;
     let cache_dir = if args.no_cache { None } else { args.cache_dir.clone().or_else(default_cache_dir) };
+    let tls = postgres::tls_config(args.database_ca_file.as_deref())?;
     let opts = app::LoadOptions {
         manifest,
         variables,
         sqlite,
+        postgres: postgres::PostgresCapability::with_tls(postgres::POOL_SIZE, tls),
         llm: llm::LlmCapability::new(embedder, args.embed_cache_entries),
         cache_dir,
         pool: engine::PoolLimits {

@@ -59,6 +59,23 @@ impl TestPg {
     /// Starts a fresh server; an error says what is missing or what failed
     /// (with the server's log).
     pub fn start() -> Result<TestPg, String> {
+        Self::start_with(false)
+    }
+
+    /// [`TestPg::start`] with TLS on (`ssl=on`): a throwaway CA signs the
+    /// server's certificate for 127.0.0.1 and localhost ([`TestPg::ca_file`]);
+    /// made with the `openssl` command.
+    pub fn start_with_tls() -> Result<TestPg, String> {
+        Self::start_with(true)
+    }
+
+    /// The PEM file of the CA that signed the server's certificate (a
+    /// server from [`TestPg::start_with_tls`]).
+    pub fn ca_file(&self) -> std::path::PathBuf {
+        self.dir.join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Result<TestPg, String> {
         let bin = bindir()?;
         // SAFETY: plain libc calls with no pointers.
         let root = unsafe { libc::geteuid() } == 0;
@@ -78,12 +95,13 @@ impl TestPg {
             "initdb",
             &["-D", path_str(&data)?, "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--locale=C", "--no-sync"],
         )?;
+        let tls_opts = if tls { pg.make_certificates()? } else { String::new() };
         // A port taken between the probe and the start is retried.
         let mut last = String::new();
         for _ in 0..3 {
             pg.port = free_port()?;
             let opts = format!(
-                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off -c synchronous_commit=off",
+                "-c listen_addresses=127.0.0.1 -p {} -k {} -c fsync=off -c full_page_writes=off -c synchronous_commit=off{tls_opts}",
                 pg.port,
                 path_str(&pg.dir)?
             );
@@ -99,6 +117,90 @@ impl TestPg {
             }
         }
         Err(format!("PostgreSQL did not start: {last}"))
+    }
+
+    /// A CA and a server certificate signed by it in the server's dir; the
+    /// server options that use them.
+    fn make_certificates(&self) -> Result<String, String> {
+        let openssl = |args: &[&str]| -> Result<(), String> {
+            let out = Command::new("openssl")
+                .args(args)
+                .current_dir(&self.dir)
+                .output()
+                .map_err(|e| format!("running openssl (needed for a TLS test server): {e}"))?;
+            if out.status.success() {
+                Ok(())
+            } else {
+                Err(format!("openssl {args:?} failed: {}", String::from_utf8_lossy(&out.stderr)))
+            }
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=cairn-testpg CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ])?;
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])?;
+        std::fs::write(
+            self.dir.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+        )
+        .map_err(|e| e.to_string())?;
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+        ])?;
+        let key = self.dir.join("server.key");
+        // PostgreSQL refuses a key others can read, or one it does not own.
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .map_err(|e| e.to_string())?;
+        if let Some(user) = &self.run_as {
+            for f in ["server.key", "server.crt", "ca.pem"] {
+                chown_to(&self.dir.join(f), user)?;
+            }
+        }
+        Ok(format!(
+            " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+            path_str(&self.dir.join("server.crt"))?,
+            path_str(&key)?
+        ))
     }
 
     /// One of the server's tools, as the user the server runs as.

@@ -122,3 +122,33 @@ async fn a_connection_dropped_mid_transaction_is_rolled_back() {
     let rs = next.query("SELECT count(*)::int4 FROM k", vec![]).await.unwrap();
     assert!(matches!(rs.rows[0][0], DbValue::Int32(1)));
 }
+
+/// `sslmode=require` speaks TLS and verifies the server against the CA
+/// file (and fails without it); `disable` and the default stay in the clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sslmode_require_speaks_verified_tls() {
+    let pg = cairn_testpg::TestPg::start_with_tls().unwrap_or_else(|e| panic!("{e}"));
+    let over_tls = |cap: Arc<PostgresCapability>, url: String| async move {
+        let mut c = ConnectionHandle::new(cap.connect(&url).await?);
+        let rows = c.query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()", vec![]).await?;
+        Ok::<_, Error>(matches!(rows.rows[0][0], DbValue::Boolean(true)))
+    };
+    let trusted = PostgresCapability::with_tls(2, tls_config(Some(&pg.ca_file())).unwrap());
+    for mode in ["require", "verify-full"] {
+        let url = format!("{}?sslmode={mode}", pg.url("postgres"));
+        assert!(over_tls(trusted.clone(), url).await.unwrap(), "sslmode={mode} connected in the clear");
+    }
+    for mode in ["?sslmode=disable", ""] {
+        let url = format!("{}{mode}", pg.url("postgres"));
+        assert!(!over_tls(trusted.clone(), url).await.unwrap(), "{mode:?} used TLS");
+    }
+    // Without the CA, the server's certificate is not trusted.
+    let e = over_tls(PostgresCapability::with_pool_size(2), format!("{}?sslmode=require", pg.url("postgres")))
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, Error::ConnectionFailed(m) if m.to_lowercase().contains("certificate")), "{e:?}");
+    // A CA file without a certificate is refused when the host starts.
+    let empty = pg.ca_file().with_file_name("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    assert!(tls_config(Some(&empty)).unwrap_err().to_string().contains("no PEM certificate"));
+}
