@@ -28,7 +28,8 @@ fn stable(mut v: Value) -> Value {
     fn strip(v: &mut Value) {
         match v {
             Value::Object(o) => {
-                for k in ["request_id", "observability", "duration_ms", "elapsed_ms", "timings_ms", "stage_timings_ms"] {
+                for k in ["request_id", "observability", "duration_ms", "elapsed_ms", "timings_ms", "stage_timings_ms"]
+                {
                     o.remove(k);
                 }
                 o.values_mut().for_each(strip);
@@ -89,20 +90,14 @@ fn a_tenant_moves_from_sqlite_to_postgres_and_answers_the_same() {
     let (st, out, err) = cairn(&["job", "derive", "--data-dir", &dir, "--embedder", "lexical"]);
     assert!(st.success(), "{out}{err}");
 
-    let (st, out, err) = cairn(&[
-        "job",
-        "migrate-store",
-        "--from",
-        &format!("sqlite:{dir}"),
-        "--to",
-        &url,
-        "--tenant",
-        "acme",
-        "--embedder",
-        "lexical",
-        "--page-rows",
-        "7",
-    ]);
+    let from = format!("sqlite:{dir}");
+    let migrate = |extra: &[&str]| {
+        let mut args =
+            vec!["job", "migrate-store", "--from", &from, "--to", &url, "--tenant", "acme", "--embedder", "lexical"];
+        args.extend_from_slice(extra);
+        cairn(&args)
+    };
+    let (st, out, err) = migrate(&["--page-rows", "7"]);
     assert!(st.success(), "migrate-store failed:\n{out}\n{err}");
     let report: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
     assert_eq!(report["ok"], true, "{report}");
@@ -110,7 +105,9 @@ fn a_tenant_moves_from_sqlite_to_postgres_and_answers_the_same() {
     let count = |table: &str| -> i64 {
         let rows = db_query(
             &src.data_dir,
-            &format!("SELECT count(*) FROM {table} WHERE scope >= 'tenant:acme::scope:' AND scope < 'tenant:acme::scope;'"),
+            &format!(
+                "SELECT count(*) FROM {table} WHERE scope >= 'tenant:acme::scope:' AND scope < 'tenant:acme::scope;'"
+            ),
         );
         match rows[0][0] {
             libsql::Value::Integer(n) => n,
@@ -121,9 +118,16 @@ fn a_tenant_moves_from_sqlite_to_postgres_and_answers_the_same() {
         assert_eq!(report["rows"][table].as_i64(), Some(count(table)), "{table}: {report}");
     }
     assert!(report["rows"]["memory_nodes"].as_i64() >= Some(24 + 4), "{report}");
-    assert_eq!(report["rows"]["memory_derived_vectors"], report["rows"]["memory_nodes"], "derived data moves too: {report}");
+    assert_eq!(
+        report["rows"]["memory_derived_vectors"], report["rows"]["memory_nodes"],
+        "derived data moves too: {report}"
+    );
     assert!(report["rows"]["memory_commits"].as_i64() > Some(24), "derivation's commits move too: {report}");
-    assert_eq!((report["rows"]["control_api_keys"].as_i64(), report["scopes"].as_i64()), (Some(1), Some(2)), "{report}");
+    assert_eq!(
+        (report["rows"]["control_api_keys"].as_i64(), report["scopes"].as_i64()),
+        (Some(1), Some(2)),
+        "{report}"
+    );
     assert!(err.contains(&format!("memory_nodes: {} copied", count("memory_nodes"))), "progress on stderr: {err}");
 
     let dst = Server::start_with(Options {
@@ -133,7 +137,10 @@ fn a_tenant_moves_from_sqlite_to_postgres_and_answers_the_same() {
     });
     assert_eq!(dst.get("/health").body["memory_store_backend"], "postgres");
     // A query vector: one of the stored embeddings.
-    let q = db_query(&src.data_dir, "SELECT v.vector FROM memory_derived_vectors v JOIN memory_nodes n ON n.id = v.node_id WHERE n.client_id = 'e5'");
+    let q = db_query(
+        &src.data_dir,
+        "SELECT v.vector FROM memory_derived_vectors v JOIN memory_nodes n ON n.id = v.node_id WHERE n.client_id = 'e5'",
+    );
     let q: Vec<f32> = match &q[0][0] {
         libsql::Value::Blob(b) => b.chunks(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
         other => panic!("no embedding: {other:?}"),
@@ -171,18 +178,7 @@ fn a_tenant_moves_from_sqlite_to_postgres_and_answers_the_same() {
     assert_eq!(d.body["nodes"].as_array().map(Vec::len), Some(0), "{}", d.text);
 
     // Run again: refused, naming what is there, and nothing changes.
-    let (st, out, err) = cairn(&[
-        "job",
-        "migrate-store",
-        "--from",
-        &format!("sqlite:{dir}"),
-        "--to",
-        &url,
-        "--tenant",
-        "acme",
-        "--embedder",
-        "lexical",
-    ]);
+    let (st, out, err) = migrate(&[]);
     assert!(!st.success(), "{out}");
     let nodes = format!("memory_nodes: {}", count("memory_nodes"));
     assert!(err.contains("already holds rows of tenant \"acme\"") && err.contains(&nodes), "{err}");
@@ -192,7 +188,7 @@ fn a_tenant_moves_from_sqlite_to_postgres_and_answers_the_same() {
     // A source that is not a data dir, or a destination that is not PostgreSQL, is refused.
     for (from, to, says) in [
         ("sqlite:/nonexistent/cairn", url.as_str(), "no database at"),
-        (&format!("sqlite:{dir}") as &str, "mysql://x", "--to must be a postgres:// URL"),
+        (from.as_str(), "mysql://x", "--to must be a postgres:// URL"),
         (&url as &str, url.as_str(), "--from must be sqlite:DATA_DIR"),
     ] {
         let (st, _, err) = cairn(&["job", "migrate-store", "--from", from, "--to", to, "--tenant", "acme"]);
