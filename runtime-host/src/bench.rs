@@ -464,7 +464,7 @@ async fn write_bench(b: WriteBench) -> Result<()> {
         "concurrency": b.concurrency,
         "instances": b.instances,
         "scopes": b.scopes,
-        "backend": if server.app.host_db.is_postgres() { "postgres" } else { "sqlite" },
+        "backend": server.app.host_db.backend_name(),
         "preloaded_memories": b.preload,
         "preload_seconds": preload_secs,
         "preload_memories_per_sec": if preload_secs > 0.0 { b.preload as f64 / preload_secs } else { 0.0 },

@@ -424,7 +424,7 @@ pub async fn run(b: RecallBench) -> Result<()> {
         "bench": "recall",
         "memories": b.memories,
         "embedder": server.app.llm.embedder.label(),
-        "backend": if server.app.host_db.is_postgres() { "postgres" } else { "sqlite" },
+        "backend": server.app.host_db.backend_name(),
         "instances": b.instances,
         "seed_vectors": b.seed_vectors,
         "seed_seconds": seed_secs,

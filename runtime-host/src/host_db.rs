@@ -21,8 +21,12 @@ pub enum HostDb {
 }
 
 impl HostDb {
-    pub fn is_postgres(&self) -> bool {
-        matches!(self, HostDb::Postgres { .. })
+    /// `sqlite` or `postgres`, as reports name it.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            HostDb::Sqlite(_) => "sqlite",
+            HostDb::Postgres { .. } => "postgres",
+        }
     }
 
     /// One text column of one row, or none (also when the table is missing

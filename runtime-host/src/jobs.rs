@@ -247,9 +247,14 @@ pub struct HealthJob {
 
 /// The database of a data dir, which a read-only job must not create.
 fn existing_database(data_dir: &std::path::Path) -> Result<()> {
+    existing_database_of(data_dir, "--data-dir")
+}
+
+/// [`existing_database`], naming the option that gave `data_dir`.
+pub(crate) fn existing_database_of(data_dir: &std::path::Path, option: &str) -> Result<()> {
     let db = data_dir.join(crate::sqlite::runtime_config::DEFAULT_DATABASE_FILE);
     if !db.exists() {
-        bail!("no database at {} (is --data-dir right?)", db.display());
+        bail!("no database at {} (is {option} right?)", db.display());
     }
     Ok(())
 }

@@ -77,11 +77,13 @@ fn source_dir(from: &str) -> Result<PathBuf> {
         bail!("--from must be sqlite:DATA_DIR (got {from:?}); copying out of PostgreSQL is not supported yet")
     };
     let dir = PathBuf::from(dir);
-    let db = dir.join(crate::sqlite::runtime_config::DEFAULT_DATABASE_FILE);
-    if !db.exists() {
-        bail!("no database at {} (is --from right?)", db.display());
-    }
+    crate::jobs::existing_database_of(&dir, "--from")?;
     Ok(dir)
+}
+
+/// A digest entry's count: a table's rows, or the audit log's events.
+fn count_of(entry: &Value) -> i64 {
+    entry.get("rows").or(entry.get("events")).and_then(Value::as_i64).unwrap_or(0)
 }
 
 /// Rows a digest counts (audit events apart: a re-run skips the ones there).
@@ -182,10 +184,8 @@ pub async fn run(j: MigrateStoreJob, rid: &str) -> Result<()> {
             return Err(e);
         }
     };
-    let summary: serde_json::Map<String, Value> = tables
-        .iter()
-        .map(|t| (t.clone(), copied[t].get("rows").or(copied[t].get("events")).cloned().unwrap_or(json!(0))))
-        .collect();
+    let summary: serde_json::Map<String, Value> =
+        tables.iter().map(|t| (t.clone(), json!(count_of(&copied[t])))).collect();
     let scopes = before["chains"].as_array().map_or(0, Vec::len);
     let digest_sha256 = cairn_core::digest::sha256_canonical(&before);
     let event = dst
@@ -217,7 +217,7 @@ struct Plan<'a> {
 async fn copy_and_verify(src: &Side, dst: &Side, plan: &Plan<'_>, before: &Value, rid: &str) -> Result<Value> {
     let Plan { tables, logs, tenant, page_rows } = *plan;
     for t in tables {
-        let total = before[t].get("rows").or(before[t].get("events")).and_then(Value::as_i64).unwrap_or(0);
+        let total = count_of(&before[t]);
         if total == 0 {
             continue;
         }

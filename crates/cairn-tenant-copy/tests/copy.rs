@@ -197,6 +197,11 @@ fn seed_one_other(db: &dyn Sql) {
     run(db, &settings, Op::Write, &body.to_string(), T0, || "10000000-0000-4000-8000-000000000001".into()).unwrap();
 }
 
+/// The first column of every row `sql` returns, as text.
+fn first_column(db: &dyn Sql, sql: &str, params: &[cairn_spin::sql::SqlValue]) -> Vec<String> {
+    db.query(sql, params).unwrap_or_else(|e| panic!("{sql}: {e:?}")).iter().map(|r| r.string(0)).collect()
+}
+
 /// The copy's table list is the schemas' on both backends: every table is
 /// copied or named as not copied, and each copied table's columns are all
 /// of its columns but the one the destination assigns.
@@ -208,20 +213,13 @@ fn the_table_list_matches_both_schemas() {
         cairn_memory::schema::ensure(db, &now).unwrap();
         cairn_control_plane::schema::ensure(db, &now).unwrap();
     }
-    let sqlite_tables: Vec<String> = both
-        .sqlite
-        .query("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.string(0))
-        .collect();
-    let pg_tables: Vec<String> = both
-        .postgres
-        .query("SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1", &[])
-        .unwrap()
-        .iter()
-        .map(|r| r.string(0))
-        .collect();
+    let sqlite_tables =
+        first_column(&both.sqlite, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name", &[]);
+    let pg_tables = first_column(
+        &both.postgres,
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
+        &[],
+    );
     for (backend, names) in [("sqlite", &sqlite_tables), ("postgres", &pg_tables)] {
         for name in names.iter() {
             let known = tables::find(name).is_some()
@@ -238,23 +236,13 @@ fn the_table_list_matches_both_schemas() {
         }
     }
     for t in tables::TABLES {
-        let mut on_sqlite: Vec<String> = both
-            .sqlite
-            .query(&format!("SELECT name FROM pragma_table_info('{}')", t.name), &[])
-            .unwrap()
-            .iter()
-            .map(|r| r.string(0))
-            .collect();
-        let mut on_pg: Vec<String> = both
-            .postgres
-            .query(
-                "SELECT column_name::text FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ?",
-                &[t.name.into()],
-            )
-            .unwrap()
-            .iter()
-            .map(|r| r.string(0))
-            .collect();
+        let mut on_sqlite =
+            first_column(&both.sqlite, &format!("SELECT name FROM pragma_table_info('{}')", t.name), &[]);
+        let mut on_pg = first_column(
+            &both.postgres,
+            "SELECT column_name::text FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ?",
+            &[t.name.into()],
+        );
         let mut want: Vec<String> = t.columns.iter().map(|c| c.to_string()).collect();
         if t.assigned {
             // SQLite's rowid is implicit; PostgreSQL's is a column. Identity ids are columns on both.

@@ -80,10 +80,12 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> anyhow::Result<rustls::C
 }
 
 impl PostgresCapability {
+    #[cfg(test)]
     pub fn new() -> Arc<PostgresCapability> {
         Self::with_pool_size(POOL_SIZE)
     }
 
+    #[cfg(test)]
     pub fn with_pool_size(pool_size: usize) -> Arc<PostgresCapability> {
         Self::with_tls(pool_size, tls_config(None).expect("the built-in roots make a TLS config"))
     }
