@@ -48,7 +48,10 @@ up: build
 
 # The Sql seam's PostgreSQL backend (feature native-postgres) is tested
 # against a throwaway server (crates/cairn-testpg).
+# The TLS test's throwaway CA is made with the openssl command (installed
+# from Debian's package when missing and apt-get is at hand).
 unit: setup
+	@command -v openssl >/dev/null || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && apt-get install -y -q openssl >/dev/null; } || { echo "openssl not found: install it (the PostgreSQL TLS test needs it)"; exit 1; }
 	$(CARGO) test --release --workspace --exclude cairn-e2e
 	$(CARGO) test --release -p cairn-spin --features native-postgres
 
