@@ -12,12 +12,12 @@ fn health_reports_components() {
     for c in ["kernel", "policy", "control"] {
         assert!(r.body["components"][c]["version"].is_string(), "{c} missing: {}", r.text);
     }
-    assert_eq!(r.body["components"]["kernel"]["schema_version"], 14);
+    assert_eq!(r.body["components"]["kernel"]["schema_version"], 15);
     assert_eq!(r.body["components"]["control"]["schema_version"], 6);
     assert_eq!(r.body["memory_store_feature_capabilities"]["packs_export"], true);
-    // libsql has FTS5; PostgreSQL has no full-text channel yet (docs/postgres.md).
+    // libsql has FTS5; PostgreSQL has its postings table (docs/postgres.md).
+    assert_eq!(r.body["memory_store_feature_capabilities"]["lexical_index"], true);
     let on_sqlite = cairn_e2e::backend() == cairn_e2e::Backend::Sqlite;
-    assert_eq!(r.body["memory_store_feature_capabilities"]["lexical_index"], on_sqlite);
     assert_eq!(r.body["memory_store_backend"], if on_sqlite { "sqlite" } else { "postgres" });
     // The database's identity, stable across restarts of the same data dir.
     let hash = r.body["database_target_hash"].as_str().unwrap().to_string();

@@ -65,9 +65,6 @@ const TURNS: &[(&str, &str)] = &[
 
 #[test]
 fn the_dense_side_finds_a_paraphrase_and_the_lexical_side_a_rare_name_or_date() {
-    if cairn_e2e::skip_unless_sqlite("PostgreSQL has no lexical channel yet (docs/postgres.md)") {
-        return;
-    }
     let s = server();
     let ids = write_turns(&s, json!({"scope": "conv"}), TURNS);
     drain(&s);

@@ -299,15 +299,12 @@ fn recall_text_finds_memories_once_derivation_embedded_them() {
         assert_eq!(s.post("/v1/memory/write", &w).status, 200);
     }
     // Before derivation no vector exists, but the words already find it
-    // (hybrid stage 1's lexical channel, which PostgreSQL does not have
-    // yet: docs/postgres.md); dense alone finds nothing.
-    if cairn_e2e::backend() == cairn_e2e::Backend::Sqlite {
-        let r = s.post("/v1/memory/recall_text", &json!({"query_text": "deploy migration failed"}));
-        assert_eq!(r.status, 200, "{}", r.text);
-        let seeds = r.body["seeds"].as_array().unwrap();
-        assert_eq!(seeds.len(), 1, "{}", r.text);
-        assert_eq!((seeds[0]["text_summary"].as_str(), seeds[0]["similarity"].as_f64()), (Some(texts[0]), Some(0.0)));
-    }
+    // (hybrid stage 1's lexical channel); dense alone finds nothing.
+    let r = s.post("/v1/memory/recall_text", &json!({"query_text": "deploy migration failed"}));
+    assert_eq!(r.status, 200, "{}", r.text);
+    let seeds = r.body["seeds"].as_array().unwrap();
+    assert_eq!(seeds.len(), 1, "{}", r.text);
+    assert_eq!((seeds[0]["text_summary"].as_str(), seeds[0]["similarity"].as_f64()), (Some(texts[0]), Some(0.0)));
     let r = s.post("/v1/memory/recall_text", &json!({"query_text": "deploy migration failed", "stage1_mode": "dense"}));
     assert_eq!(r.body["seeds"], json!([]));
     drain(&s);

@@ -386,6 +386,9 @@ pub const MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS memory_edges_scope_src_rank ON memory_edges (scope, src_id, weight DESC, confidence DESC, id, dst_id, type)",
         "CREATE INDEX IF NOT EXISTS memory_edges_scope_dst_rank ON memory_edges (scope, dst_id, weight DESC, confidence DESC, id, src_id, type)",
     ],
+    // 15: PostgreSQL's lexical index (`crate::schema_pg`); SQLite's is
+    // FTS5 since schema 9.
+    &[],
 ];
 
 /// The database's identity (kernel schema 13), if migrated.
@@ -415,8 +418,11 @@ pub fn migrations(dialect: Dialect) -> &'static [&'static [&'static str]] {
 pub fn ensure(db: &dyn Sql, now: &str) -> Result<(), ApiError> {
     let dialect = db.dialect();
     cairn_spin::migrations::ensure_with(db, COMPONENT, migrations(dialect), now, |db, step| {
-        // Schema 9 indexes the memories written before it (same
-        // transaction); PostgreSQL's schema starts at the final one.
-        if step == 9 && dialect == Dialect::Sqlite { crate::recall::lexical::backfill(db) } else { Ok(()) }
+        // Schema 9 (SQLite) and 15 (PostgreSQL) index the memories written
+        // before them, in the same transaction.
+        match (step, dialect) {
+            (9, Dialect::Sqlite) | (15, Dialect::Postgres) => crate::recall::lexical::backfill(db),
+            _ => Ok(()),
+        }
     })
 }

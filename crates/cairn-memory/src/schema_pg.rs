@@ -17,8 +17,8 @@
 //!   which a linguistic collation does not do;
 //! - `seq DESC NULLS LAST` in the indexes, SQLite's order for derived nodes
 //!   (no `seq`);
-//! - no full-text table yet: `lexical_index` stays 0, and recall runs
-//!   without its lexical channel on PostgreSQL (docs/postgres.md).
+//! - the lexical index is a postings table (step 15,
+//!   `crate::recall::postings`), not FTS5.
 
 pub const MIGRATIONS: &[&[&str]] = &[
     // 1: SQLite's schema 14, for PostgreSQL.
@@ -257,6 +257,19 @@ pub const MIGRATIONS: &[&[&str]] = &[
     &[],
     &[],
     &[],
+    // 15: the lexical channel's postings (`crate::recall::postings`): one
+    // row per distinct term of a written node. The primary key serves a
+    // word's count and its newest matches; the second index the cascade
+    // from memory_nodes (erasure, retention, teardown).
+    &[
+        r#"CREATE TABLE IF NOT EXISTS memory_lexemes (
+            term TEXT COLLATE "C" NOT NULL,
+            node_rowid BIGINT NOT NULL REFERENCES memory_nodes (rowid) ON DELETE CASCADE,
+            PRIMARY KEY (term, node_rowid)
+        )"#,
+        r#"CREATE INDEX IF NOT EXISTS memory_lexemes_node ON memory_lexemes (node_rowid)"#,
+        r#"UPDATE memory_features SET enabled = 1 WHERE name = 'lexical_index'"#,
+    ],
 ];
 
 #[cfg(test)]

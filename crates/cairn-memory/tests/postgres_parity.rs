@@ -207,3 +207,109 @@ fn recall_over_client_vectors_matches_sqlite() {
     p.recall(json!({"query_embedding": q, "limit": 2, "neighborhood_hops": 2, "return_debug": true}));
     p.recall(json!({"query_embedding": q, "include_slots": true, "include_meta": true}));
 }
+
+/// What the lexical channel found for `q`, as far as both backends must
+/// agree: the plan, and the hits (ordered by id where the backends score
+/// differently: FTS5's exact plan uses term frequencies and lengths,
+/// PostgreSQL's postings score the scope as one slice; a recent-only plan
+/// is scored the same way on both, so there order and scores must match).
+fn lexical_answer(db: &dyn Sql, scope: &str, q: &str, agent: Option<&str>) -> Result<Value, cairn_core::ApiError> {
+    let found = cairn_memory::recall::lexical::search(db, scope, q, agent, None, 10)?;
+    let mut hits: Vec<Value> =
+        found.hits.iter().map(|h| if found.recent_only { json!([h.id, h.bm25]) } else { json!(h.id) }).collect();
+    if !found.recent_only {
+        hits.sort_by_key(|h| h.to_string());
+    }
+    Ok(json!({"available": found.available, "terms": found.terms, "dropped": found.dropped_terms,
+              "recent_only": found.recent_only, "hits": hits}))
+}
+
+#[test]
+fn the_lexical_channel_finds_on_postgresql_what_it_finds_on_sqlite() {
+    let mut p = Pair::new();
+    let turns = [
+        ("t1", "Caroline: I went to a LGBTQ support group yesterday and it was so powerful."),
+        ("t2", "Melanie: That's great! I painted a sunrise over the lake last summer."),
+        ("t3", "Caroline: Wow, painting sounds relaxing. What colours did you use?"),
+        ("t4", "Melanie: Mostly oranges and pinks, the sky was on fire at the Café Zoë."),
+    ];
+    for (id, text) in turns {
+        p.ok(Op::Write, event(id, text));
+    }
+    p.ok(
+        Op::Write,
+        json!({"input_text": "private", "nodes": [{"client_id": "secret", "type": "event", "memory_lane": "private",
+               "owner_agent_id": "agent-m", "text_summary": "Melanie's private sunrise diary"}]}),
+    );
+    p.ok(
+        Op::Write,
+        json!({"scope": "other", "input_text": "x", "memory_lane": "shared",
+                           "nodes": [{"client_id": "o1", "type": "event", "text_summary": "a sunrise elsewhere"}]}),
+    );
+    let other_key = cairn_core::tenant_scope::scope_key("default", "other", &Default::default());
+    let cases: &[(&str, &str, Option<&str>)] = &[
+        ("default", "When did Melanie paint a sunrise?", None),
+        ("default", "sunrise diary", None),
+        ("default", "sunrise diary", Some("agent-m")),
+        ("default", "cafe zoe", None),
+        ("default", "PAINTINGS", None),
+        ("default", "what is it", None),
+        ("default", "nothing matches zzyzx", None),
+        (&other_key, "sunrise", None),
+    ];
+    let mut found_any = 0;
+    for (scope, q, agent) in cases {
+        let a = p.read(&format!("lexical {scope} {q:?} {agent:?}"), |db| lexical_answer(db, scope, q, *agent));
+        assert_eq!(a["available"], true, "{a}");
+        found_any += usize::from(!a["hits"].as_array().unwrap().is_empty());
+    }
+    assert_eq!(found_any, 6, "every case but the stopwords and the unknown word finds something");
+    // Erasure takes a scope's memories out of the index (a cascade on
+    // PostgreSQL, a trigger on SQLite).
+    p.read("erase", |db| {
+        cairn_memory::erasure::erase_scope(db, "default", "test", "teardown", "2027-01-01T00:00:00.000Z")
+            .map(|e| json!(e.nodes))
+    });
+    let a = p.read("after erasure", |db| lexical_answer(db, "default", "sunrise caroline melanie", None));
+    assert_eq!(a["hits"], json!([]));
+    let left = p.both.postgres.query_one("SELECT count(*) FROM memory_lexemes", &[]).unwrap().unwrap().int(0);
+    assert_eq!(left, 3, "only the other scope's memory is left: \"a sunrise elsewhere\"");
+}
+
+/// Common words (each matching more than the bound) score the recent slice
+/// the same way on both backends: equal hits, equal scores.
+#[test]
+fn common_words_score_the_same_recent_slice_on_both_backends() {
+    let mut p = Pair::new();
+    let n = 3 * cairn_memory::recall::lexical::MAX_MATCHES + 300;
+    let text = |i: usize| match i {
+        0 => "deploy failed for alice on the oldest run".to_string(),
+        _ if i.is_multiple_of(3) => format!("deploy for alice on run {i}"),
+        _ => format!("deploy on run {i} failed"),
+    };
+    for chunk in (0..n).collect::<Vec<_>>().chunks(300) {
+        let nodes: Vec<Value> = chunk
+            .iter()
+            .map(|&i| json!({"client_id": format!("m{i}"), "type": "event", "text_summary": text(i)}))
+            .collect();
+        p.ok(Op::Write, json!({"input_text": format!("batch {}", chunk[0]), "memory_lane": "shared", "nodes": nodes}));
+    }
+    let a = p.read("recent slice", |db| lexical_answer(db, "default", "deploy failed alice", None));
+    assert_eq!((a["recent_only"].as_bool(), a["hits"].as_array().map(Vec::len)), (Some(true), Some(10)), "{a}");
+}
+
+/// A PostgreSQL database migrated before its postings existed (schema 14)
+/// is indexed by migration 15, in the migration's transaction.
+#[test]
+fn migration_15_indexes_the_memories_already_written_on_postgresql() {
+    let mut p = Pair::new();
+    p.ok(Op::Write, event("t1", "Melanie painted a sunrise over the lake"));
+    let pg = &p.both.postgres;
+    pg.exec("DELETE FROM memory_lexemes", &[]).unwrap();
+    pg.exec("UPDATE cairn_schema SET version = 14 WHERE component = 'kernel'", &[]).unwrap();
+    let ids = |db: &dyn Sql| lexical_answer(db, "default", "painting sunrises", None).unwrap()["hits"].clone();
+    assert_eq!(ids(pg), json!([]));
+    cairn_memory::schema::ensure(pg, "2026-01-01T00:00:00.000Z").unwrap();
+    assert_eq!(ids(pg), ids(&p.both.sqlite));
+    assert_eq!(ids(pg).as_array().unwrap().len(), 1);
+}

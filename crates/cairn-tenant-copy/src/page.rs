@@ -133,9 +133,36 @@ pub fn import(
                 },
             )?;
         }
+        if table.name == "memory_nodes" {
+            index_written_nodes(db, table, &rows)?;
+        }
         Ok(())
     })?;
     Ok(rows.len() as i64)
+}
+
+/// Adds imported memories to the destination's lexical index, as the write
+/// path does (the index is not copied: its layout is the backend's own).
+/// Derived nodes (no `seq`) are not indexed, as on a write.
+fn index_written_nodes(db: &dyn Sql, table: &Table, rows: &[Vec<SqlValue>]) -> Result<(), ApiError> {
+    let at = |name: &str| table.columns.iter().position(|c| *c == name).expect("memory_nodes' columns");
+    let (id, scope, title, text, seq) = (at("id"), at("scope"), at("title"), at("text_summary"), at("seq"));
+    fn text_of(v: &SqlValue) -> Option<&str> {
+        match v {
+            SqlValue::Text(s) => Some(s.as_str()),
+            _ => None,
+        }
+    }
+    for r in rows.iter().filter(|r| !matches!(r[seq], SqlValue::Null)) {
+        cairn_memory::recall::lexical::index_node(
+            db,
+            text_of(&r[id]).unwrap_or_default(),
+            text_of(&r[scope]).unwrap_or_default(),
+            text_of(&r[title]),
+            text_of(&r[text]),
+        )?;
+    }
+    Ok(())
 }
 
 /// Deletes `tenant_id`'s rows from every copied table (children first), in

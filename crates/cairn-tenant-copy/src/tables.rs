@@ -211,10 +211,18 @@ pub const AUDIT_EVENTS: &str = "control_audit_events";
 
 /// Tables that hold no tenant's rows, or none a copy may carry: derivation's
 /// global cursors, feature flags and the instance id (the destination's
-/// own), migration bookkeeping, SQLite's full-text index (rebuilt from the
-/// nodes where the destination has one) and internals.
-pub const NOT_COPIED: &[&str] =
-    &["memory_derive_state", "memory_features", "memory_instance", "cairn_schema", "sqlite_sequence", "sqlite_stat1"];
+/// own), migration bookkeeping, the lexical index (PostgreSQL's postings
+/// here, SQLite's FTS5 tables by [`is_fulltext_table`]; the destination
+/// indexes the nodes as they are imported) and internals.
+pub const NOT_COPIED: &[&str] = &[
+    "memory_derive_state",
+    "memory_features",
+    "memory_instance",
+    "cairn_schema",
+    "memory_lexemes",
+    "sqlite_sequence",
+    "sqlite_stat1",
+];
 
 /// Whether `name` is one of SQLite's full-text index tables (`memory_nodes_fts*`).
 pub fn is_fulltext_table(name: &str) -> bool {

@@ -148,6 +148,17 @@ fn a_tenant_copied_to_postgres_has_the_same_digest_and_verifies() {
     let settings = Settings::from_lookup(|_| None);
     let on = |db: &dyn Sql| run(db, &settings, Op::Find, &find, T0 + 99_000, || "x".into()).unwrap();
     assert_eq!(on(src), on(dst));
+    // The destination indexed the copied memories for the lexical channel
+    // (its index is its own, not copied): words find the same ones.
+    let alpha = cairn_core::tenant_scope::scope_key("acme", "alpha", &Default::default());
+    let by_words = |db: &dyn Sql| {
+        let found = cairn_memory::recall::lexical::search(db, &alpha, "thing person", None, None, 20).unwrap();
+        let mut ids: Vec<String> = found.hits.into_iter().map(|h| h.id).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(by_words(dst).len(), 8, "4 events and 4 people in acme's alpha scope");
+    assert_eq!(by_words(dst), by_words(src));
 
     // A second copy collides on the first's keys and leaves nothing half-written.
     let page = call(src, json!({"op": "export", "tenant_id": "acme", "table": "memory_nodes", "limit": 3}));

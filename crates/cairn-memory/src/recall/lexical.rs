@@ -1,6 +1,10 @@
 //! Stage 1's lexical channel: BM25 over the full-text index of the written
-//! memories' `title` and `text_summary` (kernel schema 9,
-//! `memory_nodes_fts`: SQLite FTS5, Porter stemming, diacritics folded).
+//! memories' `title` and `text_summary`. On SQLite the index is FTS5
+//! (kernel schema 9, `memory_nodes_fts`: Porter stemming, diacritics
+//! folded); on PostgreSQL a postings table (schema 15, [`postings`]) that
+//! answers the same two questions per word: how many matches (up to a
+//! bound), and which are the newest. Everything else here is the same on
+//! both.
 //!
 //! **One index, a vocabulary per scope.** Each word is stored with its
 //! scope's prefix (`x<12 hex of sha256(scope)>_word`), so a scope's words
@@ -38,9 +42,17 @@
 //! average length (memories are short). Older memories are left to the
 //! dense side, as before.
 //!
-//! A database without FTS5 has no index; the channel then reports itself
+//! **On PostgreSQL** every plan is scored that way: the postings carry no
+//! BM25, so an exact plan (each word's matches all known, at most
+//! [`MAX_MATCHES`]) is a slice that spans the scope, scored with the
+//! scope's memories and each word's matches. FTS5's exact plan uses real
+//! term frequencies and lengths, so scores (and near ties) differ between
+//! the backends; the matches differ only where the two stemmers do.
+//!
+//! A SQLite without FTS5 has no index; the channel then reports itself
 //! unavailable and recall runs on vectors alone.
 
+use super::postings;
 use super::seeds::seed_state_sql;
 use crate::stored_rows::lane_visible_sql_at;
 use cairn_core::ApiError;
@@ -169,10 +181,13 @@ pub fn index_node(
     title: Option<&str>,
     text: Option<&str>,
 ) -> Result<(), ApiError> {
+    if db.dialect() == Dialect::Postgres {
+        let prefix = scope_prefix(scope_key);
+        let terms = postings::document_terms(&prefix, title.into_iter().chain(text).flat_map(words));
+        return if terms.is_empty() { Ok(()) } else { postings::insert(db, node_id, &terms) };
+    }
     let doc = document(scope_key, title, text);
-    // PostgreSQL has no full-text table yet (docs/postgres.md), and probing
-    // for one by its error would abort the write's transaction there.
-    if doc.is_empty() || db.dialect() == Dialect::Postgres {
+    if doc.is_empty() {
         return Ok(());
     }
     match db.exec(
@@ -184,8 +199,9 @@ pub fn index_node(
     }
 }
 
-/// Indexes every written node (kernel schema 9, in its migration's
-/// transaction); derived nodes (no write-order number) are left out.
+/// Indexes every written node (SQLite's schema 9 and PostgreSQL's 15, in
+/// the migration's transaction); derived nodes (no write-order number)
+/// are left out.
 pub fn backfill(db: &dyn Sql) -> Result<(), ApiError> {
     if !available(db)? {
         return Ok(());
@@ -193,14 +209,19 @@ pub fn backfill(db: &dyn Sql) -> Result<(), ApiError> {
     let mut after = 0i64;
     loop {
         let rows = db.query(
-            "SELECT rowid, scope, title, text_summary FROM memory_nodes WHERE rowid > ? AND seq IS NOT NULL \
+            "SELECT rowid, scope, title, text_summary, id FROM memory_nodes WHERE rowid > ? AND seq IS NOT NULL \
              ORDER BY rowid LIMIT 1000",
             &[SqlValue::Integer(after)],
         )?;
         let Some(last) = rows.last() else { return Ok(()) };
         after = last.int(0);
         for r in &rows {
-            let doc = document(r.text(1).unwrap_or_default(), r.text(2), r.text(3));
+            let (scope, title, text) = (r.text(1).unwrap_or_default(), r.text(2), r.text(3));
+            if db.dialect() == Dialect::Postgres {
+                index_node(db, r.text(4).unwrap_or_default(), scope, title, text)?;
+                continue;
+            }
+            let doc = document(scope, title, text);
             if !doc.is_empty() {
                 db.exec(
                     "INSERT INTO memory_nodes_fts (rowid, body) VALUES (?, ?)",
@@ -240,6 +261,53 @@ fn unavailable(e: &ApiError) -> bool {
     e.message.contains("no such table: memory_nodes_fts")
 }
 
+/// Which index a database has: SQLite's FTS5 table, or PostgreSQL's
+/// postings ([`postings`]). The channel's plan, slices and scoring are the
+/// same over both; only how a word is looked up differs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Index {
+    Fts5,
+    Postings,
+}
+
+impl Index {
+    fn of(db: &dyn Sql) -> Index {
+        match db.dialect() {
+            Dialect::Sqlite => Index::Fts5,
+            Dialect::Postgres => Index::Postings,
+        }
+    }
+
+    /// A query word of the scope with `prefix` as the index looks it up.
+    fn term(self, prefix: &str, word: &str) -> SqlValue {
+        match self {
+            Index::Fts5 => quoted(prefix, word).into(),
+            Index::Postings => postings::term(prefix, word).into(),
+        }
+    }
+
+    /// The number of matches of the term at `?n`, counted up to `bound`.
+    fn count_sql(self, n: usize, bound: usize) -> String {
+        match self {
+            Index::Fts5 => format!(
+                "(SELECT count(*) FROM (SELECT 1 FROM memory_nodes_fts WHERE memory_nodes_fts MATCH ?{n} LIMIT {bound}))"
+            ),
+            Index::Postings => postings::count_sql(n, bound),
+        }
+    }
+
+    /// `(i, rowid)` rows: the newest `limit` matches of the term at `?n`.
+    fn window_sql(self, i: usize, n: usize, limit: usize) -> String {
+        match self {
+            Index::Fts5 => format!(
+                "SELECT {i}, r FROM (SELECT rowid AS r FROM memory_nodes_fts WHERE memory_nodes_fts MATCH ?{n} \
+                 ORDER BY rowid DESC LIMIT {limit})"
+            ),
+            Index::Postings => postings::window_sql(i, n, limit),
+        }
+    }
+}
+
 /// The best `limit` visible hits for `query` in a scope.
 pub fn search(
     db: &dyn Sql,
@@ -249,29 +317,15 @@ pub fn search(
     team: Option<&str>,
     limit: usize,
 ) -> Result<Lexical, ApiError> {
-    // PostgreSQL has no full-text table yet (docs/postgres.md): vectors
-    // alone, as on a SQLite without FTS5 (whose error the probe below
-    // reads; on PostgreSQL the error would abort recall's transaction).
-    if db.dialect() == Dialect::Postgres {
-        return Ok(Lexical::default());
-    }
+    let index = Index::of(db);
     let words = terms(query);
     if words.is_empty() {
         return Ok(Lexical { available: true, ..Lexical::default() });
     }
     let prefix = scope_prefix(scope_key);
     // Each word's matches, counted up to the bound, in one statement.
-    let counts_sql = words
-        .iter()
-        .map(|_| {
-            format!(
-                "(SELECT count(*) FROM (SELECT 1 FROM memory_nodes_fts WHERE memory_nodes_fts MATCH ? LIMIT {}))",
-                MAX_MATCHES + 1
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(", ");
-    let count_params: Vec<SqlValue> = words.iter().map(|w| SqlValue::from(quoted(&prefix, w))).collect();
+    let counts_sql = (1..=words.len()).map(|n| index.count_sql(n, MAX_MATCHES + 1)).collect::<Vec<_>>().join(", ");
+    let count_params: Vec<SqlValue> = words.iter().map(|w| index.term(&prefix, w)).collect();
     let counts: Vec<usize> = match db.query_one(&format!("SELECT {counts_sql}"), &count_params) {
         Ok(row) => row.map(|r| (0..words.len()).map(|i| r.int(i).max(0) as usize).collect()).unwrap_or_default(),
         Err(e) if unavailable(&e) => return Ok(Lexical::default()),
@@ -281,10 +335,19 @@ pub fn search(
     if plan.words.is_empty() {
         return Ok(Lexical { available: true, terms: words.len(), ..Lexical::default() });
     }
-    let hits = if plan.recent_only {
-        recent_slice_hits(db, scope_key, &prefix, &plan.words, agent, team, limit)?
-    } else {
-        exact_hits(db, scope_key, &prefix, &plan.words, agent, team, limit)?
+    let hits = match (plan.recent_only, index) {
+        (false, Index::Fts5) => exact_hits(db, scope_key, &prefix, &plan.words, agent, team, limit)?,
+        // The postings have no BM25 of their own: every match of the plan's
+        // words (at most MAX_MATCHES, so each word's whole list) is scored
+        // as a slice that spans the scope.
+        (false, Index::Postings) => {
+            let window = MAX_MATCHES + 1;
+            sliced_hits(db, index, scope_key, &prefix, &plan.words, window, agent, team, limit)?
+        }
+        (true, _) => {
+            let window = window(plan.words.len());
+            sliced_hits(db, index, scope_key, &prefix, &plan.words, window, agent, team, limit)?
+        }
     };
     Ok(Lexical {
         hits,
@@ -298,9 +361,10 @@ pub fn search(
 /// Who may see a hit: the scope (bound at `?s`), hot or warm, the
 /// consumer's lane (agent and team at the next two numbers). `+n.scope`:
 /// the hits are found by rowid, never by walking the scope's index.
-fn visible_hit_sql(s: usize) -> String {
+fn visible_hit_sql(dialect: Dialect, s: usize) -> String {
     format!(
-        "+n.scope = ?{s} AND n.tier IN ('hot', 'warm') AND {}",
+        "{} = ?{s} AND n.tier IN ('hot', 'warm') AND {}",
+        dialect.unindexed("n.scope"),
         lane_visible_sql_at("n", &format!("?{}", s + 1), &format!("?{}", s + 2))
     )
 }
@@ -328,7 +392,7 @@ fn exact_hits(
          CROSS JOIN memory_nodes n ON n.rowid = f.r \
          WHERE {} ORDER BY f.score DESC LIMIT ?5",
         seed_state_sql(Dialect::Sqlite),
-        visible_hit_sql(2)
+        visible_hit_sql(Dialect::Sqlite, 2)
     );
     let params = [
         or_of(prefix, words).into(),
@@ -386,29 +450,25 @@ pub fn slice_scores(windows: &[Vec<i64>], floor: i64, slice_docs: usize) -> Vec<
     out
 }
 
-/// A recent-only plan: the words' windows in one statement, the slice
-/// scored by [`slice_scores`], the best [`VISIBILITY_HEADROOM`]·limit checked for visibility.
-fn recent_slice_hits(
+/// The plan's words scored as a slice: each word's newest `per_word`
+/// matches read in one statement, the slice they all cover scored by
+/// [`slice_scores`], the best [`VISIBILITY_HEADROOM`]·limit checked for
+/// visibility. A recent-only plan reads [`window`]s; the postings' exact
+/// plan reads every match (each word's count is known to fit).
+#[allow(clippy::too_many_arguments)]
+fn sliced_hits(
     db: &dyn Sql,
+    index: Index,
     scope_key: &str,
     prefix: &str,
     words: &[String],
+    per_word: usize,
     agent: Option<&str>,
     team: Option<&str>,
     limit: usize,
 ) -> Result<Vec<Hit>, ApiError> {
-    let per_word = window(words.len());
-    let sql = (0..words.len())
-        .map(|i| {
-            format!(
-                "SELECT {i}, r FROM (SELECT rowid AS r FROM memory_nodes_fts WHERE memory_nodes_fts MATCH ?{} \
-                 ORDER BY rowid DESC LIMIT {per_word})",
-                i + 1
-            )
-        })
-        .collect::<Vec<_>>()
-        .join(" UNION ALL ");
-    let params: Vec<SqlValue> = words.iter().map(|w| SqlValue::from(quoted(prefix, w))).collect();
+    let sql = (0..words.len()).map(|i| index.window_sql(i, i + 1, per_word)).collect::<Vec<_>>().join(" UNION ALL ");
+    let params: Vec<SqlValue> = words.iter().map(|w| index.term(prefix, w)).collect();
     let mut windows: Vec<Vec<i64>> = vec![Vec::new(); words.len()];
     for r in db.query(&sql, &params)? {
         if let Some(w) = windows.get_mut(r.int(0) as usize) {
@@ -439,9 +499,9 @@ fn recent_slice_hits(
     let sql = format!(
         "SELECT n.id, n.type, {}, n.seq, n.rowid FROM memory_nodes n \
          WHERE n.rowid IN ({}) AND {}",
-        seed_state_sql(Dialect::Sqlite),
+        seed_state_sql(db.dialect()),
         (4..4 + best.len()).map(|i| format!("?{i}")).collect::<Vec<_>>().join(", "),
-        visible_hit_sql(1)
+        visible_hit_sql(db.dialect(), 1)
     );
     let score_of: std::collections::HashMap<i64, f64> = best.iter().copied().collect();
     let mut hits: Vec<(i64, Hit)> = db

@@ -15,6 +15,7 @@ pub mod graph;
 pub mod hybrid;
 pub mod knobs;
 pub mod lexical;
+pub mod postings;
 pub mod request;
 pub mod seeds;
 pub mod stage1;
