@@ -142,6 +142,11 @@ fn pending_scopes(db: &dyn Sql, cursor: &str, ranges: &[KeyRange]) -> Result<Vec
 /// Claims up to `batch` eligible jobs in one write transaction, taking
 /// turns across scopes (each scope gets an equal share first; what is left
 /// goes to scopes with more waiting). `token` fences the claim.
+///
+/// Run it in a [`cairn_spin::sql::rows_write_txn`]: on PostgreSQL the
+/// eligible jobs are locked as they are read and jobs another worker is
+/// claiming are passed over (`FOR UPDATE SKIP LOCKED`), so instances claim
+/// side by side, never the same job, without the whole-database lock.
 pub fn claim(
     db: &dyn Sql,
     s: &DeriveSettings,
@@ -177,7 +182,8 @@ pub fn claim(
             &format!(
                 "SELECT id FROM memory_outbox WHERE scope = ? AND {PENDING} \
                  AND (next_attempt_at IS NULL OR next_attempt_at <= ?) AND (claimed_at IS NULL OR claimed_at <= ?) \
-                 AND attempts < ?{not_in} ORDER BY id LIMIT ?"
+                 AND attempts < ?{not_in} ORDER BY id LIMIT ?{}",
+                db.dialect().lock_skipping_locked()
             ),
             &params,
         )?;
@@ -210,10 +216,7 @@ pub fn claim(
     if let Some((last, _)) = picked.iter().rev().find(|(_, ids)| !ids.is_empty())
         && filter.scope.is_none()
     {
-        db.exec(
-            "INSERT INTO memory_derive_state (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-            &[CURSOR.into(), scopes[*last].clone().into()],
-        )?;
+        remember_cursor(db, &scopes[*last])?;
     }
     let mut jobs = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(400) {
@@ -244,6 +247,34 @@ pub fn claim(
     // Oldest first within the batch; embeds before the clustering they feed.
     jobs.sort_by_key(|j| (j.event_type != "embed_nodes", j.id));
     Ok(jobs)
+}
+
+/// Remembers the scope a claim served last, where the next claim starts.
+/// The cursor only spreads turns fairly, so on PostgreSQL a claim does not
+/// wait for another claim's update of it: it passes over the locked row
+/// (that claim's cursor wins) rather than queue every instance's claims
+/// behind one row.
+fn remember_cursor(db: &dyn Sql, scope: &str) -> Result<(), ApiError> {
+    let upsert = "INSERT INTO memory_derive_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+    if db.dialect() == cairn_spin::sql::Dialect::Sqlite {
+        return db.exec(upsert, &[CURSOR.into(), scope.into()]);
+    }
+    let updated = db.query(
+        "UPDATE memory_derive_state SET value = ?2 WHERE name IN \
+         (SELECT name FROM memory_derive_state WHERE name = ?1 FOR UPDATE SKIP LOCKED) RETURNING 1",
+        &[CURSOR.into(), scope.into()],
+    )?;
+    // Not updated: locked by another claim (which wins), or absent (the
+    // first claim ever). A plain read tells them apart without waiting; an
+    // insert would wait for the other claim's update to commit.
+    let exists = || db.query_one("SELECT 1 FROM memory_derive_state WHERE name = ?1", &[CURSOR.into()]);
+    if updated.is_empty() && exists()?.is_none() {
+        db.exec(
+            "INSERT INTO memory_derive_state (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+            &[CURSOR.into(), scope.into()],
+        )?;
+    }
+    Ok(())
 }
 
 /// Marks a job done with its outcome, if this worker still holds the claim.
@@ -303,11 +334,13 @@ pub fn fail(
 }
 
 /// Holds the claim check inside the caller's transaction: `true` if this
-/// worker still owns the job.
+/// worker still owns the job. On PostgreSQL the job's row stays locked to
+/// the end of that transaction, so no claim can take it over between the
+/// check and the commit (a claimer passes it over).
 pub fn still_claimed(db: &dyn Sql, job: &Job) -> Result<bool, ApiError> {
     Ok(db
         .query_one(
-            "SELECT 1 FROM memory_outbox WHERE id = ? AND claim_token = ?",
+            &format!("SELECT 1 FROM memory_outbox WHERE id = ? AND claim_token = ?{}", db.dialect().lock_rows()),
             &[job.id.into(), (&job.claim_token).into()],
         )?
         .is_some())

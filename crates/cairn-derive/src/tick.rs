@@ -13,7 +13,7 @@ use crate::topic_cluster;
 use cairn_core::ApiError;
 use cairn_core::request_reader::Reader;
 use cairn_core::time_fmt::rfc3339_millis;
-use cairn_spin::sql::{Sql, write_txn};
+use cairn_spin::sql::{Sql, rows_write_txn, write_txn};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -137,7 +137,7 @@ pub fn tick(
     while rep.claimed < opts.max_jobs && clock() - started < opts.budget_ms {
         let want = opts.batch_size.min(opts.max_jobs - rep.claimed);
         let tok = token();
-        let jobs = write_txn(db, |db| outbox::claim(db, s, &opts.filter, want, clock(), &tok))?;
+        let jobs = rows_write_txn(db, |db| outbox::claim(db, s, &opts.filter, want, clock(), &tok))?;
         if jobs.is_empty() {
             break;
         }

@@ -168,3 +168,51 @@ fn the_ivf_index_is_trained_kept_and_searched_as_on_sqlite() {
         .unwrap();
     assert!(!answer["seeds"].as_array().unwrap().is_empty(), "{answer}");
 }
+
+/// Two instances claim at once on PostgreSQL: each claim locks the jobs it
+/// takes and passes over the other's (`FOR UPDATE SKIP LOCKED`), so neither
+/// waits and no job is claimed twice; and a job whose claim is being
+/// checked (`still_claimed`, `FOR UPDATE`) cannot be taken over, even once
+/// its claim has expired.
+#[test]
+fn concurrent_claims_on_postgresql_never_share_a_job_nor_wait() {
+    use cairn_derive::outbox::{self, ClaimFilter};
+    use cairn_spin::sql::Sql;
+    let both = BothBackends::start();
+    let s = settings();
+    let mut now = T0;
+    write_events(&both, &s, &mut now, &(0..6).map(|i| format!("event {i}")).collect::<Vec<_>>());
+    let (a, b) = (&both.postgres, both.another_postgres_connection());
+    let claim = |db: &dyn Sql, batch: i64, at: i64, token: &str| {
+        outbox::claim(db, &s, &ClaimFilter::default(), batch, at, token).unwrap()
+    };
+    let ids = |jobs: &[outbox::Job]| jobs.iter().map(|j| j.id).collect::<Vec<_>>();
+    // The claim cursor exists from the first claim on (the very first two
+    // claims ever may meet on its insertion: the second waits for the
+    // first's commit).
+    a.exec("INSERT INTO memory_derive_state (name, value) VALUES ('claim_cursor', '')", &[]).unwrap();
+    // A claims three and has not committed; B's claim does not wait for A
+    // (it would block forever here, on one thread) and takes the others.
+    a.exec("BEGIN IMMEDIATE ROWS", &[]).unwrap();
+    let by_a = claim(a, 3, now, "token-a");
+    b.exec("BEGIN IMMEDIATE ROWS", &[]).unwrap();
+    let by_b = claim(&b, 100, now, "token-b");
+    b.exec("COMMIT", &[]).unwrap();
+    a.exec("COMMIT", &[]).unwrap();
+    let total: i64 = a.query_one("SELECT count(*) FROM memory_outbox", &[]).unwrap().unwrap().int(0);
+    assert_eq!(by_a.len(), 3);
+    assert_eq!(by_a.len() + by_b.len(), total as usize, "every job claimed once: {:?} / {:?}", ids(&by_a), ids(&by_b));
+    assert!(ids(&by_a).iter().all(|id| !ids(&by_b).contains(id)), "{:?} / {:?}", ids(&by_a), ids(&by_b));
+    // Later, every claim has expired. A checks its first job inside a
+    // transaction; B's claim takes every other expired job, not that one.
+    let later = now + s.claim_timeout_ms + 1;
+    a.exec("BEGIN IMMEDIATE ROWS", &[]).unwrap();
+    assert!(outbox::still_claimed(a, &by_a[0]).unwrap());
+    b.exec("BEGIN IMMEDIATE ROWS", &[]).unwrap();
+    let taken = claim(&b, 100, later, "token-c");
+    b.exec("COMMIT", &[]).unwrap();
+    assert_eq!(taken.len(), total as usize - 1);
+    assert!(!ids(&taken).contains(&by_a[0].id), "the job being checked was passed over");
+    assert!(outbox::finish(a, &by_a[0], &json!({"ok": true}), "2026-01-01T00:00:00.000Z").unwrap());
+    a.exec("COMMIT", &[]).unwrap();
+}

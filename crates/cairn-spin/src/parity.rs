@@ -24,6 +24,12 @@ impl BothBackends {
         BothBackends { sqlite: NativeSqlite::in_memory(), postgres, _server: server }
     }
 
+    /// A second connection to the PostgreSQL database, as another instance
+    /// has: for tests of what two transactions do to each other.
+    pub fn another_postgres_connection(&self) -> NativePostgres {
+        native_postgres::connect(&self._server.url("postgres")).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// Runs `f` on each backend and returns its answer, which must be the
     /// same on both: equal values, or errors with equal status and code.
     pub fn same<T: PartialEq + Debug>(

@@ -3,8 +3,8 @@
 //! translates in one named place and the logic crates keep one set of SQL.
 //!
 //! So far: placeholders typed by their values, and the transactions of
-//! [`crate::sql::write_txn`], [`crate::sql::scope_write_txn`] and
-//! [`crate::sql::read_txn`]. The rest is planned in docs/postgres-port.md.
+//! [`crate::sql::write_txn`], [`crate::sql::scope_write_txn`],
+//! [`crate::sql::rows_write_txn`] and [`crate::sql::read_txn`]. The rest is planned in docs/postgres-port.md.
 
 use crate::sql::SqlValue;
 
@@ -33,6 +33,10 @@ pub fn scope_lock_key(scope_key: &str) -> i64 {
 ///   `BEGIN IMMEDIATE` still runs alone (it waits for the shared holders,
 ///   and they for it). The shared lock comes first in every transaction,
 ///   so no two transactions wait on each other in a cycle.
+/// - `BEGIN IMMEDIATE ROWS` (a write transaction whose conflicts its own
+///   row locks settle, [`crate::sql::rows_write_txn`]) → `BEGIN`, then the
+///   writer lock *shared*: it runs beside scope writers and other row
+///   writers, and never beside a `BEGIN IMMEDIATE`.
 /// - `BEGIN` (a read transaction: one snapshot for its statements) →
 ///   `BEGIN ISOLATION LEVEL REPEATABLE READ` (PostgreSQL's default, READ
 ///   COMMITTED, takes a new snapshot per statement).
@@ -50,6 +54,9 @@ pub fn transaction(sql: &str) -> Option<Vec<String>> {
                 format!("SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})"),
                 format!("SELECT pg_advisory_xact_lock({key})"),
             ])
+        }
+        ["BEGIN", "IMMEDIATE", "ROWS"] => {
+            Some(vec!["BEGIN".into(), format!("SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})")])
         }
         ["BEGIN"] | ["BEGIN", "TRANSACTION"] | ["BEGIN", "DEFERRED"] => {
             Some(vec!["BEGIN ISOLATION LEVEL REPEATABLE READ".into()])
@@ -109,6 +116,8 @@ mod tests {
         assert_eq!(scoped[1], format!("SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})"));
         assert_eq!(scoped[2], format!("SELECT pg_advisory_xact_lock({})", scope_lock_key("tenant:a::scope:b")));
         assert_ne!(scope_lock_key("a"), scope_lock_key("b"));
+        let rows = transaction("BEGIN IMMEDIATE ROWS").unwrap();
+        assert_eq!(rows, ["BEGIN".to_string(), format!("SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})")]);
         assert!(transaction("BEGIN IMMEDIATE SCOPE x").is_none(), "a key is a number");
         assert!(transaction("ROLLBACK TO SAVEPOINT a").is_none());
         assert!(transaction("SELECT 1").is_none());

@@ -141,6 +141,26 @@ impl Dialect {
         }
     }
 
+    /// The clause that makes a `SELECT` lock the rows it returns and pass
+    /// over rows another transaction has locked (PostgreSQL's `FOR UPDATE
+    /// SKIP LOCKED`); nothing on SQLite, whose one writer already excludes
+    /// every other.
+    pub fn lock_skipping_locked(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+        }
+    }
+
+    /// The clause that makes a `SELECT` lock the rows it returns until the
+    /// transaction ends (`FOR UPDATE`); nothing on SQLite (one writer).
+    pub fn lock_rows(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
     /// Ascending order with NULLs first (SQLite's order for `ASC`).
     pub fn asc_nulls_first(self) -> &'static str {
         match self {
@@ -208,6 +228,18 @@ pub fn scope_write_txn<T>(
         Dialect::Postgres => {
             txn_begun_by(db, &format!("BEGIN IMMEDIATE SCOPE {}", crate::pg_dialect::scope_lock_key(scope_key)), f)
         }
+    }
+}
+
+/// [`write_txn`] for a transaction that guards what it reads with row
+/// locks of its own ([`Dialect::lock_skipping_locked`], `FOR UPDATE`), such
+/// as the outbox's claims. On SQLite it is [`write_txn`]; on PostgreSQL it
+/// holds the writer lock shared, so it neither waits for scope writers nor
+/// holds them up, and still never runs beside a [`write_txn`].
+pub fn rows_write_txn<T>(db: &dyn Sql, f: impl FnOnce(&dyn Sql) -> Result<T, ApiError>) -> Result<T, ApiError> {
+    match db.dialect() {
+        Dialect::Sqlite => write_txn(db, f),
+        Dialect::Postgres => txn_begun_by(db, "BEGIN IMMEDIATE ROWS", f),
     }
 }
 
