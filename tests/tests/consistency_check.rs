@@ -77,9 +77,6 @@ fn one(s: &Server, sql: &str) -> String {
 
 #[test]
 fn a_clean_data_dir_passes_with_no_findings() {
-    if cairn_e2e::skip_unless_sqlite("the consistency checks are not ported to PostgreSQL yet (docs/postgres.md)") {
-        return;
-    }
     let s = seeded();
     let (code, r) = check(&s, &["--strict-warnings"]);
     assert_eq!(fired(&r), Vec::<String>::new(), "{r}");
@@ -105,9 +102,6 @@ fn a_clean_data_dir_passes_with_no_findings() {
 
 #[test]
 fn a_stuck_claim_is_a_warning_that_only_strict_warnings_fails() {
-    if cairn_e2e::skip_unless_sqlite("the consistency checks are not ported to PostgreSQL yet (docs/postgres.md)") {
-        return;
-    }
     let s = seeded();
     // A job claimed long ago by a worker that never finished it.
     assert_eq!(s.post("/v1/memory/write", &event_write("late", "a memory not derived yet")).status, 200);
@@ -128,9 +122,6 @@ fn a_stuck_claim_is_a_warning_that_only_strict_warnings_fails() {
 
 #[test]
 fn every_seeded_fault_is_named_with_its_severity_count_and_sample() {
-    if cairn_e2e::skip_unless_sqlite("the consistency checks are not ported to PostgreSQL yet (docs/postgres.md)") {
-        return;
-    }
     let s = seeded();
     let default_node = one(&s, "SELECT id FROM memory_nodes WHERE scope = 'default' AND client_id = 'd0'");
     let acme_node =

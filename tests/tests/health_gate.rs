@@ -46,11 +46,6 @@ fn tick(s: &Server) {
 
 #[test]
 fn the_gate_passes_a_healthy_data_plane_and_names_each_failure() {
-    if cairn_e2e::skip_unless_sqlite(
-        "the health gate runs the consistency checks, not ported to PostgreSQL yet (docs/postgres.md)",
-    ) {
-        return;
-    }
     let dir = TempDir::new("health");
     let tiers = tiers(dir.path());
     let s = Server::start_on(

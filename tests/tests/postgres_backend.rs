@@ -48,19 +48,30 @@ fn memories_written_over_http_live_in_postgres_and_verify() {
     assert_eq!(broken.body["first_broken"]["commit_id"], first.body["commit_id"]);
 }
 
-/// What is not ported yet says so (501), rather than failing on SQL.
+/// The consistency checks and the health gate run on PostgreSQL: a fresh
+/// database passes both (the black-box checks of their findings run on
+/// both backends, tests/consistency_check.rs).
 #[test]
-fn the_consistency_check_answers_501_until_it_is_ported() {
+fn the_consistency_check_and_health_gate_run_on_postgresql() {
     let pg = cairn_testpg::TestPg::start().unwrap_or_else(|e| panic!("{e}"));
     let s = Server::start_with(Options {
         admin_token: Some("adm".into()),
         extra_args: vec!["--database-url".into(), pg.url("postgres")],
         ..Default::default()
     });
-    for path in ["/v1/admin/control/consistency-check", "/v1/admin/control/health-gate"] {
-        let r = s.post_with(path, &json!({}), &[("x-admin-token", "adm")]);
-        assert_eq!((r.status, r.body["error"].as_str()), (501, Some("not_supported_on_backend")), "{path}: {}", r.text);
-    }
+    assert_eq!(
+        s.post("/v1/memory/write", &json!({"input_text": "x", "nodes": [{"type": "event", "text_summary": "x"}]}))
+            .status,
+        200
+    );
+    let r = s.post_with("/v1/admin/control/consistency-check", &json!({"strict": true}), &[("x-admin-token", "adm")]);
+    assert_eq!(r.status, 200, "{}", r.text);
+    let errors: Vec<&serde_json::Value> =
+        r.body["checks"].as_array().unwrap().iter().filter(|c| c.get("error").is_some()).collect();
+    assert!(errors.is_empty(), "no check fails on PostgreSQL's SQL: {errors:?}");
+    assert_eq!(r.body["summary"]["errors"], 0, "{}", r.text);
+    let r = s.post_with("/v1/admin/control/health-gate", &json!({}), &[("x-admin-token", "adm")]);
+    assert!(r.status == 200, "{}", r.text);
 }
 
 #[test]

@@ -77,11 +77,6 @@ fn reasons(v: &Value) -> Vec<&str> {
 
 #[test]
 fn a_hosted_server_passes_the_gates_and_its_evidence_verifies_until_a_byte_changes() {
-    if cairn_e2e::skip_unless_sqlite(
-        "the core gate runs the health gate and the consistency checks, not ported to PostgreSQL yet (docs/postgres.md)",
-    ) {
-        return;
-    }
     let s = hosted();
     let work = TempDir::new("gates");
     let artifacts = work.path().join("artifacts");

@@ -11,13 +11,15 @@ use crate::options::{CheckSet, FAST_COUNT_CAP, Mode, Options};
 use crate::{CheckResult, Severity};
 use cairn_core::ApiError;
 use cairn_core::time_fmt::rfc3339_millis;
-use cairn_spin::sql::Sql;
+use cairn_spin::json_sql;
+use cairn_spin::sql::{Dialect, Sql};
 use serde_json::{Value, json};
 
 /// The tenant of a scope key in SQL (`''` for the default tenant's raw keys).
-fn tenant_of(col: &str) -> String {
+fn tenant_of(d: Dialect, col: &str) -> String {
+    let pos = d.position_fn();
     format!(
-        "(CASE WHEN substr({col}, 1, 7) = 'tenant:' THEN substr({col}, 8, instr({col}, '::scope:') - 8) ELSE '' END)"
+        "(CASE WHEN substr({col}, 1, 7) = 'tenant:' THEN substr({col}, 8, {pos}({col}, '::scope:') - 8) ELSE '' END)"
     )
 }
 
@@ -32,15 +34,29 @@ struct SqlCheck {
     needs: &'static str,
 }
 
-/// The SQL checks for `o` (scope checks filtered to its scopes).
-fn sql_checks(o: &Options) -> Vec<SqlCheck> {
+/// The SQL checks for `o` (scope checks filtered to its scopes), spelled
+/// for `d`: written with SQLite's `json_object` (renamed on PostgreSQL by
+/// `json_sql::objects_for`); the few that read stored JSON use `json_sql`.
+#[rustfmt::skip]
+fn sql_checks(d: Dialect, o: &Options) -> Vec<SqlCheck> {
     use CheckSet::{CrossTenant, Scope};
     use Severity::{Error, Warning};
     let f = |col: &str| o.filter.sql(col);
     let claim_cutoff = rfc3339_millis(o.now_ms - o.claim_timeout_ms);
     let max_attempts = o.max_attempts;
     let kernel = cairn_memory::schema::COMPONENT;
-    let c = |name, severity, set, note, rows: String| SqlCheck { name, severity, set, note, rows, needs: kernel };
+    let c = |name, severity, set, note, rows: String| SqlCheck {
+        name,
+        severity,
+        set,
+        note,
+        rows: json_sql::objects_for(d, &rows),
+        needs: kernel,
+    };
+    let (text, valid) = (|doc: &str, key: &str| json_sql::text(d, doc, key), |doc: &str| json_sql::valid(d, doc));
+    let rollup = |n: &str| {
+        format!("{} AND {} = 'compression_rollup'", valid(&format!("{n}slots")), text(&format!("{n}slots"), "summary_kind"))
+    };
     vec![
         // ---- graph ----
         c("edges_cross_scope", Error, Scope, "an edge's scope differs from one of its endpoints' scope",
@@ -103,25 +119,25 @@ fn sql_checks(o: &Options) -> Vec<SqlCheck> {
                    AND NOT EXISTS (SELECT 1 FROM memory_vector_members m WHERE m.node_id = v.node_id)", f("v.scope"))),
         // ---- topics and summaries ----
         c("topic_state_invalid", Warning, Scope, "a topic's topic_state is neither active nor draft",
-          format!("SELECT json_object('node_id', id, 'scope', scope, 'topic_state', json_extract(slots, '$.topic_state')) \
-                   FROM memory_nodes WHERE {} AND type = 'topic' AND json_valid(slots) \
-                   AND coalesce(json_extract(slots, '$.topic_state'), 'active') NOT IN ('active', 'draft')", f("scope"))),
+          format!("SELECT json_object('node_id', id, 'scope', scope, 'topic_state', {}) \
+                   FROM memory_nodes WHERE {} AND type = 'topic' AND {} \
+                   AND coalesce({}, 'active') NOT IN ('active', 'draft')",
+                  json_sql::value(d, "slots", "topic_state"), f("scope"), valid("slots"), text("slots", "topic_state"))),
         c("topic_member_count_invalid", Warning, Scope, "a topic's member_count is not a whole number",
-          format!("SELECT json_object('node_id', id, 'scope', scope, 'member_count', json_extract(slots, '$.member_count')) \
-                   FROM memory_nodes WHERE {} AND type = 'topic' AND json_valid(slots) \
-                   AND json_type(slots, '$.member_count') IS NOT NULL \
-                   AND (json_type(slots, '$.member_count') <> 'integer' OR json_extract(slots, '$.member_count') < 0)", f("scope"))),
+          format!("SELECT json_object('node_id', id, 'scope', scope, 'member_count', {}) \
+                   FROM memory_nodes WHERE {} AND type = 'topic' AND {} AND {} AND NOT {}",
+                  json_sql::value(d, "slots", "member_count"), f("scope"), valid("slots"),
+                  json_sql::present(d, "slots", "member_count"), json_sql::whole_number(d, "slots", "member_count"))),
         c("compression_citations_invalid", Warning, Scope, "a compression summary has no citations array",
           format!("SELECT json_object('node_id', id, 'scope', scope) FROM memory_nodes WHERE {} AND type = 'concept' \
-                   AND json_valid(slots) AND json_extract(slots, '$.summary_kind') = 'compression_rollup' \
-                   AND coalesce(json_type(slots, '$.citations'), '') <> 'array'", f("scope"))),
+                   AND {} AND NOT {}", f("scope"), rollup(""), json_sql::is_array(d, "slots", "citations"))),
         c("compression_citation_node_missing", Warning, Scope, "a compression summary cites a node that is gone",
-          format!("SELECT json_object('node_id', n.id, 'scope', n.scope, 'cited', json_extract(j.value, '$.node_id')) \
-                   FROM memory_nodes n, json_each(n.slots, '$.citations') j WHERE {} AND n.type = 'concept' \
-                   AND json_valid(n.slots) AND json_extract(n.slots, '$.summary_kind') = 'compression_rollup' \
-                   AND json_type(n.slots, '$.citations') = 'array' \
-                   AND NOT EXISTS (SELECT 1 FROM memory_nodes m WHERE m.id = json_extract(j.value, '$.node_id') AND m.scope = n.scope)",
-                  f("n.scope"))),
+          format!("SELECT json_object('node_id', n.id, 'scope', n.scope, 'cited', {cited}) \
+                   FROM memory_nodes n, {elements} WHERE {} AND n.type = 'concept' AND {} AND {} \
+                   AND NOT EXISTS (SELECT 1 FROM memory_nodes m WHERE m.id = {cited} AND m.scope = n.scope)",
+                  f("n.scope"), rollup("n."), json_sql::is_array(d, "n.slots", "citations"),
+                  cited = json_sql::element_text(d, "j", "node_id"),
+                  elements = json_sql::array_elements(d, "n.slots", "citations", "j"))),
         // ---- lanes and rules ----
         c("private_lane_without_owner", Warning, Scope, "a private memory (not a rule) has no owner agent or team: only find by id reaches it",
           format!("SELECT json_object('node_id', id, 'scope', scope, 'type', type) FROM memory_nodes WHERE {} \
@@ -131,8 +147,16 @@ fn sql_checks(o: &Options) -> Vec<SqlCheck> {
                    AND type = 'rule' AND memory_lane = 'private' AND owner_agent_id IS NULL AND owner_team_id IS NULL", f("scope"))),
         c("private_rule_owner_constraint_not_validated", Error, Scope,
           "memory_nodes lacks the CHECK that a private rule has an owner (the table was altered by hand)",
-          "SELECT json_object('table', 'memory_nodes') FROM sqlite_master WHERE type = 'table' AND name = 'memory_nodes' \
-           AND instr(sql, 'CHECK (type <> ''rule'' OR memory_lane <> ''private''') = 0".to_string()),
+          match d {
+              Dialect::Sqlite => "SELECT json_object('table', 'memory_nodes') FROM sqlite_master WHERE type = 'table' \
+                  AND name = 'memory_nodes' AND instr(sql, 'CHECK (type <> ''rule'' OR memory_lane <> ''private''') = 0".to_string(),
+              // PostgreSQL keeps the CHECK as a constraint of its own, spelled
+              // back with its own parentheses and casts.
+              Dialect::Postgres => "SELECT json_object('table', 'memory_nodes') WHERE NOT EXISTS (SELECT 1 FROM pg_constraint \
+                  WHERE conrelid = 'memory_nodes'::regclass AND contype = 'c' \
+                  AND strpos(pg_get_constraintdef(oid), 'memory_lane <> ''private''') > 0 \
+                  AND strpos(pg_get_constraintdef(oid), 'owner_agent_id IS NOT NULL') > 0)".to_string(),
+          }),
         c("rule_scope_target_missing", Error, Scope, "an agent or team rule names no target agent or team",
           format!("SELECT json_object('rule_node_id', rule_node_id, 'scope', scope, 'rule_scope', rule_scope) FROM memory_rule_defs \
                    WHERE {} AND ((rule_scope = 'agent' AND coalesce(target_agent_id, '') = '') \
@@ -174,23 +198,23 @@ fn sql_checks(o: &Options) -> Vec<SqlCheck> {
         c("cross_tenant_edge_scope_mismatch", Error, CrossTenant, "an edge joins nodes of different tenants",
           format!("SELECT json_object('edge_id', e.id, 'scope', e.scope, 'src_scope', s.scope, 'dst_scope', d.scope) \
                    FROM memory_edges e JOIN memory_nodes s ON s.id = e.src_id JOIN memory_nodes d ON d.id = e.dst_id \
-                   WHERE {} <> {} OR {} <> {}", tenant_of("e.scope"), tenant_of("s.scope"), tenant_of("e.scope"), tenant_of("d.scope"))),
+                   WHERE {} <> {} OR {} <> {}", tenant_of(d, "e.scope"), tenant_of(d, "s.scope"), tenant_of(d, "e.scope"), tenant_of(d, "d.scope"))),
         c("cross_tenant_rule_def_scope_mismatch", Error, CrossTenant, "a rule definition and its rule node belong to different tenants",
           format!("SELECT json_object('rule_node_id', d.rule_node_id, 'scope', d.scope, 'node_scope', n.scope) \
                    FROM memory_rule_defs d JOIN memory_nodes n ON n.id = d.rule_node_id WHERE {} <> {}",
-                  tenant_of("d.scope"), tenant_of("n.scope"))),
+                  tenant_of(d, "d.scope"), tenant_of(d, "n.scope"))),
         c("cross_tenant_rule_feedback_scope_mismatch", Error, CrossTenant, "rule feedback and its rule belong to different tenants",
           format!("SELECT json_object('feedback_id', fb.id, 'scope', fb.scope, 'rule_scope', n.scope) \
                    FROM memory_rule_feedback fb JOIN memory_nodes n ON n.id = fb.rule_node_id WHERE {} <> {}",
-                  tenant_of("fb.scope"), tenant_of("n.scope"))),
+                  tenant_of(d, "fb.scope"), tenant_of(d, "n.scope"))),
         c("cross_tenant_outbox_scope_mismatch", Error, CrossTenant, "a derivation job names another tenant's commit",
           format!("SELECT json_object('job_id', o.id, 'scope', o.scope, 'commit_scope', c.scope) \
                    FROM memory_outbox o JOIN memory_commits c ON c.id = o.commit_id WHERE {} <> {}",
-                  tenant_of("o.scope"), tenant_of("c.scope"))),
+                  tenant_of(d, "o.scope"), tenant_of(d, "c.scope"))),
         c("cross_tenant_commit_parent_scope_mismatch", Error, CrossTenant, "a commit's parent belongs to another tenant",
           format!("SELECT json_object('commit_id', c.id, 'scope', c.scope, 'parent_scope', p.scope) \
                    FROM memory_commits c JOIN memory_commits p ON p.id = c.parent_id WHERE {} <> {}",
-                  tenant_of("c.scope"), tenant_of("p.scope"))),
+                  tenant_of(d, "c.scope"), tenant_of(d, "p.scope"))),
         SqlCheck { needs: cairn_control_plane::schema::COMPONENT, ..c("api_keys_live_for_inactive_tenant", Error, CrossTenant,
           "an API key still works for a suspended or torn-down tenant: revoke it (POST /v1/admin/control/api-keys/:id/revoke)",
           format!("SELECT json_object('key_id', k.id, 'tenant_id', k.tenant_id, 'key_prefix', k.key_prefix, 'tenant_status', t.status, \
@@ -209,14 +233,19 @@ fn run_sql(db: &dyn Sql, c: &SqlCheck, o: &Options) -> CheckResult {
 /// their JSON objects.
 fn count_and_sample(db: &dyn Sql, rows: &str, o: &Options) -> Result<(i64, Vec<Value>), ApiError> {
     let count_sql = match o.mode {
-        Mode::Full => format!("SELECT count(*) FROM ({rows})"),
-        Mode::Fast => format!("SELECT count(*) FROM ({rows} LIMIT {FAST_COUNT_CAP})"),
+        Mode::Full => format!("SELECT count(*) FROM ({rows}) AS found"),
+        Mode::Fast => format!("SELECT count(*) FROM ({rows} LIMIT {FAST_COUNT_CAP}) AS found"),
     };
     let count = db.query_one(&count_sql, &[])?.map(|r| r.int(0)).unwrap_or(0);
     let sample = if count == 0 {
         vec![]
     } else {
-        db.query(&format!("{rows} LIMIT {}", o.sample), &[])?
+        // In the objects' byte order, the same on every backend.
+        let sorted = match db.dialect() {
+            Dialect::Sqlite => format!("SELECT * FROM ({rows}) AS found ORDER BY 1"),
+            Dialect::Postgres => format!("SELECT o FROM ({rows}) AS found (o) ORDER BY o COLLATE \"C\""),
+        };
+        db.query(&format!("{sorted} LIMIT {}", o.sample), &[])?
             .iter()
             .map(|r| r.text(0).and_then(|t| serde_json::from_str(t).ok()).unwrap_or(Value::Null))
             .collect()
@@ -267,20 +296,44 @@ fn skipped(name: &'static str, severity: Severity, note: &str, component: &str) 
     }
 }
 
+/// Runs one check so that its failure (reported in its result) does not
+/// fail the next: on PostgreSQL an error aborts the whole transaction, so
+/// each check runs inside a savepoint, rolled back when the check failed.
+fn guarded(db: &dyn Sql, check: &dyn Fn() -> CheckResult) -> CheckResult {
+    if db.dialect() == Dialect::Sqlite {
+        return check();
+    }
+    if let Err(e) = db.exec("SAVEPOINT cairn_check", &[]) {
+        let mut r = check();
+        r.error.get_or_insert(e.message);
+        return r;
+    }
+    let r = check();
+    if r.error.is_some() {
+        let _ = db.exec("ROLLBACK TO SAVEPOINT cairn_check", &[]);
+    }
+    let _ = db.exec("RELEASE SAVEPOINT cairn_check", &[]);
+    r
+}
+
 /// Every check of `o.check_set`, in a fixed order.
 pub fn run_all(db: &dyn Sql, o: &Options) -> Vec<CheckResult> {
     let p = present(db);
     let mut out = Vec::new();
     let kernel = |out: &mut Vec<CheckResult>, name, severity, note: &str, f: &dyn Fn() -> CheckResult| {
-        out.push(if p.kernel { f() } else { skipped(name, severity, note, "kernel") });
+        out.push(if p.kernel { guarded(db, f) } else { skipped(name, severity, note, "kernel") });
     };
     if o.check_set.includes(CheckSet::Scope) {
-        out.push(schema_current(db));
+        out.push(guarded(db, &|| schema_current(db)));
         kernel(&mut out, "commit_chain_broken", Severity::Error, "commit chains", &|| commit_chains(db, o));
     }
-    for c in sql_checks(o).iter().filter(|c| o.check_set.includes(c.set)) {
+    for c in sql_checks(db.dialect(), o).iter().filter(|c| o.check_set.includes(c.set)) {
         let component_present = if c.needs == cairn_control_plane::schema::COMPONENT { p.control } else { p.kernel };
-        out.push(if component_present { run_sql(db, c, o) } else { skipped(c.name, c.severity, c.note, c.needs) });
+        out.push(if component_present {
+            guarded(db, &|| run_sql(db, c, o))
+        } else {
+            skipped(c.name, c.severity, c.note, c.needs)
+        });
     }
     if o.check_set.includes(CheckSet::Scope) {
         kernel(&mut out, "embedding_model_invalid_for_ready", Severity::Error, "model labels", &|| {
@@ -291,7 +344,7 @@ pub fn run_all(db: &dyn Sql, o: &Options) -> Vec<CheckResult> {
     if o.check_set.includes(CheckSet::CrossTenant) {
         kernel(&mut out, "tenant_scope_key_malformed", Severity::Error, "scope keys", &|| scope_keys(db, o));
         out.push(if p.control {
-            audit_chain(db)
+            guarded(db, &|| audit_chain(db))
         } else {
             skipped("control_audit_chain_broken", Severity::Error, "the audit chain", "control")
         });
@@ -379,7 +432,7 @@ fn embedding_models(db: &dyn Sql, o: &Options) -> CheckResult {
             &format!(
                 "SELECT m, count(*) FROM (SELECT embedding_model AS m FROM memory_nodes WHERE {} AND embedding_status = 'ready' \
                  AND embedding IS NOT NULL AND trim(coalesce(embedding_model, '')) <> '' \
-                 UNION ALL SELECT model FROM memory_derived_vectors WHERE {} AND trim(model) <> '') GROUP BY m",
+                 UNION ALL SELECT model FROM memory_derived_vectors WHERE {} AND trim(model) <> '') AS labels GROUP BY m",
                 o.filter.sql("scope"),
                 o.filter.sql("scope")
             ),
@@ -405,13 +458,16 @@ fn full_text_index(db: &dyn Sql, o: &Options) -> CheckResult {
         if !cairn_memory::recall::lexical::available(db)? {
             return Ok((0, vec![]));
         }
+        let indexed = match db.dialect() {
+            Dialect::Sqlite => "EXISTS (SELECT 1 FROM memory_nodes_fts f WHERE f.rowid = n.rowid)",
+            Dialect::Postgres => "EXISTS (SELECT 1 FROM memory_lexemes l WHERE l.node_rowid = n.rowid)",
+        };
         let rows = format!(
             "SELECT json_object('node_id', n.id, 'scope', n.scope) FROM memory_nodes n WHERE {} AND n.seq IS NOT NULL \
-             AND trim(coalesce(n.title, '') || coalesce(n.text_summary, '')) <> '' \
-             AND NOT EXISTS (SELECT 1 FROM memory_nodes_fts f WHERE f.rowid = n.rowid)",
+             AND trim(coalesce(n.title, '') || coalesce(n.text_summary, '')) <> '' AND NOT {indexed}",
             o.filter.sql("n.scope")
         );
-        count_and_sample(db, &rows, o)
+        count_and_sample(db, &json_sql::objects_for(db.dialect(), &rows), o)
     })();
     finish(
         "fts_index_missing_rows",
@@ -494,7 +550,10 @@ mod tests {
     fn tenant_expression_reads_the_prefix() {
         let db = cairn_spin::native_sqlite::NativeSqlite::in_memory();
         let t = |k: &str| {
-            db.query_one(&format!("SELECT {}", tenant_of(&format!("'{k}'"))), &[]).unwrap().unwrap().string(0)
+            db.query_one(&format!("SELECT {}", tenant_of(Dialect::Sqlite, &format!("'{k}'"))), &[])
+                .unwrap()
+                .unwrap()
+                .string(0)
         };
         assert_eq!(t("tenant:acme::scope:s"), "acme");
         assert_eq!(t("default"), "");

@@ -120,15 +120,6 @@ impl Report {
 
 /// Runs every check of `opts.check_set` in one read transaction.
 pub fn run(db: &dyn Sql, opts: &Options) -> Result<Report, cairn_core::ApiError> {
-    // The checks read the stored JSON with SQLite's JSON functions and its
-    // catalog; their PostgreSQL spelling is not written yet.
-    if db.dialect() == cairn_spin::sql::Dialect::Postgres {
-        return Err(cairn_core::ApiError::new(
-            501,
-            "not_supported_on_backend",
-            "the consistency checks (and the health gate, which runs them) are not ported to PostgreSQL yet; see docs/postgres.md",
-        ));
-    }
     let checks = read_txn(db, |db| Ok(checks::run_all(db, opts)))?;
     Ok(Report { options: opts.clone(), checks })
 }

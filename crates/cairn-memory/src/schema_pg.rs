@@ -269,6 +269,17 @@ pub const MIGRATIONS: &[&[&str]] = &[
         )"#,
         r#"CREATE INDEX IF NOT EXISTS memory_lexemes_node ON memory_lexemes (node_rowid)"#,
         r#"UPDATE memory_features SET enabled = 1 WHERE name = 'lexical_index'"#,
+        // SQLite's json_valid, for statements that read stored JSON in bulk
+        // (`cairn_spin::json_sql`: the consistency checks): PostgreSQL 15
+        // has no such test, and a bad cast aborts the transaction.
+        r#"CREATE OR REPLACE FUNCTION cairn_json_valid(doc text) RETURNS boolean LANGUAGE plpgsql IMMUTABLE AS $$
+        BEGIN
+            PERFORM doc::jsonb;
+            RETURN doc IS NOT NULL;
+        EXCEPTION WHEN others THEN
+            RETURN false;
+        END
+        $$"#,
     ],
 ];
 

@@ -12,6 +12,7 @@
 //! - `embeddings` (wasm only): `fermyon:spin/llm@2.0.0` `generate-embeddings`;
 //! - `wasi_env` (wasm only): the clock and random ids.
 
+pub mod json_sql;
 pub mod migrations;
 #[cfg(feature = "native-postgres")]
 pub mod native_postgres;

@@ -39,6 +39,14 @@ pub struct CoreGateArgs {
     /// The server's data dir: the gate proves the server serves its database.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// The server's PostgreSQL database (as `cairn up --database-url`): the
+    /// gate proves the server serves it. Given, it is the database probed,
+    /// as a job on a data dir works on it.
+    #[arg(long, env = "CAIRN_DATABASE_URL")]
+    database_url: Option<String>,
+    /// CA certificates for `sslmode=require` (as `cairn up`).
+    #[arg(long, env = "CAIRN_DATABASE_CA_FILE")]
+    database_ca_file: Option<PathBuf>,
     /// The tier the gate tenant is provisioned at (default: the tier with
     /// the highest write quota, so quotas do not throttle the perf step).
     #[arg(long)]
@@ -238,9 +246,24 @@ async fn local_target_hash(data_dir: &Path) -> Result<String> {
     let mut rows = conn.query("SELECT id FROM memory_instance LIMIT 1", ()).await?;
     let Some(row) = rows.next().await? else { bail!("{} has no database id yet (start its server once)", path.display()) };
     let id: String = row.get(0)?;
-    // Mirrors cairn_memory::schema::database_target_hash (the host cannot
-    // link the kernel crate); http_basics checks both sides agree.
-    Ok(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!("cairn-database:{id}"))))
+    Ok(target_hash_of(&id))
+}
+
+/// [`local_target_hash`] of a PostgreSQL database.
+async fn postgres_target_hash(url: &str, ca_file: Option<&Path>) -> Result<String> {
+    let pg = crate::postgres::PostgresCapability::with_tls(1, crate::postgres::tls_config(ca_file)?);
+    let client = pg.connect(url).await.map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let Some(row) = client.query_opt("SELECT id FROM memory_instance LIMIT 1", &[]).await? else {
+        bail!("the database has no database id yet (start its server once)")
+    };
+    let id: String = row.get(0);
+    Ok(target_hash_of(&id))
+}
+
+/// Mirrors cairn_memory::schema::database_target_hash (the host cannot
+/// link the kernel crate); http_basics checks both sides agree.
+fn target_hash_of(id: &str) -> String {
+    hex::encode(<sha2::Sha256 as sha2::Digest>::digest(format!("cairn-database:{id}")))
 }
 
 /// The tier with the highest write rps (the gate tenant's, unless given).
@@ -286,10 +309,19 @@ pub async fn run(a: CoreGateArgs) -> Result<()> {
     checks.push(Check::error("api_probe", api_ok, probe_detail));
 
     // 2. The right database.
-    if let Some(data_dir) = &a.data_dir {
-        let local = local_target_hash(data_dir).await;
-        let detail = json!({"data_dir": data_dir, "local_hash": local.as_ref().ok(), "api_hash": api_hash,
-                            "error": local.as_ref().err().map(|e| format!("{e:#}"))});
+    let local = match (&a.database_url, &a.data_dir) {
+        // The URL is not recorded: it may carry a password.
+        (Some(url), _) => Some((
+            json!({"database": "postgres"}),
+            postgres_target_hash(url, a.database_ca_file.as_deref()).await,
+        )),
+        (None, Some(dir)) => Some((json!({"data_dir": dir}), local_target_hash(dir).await)),
+        (None, None) => None,
+    };
+    if let Some((mut detail, local)) = local {
+        detail["local_hash"] = json!(local.as_ref().ok());
+        detail["api_hash"] = json!(api_hash);
+        detail["error"] = json!(local.as_ref().err().map(|e| format!("{e:#}")));
         record("db_probe", "01_db_probe.json", &detail, &mut files)?;
         checks.push(Check::error("db_target_match", local.as_ref().ok() == api_hash.as_ref() && api_hash.is_some(), detail));
     }
