@@ -108,14 +108,16 @@ pub fn draw(db: &dyn Sql, tenant: &str, class: &str, l: Limits, now_ms: i64) -> 
              RETURNING tokens, granted"
         ),
         // A rate below 1e-12 tokens/s refills nothing in any bucket's
-        // lifetime; held there, the product cannot underflow (PostgreSQL
-        // refuses a float product that rounds to zero).
+        // lifetime, and one above 1e12 refills any bucket at once; held
+        // between the two, the product can neither underflow nor overflow
+        // (PostgreSQL refuses a float product that rounds to zero or to
+        // infinity; SQLite would carry the infinity).
         &[
             tenant.into(),
             class.into(),
             SqlValue::Real(l.burst),
             SqlValue::Integer(now_ms),
-            SqlValue::Real(l.rps.max(1e-12)),
+            SqlValue::Real(l.rps.clamp(1e-12, 1e12)),
         ],
     )?;
     let Some(r) = row else { return Err(ApiError::internal("quota bucket draw returned no row")) };
