@@ -216,18 +216,7 @@ pub fn backfill(db: &dyn Sql) -> Result<(), ApiError> {
         let Some(last) = rows.last() else { return Ok(()) };
         after = last.int(0);
         for r in &rows {
-            let (scope, title, text) = (r.text(1).unwrap_or_default(), r.text(2), r.text(3));
-            if db.dialect() == Dialect::Postgres {
-                index_node(db, r.text(4).unwrap_or_default(), scope, title, text)?;
-                continue;
-            }
-            let doc = document(scope, title, text);
-            if !doc.is_empty() {
-                db.exec(
-                    "INSERT INTO memory_nodes_fts (rowid, body) VALUES (?, ?)",
-                    &[SqlValue::Integer(r.int(0)), doc.into()],
-                )?;
-            }
+            index_node(db, r.text(4).unwrap_or_default(), r.text(1).unwrap_or_default(), r.text(2), r.text(3))?;
         }
     }
 }
