@@ -133,6 +133,12 @@ pub struct AppArgs {
     /// the `database_url` and `database_host` variables.
     #[arg(long, env = "CAIRN_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// A second PostgreSQL for the tenants of tiers placed there
+    /// (`resource_caps.store: postgres`, `driver_flags.store_connection:
+    /// tenant_database_url`; docs/postgres.md): sets the
+    /// `tenant_database_url` and `tenant_database_host` variables.
+    #[arg(long, env = "CAIRN_TENANT_DATABASE_URL", hide_env_values = true)]
+    pub tenant_database_url: Option<String>,
     /// PEM certificates of the CA a PostgreSQL server's certificate chains
     /// to, besides Mozilla's roots (for `sslmode=require`, which verifies).
     #[arg(long, env = "CAIRN_DATABASE_CA_FILE")]
@@ -276,9 +282,11 @@ pub fn app_variables(
     if let Some(t) = &args.admin_token {
         cli_vars.insert("admin_token".into(), t.clone());
     }
-    if let Some(url) = args.database_url.as_deref().filter(|u| !u.trim().is_empty()) {
-        cli_vars.insert("database_host".into(), postgres::grant_for(url)?);
-        cli_vars.insert("database_url".into(), url.to_string());
+    for (url, prefix) in [(&args.database_url, ""), (&args.tenant_database_url, "tenant_")] {
+        if let Some(url) = url.as_deref().filter(|u| !u.trim().is_empty()) {
+            cli_vars.insert(format!("{prefix}database_host"), postgres::grant_for(url)?);
+            cli_vars.insert(format!("{prefix}database_url"), url.to_string());
+        }
     }
     let mut variables = variables::AppVariables::resolve(manifest, tier_vars, std::env::vars(), &cli_vars)?;
     if let Some(addr) = listen
@@ -316,6 +324,10 @@ pub async fn load_app_with(args: &AppArgs, data_dir: &Path, listen: Option<Socke
     tier_vars.insert("memory_recall_audit".into(), "host".into());
     tracing::info!(embedder = %embedder.label(), dims, "embedder configured");
     let variables = app_variables(args, &manifest, &tier_vars, listen)?;
+    let placed = tiers::check_placements(|n| variables.get(n).map(str::to_string))?;
+    if !placed.is_empty() {
+        tracing::info!(?placed, "tiers storing apart from the home store");
+    }
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating data dir {}", data_dir.display()))?;
     let mut dbs = HashMap::new();
     dbs.insert("default".to_string(), SqliteConfig::default_in(data_dir, args.sync));

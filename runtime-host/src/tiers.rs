@@ -48,6 +48,22 @@ pub fn to_variables(yaml: &str) -> Result<BTreeMap<String, String>> {
     Ok(out)
 }
 
+/// Refuses, at start, tiers that place tenants in a store this deployment
+/// cannot open (`resource_caps.store`; docs/postgres.md). `var` reads the
+/// resolved variables. Returns `tier -> sqlite | postgres` for the tiers
+/// stored apart from the home store.
+pub fn check_placements(var: impl Fn(&str) -> Option<String>) -> Result<BTreeMap<String, &'static str>> {
+    use cairn_core::placement::{Backend, Placements, may_place};
+    let Some(doc) = var("tier_profiles").filter(|d| may_place(d)) else {
+        return Ok(BTreeMap::new());
+    };
+    let doc: Value = serde_json::from_str(&doc).context("tier_profiles is not JSON")?;
+    let fail = |e: cairn_core::ApiError| anyhow::anyhow!("{}", e.message);
+    let home =
+        Backend::from_url(&var(cairn_core::placement::DATABASE_URL_VARIABLE).unwrap_or_default()).map_err(fail)?;
+    Ok(Placements::from_tiers(&doc, home, var).map_err(fail)?.summary())
+}
+
 /// The fields every tier row must have (preflight's `tiers_file_complete`):
 /// what the components read per tier, plus what an operator reads.
 pub const REQUIRED_FIELDS: &[&str] = &[
@@ -118,6 +134,31 @@ mod tests {
         let expected = json_file(&config.join("tiers.yaml")).unwrap();
         let shipped = std::fs::read_to_string(config.join("tiers.json")).unwrap_or_default();
         assert!(shipped == expected, "config/tiers.json is out of date with config/tiers.yaml: run `make tiers-json`");
+    }
+
+    #[test]
+    fn placements_are_checked_at_start_against_the_variables() {
+        let vars = to_variables(
+            "default_tier: solo\ntiers:\n  solo: {resource_caps: {store: sqlite}}\n  team: {resource_caps: {store: postgres}, driver_flags: {store_connection: tenant_database_url}}\n",
+        )
+        .unwrap();
+        let with = |url: &'static str| {
+            let vars = vars.clone();
+            move |n: &str| match n {
+                "tenant_database_url" => Some(url.to_string()).filter(|u| !u.is_empty()),
+                _ => vars.get(n).cloned(),
+            }
+        };
+        let placed = check_placements(with("postgres://cairn@db:5432/t")).unwrap();
+        // The home store is SQLite (no database_url): solo stays home.
+        assert_eq!(placed, BTreeMap::from([("team".to_string(), "postgres")]));
+        let e = check_placements(with("")).unwrap_err().to_string();
+        assert!(e.contains("tier team stores in postgres, but the variable tenant_database_url is empty"), "{e}");
+        let shipped = load(&crate::repo_root().join("config/tiers.yaml")).unwrap();
+        assert!(
+            check_placements(|n| shipped.get(n).cloned()).unwrap().is_empty(),
+            "the shipped tiers all store at home"
+        );
     }
 
     #[test]

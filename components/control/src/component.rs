@@ -2,7 +2,9 @@
 //! database (`cairn_spin::store`), reads the tier profiles from Spin variables.
 
 use cairn_control_plane::admin::{self, AdminCtx};
+use cairn_control_plane::placement;
 use cairn_core::ApiError;
+use cairn_spin::sql::Sql;
 use cairn_spin::store::{self, Store};
 use cairn_spin::wasi_env::{now_ms, random};
 
@@ -35,11 +37,15 @@ fn billing_disabled() -> bool {
 /// The tier a tenant is on: its own, else `default_tier`; `solo` when
 /// billing is disabled.
 fn tenant_tier(db: &Store, tenant_id: &str) -> Result<String, Error> {
-    if billing_disabled() {
-        return Ok(cairn_control_plane::provisioning::FLOOR_TIER.to_string());
-    }
-    let stored = cairn_control_plane::tiers::stored_tier(db, tenant_id).map_err(to_wit)?;
-    Ok(stored.unwrap_or_else(|| cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into())))
+    let default_tier = cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into());
+    let rule = placement::TierRule { billing_disabled: billing_disabled(), default_tier: &default_tier };
+    placement::tenant_tier(db, rule, tenant_id).map_err(to_wit)
+}
+
+/// The store of a tenant's memories, when its tier places it apart from
+/// the home store `home`.
+fn tenant_store(home: &Store, tenant_id: &str) -> Result<Option<Box<dyn Sql>>, ApiError> {
+    Ok(placement::tenant_store(home, || Some(tenant_id.to_string()))?.map(|s| Box::new(s) as Box<dyn Sql>))
 }
 
 impl Guest for Control {
@@ -62,6 +68,7 @@ impl Guest for Control {
         let profiles = cairn_spin::variables::get("tier_profiles");
         let default_tier = cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into());
         let default_tenant = cairn_spin::variables::get("memory_tenant_id").unwrap_or_else(|| "default".into());
+        let open_tenant_store = |tenant: &str| tenant_store(&db, tenant);
         let actx = AdminCtx {
             request_id: &ctx.request_id,
             now_ms: now_ms(),
@@ -72,6 +79,7 @@ impl Guest for Control {
             default_tenant_id: &default_tenant,
             alert_loopback_targets: cairn_spin::variables::get("alert_loopback_targets")
                 .is_some_and(|v| v.trim() == "true"),
+            tenant_store: Some(&open_tenant_store),
         };
         admin::route(&db, &actx, &method, &path, &query, &body).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
@@ -79,11 +87,19 @@ impl Guest for Control {
     fn admit(tenant_id: String, classes: Vec<String>, stores: bool) -> Result<(), Error> {
         let db = store::open().map_err(to_wit)?;
         let now = cairn_core::time_fmt::rfc3339_millis(now_ms());
-        if stores {
-            // The storage count lives in the kernel's schema.
-            cairn_memory::schema::ensure(&db, &now).map_err(to_wit)?;
-        }
         cairn_control_plane::schema::ensure(&db, &now).map_err(to_wit)?;
+        // The storage count lives in the kernel's schema, in the store of
+        // the tenant's memories (home unless its tier places it apart).
+        let apart =
+            if stores { placement::tenant_store(&db, || Some(tenant_id.clone())).map_err(to_wit)? } else { None };
+        let memories: Option<&dyn Sql> = match (&apart, stores) {
+            (Some(s), _) => Some(s),
+            (None, true) => Some(&db),
+            (None, false) => None,
+        };
+        if let Some(m) = memories {
+            cairn_memory::schema::ensure(m, &now).map_err(to_wit)?;
+        }
         let tier = tenant_tier(&db, &tenant_id)?;
         let profiles: Option<serde_json::Value> =
             cairn_spin::variables::get("tier_profiles").and_then(|p| serde_json::from_str(&p).ok());
@@ -94,7 +110,7 @@ impl Guest for Control {
             &db,
             &tenant_id,
             &classes,
-            stores,
+            memories,
             profile,
             &default_tenant,
             &now_ms,

@@ -6,6 +6,7 @@
 //!   `/v1/admin/control/health-gate`, all behind the admin token;
 //! - the `cairn:derive/derive` export, which `cairn job ...` calls directly.
 
+use cairn_control_plane::placement;
 use cairn_core::ApiError;
 use cairn_derive::embedder::{EmbedFailure, Embedder};
 use cairn_derive::http_routes::{DeriveRoute, match_route};
@@ -61,63 +62,123 @@ impl Embedder for SpinEmbedder {
     }
 }
 
+/// The home store, migrated.
 fn open() -> Result<Store, ApiError> {
     let db = store::open()?;
-    let now = cairn_core::time_fmt::rfc3339_millis(now_ms());
-    cairn_derive::ensure_schemas(&db, &now)?;
+    cairn_derive::ensure_schemas(&db, &now_text())?;
     Ok(db)
+}
+
+fn now_text() -> String {
+    cairn_core::time_fmt::rfc3339_millis(now_ms())
+}
+
+/// A store a tier places tenants in, migrated: it holds the kernel's
+/// schema only (the control plane is the home store's).
+fn apart_migrated(db: Store) -> Result<Store, ApiError> {
+    cairn_derive::ensure_apart_schema(&db, &now_text())?;
+    Ok(db)
+}
+
+/// The home store, and the store of a tenant's memories when its tier
+/// places it apart (`cairn_core::placement`).
+struct TenantStores {
+    home: Store,
+    apart: Option<Store>,
+}
+
+impl TenantStores {
+    /// Where the tenant's memories are.
+    fn memories(&self) -> &Store {
+        self.apart.as_ref().unwrap_or(&self.home)
+    }
+
+    /// The home store when the memories are apart from it.
+    fn home_if_apart(&self) -> Option<&dyn cairn_spin::sql::Sql> {
+        self.apart.as_ref().map(|_| &self.home as &dyn cairn_spin::sql::Sql)
+    }
+}
+
+/// [`TenantStores`] of a tenant (`None`: the default tenant), migrated
+/// when `migrate` (the read-only checks do not migrate, except that
+/// finding a placed tenant's tier brings the home control schema current).
+fn open_for(tenant: Option<String>, migrate: bool) -> Result<TenantStores, ApiError> {
+    let home = if migrate { open()? } else { store::open()? };
+    let apart = placement::tenant_store(&home, || tenant)?;
+    let apart = if migrate { apart.map(apart_migrated).transpose()? } else { apart };
+    Ok(TenantStores { home, apart })
+}
+
+/// The tenant a parsed body names.
+fn tenant_in(body: &Value) -> Option<String> {
+    body.get("tenant_id").and_then(Value::as_str).map(str::to_string)
 }
 
 fn parse(body: &str) -> Result<Value, ApiError> {
     cairn_derive::parse_body(body)
 }
 
+/// One tick of every store in use (the home store first; the options,
+/// such as `max_jobs`, apply to each), reported as their sum.
 fn run_tick(body: &Value) -> Result<Value, ApiError> {
-    let db = open()?;
     let s = settings();
     let opts = TickOptions::parse(body, &s)?;
     let embedder = SpinEmbedder::new(&s);
-    let rep = tick::tick(&db, &s, &embedder, &opts, &now_ms, random_uuid)?;
-    Ok(rep.to_json())
+    let mut stores = placement::all_stores()?.into_iter();
+    let home = stores.next().expect("the home store comes first");
+    cairn_derive::ensure_schemas(&home, &now_text())?;
+    let mut report = tick::tick(&home, None, &s, &embedder, &opts, &now_ms, random_uuid)?;
+    let mut count = 1;
+    for db in stores {
+        let db = apart_migrated(db)?;
+        report.absorb(tick::tick(&db, Some(&home), &s, &embedder, &opts, &now_ms, random_uuid)?);
+        count += 1;
+    }
+    let mut out = report.to_json();
+    out["stores"] = count.into();
+    Ok(out)
 }
 
 fn replay(body: &Value, actor: &str, request_id: &str) -> Result<Value, ApiError> {
-    let db = open()?;
+    let stores = open_for(tenant_in(body), true)?;
     let caller = Caller { actor, request_id: Some(request_id), event_id: random_uuid() };
-    outbox_admin::replay(&db, &settings(), body, &caller, now_ms())
+    outbox_admin::replay(stores.memories(), stores.home_if_apart(), &settings(), body, &caller, now_ms())
 }
 
 fn rebuild(body: &Value) -> Result<Value, ApiError> {
-    let db = open()?;
-    let s = settings();
-    let mut out = cairn_derive::rebuild::rebuild(&db, &s, body, now_ms())?;
-    out["pending_jobs"] = cairn_derive::rebuild::pending_in_scope(&db, &s, body)?.into();
+    let stores = open_for(tenant_in(body), true)?;
+    let (db, s) = (stores.memories(), settings());
+    let mut out = cairn_derive::rebuild::rebuild(db, &s, body, now_ms())?;
+    out["pending_jobs"] = cairn_derive::rebuild::pending_in_scope(db, &s, body)?.into();
     Ok(out)
 }
 
 /// The consistency check: read-only, so the schema is not migrated first
 /// (a database behind this build is reported, not changed).
+/// It checks the store of the tenant the body names (home unless placed
+/// apart), or the home store when it names none.
 fn consistency_check(body: &Value) -> Result<Value, ApiError> {
-    let db = store::open()?;
+    let stores = open_for(tenant_in(body), false)?;
     let s = settings();
     let limits = cairn_consistency::options::OutboxLimits {
         max_attempts: s.max_attempts,
         claim_timeout_ms: s.claim_timeout_ms,
     };
     let opts = cairn_consistency::Options::parse(body, &s.kernel.defaults, limits, now_ms())?;
-    Ok(cairn_consistency::run(&db, &opts)?.to_json())
+    Ok(cairn_consistency::run(stores.memories(), &opts)?.to_json())
 }
 
 /// The health gate (read-only like the check), probing the embedder with
 /// one text.
 fn health_gate(body: &Value) -> Result<Value, ApiError> {
-    let db = store::open()?;
+    let stores = open_for(tenant_in(body), false)?;
     let probe = || {
         cairn_spin::embeddings::generate(EMBEDDING_MODEL, &["cairn health gate probe".to_string()])
             .map(|v| v.first().map_or(0, Vec::len))
             .map_err(|f| f.message)
     };
-    Ok(cairn_consistency::health::run(&db, &settings(), body, now_ms(), &probe)?.json)
+    let (db, home) = (stores.memories(), stores.home_if_apart());
+    Ok(cairn_consistency::health::run(db, home, &settings(), body, now_ms(), &probe)?.json)
 }
 
 /// The control-plane verbs derivation runs for the embedding, with the
@@ -126,6 +187,9 @@ fn health_gate(body: &Value) -> Result<Value, ApiError> {
 /// `verb`: plan, record or key-usage-anomaly.
 fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, ApiError> {
     let db = store::open()?;
+    let open_tenant_store = |tenant: &str| -> Result<Option<Box<dyn cairn_spin::sql::Sql>>, ApiError> {
+        Ok(placement::tenant_store(&db, || Some(tenant.to_string()))?.map(|s| Box::new(s) as Box<dyn cairn_spin::sql::Sql>))
+    };
     let var = |k: &str| cairn_spin::variables::get(k);
     let profiles = var("tier_profiles");
     let default_tier = var("default_tier").unwrap_or_else(|| "solo".into());
@@ -139,6 +203,7 @@ fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, Api
         billing_disabled: var("billing").is_some_and(|b| b.trim() == "disabled"),
         default_tenant_id: &default_tenant,
         alert_loopback_targets: false,
+        tenant_store: Some(&open_tenant_store),
     };
     match verb {
         "plan" => cairn_control_plane::alerts::plan(&db, &ctx, body),
@@ -170,7 +235,10 @@ fn route(req: &Request, request_id: &str) -> Result<Value, ApiError> {
     let query = || cairn_core::encoding::parse_query(req.query());
     let (method, path) = (req.method().to_string(), req.path().to_string());
     match match_route(&method, &path) {
-        Ok(DeriveRoute::OutboxStatus) => outbox_admin::status(&open()?, &settings(), &query(), now_ms()),
+        Ok(DeriveRoute::OutboxStatus) => {
+            let q = query();
+            outbox_admin::status(open_for(placement::query_tenant(&q), true)?.memories(), &settings(), &q, now_ms())
+        }
         Ok(DeriveRoute::Tick) => run_tick(&body()?),
         Ok(DeriveRoute::Rebuild) => rebuild(&body()?),
         Ok(DeriveRoute::OutboxReplay) => replay(&body()?, "admin_token", request_id),
@@ -254,8 +322,8 @@ impl DeriveGuest for Derive {
         parse(&request).and_then(|b| run_tick(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
     fn outbox_status(_ctx: CallContext, query: Vec<(String, String)>) -> Result<String, cairn::common::types::Error> {
-        open()
-            .and_then(|db| outbox_admin::status(&db, &settings(), &query, now_ms()))
+        open_for(placement::query_tenant(&query), true)
+            .and_then(|db| outbox_admin::status(db.memories(), &settings(), &query, now_ms()))
             .map(|v| cairn_core::json_text(&v))
             .map_err(to_wit)
     }

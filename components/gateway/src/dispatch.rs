@@ -427,6 +427,9 @@ fn health(backend: &dyn Backend) -> Value {
         "ok": true,
         "service": "cairn",
         "memory_store_backend": store,
+        // Tiers whose tenants store apart from the home store (`tier ->
+        // sqlite | postgres`; docs/postgres.md).
+        "memory_store_placements": capabilities.get("memory_store_placements").cloned().unwrap_or_else(|| json!({})),
         // Which database this server serves (`cairn gate core --data-dir`).
         "database_target_hash": capabilities["database_target_hash"],
         "components": components,

@@ -1,11 +1,13 @@
-//! The wasm adapter: exports `cairn:memory/memory`, opens the configured
-//! database (`cairn_spin::store`) and reads settings from Spin variables.
+//! The wasm adapter: exports `cairn:memory/memory`, opens the store of the
+//! request's tenant (`cairn_control_plane::placement`: the home store
+//! unless its tier places it apart) and reads settings from Spin variables.
 
+use cairn_control_plane::placement;
 use cairn_core::ApiError;
 use cairn_memory::recall::request::Endpoint;
 use cairn_memory::settings::Settings;
 use cairn_memory::{Op, run};
-use cairn_spin::store::{self, Store};
+use cairn_spin::store::Store;
 use cairn_spin::wasi_env::{now_ms, random_uuid};
 
 wit_bindgen::generate!({
@@ -33,13 +35,21 @@ fn settings() -> Settings {
     Settings::from_lookup(cairn_spin::variables::get)
 }
 
+/// The store of the tenant a JSON body names.
+fn body_store(body: &str) -> Result<Store, Error> {
+    placement::for_tenant(|| placement::body_tenant(body)).map_err(to_wit)
+}
+
 fn call(op: Op, body: String) -> Result<String, Error> {
-    let db = store::open().map_err(to_wit)?;
+    let db = body_store(&body)?;
     run(&db, &settings(), op, &body, now_ms(), random_uuid).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
 }
 
-fn call_query(f: impl FnOnce(&Store, &Settings) -> Result<serde_json::Value, ApiError>) -> Result<String, Error> {
-    let db = store::open().map_err(to_wit)?;
+fn call_query(
+    query: &[(String, String)],
+    f: impl FnOnce(&Store, &Settings) -> Result<serde_json::Value, ApiError>,
+) -> Result<String, Error> {
+    let db = placement::for_tenant(|| placement::query_tenant(query)).map_err(to_wit)?;
     cairn_memory::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now_ms())).map_err(to_wit)?;
     f(&db, &settings()).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
 }
@@ -58,12 +68,18 @@ fn embed_query(text: &str) -> Result<Vec<f32>, ApiError> {
 }
 
 fn recall_call(ctx: CallContext, request: String, endpoint: Endpoint) -> Result<RecallAnswer, Error> {
-    let db = store::open().map_err(to_wit)?;
+    let (db, apart) = placement::open_tenant(|| placement::body_tenant(&request)).map_err(to_wit)?;
     let now = now_ms();
     let run = || {
         let body = cairn_memory::parse_body(&request)?;
         cairn_memory::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now))?;
-        cairn_memory::recall::recall(&db, &settings(), &body, endpoint, ctx.admin, &embed_query, now)
+        let mut settings = settings();
+        if apart {
+            // The host batches audit rows into the home store; a tenant
+            // placed apart keeps them beside its memories instead.
+            settings.recall_audit = cairn_memory::settings::AuditSink::Inline;
+        }
+        cairn_memory::recall::recall(&db, &settings, &body, endpoint, ctx.admin, &embed_query, now)
     };
     run()
         .map(|a| RecallAnswer {
@@ -82,18 +98,21 @@ impl Guest for Kernel {
         }
     }
     fn capabilities() -> Result<String, Error> {
-        call_query(|db, _| {
-            let backend = match cairn_spin::sql::Sql::dialect(db) {
-                cairn_spin::sql::Dialect::Sqlite => "sqlite",
-                cairn_spin::sql::Dialect::Postgres => "postgres",
-            };
+        // The home store's, and which tiers store elsewhere (names of
+        // backends, never URLs).
+        let run = || {
+            let db = cairn_spin::store::open()?;
+            cairn_memory::schema::ensure(&db, &cairn_core::time_fmt::rfc3339_millis(now_ms()))?;
+            let placed = cairn_spin::store::placements()?.map(|p| p.summary()).unwrap_or_default();
             Ok(serde_json::json!({
-                "memory_store_backend": backend,
-                "lexical_index": cairn_memory::recall::lexical::available(db)?,
-                "database_target_hash": cairn_memory::schema::database_id(db)?
+                "memory_store_backend": cairn_spin::sql::Sql::dialect(&db).name(),
+                "memory_store_placements": placed,
+                "lexical_index": cairn_memory::recall::lexical::available(&db)?,
+                "database_target_hash": cairn_memory::schema::database_id(&db)?
                     .map(|id| cairn_memory::schema::database_target_hash(&id)),
             }))
-        })
+        };
+        run().map(|v: serde_json::Value| cairn_core::json_text(&v)).map_err(to_wit)
     }
     fn write(_ctx: CallContext, request: String) -> Result<String, Error> {
         call(Op::Write, request)
@@ -118,7 +137,7 @@ impl Guest for Kernel {
         session_id: String,
         query: Vec<(String, String)>,
     ) -> Result<String, Error> {
-        call_query(|db, s| cairn_memory::sessions::list_events(db, s, &session_id, &query))
+        call_query(&query, |db, s| cairn_memory::sessions::list_events(db, s, &session_id, &query))
     }
     fn export_pack(_ctx: CallContext, request: String) -> Result<String, Error> {
         call(Op::ExportPack, request)
@@ -127,7 +146,7 @@ impl Guest for Kernel {
         call(Op::ImportPack, request)
     }
     fn list_commits(_ctx: CallContext, query: Vec<(String, String)>) -> Result<String, Error> {
-        call_query(|db, s| cairn_memory::commit_log::list(db, s, &query))
+        call_query(&query, |db, s| cairn_memory::commit_log::list(db, s, &query))
     }
     fn verify_commits(_ctx: CallContext, request: String) -> Result<String, Error> {
         call(Op::VerifyCommits, request)

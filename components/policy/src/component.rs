@@ -1,10 +1,11 @@
-//! The wasm adapter: exports `cairn:policy/policy`, opens the configured
-//! database (`cairn_spin::store`) and reads settings from Spin variables.
+//! The wasm adapter: exports `cairn:policy/policy`, opens the store of the
+//! request's tenant (`cairn_control_plane::placement`) and reads settings
+//! from Spin variables.
 
+use cairn_control_plane::placement;
 use cairn_core::ApiError;
 use cairn_memory::settings::scope_defaults;
 use cairn_rules::{Op, run};
-use cairn_spin::store;
 use cairn_spin::wasi_env::{now_ms, random_uuid};
 
 wit_bindgen::generate!({
@@ -29,7 +30,8 @@ fn to_wit(e: ApiError) -> Error {
 }
 
 fn call(op: Op, body: String) -> Result<String, Error> {
-    let db = store::open().map_err(to_wit)?;
+    // The rules are memories: in the store of the body's tenant.
+    let db = placement::for_tenant(|| placement::body_tenant(&body)).map_err(to_wit)?;
     // Rules only need the default tenant and scope, not the whole settings
     // (which parse the tier profiles).
     let defaults = scope_defaults(cairn_spin::variables::get);

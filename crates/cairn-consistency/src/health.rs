@@ -231,7 +231,13 @@ fn fired_names(c: &Report, errors: bool) -> Vec<&'static str> {
 
 /// The newest dead letter of the selected scopes, and the newest replay
 /// decision (a replay or its preview, an audit event) of the tenant.
-pub fn dead_letter_times(db: &dyn Sql, o: &Options) -> Result<(Option<String>, Option<String>), ApiError> {
+/// The newest dead letter in `db` and the newest replay decision in
+/// `audit`'s log (the home store's control plane).
+pub fn dead_letter_times(
+    db: &dyn Sql,
+    audit: &dyn Sql,
+    o: &Options,
+) -> Result<(Option<String>, Option<String>), ApiError> {
     let dead = db
         .query_one(
             &format!(
@@ -245,11 +251,11 @@ pub fn dead_letter_times(db: &dyn Sql, o: &Options) -> Result<(Option<String>, O
         ScopeFilter::Every => None,
         _ => o.tenant_id.clone(),
     };
-    if !crate::checks::has_schema(db, cairn_control_plane::schema::COMPONENT) {
+    if !crate::checks::has_schema(audit, cairn_control_plane::schema::COMPONENT) {
         // No control plane yet: no audit log, so no replay was ever decided.
         return Ok((dead, None));
     }
-    let decided = db
+    let decided = audit
         .query_one(
             "SELECT max(created_at) FROM control_audit_events WHERE action IN ('outbox.replay', 'outbox.replay.preview') \
              AND (CAST(?1 AS TEXT) IS NULL OR tenant_id IS NULL OR tenant_id = ?1)",
@@ -280,6 +286,7 @@ pub fn embedded_share(db: &dyn Sql, o: &Options) -> Result<(i64, i64), ApiError>
 /// the outbox, dead letters, embedded share and the embedder `probe`.
 pub fn run(
     db: &dyn Sql,
+    home: Option<&dyn Sql>,
     s: &DeriveSettings,
     body: &Value,
     now_ms: i64,
@@ -298,12 +305,17 @@ pub fn run(
     let consistency = crate::run(db, &opts)?;
     let tenant_query: Vec<(String, String)> = tenant.iter().map(|t| ("tenant_id".to_string(), t.clone())).collect();
     let status = cairn_derive::outbox_admin::status(db, s, &tenant_query, now_ms)?;
-    let (newest_dead_letter_at, last_replay_decision_at) = dead_letter_times(db, &opts)?;
+    // The tenant's tier and the replay decisions are the home store's when
+    // `db` is a store its tier places it in (`home`).
+    let control_db = home.unwrap_or(db);
+    let (newest_dead_letter_at, last_replay_decision_at) = dead_letter_times(db, control_db, &opts)?;
     let (embeddable, embedded) = embedded_share(db, &opts)?;
     // A tenant's provisioned tier, once the control plane exists.
-    let control = crate::checks::has_schema(db, cairn_control_plane::schema::COMPONENT);
+    let control = crate::checks::has_schema(control_db, cairn_control_plane::schema::COMPONENT);
     let tier = match &tenant {
-        Some(t) if control => cairn_control_plane::tiers::stored_tier(db, t)?.unwrap_or_else(|| s.default_tier.clone()),
+        Some(t) if control => {
+            cairn_control_plane::tiers::stored_tier(control_db, t)?.unwrap_or_else(|| s.default_tier.clone())
+        }
         _ => s.default_tier.clone(),
     };
     let inputs = Inputs {

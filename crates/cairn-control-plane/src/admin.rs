@@ -24,9 +24,42 @@ pub struct AdminCtx<'a> {
     /// `alert_loopback_targets=true`: alert routes may target loopback
     /// `http://` receivers (local sidecars, tests).
     pub alert_loopback_targets: bool,
+    /// Opens the store of a tenant's memories when its tier places it away
+    /// from the home store (`crate::placement`); `None`: everything is home.
+    pub tenant_store: Option<TenantStoreFn<'a>>,
+}
+
+/// Opens a tenant's store (`Ok(None)`: it is the home store).
+pub type TenantStoreFn<'a> = &'a dyn Fn(&str) -> Result<Option<Box<dyn Sql>>, ApiError>;
+
+/// The store holding one tenant's memories: the home store, or its own.
+pub enum TenantData<'d> {
+    Home(&'d dyn Sql),
+    Apart(Box<dyn Sql>),
+}
+
+impl TenantData<'_> {
+    pub fn db(&self) -> &dyn Sql {
+        match self {
+            TenantData::Home(db) => *db,
+            TenantData::Apart(db) => db.as_ref(),
+        }
+    }
+
+    pub fn is_apart(&self) -> bool {
+        matches!(self, TenantData::Apart(_))
+    }
 }
 
 impl AdminCtx<'_> {
+    /// The store of `tenant_id`'s memories (`home` unless placed apart).
+    pub fn tenant_data<'d>(&self, home: &'d dyn Sql, tenant_id: &str) -> Result<TenantData<'d>, ApiError> {
+        match self.tenant_store.map(|open| open(tenant_id)).transpose()?.flatten() {
+            Some(db) => Ok(TenantData::Apart(db)),
+            None => Ok(TenantData::Home(home)),
+        }
+    }
+
     pub fn now(&self) -> String {
         cairn_core::time_fmt::rfc3339_millis(self.now_ms)
     }

@@ -296,7 +296,11 @@ pub fn events(db: &dyn Sql, ctx: &AdminCtx, tenant: &str) -> Result<Vec<Event>, 
     }
     let (cond, params) = cairn_core::tenant_scope::tenant_key_sql("scope", tenant, ctx.default_tenant_id);
     let params: Vec<SqlValue> = params.into_iter().map(SqlValue::from).collect();
-    let dead = db
+    // Dead letters are in the tenant's store (home unless its tier places
+    // it apart; a store that cannot be opened is an error, not zero).
+    let data = ctx.tenant_data(db, tenant)?;
+    let dead = data
+        .db()
         .query_one(
             &format!(
                 "SELECT count(*) FROM memory_outbox WHERE failed_at IS NOT NULL AND published_at IS NULL AND {cond}"

@@ -30,12 +30,19 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<Value, Ap
         &[tenant_id.into()],
     )?;
     let quota = crate::quotas::get(db, tenant_id).ok().map(|q| q["quota"].clone());
+    // The memory counts come from the tenant's store (its tier may place
+    // it apart from the home store, which holds the control tables).
+    let data = ctx.tenant_data(db, tenant_id)?;
+    let mdb = data.db();
+    if data.is_apart() {
+        cairn_memory::schema::ensure(mdb, &ctx.now())?;
+    }
     let (cond, params) = scope_cond(ctx, tenant_id);
     let since = cairn_core::time_fmt::rfc3339_millis(ctx.now_ms - 86_400_000);
     let count = |table: &str, extra: &str, extra_params: &[SqlValue]| -> Result<i64, ApiError> {
         let mut p = params.clone();
         p.extend_from_slice(extra_params);
-        Ok(db
+        Ok(mdb
             .query_one(&format!("SELECT count(*) FROM {table} WHERE {cond}{extra}"), &p)?
             .map(|r| r.int(0))
             .unwrap_or(0))
@@ -46,7 +53,7 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<Value, Ap
         "active_rules": count("memory_rule_defs", " AND state = 'active'", &[])?,
         "recalls_24h": count("memory_recall_audit", " AND created_at >= ?", &[since.clone().into()])?,
         "commits_24h": count("memory_commits", " AND created_at >= ?", &[since.into()])?,
-        "stored_bytes": cairn_memory::usage::tenant_bytes(db, tenant_id, ctx.default_tenant_id)?,
+        "stored_bytes": cairn_memory::usage::tenant_bytes(mdb, tenant_id, ctx.default_tenant_id)?,
     });
     let outbox = json!({
         "pending": count("memory_outbox", " AND published_at IS NULL", &[])?,

@@ -61,9 +61,16 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
             (cond, params.into_iter().map(Into::into).collect())
         }
     };
+    // Recall audit and outbox rows are the tenant's memories' (its store);
+    // request telemetry above is the home store's.
+    let data = ctx.tenant_data(db, tenant_id)?;
+    let mdb = data.db();
+    if data.is_apart() {
+        cairn_memory::schema::ensure(mdb, &ctx.now())?;
+    }
     let mut p = params.clone();
     p.push(since.into());
-    let recall = db
+    let recall = mdb
         .query_one(
             &format!(
                 // Counts as sums of 0/1 and averages cast to a float: one
@@ -86,7 +93,7 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
             })
         });
 
-    let by_type = db.query(
+    let by_type = mdb.query(
         &format!(
             "SELECT event_type, sum(CASE WHEN published_at IS NULL AND failed_at IS NULL THEN 1 ELSE 0 END), \
              sum(CASE WHEN published_at IS NULL AND failed_at IS NULL AND attempts > 0 THEN 1 ELSE 0 END), \

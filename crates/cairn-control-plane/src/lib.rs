@@ -3,7 +3,7 @@
 //! ([`api_keys`]), per-tenant quota profiles ([`quotas`]) and their token
 //! buckets shared by every host process ([`quota_buckets`]), the storage
 //! cap ([`storage`]), the tier
-//! profiles ([`tiers`]) and the provisioning verbs ([`provisioning`]), the hash-chained audit log every admin mutation
+//! profiles ([`tiers`]) and where their tenants store ([`placement`]) and the provisioning verbs ([`provisioning`]), the hash-chained audit log every admin mutation
 //! appends to ([`audit`]), the tenant dashboard and
 //! diagnostics ([`dashboard`], [`diagnostics`]), the admin API's router ([`admin`]) and the
 //! schema ([`schema`]). Used by the control and derive components.
@@ -17,6 +17,7 @@ pub mod diagnostics;
 pub mod key_usage;
 pub mod latency;
 pub mod page_cursor;
+pub mod placement;
 pub mod provisioning;
 pub mod quota_buckets;
 pub mod quotas;

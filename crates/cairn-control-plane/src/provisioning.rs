@@ -136,25 +136,54 @@ pub fn upgrade(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, body: &Value) -> R
     })
 }
 
-/// `POST /v1/admin/control/tenants/:id/teardown`.
+/// The scopes a teardown erased, with their counts.
+#[derive(Default)]
+struct Erased {
+    scopes: Vec<Value>,
+    nodes: i64,
+    edges: i64,
+}
+
+/// Erases every scope of `tenant_id` in `db` (the store of its memories),
+/// inside the caller's transaction.
+fn erase_tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, now: &str) -> Result<Erased, ApiError> {
+    cairn_memory::schema::ensure(db, now)?;
+    let mut out = Erased::default();
+    // A public scope may itself hold "::scope:": strip the exact prefix.
+    let prefix = format!("tenant:{tenant_id}::scope:");
+    for key in cairn_memory::erasure::tenant_scopes(db, tenant_id, ctx.default_tenant_id)? {
+        let e = cairn_memory::erasure::erase_scope(db, &key, "admin_token", "tenant teardown", now)?;
+        if let Some(commit) = e.commit_id {
+            let public = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
+            out.scopes.push(json!({"scope": public, "nodes": e.nodes, "edges": e.edges, "commit_id": commit}));
+            out.nodes += e.nodes;
+            out.edges += e.edges;
+        }
+    }
+    Ok(out)
+}
+
+/// `POST /v1/admin/control/tenants/:id/teardown`. A tenant whose tier
+/// places its memories apart from the home store has them erased there
+/// first, in that store's own transaction; then its keys are revoked and
+/// it is suspended at home. Interrupted between the two, a repeated
+/// teardown finishes the job (the erasure is idempotent).
 pub fn teardown(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str) -> Result<Value, ApiError> {
     let now = ctx.now();
+    require_tenant(db, tenant_id)?;
+    let data = ctx.tenant_data(db, tenant_id)?;
+    let erased_apart = match &data {
+        crate::admin::TenantData::Apart(store) => {
+            Some(write_txn(store.as_ref(), |d| erase_tenant(d, ctx, tenant_id, &now))?)
+        }
+        crate::admin::TenantData::Home(_) => None,
+    };
     write_txn(db, |db| {
         require_tenant(db, tenant_id)?;
-        cairn_memory::schema::ensure(db, &now)?;
-        let mut scopes = Vec::new();
-        let (mut nodes, mut edges) = (0i64, 0i64);
-        // A public scope may itself hold "::scope:": strip the exact prefix.
-        let prefix = format!("tenant:{tenant_id}::scope:");
-        for key in cairn_memory::erasure::tenant_scopes(db, tenant_id, ctx.default_tenant_id)? {
-            let e = cairn_memory::erasure::erase_scope(db, &key, "admin_token", "tenant teardown", &now)?;
-            if let Some(commit) = e.commit_id {
-                let public = key.strip_prefix(&prefix).unwrap_or(&key).to_string();
-                scopes.push(json!({"scope": public, "nodes": e.nodes, "edges": e.edges, "commit_id": commit}));
-                nodes += e.nodes;
-                edges += e.edges;
-            }
-        }
+        let Erased { scopes, nodes, edges } = match erased_apart {
+            Some(e) => e,
+            None => erase_tenant(db, ctx, tenant_id, &now)?,
+        };
         let first = db
             .query_one("SELECT torn_down_at FROM control_tenants WHERE tenant_id = ?", &[tenant_id.into()])?
             .is_some_and(|r| r.is_null(0));

@@ -135,13 +135,14 @@ pub fn denied(tenant: &str, class: &str, retry_after_ms: i64, waited_ms: i64) ->
 
 /// Admits a request of `tenant` whose tier profile is `profile`: draws one
 /// token of each class — limits from the tenant's quota profile, else the
-/// tier's `quotas` — and, when it `stores` memory, checks the storage cap.
+/// tier's `quotas` — and, when it stores memory, checks the storage cap in
+/// `stores`, the store of the tenant's memories.
 #[allow(clippy::too_many_arguments)]
 pub fn admit(
     db: &dyn Sql,
     tenant: &str,
     classes: &[String],
-    stores: bool,
+    stores: Option<&dyn Sql>,
     profile: Option<&Value>,
     default_tenant: &str,
     clock: &dyn Fn() -> i64,
@@ -158,8 +159,8 @@ pub fn admit(
             draw_class(db, tenant, class, l, clock, sleep)?;
         }
     }
-    if stores {
-        crate::storage::check(db, tenant, profile, default_tenant)?;
+    if let Some(memories) = stores {
+        crate::storage::check(memories, tenant, profile, default_tenant)?;
     }
     Ok(())
 }

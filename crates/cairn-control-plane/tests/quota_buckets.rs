@@ -70,11 +70,11 @@ fn admit_falls_back_to_the_tier_quotas() {
     let tier = json!({"quotas": {"write": {"rps": 0.0001, "burst": 1}}});
     let (clock, sleep) = (|| T0, |_: i64| {});
     let write = classes(&["write"]);
-    admit(&db, "beta", &write, false, Some(&tier), "default", &clock, &sleep).unwrap();
-    let e = admit(&db, "beta", &write, false, Some(&tier), "default", &clock, &sleep).unwrap_err();
+    admit(&db, "beta", &write, None, Some(&tier), "default", &clock, &sleep).unwrap();
+    let e = admit(&db, "beta", &write, None, Some(&tier), "default", &clock, &sleep).unwrap_err();
     assert_eq!(e.code, "tenant_rate_limited_write");
     // acme's own profile (burst 50) wins over the tier's burst of 1.
     for _ in 0..5 {
-        admit(&db, "acme", &write, false, Some(&tier), "default", &clock, &sleep).unwrap();
+        admit(&db, "acme", &write, None, Some(&tier), "default", &clock, &sleep).unwrap();
     }
 }

@@ -36,6 +36,7 @@ fn ctx() -> AdminCtx<'static> {
         billing_disabled: true,
         default_tenant_id: "default",
         alert_loopback_targets: false,
+        tenant_store: None,
     }
 }
 

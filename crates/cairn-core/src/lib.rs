@@ -21,6 +21,7 @@ pub mod canonical_json;
 pub mod digest;
 pub mod encoding;
 pub mod path_template;
+pub mod placement;
 pub mod recall_audit;
 pub mod request_reader;
 pub mod sql_placeholders;

@@ -13,7 +13,7 @@ use crate::settings::DeriveSettings;
 use crate::vectors;
 use cairn_core::ApiError;
 use cairn_core::time_fmt::rfc3339_millis;
-use cairn_spin::sql::{Sql, SqlValue, placeholders, write_txn};
+use cairn_spin::sql::{Sql, SqlValue, placeholders, scopes_write_txn};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 
@@ -88,7 +88,12 @@ pub fn run(
     let model = embedder.model_name();
     let now_ms = now_ms();
     let now = rfc3339_millis(now_ms);
-    write_txn(db, |db| {
+    // Every row written is of a job's scope (vectors, nodes' status, the
+    // scope's IVF lists) or the job's own: the scopes' locks are enough.
+    let mut scopes: Vec<&str> = plans.iter().map(|p| p.job.scope.as_str()).collect();
+    scopes.sort_unstable();
+    scopes.dedup();
+    scopes_write_txn(db, &scopes, |db| {
         // Vectors stored by this batch, per scope, for the vector index.
         let mut indexed: HashMap<&str, Vec<(String, Vec<f32>)>> = HashMap::new();
         for (p, outcome) in plans.iter().zip(outcomes) {

@@ -42,6 +42,12 @@ pub fn ensure_schemas(db: &dyn Sql, now: &str) -> Result<(), ApiError> {
     cairn_control_plane::schema::ensure(db, now)
 }
 
+/// Brings a store a tier places tenants in up to date: the kernel's schema
+/// only (the control plane is the home store's; `cairn_core::placement`).
+pub fn ensure_apart_schema(db: &dyn Sql, now: &str) -> Result<(), ApiError> {
+    cairn_memory::schema::ensure(db, now)
+}
+
 /// The kernel schema version this build works on.
 pub fn schema_version() -> i64 {
     cairn_memory::schema::current_version()

@@ -191,8 +191,17 @@ pub struct Caller<'a> {
 /// Replays failed jobs. Body: `{tenant_id?, ids? (≤500 job ids), statuses?
 /// (["dead_letter"] default; "retrying" allowed), limit? (1..1000, 50),
 /// reset_attempts? (true), dry_run? (false), reason? ("manual_replay"),
-/// allow_all_tenants? (false)}`.
-pub fn replay(db: &dyn Sql, s: &DeriveSettings, body: &Value, caller: &Caller, now_ms: i64) -> Result<Value, ApiError> {
+/// allow_all_tenants? (false)}`. The audit event is recorded in the same
+/// transaction, or, when `db` is a store a tier places the tenant in,
+/// in `home`'s log right after it commits (`cairn_core::placement`).
+pub fn replay(
+    db: &dyn Sql,
+    home: Option<&dyn Sql>,
+    s: &DeriveSettings,
+    body: &Value,
+    caller: &Caller,
+    now_ms: i64,
+) -> Result<Value, ApiError> {
     let mut r = Reader::new();
     let root = Reader::root(body)?;
     let tenant = r.str_opt_len(root, "tenant_id", 1, 128);
@@ -257,7 +266,23 @@ pub fn replay(db: &dyn Sql, s: &DeriveSettings, body: &Value, caller: &Caller, n
     }
     let where_sql = conds.join(" AND ");
     let now = rfc3339_millis(now_ms);
-    write_txn(db, |db| {
+    let record = |db: &dyn Sql, details: &Value, resource_id: &str| {
+        audit::record(
+            db,
+            &AuditEvent {
+                event_id: &caller.event_id,
+                actor: caller.actor,
+                action: if dry_run { "outbox.replay.preview" } else { "outbox.replay" },
+                resource_type: "memory_outbox_batch",
+                resource_id,
+                tenant_id: tenant.as_deref(),
+                request_id: caller.request_id,
+                details,
+                created_at: &now,
+            },
+        )
+    };
+    let (out, details, resource_id) = write_txn(db, |db| {
         let mut p = params.clone();
         p.push(limit.into());
         let rows = db.query(
@@ -305,27 +330,21 @@ pub fn replay(db: &dyn Sql, s: &DeriveSettings, body: &Value, caller: &Caller, n
             "sample_job_ids": candidates.iter().take(20).collect::<Vec<_>>(),
         });
         let resource_id = format!("{}:{now}", tenant.as_deref().unwrap_or("all"));
-        audit::record(
-            db,
-            &AuditEvent {
-                event_id: &caller.event_id,
-                actor: caller.actor,
-                action: if dry_run { "outbox.replay.preview" } else { "outbox.replay" },
-                resource_type: "memory_outbox_batch",
-                resource_id: &resource_id,
-                tenant_id: tenant.as_deref(),
-                request_id: caller.request_id,
-                details: &details,
-                created_at: &now,
-            },
-        )?;
-        Ok(json!({
+        if home.is_none() {
+            record(db, &details, &resource_id)?;
+        }
+        let out = json!({
             "ok": true,
             "dry_run": dry_run,
             "replayed_count": replayed,
             "candidate_count": candidates.len(),
             "jobs_sample": sample,
             "audit_event_id": caller.event_id,
-        }))
-    })
+        });
+        Ok((out, details, resource_id))
+    })?;
+    if let Some(home) = home {
+        write_txn(home, |h| record(h, &details, &resource_id))?;
+    }
+    Ok(out)
 }

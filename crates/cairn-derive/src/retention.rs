@@ -8,7 +8,7 @@
 use crate::settings::DeriveSettings;
 use cairn_core::ApiError;
 use cairn_core::time_fmt::rfc3339_millis;
-use cairn_spin::sql::{Sql, write_txn};
+use cairn_spin::sql::{Sql, scope_write_txn, write_txn};
 use serde_json::Value;
 
 const STATE_KEY: &str = "retention_last_run_ms";
@@ -53,8 +53,12 @@ pub fn purge_telemetry(db: &dyn Sql, s: &DeriveSettings, now_ms: i64) -> Result<
     cairn_control_plane::telemetry_retention::purge(db, &hours_of, now_ms)
 }
 
-/// Runs a retention pass when one is due; returns (nodes, edges) erased.
-pub fn run(db: &dyn Sql, s: &DeriveSettings, now_ms: i64) -> Result<(i64, i64), ApiError> {
+/// Runs a retention pass over `db` when one is due; returns (nodes, edges)
+/// erased. `home` is the home store when `db` is a store a tier places
+/// tenants in (`cairn_core::placement`): the tenants' tiers, and so their
+/// retention, are read there, and request telemetry (home's alone) is
+/// purged only by the home store's pass.
+pub fn run(db: &dyn Sql, home: Option<&dyn Sql>, s: &DeriveSettings, now_ms: i64) -> Result<(i64, i64), ApiError> {
     let now = rfc3339_millis(now_ms);
     let last_run = |db: &dyn Sql| -> Result<i64, ApiError> {
         Ok(db
@@ -80,7 +84,8 @@ pub fn run(db: &dyn Sql, s: &DeriveSettings, now_ms: i64) -> Result<(i64, i64), 
     if !due {
         return Ok((0, 0));
     }
-    cairn_control_plane::schema::ensure(db, &now)?;
+    let tiers = home.unwrap_or(db);
+    cairn_control_plane::schema::ensure(tiers, &now)?;
     let scopes: Vec<String> = db
         .query("SELECT scope FROM memory_scope_usage WHERE bytes > 0 ORDER BY scope", &[])?
         .iter()
@@ -89,20 +94,23 @@ pub fn run(db: &dyn Sql, s: &DeriveSettings, now_ms: i64) -> Result<(i64, i64), 
     let (mut nodes, mut edges) = (0, 0);
     for scope in scopes {
         let tenant = tenant_of(&scope, &s.kernel.defaults.tenant_id);
-        let Some(days) = retention_days(db, s, &tenant)? else { continue };
+        let Some(days) = retention_days(tiers, s, &tenant)? else { continue };
         let cutoff = rfc3339_millis(now_ms - (days * DAY_MS) as i64);
         let reason = format!("retention_days={days}");
-        let e =
-            write_txn(db, |db| cairn_memory::erasure::erase_before(db, &scope, &cutoff, "retention", &reason, &now))?;
+        // Erasure touches only the scope's rows: its lock is enough.
+        let erase = |db: &dyn Sql| cairn_memory::erasure::erase_before(db, &scope, &cutoff, "retention", &reason, &now);
+        let e = scope_write_txn(db, &scope, erase)?;
         if e.nodes > 0 {
             log_erasure(&scope, e.nodes, e.edges);
         }
         nodes += e.nodes;
         edges += e.edges;
     }
-    let telemetry = purge_telemetry(db, s, now_ms)?;
-    if telemetry["deleted"].as_i64().unwrap_or(0) > 0 {
-        eprintln!("retention: deleted {} request telemetry rows", telemetry["deleted"]);
+    if home.is_none() {
+        let telemetry = purge_telemetry(db, s, now_ms)?;
+        if telemetry["deleted"].as_i64().unwrap_or(0) > 0 {
+            eprintln!("retention: deleted {} request telemetry rows", telemetry["deleted"]);
+        }
     }
     Ok((nodes, edges))
 }

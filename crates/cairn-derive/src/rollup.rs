@@ -22,7 +22,7 @@ use cairn_core::stable_id::stable_uuid;
 use cairn_core::time_fmt::rfc3339_millis;
 use cairn_memory::commit_chain::{self, NewCommit};
 use cairn_memory::stored_rows::{NODE_COLUMNS, StoredNode};
-use cairn_spin::sql::{Sql, write_txn};
+use cairn_spin::sql::{Sql, scope_write_txn};
 use serde_json::{Map, Value, json};
 
 pub const KIND_COMPRESSION_ROLLUP: &str = "compression_rollup";
@@ -42,10 +42,10 @@ pub struct RollupReport {
     pub commit_hash: Option<String>,
 }
 
-/// Runs one job in its own write transaction.
+/// Runs one job in its own write transaction, under its scope's lock.
 pub fn run_job(db: &dyn Sql, job: &Job, now_ms: i64) -> Result<RollupReport, ApiError> {
     let now = rfc3339_millis(now_ms);
-    write_txn(db, |db| {
+    scope_write_txn(db, &job.scope, |db| {
         if !outbox::still_claimed(db, job)? {
             return Ok(RollupReport { claim_lost: true, ..Default::default() });
         }

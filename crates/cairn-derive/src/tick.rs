@@ -13,7 +13,7 @@ use crate::topic_cluster;
 use cairn_core::ApiError;
 use cairn_core::request_reader::Reader;
 use cairn_core::time_fmt::rfc3339_millis;
-use cairn_spin::sql::{Sql, rows_write_txn, write_txn};
+use cairn_spin::sql::{Sql, rows_write_txn, scope_write_txn};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 
@@ -92,6 +92,61 @@ pub struct TickReport {
 }
 
 impl TickReport {
+    /// Adds the report of a tick of another store (a deployment whose tiers
+    /// place tenants in several stores ticks each in turn).
+    pub fn absorb(&mut self, o: TickReport) {
+        let TickReport {
+            swept,
+            claimed,
+            done,
+            retrying,
+            dead_lettered,
+            claims_lost,
+            skipped_unknown,
+            nodes_embedded,
+            provider_calls,
+            topic_cluster_runs,
+            topics_created,
+            events_clustered,
+            topic_commit_hashes,
+            summaries_written,
+            index_builds_enqueued,
+            index_builds,
+            index_build_ms,
+            scopes,
+            batches,
+            elapsed_ms,
+            retention_erased_nodes,
+            retention_erased_edges,
+        } = o;
+        for (into, n) in [
+            (&mut self.swept, swept),
+            (&mut self.claimed, claimed),
+            (&mut self.done, done),
+            (&mut self.retrying, retrying),
+            (&mut self.dead_lettered, dead_lettered),
+            (&mut self.claims_lost, claims_lost),
+            (&mut self.skipped_unknown, skipped_unknown),
+            (&mut self.nodes_embedded, nodes_embedded),
+            (&mut self.provider_calls, provider_calls),
+            (&mut self.topic_cluster_runs, topic_cluster_runs),
+            (&mut self.topics_created, topics_created),
+            (&mut self.events_clustered, events_clustered),
+            (&mut self.summaries_written, summaries_written),
+            (&mut self.index_builds_enqueued, index_builds_enqueued),
+            (&mut self.index_builds, index_builds),
+            (&mut self.index_build_ms, index_build_ms),
+            (&mut self.batches, batches),
+            (&mut self.elapsed_ms, elapsed_ms),
+            (&mut self.retention_erased_nodes, retention_erased_nodes),
+            (&mut self.retention_erased_edges, retention_erased_edges),
+        ] {
+            *into += n;
+        }
+        self.topic_commit_hashes.extend(topic_commit_hashes);
+        self.scopes.extend(scopes);
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "ok": true,
@@ -119,9 +174,12 @@ impl TickReport {
     }
 }
 
-/// Runs one tick. `clock` gives wall-clock ms; `token` a fresh claim token.
+/// Runs one tick of `db`'s queue. `home` is the home store when `db` is a
+/// store a tier places tenants in (retention reads their tiers there);
+/// `clock` gives wall-clock ms; `token` a fresh claim token.
 pub fn tick(
     db: &dyn Sql,
+    home: Option<&dyn Sql>,
     s: &DeriveSettings,
     embedder: &dyn Embedder,
     opts: &TickOptions,
@@ -149,13 +207,13 @@ pub fn tick(
     // Scopes whose vector count grew past the index threshold get a build.
     for scope in rep.scopes.clone() {
         let now = rfc3339_millis(clock());
-        let queued = write_txn(db, |db| {
+        let queued = scope_write_txn(db, &scope, |db| {
             let Some(head) = cairn_memory::commit_chain::head(db, &scope)? else { return Ok(false) };
             crate::vector_index::maybe_enqueue_build(db, s, &scope, &head.id, &now)
         })?;
         rep.index_builds_enqueued += queued as i64;
     }
-    (rep.retention_erased_nodes, rep.retention_erased_edges) = crate::retention::run(db, s, clock())?;
+    (rep.retention_erased_nodes, rep.retention_erased_edges) = crate::retention::run(db, home, s, clock())?;
     rep.elapsed_ms = clock() - started;
     Ok(rep)
 }
@@ -215,7 +273,7 @@ fn run_batch(
             _ => {
                 // Poison-pill guard: a job nobody knows is closed, not retried forever.
                 let now = rfc3339_millis(clock());
-                write_txn(db, |db| {
+                rows_write_txn(db, |db| {
                     outbox::finish(db, j, &json!({"skipped": true, "reason": "unknown_event_type"}), &now)
                 })
                 .map(|held| if held { rep.skipped_unknown += 1 } else { rep.claims_lost += 1 })
@@ -239,7 +297,8 @@ fn record_error(
     rep: &mut TickReport,
 ) -> Result<(), ApiError> {
     let msg = format!("{}: {}", e.code, e.message);
-    match write_txn(db, |db| outbox::fail(db, s, job, true, &msg, now_ms))? {
+    // One fenced update of the job's own row.
+    match rows_write_txn(db, |db| outbox::fail(db, s, job, true, &msg, now_ms))? {
         outbox::FailOutcome::Retrying => rep.retrying += 1,
         outbox::FailOutcome::DeadLettered => rep.dead_lettered += 1,
         outbox::FailOutcome::ClaimLost => rep.claims_lost += 1,
@@ -252,7 +311,7 @@ fn record_error(
 fn run_index_nodes(db: &dyn Sql, job: &Job, now_ms: i64, rep: &mut TickReport) -> Result<(), ApiError> {
     let now = rfc3339_millis(now_ms);
     let ids: Vec<String> = job.payload_strings("node_ids");
-    let held = write_txn(db, |db| {
+    let held = scope_write_txn(db, &job.scope, |db| {
         if !outbox::still_claimed(db, job)? {
             return Ok(false);
         }
@@ -300,7 +359,7 @@ fn run_index_build(
     let built = cairn_spin::sql::read_txn(db, |db| crate::vector_index::train(db, &job.scope, dims))?;
     let t1 = clock();
     let now = rfc3339_millis(t1);
-    let held = write_txn(db, |db| {
+    let held = scope_write_txn(db, &job.scope, |db| {
         if !outbox::still_claimed(db, job)? {
             return Ok(false);
         }
@@ -329,7 +388,7 @@ fn run_topic_refresh(
     rep: &mut TickReport,
 ) -> Result<(), ApiError> {
     let now = rfc3339_millis(now_ms);
-    let waiting = write_txn(db, |db| {
+    let waiting = scope_write_txn(db, &job.scope, |db| {
         if !outbox::still_claimed(db, job)? {
             return Ok(None);
         }
@@ -344,11 +403,36 @@ fn run_topic_refresh(
         Some(0) => rep.done += 1,
         Some(n) => {
             let msg = format!("waiting_for_member_vectors: {n} topic members are not embedded yet");
-            match write_txn(db, |db| outbox::fail(db, s, job, true, &msg, now_ms))? {
+            match rows_write_txn(db, |db| outbox::fail(db, s, job, true, &msg, now_ms))? {
                 outbox::FailOutcome::DeadLettered => rep.dead_lettered += 1,
                 _ => rep.retrying += 1,
             }
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TickReport;
+
+    #[test]
+    fn the_reports_of_several_stores_add_up() {
+        let mut a = TickReport { claimed: 3, done: 2, nodes_embedded: 5, elapsed_ms: 7, ..Default::default() };
+        a.scopes.insert("s1".into());
+        let mut b = TickReport {
+            claimed: 1,
+            done: 1,
+            retrying: 1,
+            topic_commit_hashes: vec!["h".into()],
+            ..Default::default()
+        };
+        b.scopes.insert("tenant:acme::scope:s1".into());
+        a.absorb(b);
+        let j = a.to_json();
+        assert_eq!((j["claimed"].as_i64(), j["done"].as_i64(), j["retrying"].as_i64()), (Some(4), Some(3), Some(1)));
+        assert_eq!(j["embed"]["nodes_embedded"], 5);
+        assert_eq!(j["topic_cluster"]["commit_hashes"], serde_json::json!(["h"]));
+        assert_eq!(j["scopes_claimed"].as_array().unwrap().len(), 2);
+    }
 }

@@ -29,7 +29,7 @@ use cairn_core::stable_id::stable_uuid;
 use cairn_core::time_fmt::rfc3339_millis;
 use cairn_memory::commit_chain::{self, NewCommit};
 use cairn_memory::stored_rows::{StoredEdge, StoredNode};
-use cairn_spin::sql::{Sql, SqlValue, placeholders, write_txn};
+use cairn_spin::sql::{Sql, SqlValue, placeholders, scope_write_txn};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 
@@ -68,8 +68,9 @@ pub struct TopicCache {
     candidates: Vec<Candidate>,
 }
 
-/// Runs one `topic_cluster` job in its own write transaction. `cache` is
-/// reused when it holds the job's scope and dropped if the job fails.
+/// Runs one `topic_cluster` job in its own write transaction, under its
+/// scope's lock (it writes only that scope's rows and its own job's). `cache`
+/// is reused when it holds the job's scope and dropped if the job fails.
 pub fn run_job(
     db: &dyn Sql,
     s: &DeriveSettings,
@@ -78,7 +79,7 @@ pub fn run_job(
     cache: &mut Option<TopicCache>,
 ) -> Result<ClusterReport, ApiError> {
     let now = rfc3339_millis(now_ms);
-    let out = write_txn(db, |db| {
+    let out = scope_write_txn(db, &job.scope, |db| {
         if !outbox::still_claimed(db, job)? {
             return Ok(ClusterReport { claim_lost: true, ..Default::default() });
         }

@@ -77,7 +77,7 @@ fn replay_for_a_tenant_leaves_other_tenants_dead_letters() {
     };
     for (i, t) in ["acme", "default"].iter().enumerate() {
         let caller = Caller { actor: "admin_token", request_id: None, event_id: format!("ev-{i}") };
-        let v = outbox_admin::replay(&db, &s, &json!({"tenant_id": t, "limit": 1000}), &caller, T0).unwrap();
+        let v = outbox_admin::replay(&db, None, &s, &json!({"tenant_id": t, "limit": 1000}), &caller, T0).unwrap();
         assert_eq!(v["replayed_count"], jobs_of(t), "{t}: {v}");
     }
     for (key, n) in JOBS {

@@ -101,7 +101,7 @@ fn drain(both: &BothBackends, s: &DeriveSettings, now: &mut i64) -> Vec<Value> {
                     tokens.set(tokens.get() + 1);
                     format!("token-{start}-{}", tokens.get())
                 };
-                Ok(without_timings(tick::tick(db, s, &WordHash, &opts, &next_ms, next_token)?.to_json()))
+                Ok(without_timings(tick::tick(db, None, s, &WordHash, &opts, &next_ms, next_token)?.to_json()))
             })
             .unwrap();
         let claimed = report["claimed"].as_i64().unwrap();
@@ -215,4 +215,72 @@ fn concurrent_claims_on_postgresql_never_share_a_job_nor_wait() {
     assert!(!ids(&taken).contains(&by_a[0].id), "the job being checked was passed over");
     assert!(outbox::finish(a, &by_a[0], &json!({"ok": true}), "2026-01-01T00:00:00.000Z").unwrap());
     a.exec("COMMIT", &[]).unwrap();
+}
+
+/// On PostgreSQL a tick commits under its jobs' scopes' locks only: while
+/// another instance holds a write transaction of scope `alpha` open, a tick
+/// of scope `beta`'s jobs embeds, clusters and finishes them without
+/// waiting (under the whole-database lock it would wait for that write to
+/// end; here, on one thread, it would run into the lock timeout), and a
+/// write to `alpha` still waits.
+#[test]
+fn a_tick_of_one_scope_does_not_wait_for_a_write_to_another() {
+    use cairn_spin::sql::Sql;
+    let both = BothBackends::start();
+    let mut s = settings();
+    // Retention's turn is a whole-database transaction: not due in this test.
+    s.retention_interval_ms = i64::MAX;
+    let pg = &both.postgres;
+    let write = |scope: &str, i: i64| {
+        let text = format!("{scope} deploy note {i}");
+        let body = json!({"scope": scope, "input_text": text, "memory_lane": "shared",
+                          "nodes": [{"client_id": format!("{scope}{i}"), "type": "event", "text_summary": text}]})
+        .to_string();
+        run(pg, &s.kernel, Op::Write, &body, T0 + i, || format!("id-{scope}-{i}"))
+    };
+    for i in 0..4 {
+        write("alpha", i).unwrap();
+        write("beta", i).unwrap();
+    }
+    let other = both.another_postgres_connection();
+    other.exec(&format!("BEGIN IMMEDIATE SCOPE {}", cairn_spin::pg_dialect::scope_lock_key("alpha")), &[]).unwrap();
+    pg.exec("SET lock_timeout = '3s'", &[]).unwrap();
+    let opts = TickOptions::parse(&json!({"scope": "beta"}), &s).unwrap();
+    let clock = Cell::new(T0 + 60_000);
+    let next_ms = || {
+        clock.set(clock.get() + 1);
+        clock.get()
+    };
+    let tokens = Cell::new(0u32);
+    let next_token = || {
+        tokens.set(tokens.get() + 1);
+        format!("token-{}", tokens.get())
+    };
+    let mut done = 0;
+    for _ in 0..5 {
+        let r = tick::tick(pg, None, &s, &WordHash, &opts, &next_ms, next_token).unwrap();
+        assert_eq!((r.retrying, r.dead_lettered, r.claims_lost), (0, 0, 0), "{}", r.to_json());
+        done += r.done;
+        if r.claimed == 0 {
+            break;
+        }
+    }
+    let pending = |scope: &str| {
+        pg.query_one(
+            "SELECT count(*) FROM memory_outbox WHERE scope = ? AND published_at IS NULL",
+            &[scope.into()],
+        )
+        .unwrap()
+        .unwrap()
+        .int(0)
+    };
+    assert!(done >= 4, "beta's embed jobs and what followed them ran: {done}");
+    assert_eq!(pending("beta"), 0, "beta is derived while alpha is being written");
+    assert!(pending("alpha") >= 4, "alpha's jobs were not in the filter");
+    pg.exec("SET lock_timeout = '200ms'", &[]).unwrap();
+    let e = write("alpha", 9).unwrap_err();
+    assert_eq!(e.status, 500, "alpha's lock is held: {e:?}");
+    other.exec("ROLLBACK", &[]).unwrap();
+    pg.exec("SET lock_timeout = 0", &[]).unwrap();
+    write("alpha", 9).unwrap();
 }

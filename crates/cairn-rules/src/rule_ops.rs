@@ -10,7 +10,7 @@ use cairn_core::request_reader::{Obj, Reader};
 use cairn_core::tenant_scope::{self, ScopeDefaults, TenantScope};
 use cairn_memory::rule_defs::{self, DefNode, DefSource};
 use cairn_memory::write_request::read_input;
-use cairn_spin::sql::{Sql, read_txn, write_txn};
+use cairn_spin::sql::{Sql, read_txn, scope_write_txn};
 use serde_json::{Map, Value, json};
 
 pub const OUTCOMES: &[&str] = &["positive", "negative", "neutral"];
@@ -186,7 +186,7 @@ pub fn rules_state(db: &dyn Sql, defaults: &ScopeDefaults, body: &Value, now: &s
     r.finish()?;
     let (rule_id, state) = (rule_id.expect("checked"), state.expect("checked"));
 
-    let appended = write_txn(db, |db| {
+    let appended = scope_write_txn(db, &ts.scope_key, |db| {
         let node = rule_node(db, &ts, &rule_id)?;
         if state == "shadow" || state == "active" {
             check_promotion(db, &ts, &rule_id, &node)?;
@@ -256,7 +256,7 @@ pub fn rule_feedback(
     let (rule_id, outcome) = (rule_id.expect("checked"), outcome.expect("checked"));
     let feedback_id = random_id();
 
-    let appended = write_txn(db, |db| {
+    let appended = scope_write_txn(db, &ts.scope_key, |db| {
         rule_node(db, &ts, &rule_id)?;
         let diff = json!({"created_at": now, "rule_feedback": [{
             "feedback_id": feedback_id, "rule_node_id": rule_id, "outcome": outcome, "run_id": run_id, "note": note,

@@ -14,7 +14,7 @@ use cairn_core::digest::sha256_canonical;
 use cairn_core::request_reader::{Obj, Reader};
 use cairn_core::tenant_scope::{ScopeDefaults, TenantScope};
 use cairn_memory::write_request::read_input;
-use cairn_spin::sql::{Sql, read_txn, write_txn};
+use cairn_spin::sql::{Sql, read_txn, scope_write_txn};
 use serde_json::{Map, Value, json};
 
 pub const KIND_TOOL_FEEDBACK: &str = "tool_feedback";
@@ -108,7 +108,7 @@ pub fn tools_select(
         created_at: now.to_string(),
         commit_id: None,
     };
-    write_txn(db, |db| store::insert_decision(db, &ts.scope_key, &decision))?;
+    scope_write_txn(db, &ts.scope_key, |db| store::insert_decision(db, &ts.scope_key, &decision))?;
 
     let mut out = Map::new();
     out.insert("tenant_id".into(), json!(ts.tenant_id));
@@ -266,7 +266,8 @@ pub fn tools_feedback(
     let now = cairn_core::time_fmt::rfc3339_millis(now_ms);
     let since = cairn_core::time_fmt::rfc3339_millis(now_ms - 24 * 3600 * 1000);
     let ts = &f.ts;
-    write_txn(db, |db| {
+    // A policy transaction reads and writes its scope's rows only.
+    scope_write_txn(db, &ts.scope_key, |db| {
         let rows = store::load_rules(db, &ts.scope_key, f.rules_limit, &f.ctx)?;
         let e = evaluate(&rows, &f.ctx, f.include_shadow);
         let rule_ids = attributed(&e, f.target_all);

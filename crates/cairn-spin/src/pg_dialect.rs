@@ -26,10 +26,11 @@ pub fn scope_lock_key(scope_key: &str) -> i64 {
 ///   `BEGIN`, then `pg_advisory_xact_lock(WRITER_LOCK_KEY)`, held to
 ///   `COMMIT`/`ROLLBACK`: one writer at a time across every instance on the
 ///   database, exactly SQLite's guarantee.
-/// - `BEGIN IMMEDIATE SCOPE <key>` (a write transaction confined to one
-///   scope, [`crate::sql::scope_write_txn`]) → `BEGIN`, the writer lock
-///   *shared*, then the scope's lock `<key>` exclusive: writes to different
-///   scopes run side by side, writes to one scope one at a time, and every
+/// - `BEGIN IMMEDIATE SCOPE <key>…` (a write transaction confined to
+///   some scopes, [`crate::sql::scopes_write_txn`]) → `BEGIN`, the writer
+///   lock *shared*, then each scope's lock exclusive, in ascending order:
+///   writes to different scopes run side by side, writes to one scope one
+///   at a time, and every
 ///   `BEGIN IMMEDIATE` still runs alone (it waits for the shared holders,
 ///   and they for it). The shared lock comes first in every transaction,
 ///   so no two transactions wait on each other in a cycle.
@@ -47,13 +48,16 @@ pub fn transaction(sql: &str) -> Option<Vec<String>> {
         ["BEGIN", "IMMEDIATE"] | ["BEGIN", "IMMEDIATE", "TRANSACTION"] => {
             Some(vec!["BEGIN".into(), format!("SELECT pg_advisory_xact_lock({WRITER_LOCK_KEY})")])
         }
-        ["BEGIN", "IMMEDIATE", "SCOPE", key] => {
-            let key: i64 = key.parse().ok()?;
-            Some(vec![
-                "BEGIN".into(),
-                format!("SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})"),
-                format!("SELECT pg_advisory_xact_lock({key})"),
-            ])
+        ["BEGIN", "IMMEDIATE", "SCOPE", keys @ ..] if !keys.is_empty() => {
+            let mut keys: Vec<i64> = keys.iter().map(|k| k.parse().ok()).collect::<Option<_>>()?;
+            // Ascending, each once: two transactions locking overlapping
+            // scopes take them in one order, so neither waits on the other
+            // in a cycle.
+            keys.sort_unstable();
+            keys.dedup();
+            let mut out = vec!["BEGIN".into(), format!("SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})")];
+            out.extend(keys.iter().map(|k| format!("SELECT pg_advisory_xact_lock({k})")));
+            Some(out)
         }
         ["BEGIN", "IMMEDIATE", "ROWS"] => {
             Some(vec!["BEGIN".into(), format!("SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})")])
@@ -119,6 +123,15 @@ mod tests {
         let rows = transaction("BEGIN IMMEDIATE ROWS").unwrap();
         assert_eq!(rows, ["BEGIN".to_string(), format!("SELECT pg_advisory_xact_lock_shared({WRITER_LOCK_KEY})")]);
         assert!(transaction("BEGIN IMMEDIATE SCOPE x").is_none(), "a key is a number");
+        assert!(transaction("BEGIN IMMEDIATE SCOPE 3 x").is_none());
+        assert!(transaction("BEGIN IMMEDIATE SCOPE").is_none());
+        // Several scopes: locked in ascending order, each once.
+        let several = transaction("BEGIN IMMEDIATE SCOPE 7 -2 7 5").unwrap();
+        let locks: Vec<&str> = several[2..].iter().map(String::as_str).collect();
+        assert_eq!(
+            locks,
+            ["SELECT pg_advisory_xact_lock(-2)", "SELECT pg_advisory_xact_lock(5)", "SELECT pg_advisory_xact_lock(7)"]
+        );
         assert!(transaction("ROLLBACK TO SAVEPOINT a").is_none());
         assert!(transaction("SELECT 1").is_none());
     }

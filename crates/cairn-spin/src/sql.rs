@@ -112,6 +112,14 @@ pub enum Dialect {
 /// The few spellings that differ, for the logic's statements built at run
 /// time (the rest is translated by the backend, `pg_seam`).
 impl Dialect {
+    /// `sqlite` or `postgres`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+
     /// The function giving a substring's 1-based position (0: absent).
     pub fn position_fn(self) -> &'static str {
         match self {
@@ -223,10 +231,28 @@ pub fn scope_write_txn<T>(
     scope_key: &str,
     f: impl FnOnce(&dyn Sql) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
+    scopes_write_txn(db, &[scope_key], f)
+}
+
+/// [`scope_write_txn`] for a transaction that writes the rows of several
+/// scopes (a derivation batch's jobs): it holds every one of their locks,
+/// taken in one order by every transaction (`pg_dialect::transaction`).
+/// Without scopes it is [`rows_write_txn`].
+pub fn scopes_write_txn<T>(
+    db: &dyn Sql,
+    scope_keys: &[&str],
+    f: impl FnOnce(&dyn Sql) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     match db.dialect() {
         Dialect::Sqlite => write_txn(db, f),
+        Dialect::Postgres if scope_keys.is_empty() => rows_write_txn(db, f),
         Dialect::Postgres => {
-            txn_begun_by(db, &format!("BEGIN IMMEDIATE SCOPE {}", crate::pg_dialect::scope_lock_key(scope_key)), f)
+            let mut begin = String::from("BEGIN IMMEDIATE SCOPE");
+            for key in scope_keys {
+                begin.push(' ');
+                begin.push_str(&crate::pg_dialect::scope_lock_key(key).to_string());
+            }
+            txn_begun_by(db, &begin, f)
         }
     }
 }

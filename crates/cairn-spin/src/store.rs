@@ -1,40 +1,16 @@
-//! Which database a component stores in: Spin's SQLite `default`, unless
-//! the `database_url` variable names a PostgreSQL server (the hosted
-//! tiers; docs/postgres.md). Every component of one deployment reads the
-//! same variable, so a tenant's data lives in exactly one backend.
+//! Which database a component opens. The home store is Spin's SQLite
+//! `default`, unless the `database_url` variable names a PostgreSQL server
+//! (docs/postgres.md); a tier may place its tenants' memories in another
+//! store (`cairn_core::placement`, opened through [`open_backend`]).
 
-use cairn_core::ApiError;
-
-/// The variable naming the PostgreSQL server (empty: SQLite).
-pub const DATABASE_URL_VARIABLE: &str = "database_url";
-
-/// The backend a `database_url` value selects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
-    Sqlite,
-    Postgres(String),
-}
-
-impl Backend {
-    pub fn from_url(url: &str) -> Result<Backend, ApiError> {
-        let url = url.trim();
-        if url.is_empty() {
-            return Ok(Backend::Sqlite);
-        }
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            return Ok(Backend::Postgres(url.to_string()));
-        }
-        // Never echo the value: it may hold a password.
-        Err(ApiError::new(500, "invalid_configuration", "database_url must be empty (SQLite) or a postgres:// URL"))
-    }
-}
+pub use cairn_core::placement::{Backend, DATABASE_URL_VARIABLE};
 
 #[cfg(target_arch = "wasm32")]
-pub use component::{Store, open};
+pub use component::{Store, open, open_backend, placements};
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    use super::Backend;
+    use super::{Backend, DATABASE_URL_VARIABLE};
     use crate::spin_postgres::{self, SpinPostgres};
     use crate::spin_sqlite::SpinSqlite;
     use crate::sql::{Dialect, Row, Sql, SqlValue};
@@ -46,12 +22,35 @@ mod component {
         Postgres(SpinPostgres),
     }
 
-    /// Opens the configured database.
+    /// The home store's backend (`database_url`).
+    fn home() -> Result<Backend, ApiError> {
+        Backend::from_url(&crate::variables::get(DATABASE_URL_VARIABLE).unwrap_or_default())
+    }
+
+    /// Opens the home store: the control plane's, and the memories' of
+    /// every tenant its tier does not place elsewhere (`crate::placement`).
     pub fn open() -> Result<Store, ApiError> {
-        match Backend::from_url(&crate::variables::get(super::DATABASE_URL_VARIABLE).unwrap_or_default())? {
+        open_backend(&home()?)
+    }
+
+    /// Opens one backend's store.
+    pub fn open_backend(backend: &Backend) -> Result<Store, ApiError> {
+        match backend {
             Backend::Sqlite => SpinSqlite::open("default").map(Store::Sqlite),
-            Backend::Postgres(url) => spin_postgres::open(&url).map(Store::Postgres),
+            Backend::Postgres(url) => spin_postgres::open(url).map(Store::Postgres),
         }
+    }
+
+    /// Where the tiers place their tenants; `None` when every tier stores
+    /// at home (the tiers document names no `store`: nothing is parsed).
+    pub fn placements() -> Result<Option<cairn_core::placement::Placements>, ApiError> {
+        let Some(doc) = crate::variables::get("tier_profiles").filter(|d| cairn_core::placement::may_place(d)) else {
+            return Ok(None);
+        };
+        let doc: serde_json::Value = serde_json::from_str(&doc)
+            .map_err(|e| ApiError::new(500, "invalid_configuration", format!("tier_profiles is not JSON: {e}")))?;
+        let p = cairn_core::placement::Placements::from_tiers(&doc, home()?, crate::variables::get)?;
+        Ok((!p.all_home()).then_some(p))
     }
 
     impl Sql for Store {
@@ -67,21 +66,5 @@ mod component {
                 Store::Postgres(db) => db.query(sql, params),
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_url_selects_the_backend_and_a_bad_one_is_refused_without_echoing_it() {
-        assert_eq!(Backend::from_url("").unwrap(), Backend::Sqlite);
-        assert_eq!(Backend::from_url("  ").unwrap(), Backend::Sqlite);
-        let url = "postgres://cairn@127.0.0.1:5432/cairn";
-        assert_eq!(Backend::from_url(url).unwrap(), Backend::Postgres(url.into()));
-        let e = Backend::from_url("mysql://u:hunter2@db/x").unwrap_err();
-        assert_eq!(e.status, 500);
-        assert!(!e.message.contains("hunter2"), "{}", e.message);
     }
 }

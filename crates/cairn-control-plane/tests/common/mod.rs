@@ -20,6 +20,7 @@ pub fn ctx(now_ms: i64) -> AdminCtx<'static> {
         billing_disabled: false,
         default_tenant_id: "default",
         alert_loopback_targets: false,
+        tenant_store: None,
     }
 }
 

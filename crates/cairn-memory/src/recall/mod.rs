@@ -153,7 +153,8 @@ pub fn write_audit_row(db: &dyn Sql, row: &Value) -> Result<(), ApiError> {
             Param::Int(i) => SqlValue::Integer(i),
         })
         .collect();
-    cairn_spin::sql::write_txn(db, |db| db.exec(INSERT_SQL, &values))
+    // One append: no read to guard, so no exclusive writer lock on PostgreSQL.
+    cairn_spin::sql::rows_write_txn(db, |db| db.exec(INSERT_SQL, &values))
 }
 
 /// The pipeline's result before the audit row.
