@@ -170,6 +170,35 @@ fn solo_tenants_live_in_sqlite_beside_team_tenants_in_postgresql() {
     let check = admin(&s, "/v1/admin/control/consistency-check", json!({"tenant_id": "brook", "strict": true}));
     assert_eq!(check["summary"]["errors"], 0, "{check}");
 
+    // An upgrade that would leave a tenant's memories behind in another
+    // store is refused until the operator says they were copied.
+    admin(&s, "/v1/admin/control/tenants/dune/provision", json!({"tier": "solo"}));
+    write(&s, "dune", "u1", "dune mapped the shoreline");
+    let up = |body: Value| s.post_with("/v1/admin/control/tenants/dune/upgrade", &body, &[("x-admin-token", ADMIN)]);
+    let refused = up(json!({"tier": "team"}));
+    assert_eq!(
+        (refused.status, refused.body["error"].as_str()),
+        (409, Some("tier_store_change_needs_migration")),
+        "{}",
+        refused.text
+    );
+    assert_eq!(refused.body["details"]["from_store"], "sqlite", "{}", refused.text);
+    assert_eq!(refused.body["details"]["to_store"], "home", "{}", refused.text);
+    assert!(refused.body["message"].as_str().unwrap().contains("cairn job migrate-store"), "{}", refused.text);
+    assert_eq!(psql("SELECT tier FROM control_tenants WHERE tenant_id = 'dune'"), "solo", "nothing changed");
+    let bad = up(json!({"tier": "team", "allow_store_change": "yes"}));
+    assert_eq!(bad.status, 400, "{}", bad.text);
+    assert_eq!(up(json!({"tier": "team", "allow_store_change": true})).status, 200);
+    let audited =
+        psql("SELECT details FROM control_audit_events WHERE action = 'tenant.upgrade' AND tenant_id = 'dune'");
+    assert!(
+        audited.contains("\"allowed_by_operator\":true") || audited.contains("\"allowed_by_operator\": true"),
+        "{audited}"
+    );
+    // A tenant without memories changes store freely.
+    admin(&s, "/v1/admin/control/tenants/cove/provision", json!({"tier": "solo"}));
+    admin(&s, "/v1/admin/control/tenants/cove/upgrade", json!({"tier": "team"}));
+
     // Teardown erases the memories in the tenant's store, and suspends it at home.
     let down = admin(&s, "/v1/admin/control/tenants/brook/teardown", json!({}));
     assert_eq!(down["erased"]["nodes"].as_i64(), Some(brook_nodes), "{down}");
@@ -179,7 +208,6 @@ fn solo_tenants_live_in_sqlite_beside_team_tenants_in_postgresql() {
     // Derivation, retention and teardown left the control plane at home.
     let sqlite_has_control = db_query(&s.data_dir, "SELECT count(*) FROM sqlite_master WHERE name = 'control_tenants'");
     assert!(matches!(sqlite_has_control[0][0], libsql::Value::Integer(0)), "no control plane in the solo store");
-
 }
 
 /// A self-hosted deployment on SQLite adds a PostgreSQL for one tier: the

@@ -69,6 +69,7 @@ impl Guest for Control {
         let default_tier = cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into());
         let default_tenant = cairn_spin::variables::get("memory_tenant_id").unwrap_or_else(|| "default".into());
         let open_tenant_store = |tenant: &str| tenant_store(&db, tenant);
+        let tier_store = |tier: &str| Ok(store::placements()?.and_then(|p| p.for_tier(tier).cloned()));
         let actx = AdminCtx {
             request_id: &ctx.request_id,
             now_ms: now_ms(),
@@ -80,6 +81,7 @@ impl Guest for Control {
             alert_loopback_targets: cairn_spin::variables::get("alert_loopback_targets")
                 .is_some_and(|v| v.trim() == "true"),
             tenant_store: Some(&open_tenant_store),
+            tier_store: Some(&tier_store),
         };
         admin::route(&db, &actx, &method, &path, &query, &body).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }

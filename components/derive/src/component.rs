@@ -204,6 +204,7 @@ fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, Api
         default_tenant_id: &default_tenant,
         alert_loopback_targets: false,
         tenant_store: Some(&open_tenant_store),
+        tier_store: None,
     };
     match verb {
         "plan" => cairn_control_plane::alerts::plan(&db, &ctx, body),

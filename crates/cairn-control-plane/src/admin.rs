@@ -27,7 +27,13 @@ pub struct AdminCtx<'a> {
     /// Opens the store of a tenant's memories when its tier places it away
     /// from the home store (`crate::placement`); `None`: everything is home.
     pub tenant_store: Option<TenantStoreFn<'a>>,
+    /// The store a tier places its tenants' memories in (`Ok(None)`: the
+    /// home store); `None`: every tier stores at home.
+    pub tier_store: Option<TierStoreFn<'a>>,
 }
+
+/// Where a tier's tenants' memories live (`Ok(None)`: the home store).
+pub type TierStoreFn<'a> = &'a dyn Fn(&str) -> Result<Option<cairn_core::placement::Backend>, ApiError>;
 
 /// Opens a tenant's store (`Ok(None)`: it is the home store).
 pub type TenantStoreFn<'a> = &'a dyn Fn(&str) -> Result<Option<Box<dyn Sql>>, ApiError>;

@@ -118,6 +118,10 @@ pub fn provision(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, body: &Value) ->
 /// `POST /v1/admin/control/tenants/:id/upgrade {tier}` (repeating it is a no-op).
 pub fn upgrade(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, body: &Value) -> Result<Value, ApiError> {
     let tier = requested_tier(ctx, body)?;
+    let mut r = Reader::new();
+    let allow_store_change = r.bool_opt(Reader::root(body)?, "allow_store_change").unwrap_or(false);
+    r.finish()?;
+    let moved = check_store_change(db, ctx, tenant_id, &tier, allow_store_change)?;
     let now = ctx.now();
     write_txn(db, |db| {
         require_tenant(db, tenant_id)?;
@@ -130,10 +134,54 @@ pub fn upgrade(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, body: &Value) -> R
                 "UPDATE control_tenants SET tier = ?, provisioned_at = coalesce(provisioned_at, ?), updated_at = ? WHERE tenant_id = ?",
                 &[(&tier).into(), (&now).into(), (&now).into(), tenant_id.into()],
             )?;
-            audit(db, ctx, "tenant.upgrade", "tenant", tenant_id, Some(tenant_id), json!({"from": from, "to": tier}))?;
+            let mut details = json!({"from": from, "to": tier});
+            if let Some(m) = &moved {
+                details["store_change"] = m.clone();
+            }
+            audit(db, ctx, "tenant.upgrade", "tenant", tenant_id, Some(tenant_id), details)?;
         }
         status(db, ctx, tenant_id)
     })
+}
+
+/// An upgrade to a tier whose tenants' memories live in another store
+/// (`resource_caps.store`) would leave the tenant's memories behind,
+/// invisible: `409 tier_store_change_needs_migration` while it stores any,
+/// unless the operator says they were copied (`allow_store_change: true`,
+/// after `cairn job migrate-store`). Returns the change, for the audit
+/// event, when the store changes.
+fn check_store_change(
+    db: &dyn Sql,
+    ctx: &AdminCtx,
+    tenant_id: &str,
+    to_tier: &str,
+    allowed: bool,
+) -> Result<Option<Value>, ApiError> {
+    let Some(store_of) = ctx.tier_store else { return Ok(None) };
+    require_tenant(db, tenant_id)?;
+    let from_tier = effective_tier(ctx, crate::tiers::stored_tier(db, tenant_id)?.as_deref());
+    let name = |b: &Option<cairn_core::placement::Backend>| b.as_ref().map_or("home", |b| b.name());
+    let (from, to) = (store_of(&from_tier)?, store_of(to_tier)?);
+    if from == to {
+        return Ok(None);
+    }
+    let data = ctx.tenant_data(db, tenant_id)?;
+    cairn_memory::schema::ensure(data.db(), &ctx.now())?;
+    let stored = cairn_memory::usage::tenant_bytes(data.db(), tenant_id, ctx.default_tenant_id)?;
+    let change = json!({"from_store": name(&from), "to_store": name(&to), "stored_bytes": stored,
+                        "allowed_by_operator": allowed});
+    if stored > 0 && !allowed {
+        return Err(ApiError::new(
+            409,
+            "tier_store_change_needs_migration",
+            format!(
+                "tier {to_tier} keeps its tenants' memories in a different store from tier {from_tier}: copy tenant \
+                 {tenant_id}'s memories first (cairn job migrate-store), then upgrade with allow_store_change: true"
+            ),
+        )
+        .with_details(change));
+    }
+    Ok(Some(change))
 }
 
 /// The scopes a teardown erased, with their counts.

@@ -37,6 +37,7 @@ fn ctx() -> AdminCtx<'static> {
         default_tenant_id: "default",
         alert_loopback_targets: false,
         tenant_store: None,
+        tier_store: None,
     }
 }
 

@@ -21,6 +21,7 @@ pub fn ctx(now_ms: i64) -> AdminCtx<'static> {
         default_tenant_id: "default",
         alert_loopback_targets: false,
         tenant_store: None,
+        tier_store: None,
     }
 }
 
