@@ -4,7 +4,7 @@
 //! buckets shared by every host process ([`quota_buckets`]), the storage
 //! cap ([`storage`]), the tier
 //! profiles ([`tiers`]) and where their tenants store ([`placement`]) and the provisioning verbs ([`provisioning`]), the hash-chained audit log every admin mutation
-//! appends to ([`audit`]), the tenant dashboard and
+//! appends to ([`audit`]), the evidence registry anchored in it ([`evidence`]), the tenant dashboard and
 //! diagnostics ([`dashboard`], [`diagnostics`]), the admin API's router ([`admin`]) and the
 //! schema ([`schema`]). Used by the control and derive components.
 
@@ -14,6 +14,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod dashboard;
 pub mod diagnostics;
+pub mod evidence;
 pub mod key_usage;
 pub mod latency;
 pub mod page_cursor;

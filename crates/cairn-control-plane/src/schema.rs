@@ -149,6 +149,25 @@ pub const MIGRATIONS: &[&[&str]] = &[
         )",
         "CREATE INDEX IF NOT EXISTS control_alert_deliveries_dedupe ON control_alert_deliveries (route_id, dedupe_key, created_at) WHERE dedupe_key IS NOT NULL",
     ],
+    // 7: the evidence registry (crate::evidence): each artifact with its
+    // bytes, registered by an `evidence.register` audit event.
+    &[
+        "CREATE TABLE IF NOT EXISTS control_evidence (
+            evidence_id TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            tenant_id TEXT,
+            period_start TEXT,
+            period_end TEXT,
+            producer TEXT NOT NULL,
+            content_type TEXT NOT NULL,
+            sha256 TEXT NOT NULL,
+            size_bytes INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            content TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS control_evidence_kind ON control_evidence (kind, created_at)",
+        "CREATE INDEX IF NOT EXISTS control_evidence_tenant ON control_evidence (tenant_id, created_at)",
+    ],
 ];
 
 pub fn current_version() -> i64 {

@@ -131,6 +131,24 @@ pub const MIGRATIONS: &[&[&str]] = &[
     &[],
     &[],
     &[],
+    // 7: the evidence registry, as SQLite's step 7.
+    &[
+        r#"CREATE TABLE IF NOT EXISTS control_evidence (
+            evidence_id TEXT COLLATE "C" PRIMARY KEY,
+            kind TEXT COLLATE "C" NOT NULL,
+            tenant_id TEXT COLLATE "C",
+            period_start TEXT COLLATE "C",
+            period_end TEXT COLLATE "C",
+            producer TEXT COLLATE "C" NOT NULL,
+            content_type TEXT COLLATE "C" NOT NULL,
+            sha256 TEXT COLLATE "C" NOT NULL,
+            size_bytes BIGINT NOT NULL,
+            created_at TEXT COLLATE "C" NOT NULL,
+            content TEXT NOT NULL
+        )"#,
+        r#"CREATE INDEX IF NOT EXISTS control_evidence_kind ON control_evidence (kind, created_at)"#,
+        r#"CREATE INDEX IF NOT EXISTS control_evidence_tenant ON control_evidence (tenant_id, created_at)"#,
+    ],
 ];
 
 #[cfg(test)]

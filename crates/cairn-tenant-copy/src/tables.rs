@@ -203,6 +203,14 @@ pub const TABLES: &[Table] = &[
         ],
         &["id"],
     )),
+    tenant(
+        "control_evidence",
+        &[
+            "evidence_id", "kind", "tenant_id", "period_start", "period_end", "producer", "content_type", "sha256",
+            "size_bytes", "created_at", "content",
+        ],
+        &["evidence_id"],
+    ),
 ];
 
 /// The audit log, copied after the tables by re-appending each of the

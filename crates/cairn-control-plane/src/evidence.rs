@@ -1,0 +1,205 @@
+//! The evidence registry (issue 18, step 1): governance artifacts — weekly
+//! reports, release bundles, drill results, rehearsals, consistency runs —
+//! kept with their bytes in `control_evidence`, each registered by an
+//! audit event (`evidence.register`) whose details carry its kind, tenant,
+//! period, producer, sha256 and size. The registry is thereby hash-chained
+//! through the audit log: changing an artifact's bytes, its metadata or its
+//! event no longer verifies.
+//!
+//! Routes below `/v1/admin/control/`: `POST evidence`, `GET evidence`
+//! (newest first, without bytes), `GET evidence/{evidence_id}` (with
+//! bytes), `POST evidence/verify`.
+
+use crate::admin::{AdminCtx, audit};
+use cairn_core::ApiError;
+use cairn_core::request_reader::Reader;
+use cairn_spin::sql::{Row, Sql, SqlValue, read_txn, write_txn};
+use serde_json::{Value, json};
+
+/// Largest artifact accepted, in bytes of its text.
+pub const MAX_CONTENT_BYTES: usize = 4 << 20;
+
+const COLUMNS: &str =
+    "evidence_id, kind, tenant_id, period_start, period_end, producer, content_type, sha256, size_bytes, created_at";
+
+/// The registered facts of an artifact, as its audit event records them.
+fn facts(r: &Row) -> Value {
+    json!({
+        "evidence_id": r.string(0), "kind": r.string(1), "tenant_id": r.opt_string(2),
+        "period_start": r.opt_string(3), "period_end": r.opt_string(4), "producer": r.string(5),
+        "content_type": r.string(6), "sha256": r.string(7), "size_bytes": r.int(8), "created_at": r.string(9),
+    })
+}
+
+/// `kind`: `^[a-z0-9][a-z0-9_.-]{0,63}$` (e.g. `weekly_report`, `replay_drill`).
+fn is_kind(k: &str) -> bool {
+    let b = k.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && (b[0].is_ascii_lowercase() || b[0].is_ascii_digit())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'_' | b'.' | b'-'))
+}
+
+/// Unix ms of an RFC 3339 UTC time with or without milliseconds.
+fn utc_millis(t: &str) -> Option<i64> {
+    cairn_core::time_fmt::parse_rfc3339_millis(t).or_else(|| {
+        let whole = t.strip_suffix('Z').filter(|w| w.len() == 19)?;
+        cairn_core::time_fmt::parse_rfc3339_millis(&format!("{whole}.000Z"))
+    })
+}
+
+/// `POST evidence {kind, content, content_type? ("application/json"),
+/// tenant_id?, period_start?, period_end? (RFC 3339), producer?
+/// ("admin_token")}`: stores the artifact and its registration event in
+/// one transaction.
+pub fn register(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, ApiError> {
+    let mut r = Reader::new();
+    let o = Reader::root(body)?;
+    let kind = crate::tenants::id_req(&mut r, o, "kind", 64);
+    let content = r.str_req(o, "content");
+    let content_type = r.str_opt_len(o, "content_type", 1, 128).unwrap_or_else(|| "application/json".into());
+    let tenant_id = r.str_opt_len(o, "tenant_id", 1, 64);
+    let period_start = r.str_opt_len(o, "period_start", 1, 64);
+    let period_end = r.str_opt_len(o, "period_end", 1, 64);
+    let producer = r.str_opt_len(o, "producer", 1, 128).unwrap_or_else(|| "admin_token".into());
+    if kind.as_deref().is_some_and(|k| !is_kind(k)) {
+        r.issue("kind", "kind must match ^[a-z0-9][a-z0-9_.-]{0,63}$");
+    }
+    if tenant_id.as_deref().is_some_and(|t| !cairn_core::tenant_scope::is_valid_tenant_id(t)) {
+        r.issue("tenant_id", "tenant_id must match ^[a-zA-Z0-9][a-zA-Z0-9._-]{0,63}$");
+    }
+    // Stored in Cairn's one time form (UTC, milliseconds).
+    let mut times = [None, None];
+    for (i, (key, given)) in [("period_start", &period_start), ("period_end", &period_end)].into_iter().enumerate() {
+        times[i] = given.as_deref().and_then(utc_millis);
+        if given.is_some() && times[i].is_none() {
+            r.issue(key, "must be an RFC 3339 UTC time (2027-01-04T00:00:00Z or …00.000Z)");
+        }
+    }
+    if let [Some(a), Some(b)] = times
+        && a > b
+    {
+        r.issue("period_end", "period_end is before period_start");
+    }
+    let [period_start, period_end] = times.map(|t| t.map(cairn_core::time_fmt::rfc3339_millis));
+    if content.as_ref().is_some_and(|c| c.len() > MAX_CONTENT_BYTES) {
+        r.issue("content", format!("content must be at most {MAX_CONTENT_BYTES} bytes"));
+    }
+    r.finish()?;
+    let (kind, content) = (kind.expect("checked"), content.expect("checked"));
+    let (evidence_id, now) = (ctx.uuid(), ctx.now());
+    let sha256 = cairn_core::digest::sha256_hex(&content);
+    let size = content.len() as i64;
+    write_txn(db, |db| {
+        crate::schema::ensure(db, &now)?;
+        db.exec(
+            &format!("INSERT INTO control_evidence ({COLUMNS}, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+            &[
+                (&evidence_id).into(),
+                (&kind).into(),
+                tenant_id.clone().into(),
+                period_start.clone().into(),
+                period_end.clone().into(),
+                (&producer).into(),
+                (&content_type).into(),
+                (&sha256).into(),
+                SqlValue::Integer(size),
+                (&now).into(),
+                (&content).into(),
+            ],
+        )?;
+        let row = db
+            .query_one(
+                &format!("SELECT {COLUMNS} FROM control_evidence WHERE evidence_id = ?"),
+                &[(&evidence_id).into()],
+            )?
+            .ok_or_else(|| ApiError::internal("evidence vanished"))?;
+        let registered = facts(&row);
+        audit(db, ctx, "evidence.register", "evidence", &evidence_id, tenant_id.as_deref(), registered.clone())?;
+        Ok(json!({"ok": true, "evidence": registered}))
+    })
+}
+
+/// `GET evidence?kind&tenant_id&limit(≤500, 100)&offset`, newest first.
+pub fn list(db: &dyn Sql, ctx: &AdminCtx, query: &[(String, String)]) -> Result<Value, ApiError> {
+    let crate::admin::Page { limit, offset, filters } = crate::admin::page(query, &["kind", "tenant_id"], 100, 500)?;
+    crate::schema::ensure(db, &ctx.now())?;
+    let rows = db.query(
+        &format!(
+            "SELECT {COLUMNS} FROM control_evidence WHERE (CAST(? AS TEXT) IS NULL OR kind = ?) \
+             AND (CAST(? AS TEXT) IS NULL OR tenant_id = ?) ORDER BY created_at DESC, evidence_id DESC LIMIT ? OFFSET ?"
+        ),
+        &[
+            filters[0].clone().into(),
+            filters[0].clone().into(),
+            filters[1].clone().into(),
+            filters[1].clone().into(),
+            SqlValue::Integer(limit),
+            SqlValue::Integer(offset),
+        ],
+    )?;
+    Ok(json!({"ok": true, "evidence": rows.iter().map(facts).collect::<Vec<_>>()}))
+}
+
+/// `GET evidence/{evidence_id}`: the facts and the bytes.
+pub fn get(db: &dyn Sql, ctx: &AdminCtx, evidence_id: &str) -> Result<Value, ApiError> {
+    crate::schema::ensure(db, &ctx.now())?;
+    let row = db
+        .query_one(
+            &format!("SELECT {COLUMNS}, content FROM control_evidence WHERE evidence_id = ?"),
+            &[evidence_id.into()],
+        )?
+        .ok_or_else(|| {
+            ApiError::not_found("not_found", "no such evidence").with_details(json!({"evidence_id": evidence_id}))
+        })?;
+    let mut out = facts(&row);
+    out["content"] = json!(row.string(10));
+    Ok(json!({"ok": true, "evidence": out}))
+}
+
+/// `POST evidence/verify`: the audit chain verifies, and every artifact's
+/// bytes hash to its recorded sha256 and size, and its facts equal those
+/// its `evidence.register` event recorded. Names every artifact that fails
+/// and why (`content_changed`, `facts_changed`, `registration_missing`).
+pub fn verify(db: &dyn Sql, ctx: &AdminCtx) -> Result<Value, ApiError> {
+    crate::schema::ensure(db, &ctx.now())?;
+    read_txn(db, |db| {
+        let chain = crate::audit::verify_in_snapshot(db)?;
+        let events: std::collections::HashMap<String, Value> = db
+            .query(
+                "SELECT resource_id, details FROM control_audit_events WHERE action = 'evidence.register' ORDER BY seq",
+                &[],
+            )?
+            .iter()
+            .map(|r| (r.string(0), serde_json::from_str(r.text(1).unwrap_or("null")).unwrap_or(Value::Null)))
+            .collect();
+        let rows = db
+            .query(&format!("SELECT {COLUMNS}, content FROM control_evidence ORDER BY created_at, evidence_id"), &[])?;
+        let mut failures = Vec::new();
+        for row in &rows {
+            let f = facts(row);
+            let content = row.string(10);
+            let reason = if cairn_core::digest::sha256_hex(&content) != f["sha256"]
+                || content.len() as i64 != f["size_bytes"].as_i64().unwrap_or(-1)
+            {
+                Some("content_changed")
+            } else {
+                match events.get(&row.string(0)) {
+                    None => Some("registration_missing"),
+                    Some(e) if *e != f => Some("facts_changed"),
+                    Some(_) => None,
+                }
+            };
+            if let Some(reason) = reason {
+                failures.push(json!({"evidence_id": f["evidence_id"], "kind": f["kind"], "reason": reason}));
+            }
+        }
+        let chain_ok = chain["ok"] == true;
+        Ok(json!({
+            "ok": chain_ok && failures.is_empty(),
+            "checked": rows.len(),
+            "failures": failures,
+            "audit_chain": chain,
+        }))
+    })
+}
