@@ -42,12 +42,6 @@ fn tenant_tier(db: &Store, tenant_id: &str) -> Result<String, Error> {
     placement::tenant_tier(db, rule, tenant_id).map_err(to_wit)
 }
 
-/// The store of a tenant's memories, when its tier places it apart from
-/// the home store `home`.
-fn tenant_store(home: &Store, tenant_id: &str) -> Result<Option<Box<dyn Sql>>, ApiError> {
-    Ok(placement::tenant_store(home, || Some(tenant_id.to_string()))?.map(|s| Box::new(s) as Box<dyn Sql>))
-}
-
 impl Guest for Control {
     fn info() -> ComponentInfo {
         ComponentInfo {
@@ -68,7 +62,7 @@ impl Guest for Control {
         let profiles = cairn_spin::variables::get("tier_profiles");
         let default_tier = cairn_spin::variables::get("default_tier").unwrap_or_else(|| "solo".into());
         let default_tenant = cairn_spin::variables::get("memory_tenant_id").unwrap_or_else(|| "default".into());
-        let open_tenant_store = |tenant: &str| tenant_store(&db, tenant);
+        let open_tenant_store = |tenant: &str| placement::boxed_tenant_store(&db, tenant);
         let tier_store = |tier: &str| Ok(store::placements()?.and_then(|p| p.for_tier(tier).cloned()));
         let actx = AdminCtx {
             request_id: &ctx.request_id,
@@ -90,19 +84,15 @@ impl Guest for Control {
         let db = store::open().map_err(to_wit)?;
         let now = cairn_core::time_fmt::rfc3339_millis(now_ms());
         cairn_control_plane::schema::ensure(&db, &now).map_err(to_wit)?;
+        let tier = tenant_tier(&db, &tenant_id)?;
         // The storage count lives in the kernel's schema, in the store of
-        // the tenant's memories (home unless its tier places it apart).
-        let apart =
-            if stores { placement::tenant_store(&db, || Some(tenant_id.clone())).map_err(to_wit)? } else { None };
-        let memories: Option<&dyn Sql> = match (&apart, stores) {
-            (Some(s), _) => Some(s),
-            (None, true) => Some(&db),
-            (None, false) => None,
-        };
+        // the tenant's memories (home unless its tier places it apart; the
+        // tier is known, so it is not read again).
+        let apart = if stores { placement::tier_store(&tier).map_err(to_wit)? } else { None };
+        let memories: Option<&dyn Sql> = stores.then(|| apart.as_ref().map_or(&db as &dyn Sql, |s| s as &dyn Sql));
         if let Some(m) = memories {
             cairn_memory::schema::ensure(m, &now).map_err(to_wit)?;
         }
-        let tier = tenant_tier(&db, &tenant_id)?;
         let profiles: Option<serde_json::Value> =
             cairn_spin::variables::get("tier_profiles").and_then(|p| serde_json::from_str(&p).ok());
         let profile = profiles.as_ref().and_then(|p| p.get("tiers")?.get(&tier));

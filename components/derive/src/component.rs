@@ -187,9 +187,7 @@ fn health_gate(body: &Value) -> Result<Value, ApiError> {
 /// `verb`: plan, record or key-usage-anomaly.
 fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, ApiError> {
     let db = store::open()?;
-    let open_tenant_store = |tenant: &str| -> Result<Option<Box<dyn cairn_spin::sql::Sql>>, ApiError> {
-        Ok(placement::tenant_store(&db, || Some(tenant.to_string()))?.map(|s| Box::new(s) as Box<dyn cairn_spin::sql::Sql>))
-    };
+    let open_tenant_store = |tenant: &str| placement::boxed_tenant_store(&db, tenant);
     let var = |k: &str| cairn_spin::variables::get(k);
     let profiles = var("tier_profiles");
     let default_tier = var("default_tier").unwrap_or_else(|| "solo".into());

@@ -46,7 +46,7 @@ pub fn query_tenant(query: &[(String, String)]) -> Option<String> {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use component::{all_stores, for_tenant, open_tenant, tenant_store};
+pub use component::{all_stores, boxed_tenant_store, for_tenant, open_tenant, tenant_store, tier_store};
 
 #[cfg(target_arch = "wasm32")]
 mod component {
@@ -76,6 +76,24 @@ mod component {
         let now = cairn_core::time_fmt::rfc3339_millis(cairn_spin::wasi_env::now_ms());
         crate::schema::ensure(home, &now)?;
         match rule_and_then(|rule| super::tenant_backend(home, &placements, rule, tenant.trim()))? {
+            None => Ok(None),
+            Some(b) => store::open_backend(b).map(Some),
+        }
+    }
+
+    /// [`tenant_store`] of the tenant `tenant_id`, boxed as the control
+    /// plane's `AdminCtx::tenant_store` hands it out.
+    pub fn boxed_tenant_store(
+        home: &Store,
+        tenant_id: &str,
+    ) -> Result<Option<Box<dyn cairn_spin::sql::Sql>>, ApiError> {
+        Ok(tenant_store(home, || Some(tenant_id.to_string()))?.map(|s| Box::new(s) as Box<dyn cairn_spin::sql::Sql>))
+    }
+
+    /// The store of `tier`'s tenants when the tier places them apart from
+    /// home (for a caller that knows the tenant's tier already).
+    pub fn tier_store(tier: &str) -> Result<Option<Store>, ApiError> {
+        match store::placements()?.as_ref().and_then(|p| p.for_tier(tier)) {
             None => Ok(None),
             Some(b) => store::open_backend(b).map(Some),
         }
