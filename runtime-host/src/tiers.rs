@@ -53,15 +53,8 @@ pub fn to_variables(yaml: &str) -> Result<BTreeMap<String, String>> {
 /// resolved variables. Returns `tier -> sqlite | postgres` for the tiers
 /// stored apart from the home store.
 pub fn check_placements(var: impl Fn(&str) -> Option<String>) -> Result<BTreeMap<String, &'static str>> {
-    use cairn_core::placement::{Backend, Placements, may_place};
-    let Some(doc) = var("tier_profiles").filter(|d| may_place(d)) else {
-        return Ok(BTreeMap::new());
-    };
-    let doc: Value = serde_json::from_str(&doc).context("tier_profiles is not JSON")?;
-    let fail = |e: cairn_core::ApiError| anyhow::anyhow!("{}", e.message);
-    let home =
-        Backend::from_url(&var(cairn_core::placement::DATABASE_URL_VARIABLE).unwrap_or_default()).map_err(fail)?;
-    Ok(Placements::from_tiers(&doc, home, var).map_err(fail)?.summary())
+    let placements = cairn_core::placement::from_variables(var).map_err(|e| anyhow::anyhow!("{}", e.message))?;
+    Ok(placements.map(|p| p.summary()).unwrap_or_default())
 }
 
 /// The fields every tier row must have (preflight's `tiers_file_complete`):

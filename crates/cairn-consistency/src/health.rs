@@ -229,10 +229,9 @@ fn fired_names(c: &Report, errors: bool) -> Vec<&'static str> {
         .collect()
 }
 
-/// The newest dead letter of the selected scopes, and the newest replay
-/// decision (a replay or its preview, an audit event) of the tenant.
-/// The newest dead letter in `db` and the newest replay decision in
-/// `audit`'s log (the home store's control plane).
+/// The newest dead letter of the selected scopes in `db`, and the newest
+/// replay decision (a replay or its preview, an audit event) of the tenant
+/// in `audit`'s log (the home store's control plane).
 pub fn dead_letter_times(
     db: &dyn Sql,
     audit: &dyn Sql,

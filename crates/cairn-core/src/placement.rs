@@ -111,6 +111,20 @@ impl Placements {
     }
 }
 
+/// The placements a deployment's variables give (`tier_profiles`, the home
+/// `database_url` and the connections tiers name); `None` when every tier
+/// stores at home. The tiers document is parsed only when it names a store.
+pub fn from_variables(var: impl Fn(&str) -> Option<String>) -> Result<Option<Placements>, ApiError> {
+    let Some(doc) = var("tier_profiles").filter(|d| may_place(d)) else {
+        return Ok(None);
+    };
+    let doc: Value = serde_json::from_str(&doc)
+        .map_err(|e| ApiError::new(500, "invalid_configuration", format!("tier_profiles is not JSON: {e}")))?;
+    let home = Backend::from_url(&var(DATABASE_URL_VARIABLE).unwrap_or_default())?;
+    let p = Placements::from_tiers(&doc, home, var)?;
+    Ok((!p.all_home()).then_some(p))
+}
+
 /// Whether the tiers document may place any tier outside home: a cheap
 /// test on its text, so a deployment without `store` caps parses nothing.
 pub fn may_place(tier_profiles: &str) -> bool {

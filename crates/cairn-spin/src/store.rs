@@ -44,13 +44,7 @@ mod component {
     /// Where the tiers place their tenants; `None` when every tier stores
     /// at home (the tiers document names no `store`: nothing is parsed).
     pub fn placements() -> Result<Option<cairn_core::placement::Placements>, ApiError> {
-        let Some(doc) = crate::variables::get("tier_profiles").filter(|d| cairn_core::placement::may_place(d)) else {
-            return Ok(None);
-        };
-        let doc: serde_json::Value = serde_json::from_str(&doc)
-            .map_err(|e| ApiError::new(500, "invalid_configuration", format!("tier_profiles is not JSON: {e}")))?;
-        let p = cairn_core::placement::Placements::from_tiers(&doc, home()?, crate::variables::get)?;
-        Ok((!p.all_home()).then_some(p))
+        cairn_core::placement::from_variables(crate::variables::get)
     }
 
     impl Sql for Store {
