@@ -14,12 +14,16 @@
 //! - `health-gate`: the consistency check plus derivation's operability
 //!   against the tier's thresholds (as `POST /v1/admin/control/health-gate`),
 //!   exit 2 when it fails;
+//! - `governance-weekly-report`: the weekly governance report
+//!   (crates/cairn-governance) written to a directory as `summary.json`,
+//!   `WEEKLY_STATUS.md` and `weekly_report.html`; exit 2 on failed checks
+//!   with `--strict` / `--strict-warnings`;
 //! - `migrate-store`: copy a tenant from a data dir's SQLite to PostgreSQL
 //!   and verify the copy (`crate::migrate_store`).
 
 use crate::AppArgs;
 use crate::derive_calls::{self, Verb};
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -52,6 +56,10 @@ pub enum JobCmd {
     /// with an active alert route and deliver (webhook, Slack, PagerDuty),
     /// recording each delivery.
     AlertDispatch(AlertJob),
+    /// The weekly governance report of every tenant, one tenant or one
+    /// scope: summary.json, WEEKLY_STATUS.md and weekly_report.html in
+    /// --out-dir; exit 2 with --strict (error checks) or --strict-warnings.
+    GovernanceWeeklyReport(GovernanceJob),
     /// Copy one tenant (memory, commits, derived data, control-plane rows,
     /// audit events) from a data dir's SQLite to PostgreSQL, then verify
     /// both sides' chains and digests; exit 1 (destination cleaned) when
@@ -70,6 +78,51 @@ pub struct AlertJob {
     /// Longest wait for one target.
     #[arg(long, default_value_t = 8000)]
     timeout_ms: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct GovernanceJob {
+    /// Only this tenant's scopes (cross-tenant drift still spans every tenant).
+    #[arg(long)]
+    tenant: Option<String>,
+    /// Only this scope (the default tenant's without --tenant).
+    #[arg(long)]
+    scope: Option<String>,
+    /// The ISO week reported, e.g. 2026-W48 (default: this week, up to now).
+    #[arg(long)]
+    report_week: Option<String>,
+    /// Hours the window reaches back from the week's end (1..2160).
+    #[arg(long, default_value_t = 168)]
+    window_hours: i64,
+    /// The run's id (default: <week>_<unix ms>).
+    #[arg(long)]
+    run_id: Option<String>,
+    #[arg(long, default_value_t = 5)]
+    tenant_drift_min_feedback: i64,
+    #[arg(long, default_value_t = 0.95)]
+    min_decision_link_coverage: f64,
+    #[arg(long, default_value_t = 0.8)]
+    min_recall_identity_coverage: f64,
+    #[arg(long, default_value_t = 1.0)]
+    min_private_owner_coverage: f64,
+    #[arg(long, default_value_t = 20)]
+    max_tenant_active_rule_count_drift: i64,
+    #[arg(long, default_value_t = 0.3)]
+    max_tenant_negative_ratio_drift: f64,
+    /// Exit 2 when an error check fails.
+    #[arg(long)]
+    strict: bool,
+    /// Exit 2 when any check fails.
+    #[arg(long)]
+    strict_warnings: bool,
+    /// Where the documents go (default artifacts/governance/weekly/<week>_<run_id>).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Print summary.json instead of the check lines.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -355,6 +408,69 @@ async fn report_job(
     Ok(())
 }
 
+/// Makes the report, writes its three documents to the out dir (created;
+/// each file written whole, then renamed), prints its checks.
+async fn governance_weekly_report(j: GovernanceJob, rid: &str) -> Result<()> {
+    existing_database(&j.common.data_dir)?;
+    let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+    let body = json!({
+        "tenant_id": j.tenant, "scope": j.scope, "report_week": j.report_week, "window_hours": j.window_hours,
+        "run_id": j.run_id, "tenant_drift_min_feedback": j.tenant_drift_min_feedback,
+        "min_decision_link_coverage": j.min_decision_link_coverage,
+        "min_recall_identity_coverage": j.min_recall_identity_coverage,
+        "min_private_owner_coverage": j.min_private_owner_coverage,
+        "max_tenant_active_rule_count_drift": j.max_tenant_active_rule_count_drift,
+        "max_tenant_negative_ratio_drift": j.max_tenant_negative_ratio_drift,
+        "strict": j.strict, "strict_warnings": j.strict_warnings,
+    });
+    let out = derive_calls::call_ok(&app, Verb::GovernanceWeeklyReport(body), rid).await?;
+    let mut summary = out["summary"].clone();
+    let dir = j.out_dir.unwrap_or_else(|| {
+        PathBuf::from("artifacts/governance/weekly").join(format!(
+            "{}_{}",
+            summary["report_week"].as_str().unwrap_or(""),
+            summary["run_id"].as_str().unwrap_or("")
+        ))
+    });
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    summary["out_dir"] = json!(dir.display().to_string());
+    let write = |name: &str, text: &str| -> Result<()> {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("writing {}", dir.join(name).display()))
+    };
+    write("summary.json", &format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
+    for (name, text) in out["files"].as_object().into_iter().flatten() {
+        if name != "summary.json" {
+            write(name, text.as_str().unwrap_or(""))?;
+        }
+    }
+    if j.json {
+        print(&summary)?;
+    } else {
+        for c in summary["checks"].as_array().into_iter().flatten() {
+            println!(
+                "{:<5} {:<8} {:<38} {}",
+                if c["pass"] == true { "pass" } else { "FAIL" },
+                c["severity"].as_str().unwrap_or(""),
+                c["name"].as_str().unwrap_or(""),
+                c["detail"].as_str().unwrap_or("")
+            );
+        }
+        println!(
+            "governance weekly report {}: {} -> {}",
+            summary["report_week"].as_str().unwrap_or(""),
+            if summary["ok"] == true { "pass" } else { "FAILED" },
+            dir.display()
+        );
+    }
+    let code = out["exit_code"].as_i64().unwrap_or(0) as i32;
+    if code != 0 {
+        std::process::exit(code);
+    }
+    Ok(())
+}
+
 fn request_id() -> String {
     format!(
         "cli-{}-{}",
@@ -426,6 +542,7 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
             let timeout = std::time::Duration::from_millis(j.timeout_ms.max(1));
             print(&crate::alert_sender::dispatch(&app, j.dry_run, j.tenant, timeout, &rid).await?)
         }
+        JobCmd::GovernanceWeeklyReport(j) => governance_weekly_report(j, &rid).await,
         JobCmd::TelemetryRetention(j) => {
             existing_database(&j.common.data_dir)?;
             let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;

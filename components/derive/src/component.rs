@@ -181,6 +181,22 @@ fn health_gate(body: &Value) -> Result<Value, ApiError> {
     Ok(cairn_consistency::health::run(db, home, &settings(), body, now_ms(), &probe)?.json)
 }
 
+/// The weekly governance report (read-only): the tenant's store for its
+/// scopes, the home store for audit events, telemetry and tiers.
+fn governance_weekly_report(body: &Value) -> Result<Value, ApiError> {
+    let stores = open_for(tenant_in(body), false)?;
+    let s = settings();
+    let profiles: Option<Value> = cairn_spin::variables::get("tier_profiles").and_then(|t| serde_json::from_str(&t).ok());
+    let src = cairn_governance::snapshot::Sources {
+        db: stores.memories(),
+        control: stores.home_if_apart().unwrap_or(stores.memories()),
+        defaults: &s.kernel.defaults,
+        tier_profiles: profiles.as_ref(),
+        default_tier: &s.default_tier,
+    };
+    Ok(cairn_governance::weekly_report(&src, body, now_ms())?.to_json())
+}
+
 /// The control-plane verbs derivation runs for the embedding, with the
 /// control plane's context: alert dispatch planned and recorded here (the
 /// host sends: `cairn job alert-dispatch`) and the key-usage anomaly job.
@@ -340,6 +356,9 @@ impl DeriveGuest for Derive {
     }
     fn health_gate(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| health_gate(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
+    }
+    fn governance_weekly_report(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request).and_then(|b| governance_weekly_report(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
     fn alert_plan(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| control_verb("plan", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)

@@ -280,8 +280,8 @@ fn present(db: &dyn Sql) -> Present {
     }
 }
 
-/// Whether `component`'s schema exists in this database.
-pub(crate) fn has_schema(db: &dyn Sql, component: &str) -> bool {
+/// Whether `component`'s schema exists in this database (any version).
+pub fn has_schema(db: &dyn Sql, component: &str) -> bool {
     db.query_one("SELECT 1 FROM cairn_schema WHERE component = ?", &[component.into()]).ok().flatten().is_some()
 }
 

@@ -65,6 +65,31 @@ pub enum ScopeFilter {
 }
 
 impl ScopeFilter {
+    /// The scopes a request's `tenant_id` and `scope` select, and the one
+    /// scope key when a scope is named: a scope alone is the default
+    /// tenant's, a tenant alone selects all its scopes, neither every scope.
+    pub fn select(
+        tenant: Option<&str>,
+        scope: Option<&str>,
+        defaults: &ScopeDefaults,
+    ) -> Result<(ScopeFilter, Option<String>), ApiError> {
+        Ok(match (tenant, scope) {
+            (_, Some(s)) => {
+                let ts = tenant_scope::resolve(tenant, Some(s), defaults)?;
+                (ScopeFilter::Key(ts.scope_key.clone()), Some(ts.scope_key))
+            }
+            (Some(t), None) => {
+                let t = tenant_scope::check_tenant(Some(t), defaults)?;
+                if t == defaults.tenant_id {
+                    (ScopeFilter::DefaultTenant, None)
+                } else {
+                    (ScopeFilter::TenantPrefix(format!("{RESERVED_SCOPE_PREFIX}{t}::scope:")), None)
+                }
+            }
+            (None, None) => (ScopeFilter::Every, None),
+        })
+    }
+
     /// A condition on `column`. Keys are inlined as SQL string literals
     /// (quotes doubled), so a check's SQL needs no parameters however many
     /// tables it filters.
@@ -133,21 +158,7 @@ impl Options {
         let strict = r.bool_opt(root, "strict").unwrap_or(false);
         let strict_warnings = r.bool_opt(root, "strict_warnings").unwrap_or(false);
         r.finish()?;
-        let (filter, scope_key) = match (&tenant, &scope) {
-            (_, Some(s)) => {
-                let ts = tenant_scope::resolve(tenant.as_deref(), Some(s), defaults)?;
-                (ScopeFilter::Key(ts.scope_key.clone()), Some(ts.scope_key))
-            }
-            (Some(t), None) => {
-                let t = tenant_scope::check_tenant(Some(t), defaults)?;
-                if t == defaults.tenant_id {
-                    (ScopeFilter::DefaultTenant, None)
-                } else {
-                    (ScopeFilter::TenantPrefix(format!("{RESERVED_SCOPE_PREFIX}{t}::scope:")), None)
-                }
-            }
-            (None, None) => (ScopeFilter::Every, None),
-        };
+        let (filter, scope_key) = ScopeFilter::select(tenant.as_deref(), scope.as_deref(), defaults)?;
         Ok(Options {
             tenant_id: tenant,
             scope,

@@ -171,19 +171,28 @@ pub fn evaluate(o: &Objective, window: Counts, burns: &[(&str, Counts)]) -> Valu
     })
 }
 
-/// Counts of `o`'s requests by `tenant` since `since_ms`.
-fn counts(db: &dyn Sql, tenant: &str, o: &Objective, since_ms: i64) -> Result<Counts, ApiError> {
+/// Counts of `o`'s requests by `tenant` since `since_ms` (and before
+/// `until_ms` when given: a past window, as the weekly report reads).
+pub fn counts(
+    db: &dyn Sql,
+    tenant: &str,
+    o: &Objective,
+    since_ms: i64,
+    until_ms: Option<i64>,
+) -> Result<Counts, ApiError> {
     let bad = match o.sli {
         Sli::Availability => "status_code >= 500 OR status_code = 429".to_string(),
         Sli::Latency { threshold_ms } => format!("latency_ms > {threshold_ms}"),
     };
-    let mut params: Vec<SqlValue> = vec![tenant.into(), rfc3339_millis(since_ms).into()];
+    let until = until_ms.map(rfc3339_millis);
+    let mut params: Vec<SqlValue> =
+        vec![tenant.into(), rfc3339_millis(since_ms).into(), until.clone().into(), until.into()];
     let endpoint = endpoint_filter(o.endpoint.as_deref(), &mut params);
     let r = db
         .query_one(
             &format!(
                 "SELECT count(*), count(*) FILTER (WHERE {bad}) FROM memory_request_telemetry \
-                 WHERE tenant_id = ? AND created_at >= ?{endpoint}"
+                 WHERE tenant_id = ? AND created_at >= ? AND (CAST(? AS TEXT) IS NULL OR created_at < ?){endpoint}"
             ),
             &params,
         )?
@@ -213,10 +222,10 @@ pub fn tenant(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, query: &[(String, S
     let mut objectives = Vec::new();
     let mut at_risk = Vec::new();
     for o in &profile.objectives {
-        let window = counts(db, tenant_id, o, ctx.now_ms - window_hours * 3_600_000)?;
+        let window = counts(db, tenant_id, o, ctx.now_ms - window_hours * 3_600_000, None)?;
         let mut burns = Vec::new();
         for (name, hours) in BURN_WINDOWS {
-            burns.push((name, counts(db, tenant_id, o, ctx.now_ms - hours * 3_600_000)?));
+            burns.push((name, counts(db, tenant_id, o, ctx.now_ms - hours * 3_600_000, None)?));
         }
         let v = evaluate(o, window, &burns);
         if v["status"] != "ok" {

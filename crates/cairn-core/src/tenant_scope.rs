@@ -78,6 +78,12 @@ pub fn scope_key(tenant_id: &str, scope: &str, defaults: &ScopeDefaults) -> Stri
     if tenant_id == defaults.tenant_id { scope.to_string() } else { format!("tenant:{tenant_id}::scope:{scope}") }
 }
 
+/// The public (tenant, scope) of a storage key, given the default tenant's
+/// id (whose scopes are stored under their raw names).
+pub fn split_key<'a>(key: &'a str, default_tenant: &'a str) -> (&'a str, &'a str) {
+    key.strip_prefix(RESERVED_SCOPE_PREFIX).and_then(|r| r.split_once("::scope:")).unwrap_or((default_tenant, key))
+}
+
 /// Resolves and validates a request's tenant and scope.
 pub fn resolve(tenant: Option<&str>, scope: Option<&str>, defaults: &ScopeDefaults) -> Result<TenantScope, ApiError> {
     let tenant_id = check_tenant(tenant, defaults)?;

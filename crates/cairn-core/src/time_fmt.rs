@@ -50,9 +50,88 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+const DAY_MS: i64 = 86_400_000;
+
+/// An ISO 8601 week (`2026-W48`): weeks start on Monday, and week 1 is the
+/// one holding the year's first Thursday, so a week belongs to one year.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct IsoWeek {
+    pub year: i64,
+    pub week: u32,
+}
+
+impl IsoWeek {
+    /// The week holding the instant `unix_ms` (UTC).
+    pub fn of_ms(unix_ms: i64) -> IsoWeek {
+        let day = unix_ms.div_euclid(DAY_MS);
+        // 1970-01-01 was a Thursday; ISO weekdays run Monday = 1 .. Sunday = 7.
+        let weekday = (day + 3).rem_euclid(7) + 1;
+        let thursday = day - weekday + 4;
+        let (year, _, _) = civil_from_days(thursday);
+        let week = ((thursday - days_from_civil(year, 1, 1)) / 7 + 1) as u32;
+        IsoWeek { year, week }
+    }
+
+    /// Parses `YYYY-Www` (week 01..52, or 53 in a year that has it).
+    pub fn parse(label: &str) -> Option<IsoWeek> {
+        let (y, w) = label.split_once("-W")?;
+        if y.len() != 4 || w.len() != 2 || !y.bytes().chain(w.bytes()).all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let w = IsoWeek { year: y.parse().ok()?, week: w.parse().ok()? };
+        (w.week >= 1 && IsoWeek::of_ms(w.start_ms()) == w).then_some(w)
+    }
+
+    /// Monday 00:00 UTC of the week, Unix ms.
+    pub fn start_ms(self) -> i64 {
+        let jan4 = days_from_civil(self.year, 1, 4);
+        let monday1 = jan4 - ((jan4 + 3).rem_euclid(7));
+        (monday1 + 7 * (i64::from(self.week) - 1)) * DAY_MS
+    }
+
+    /// The next Monday 00:00 UTC (the week's exclusive end), Unix ms.
+    pub fn end_ms(self) -> i64 {
+        self.start_ms() + 7 * DAY_MS
+    }
+
+    /// The week after this one.
+    pub fn next(self) -> IsoWeek {
+        IsoWeek::of_ms(self.end_ms())
+    }
+}
+
+impl std::fmt::Display for IsoWeek {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:04}-W{:02}", self.year, self.week)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso_weeks_of_known_days() {
+        let at = |s: &str| parse_rfc3339_millis(s).unwrap();
+        // 2026-12-01 is a Tuesday of week 49; 2021-01-03 (a Sunday) is in
+        // 2020's week 53; 2024-12-30 (a Monday) is 2025-W01.
+        assert_eq!(IsoWeek::of_ms(at("2026-12-01T12:00:00.000Z")).to_string(), "2026-W49");
+        assert_eq!(IsoWeek::of_ms(at("2021-01-03T23:59:59.999Z")).to_string(), "2020-W53");
+        assert_eq!(IsoWeek::of_ms(at("2024-12-30T00:00:00.000Z")).to_string(), "2025-W01");
+        let w = IsoWeek::parse("2026-W49").unwrap();
+        assert_eq!(rfc3339_millis(w.start_ms()), "2026-11-30T00:00:00.000Z");
+        assert_eq!(rfc3339_millis(w.end_ms()), "2026-12-07T00:00:00.000Z");
+        assert_eq!(w.next().to_string(), "2026-W50");
+        assert_eq!(IsoWeek::parse("2026-W52").unwrap().next().to_string(), "2026-W53");
+        assert_eq!(IsoWeek::parse("2026-W53").unwrap().next().to_string(), "2027-W01");
+        for bad in ["2025-W53", "2026-W00", "2026-W5", "2026W49", "20x6-W01", "2026-W54"] {
+            assert_eq!(IsoWeek::parse(bad), None, "{bad}");
+        }
+        // Every day of a week maps back to it.
+        for d in 0..7 {
+            assert_eq!(IsoWeek::of_ms(w.start_ms() + d * DAY_MS + 5), w);
+        }
+    }
 
     #[test]
     fn formats_known_instants() {

@@ -37,10 +37,8 @@ fn tenant_clause(s: &DeriveSettings, tenant: Option<&str>) -> Result<(String, Ve
 
 /// `{tenant, scope}` of a scope key.
 fn scope_parts(s: &DeriveSettings, key: &str) -> (String, String) {
-    match key.strip_prefix("tenant:").and_then(|r| r.split_once("::scope:")) {
-        Some((t, sc)) => (t.to_string(), sc.to_string()),
-        None => (s.kernel.defaults.tenant_id.clone(), key.to_string()),
-    }
+    let (t, sc) = cairn_core::tenant_scope::split_key(key, &s.kernel.defaults.tenant_id);
+    (t.to_string(), sc.to_string())
 }
 
 fn sample_json(s: &DeriveSettings, r: &cairn_spin::sql::Row) -> Value {

@@ -16,11 +16,7 @@ const DAY_MS: f64 = 86_400_000.0;
 
 /// The tenant a scope key belongs to.
 fn tenant_of(scope_key: &str, default_tenant: &str) -> String {
-    scope_key
-        .strip_prefix("tenant:")
-        .and_then(|r| r.split_once("::scope:"))
-        .map(|(t, _)| t.to_string())
-        .unwrap_or_else(|| default_tenant.to_string())
+    cairn_core::tenant_scope::split_key(scope_key, default_tenant).0.to_string()
 }
 
 /// `retention_days` of a tenant's tier (its own, else the default; `solo`

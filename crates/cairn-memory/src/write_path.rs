@@ -60,7 +60,7 @@ pub fn write(db: &dyn Sql, settings: &Settings, spec: &WriteSpec, now_ms: i64) -
 
 /// The tenant a scope key belongs to.
 fn tenant_of_key<'a>(key: &'a str, default_tenant: &'a str) -> &'a str {
-    key.strip_prefix("tenant:").and_then(|r| r.split_once("::scope:")).map(|(t, _)| t).unwrap_or(default_tenant)
+    cairn_core::tenant_scope::split_key(key, default_tenant).0
 }
 
 fn load_nodes(db: &dyn Sql, ids: &[&str]) -> Result<HashMap<String, StoredNode>, ApiError> {
