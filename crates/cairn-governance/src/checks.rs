@@ -8,20 +8,8 @@ use crate::options::Thresholds;
 use crate::snapshot::Snapshot;
 use serde_json::{Value, json};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Severity {
-    Error,
-    Warning,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Error => "error",
-            Severity::Warning => "warning",
-        }
-    }
-}
+/// The consistency check's severities: the same words mean the same here.
+pub use cairn_consistency::Severity;
 
 #[derive(Debug, Clone)]
 pub struct Check {
