@@ -186,12 +186,11 @@ fn health_gate(body: &Value) -> Result<Value, ApiError> {
 fn governance_weekly_report(body: &Value) -> Result<Value, ApiError> {
     let stores = open_for(tenant_in(body), false)?;
     let s = settings();
-    let profiles: Option<Value> = cairn_spin::variables::get("tier_profiles").and_then(|t| serde_json::from_str(&t).ok());
     let src = cairn_governance::snapshot::Sources {
         db: stores.memories(),
         control: stores.home_if_apart().unwrap_or(stores.memories()),
         defaults: &s.kernel.defaults,
-        tier_profiles: profiles.as_ref(),
+        tier_profiles: s.tier_profiles.as_ref(),
         default_tier: &s.default_tier,
     };
     Ok(cairn_governance::weekly_report(&src, body, now_ms())?.to_json())

@@ -237,19 +237,30 @@ pub fn dead_letter_times(
     audit: &dyn Sql,
     o: &Options,
 ) -> Result<(Option<String>, Option<String>), ApiError> {
+    let tenant = match &o.filter {
+        ScopeFilter::Every => None,
+        _ => o.tenant_id.as_deref(),
+    };
+    dead_letter_times_of(db, audit, &o.filter, tenant)
+}
+
+/// [`dead_letter_times`] of the scopes `filter` selects, with the replay
+/// decisions of `tenant` (None: any tenant's).
+pub fn dead_letter_times_of(
+    db: &dyn Sql,
+    audit: &dyn Sql,
+    filter: &ScopeFilter,
+    tenant: Option<&str>,
+) -> Result<(Option<String>, Option<String>), ApiError> {
     let dead = db
         .query_one(
             &format!(
                 "SELECT max(failed_at) FROM memory_outbox WHERE failed_at IS NOT NULL AND published_at IS NULL AND {}",
-                o.filter.sql("scope")
+                filter.sql("scope")
             ),
             &[],
         )?
         .and_then(|r| r.opt_string(0));
-    let tenant = match &o.filter {
-        ScopeFilter::Every => None,
-        _ => o.tenant_id.clone(),
-    };
     if !crate::checks::has_schema(audit, cairn_control_plane::schema::COMPONENT) {
         // No control plane yet: no audit log, so no replay was ever decided.
         return Ok((dead, None));

@@ -325,33 +325,30 @@ fn tenant_figures(db: &dyn Sql, defaults: &ScopeDefaults, window: &[SqlValue]) -
     Ok(by_tenant.into_values().collect())
 }
 
+/// Dead letters now and in the window, with the newest dead letter and the
+/// last replay decision as the health gate reads them, and the replays and
+/// previews recorded in the window.
 fn dead_letters(src: &Sources, o: &Options, window: &[SqlValue; 2]) -> Result<DeadLetters, ApiError> {
     let r = one(
         src.db,
         &format!(
-            "SELECT count(*) FILTER (WHERE published_at IS NULL), \
-             count(*) FILTER (WHERE failed_at >= ? AND failed_at < ?), max(failed_at) FILTER (WHERE published_at IS NULL) \
+            "SELECT count(*) FILTER (WHERE published_at IS NULL), count(*) FILTER (WHERE failed_at >= ? AND failed_at < ?) \
              FROM memory_outbox WHERE failed_at IS NOT NULL AND {}",
             o.filter.sql("scope")
         ),
         window,
     )?;
-    let mut d = DeadLetters { open: r.int(0), in_window: r.int(1), newest_at: r.opt_string(2), ..Default::default() };
+    let tenant = o.tenant(src.defaults);
+    let (newest_at, last_decision_at) =
+        cairn_consistency::health::dead_letter_times_of(src.db, src.control, &o.filter, tenant.as_deref())?;
+    let mut d = DeadLetters { open: r.int(0), in_window: r.int(1), newest_at, last_decision_at, ..Default::default() };
     if has_schema(src.control, cairn_control_plane::schema::COMPONENT) {
-        let tenant = o.tenant(src.defaults);
         let rows = src.control.query(
-            "SELECT action, details, created_at FROM control_audit_events \
-             WHERE action IN ('outbox.replay', 'outbox.replay.preview') \
-             AND (CAST(? AS TEXT) IS NULL OR tenant_id IS NULL OR tenant_id = ?) ORDER BY seq",
-            &[tenant.clone().into(), tenant.into()],
+            "SELECT action, details FROM control_audit_events WHERE action IN ('outbox.replay', 'outbox.replay.preview') \
+             AND created_at >= ? AND created_at < ? AND (CAST(? AS TEXT) IS NULL OR tenant_id IS NULL OR tenant_id = ?)",
+            &[window[0].clone(), window[1].clone(), tenant.clone().into(), tenant.into()],
         )?;
-        let (start, end) = (rfc3339_millis(o.start_ms), rfc3339_millis(o.end_ms));
         for r in &rows {
-            let at = r.string(2);
-            d.last_decision_at = Some(at.clone());
-            if at < start || at >= end {
-                continue;
-            }
             if r.string(0) == "outbox.replay" {
                 d.replay_events += 1;
                 let details: Value = serde_json::from_str(&r.string(1)).unwrap_or(Value::Null);
