@@ -106,6 +106,7 @@ impl App {
         engine::start_epoch_ticker(&engine);
         let linker = linker(&engine)?;
         let mut handlers = HashMap::new();
+        let mut compiled = HashMap::new();
         let http: Vec<&str> = opts.manifest.http_routes.iter().map(|r| r.component.as_str()).collect();
         let cron: Vec<&str> = opts.manifest.cron.iter().map(|c| c.component.as_str()).collect();
         for id in http.iter().chain(&cron) {
@@ -115,8 +116,18 @@ impl App {
             let decl = &opts.manifest.components[*id];
             let started = std::time::Instant::now();
             let bytes = crate::compose::compose(decl)?;
-            let component = engine::load_component(&engine, &bytes, opts.cache_dir.as_deref())
-                .with_context(|| format!("compiling component '{}'", decl.id))?;
+            // Two manifest components may run one wasm (derive and the
+            // governance schedule): compiled once.
+            let digest = cairn_core::digest::sha256_hex(&bytes);
+            let component = match compiled.get(&digest) {
+                Some(c) => wasmtime::component::Component::clone(c),
+                None => {
+                    let c = engine::load_component(&engine, &bytes, opts.cache_dir.as_deref())
+                        .with_context(|| format!("compiling component '{}'", decl.id))?;
+                    compiled.insert(digest, c.clone());
+                    c
+                }
+            };
             let pre: InstancePre<RequestState> = linker.instantiate_pre(&component).map_err(|e| {
                 anyhow::Error::from(e).context(format!(
                     "linking component '{}' (does it import something the host does not provide?)",

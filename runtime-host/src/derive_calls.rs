@@ -19,6 +19,7 @@ pub enum Verb {
     ConsistencyCheck(Value),
     HealthGate(Value),
     GovernanceWeeklyReport(Value),
+    GovernanceSchedule(Value),
     TelemetryRetention,
     KeyUsageAnomaly(Value),
     AlertPlan(Value),
@@ -47,7 +48,10 @@ pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer
         Verb::RebuildDerived(body) => d.call_rebuild_derived(&mut store, &ctx, &body.to_string()).await,
         Verb::ConsistencyCheck(body) => d.call_consistency_check(&mut store, &ctx, &body.to_string()).await,
         Verb::HealthGate(body) => d.call_health_gate(&mut store, &ctx, &body.to_string()).await,
-        Verb::GovernanceWeeklyReport(body) => d.call_governance_weekly_report(&mut store, &ctx, &body.to_string()).await,
+        Verb::GovernanceWeeklyReport(body) => {
+            d.call_governance_weekly_report(&mut store, &ctx, &body.to_string()).await
+        }
+        Verb::GovernanceSchedule(body) => d.call_governance_schedule(&mut store, &ctx, &body.to_string()).await,
         Verb::TelemetryRetention => d.call_telemetry_retention(&mut store, &ctx, "{}").await,
         Verb::KeyUsageAnomaly(body) => d.call_key_usage_anomaly(&mut store, &ctx, &body.to_string()).await,
         Verb::AlertPlan(body) => d.call_alert_plan(&mut store, &ctx, &body.to_string()).await,

@@ -60,6 +60,11 @@ pub enum JobCmd {
     /// scope: summary.json, WEEKLY_STATUS.md and weekly_report.html in
     /// --out-dir; exit 2 with --strict (error checks) or --strict-warnings.
     GovernanceWeeklyReport(GovernanceJob),
+    /// The weekly governance schedule now (the manifest's `governance`
+    /// cron runs it hourly): the last closed week's missing reports, one
+    /// per tenant as its tier's governance profile says, archived in the
+    /// evidence registry; then the retention pass over the archive.
+    GovernanceSchedule(GovernanceScheduleJob),
     /// Copy one tenant (memory, commits, derived data, control-plane rows,
     /// audit events) from a data dir's SQLite to PostgreSQL, then verify
     /// both sides' chains and digests; exit 1 (destination cleaned) when
@@ -78,6 +83,20 @@ pub struct AlertJob {
     /// Longest wait for one target.
     #[arg(long, default_value_t = 8000)]
     timeout_ms: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct GovernanceScheduleJob {
+    /// Make this closed ISO week's missing reports instead of the last
+    /// closed week's (a backfill), e.g. 2026-W47.
+    #[arg(long)]
+    report_week: Option<String>,
+    /// Also write each report made to <DIR>/<week>_<subject>/ (the
+    /// archive in the database is the record; this is a file export).
+    #[arg(long)]
+    export_dir: Option<PathBuf>,
     #[command(flatten)]
     common: Common,
 }
@@ -432,19 +451,10 @@ async fn governance_weekly_report(j: GovernanceJob, rid: &str) -> Result<()> {
             summary["run_id"].as_str().unwrap_or("")
         ))
     });
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     summary["out_dir"] = json!(dir.display().to_string());
-    let write = |name: &str, text: &str| -> Result<()> {
-        let tmp = dir.join(format!(".{name}.tmp"));
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("writing {}", dir.join(name).display()))
-    };
-    write("summary.json", &format!("{}\n", serde_json::to_string_pretty(&summary)?))?;
-    for (name, text) in out["files"].as_object().into_iter().flatten() {
-        if name != "summary.json" {
-            write(name, text.as_str().unwrap_or(""))?;
-        }
-    }
+    let mut files = out["files"].clone();
+    files["summary.json"] = json!(format!("{}\n", serde_json::to_string_pretty(&summary)?));
+    write_documents(&dir, &files)?;
     if j.json {
         print(&summary)?;
     } else {
@@ -467,6 +477,39 @@ async fn governance_weekly_report(j: GovernanceJob, rid: &str) -> Result<()> {
     let code = out["exit_code"].as_i64().unwrap_or(0) as i32;
     if code != 0 {
         std::process::exit(code);
+    }
+    Ok(())
+}
+
+/// Runs the schedule once; prints what it made, skipped and deleted.
+async fn governance_schedule(j: GovernanceScheduleJob, rid: &str) -> Result<()> {
+    existing_database(&j.common.data_dir)?;
+    let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+    let body = json!({"report_week": j.report_week, "include_files": j.export_dir.is_some()});
+    let mut out = derive_calls::call_ok(&app, Verb::GovernanceSchedule(body), rid).await?;
+    for made in out["made"].as_array_mut().into_iter().flatten() {
+        let files = made.as_object_mut().and_then(|m| m.remove("files"));
+        if let (Some(dir), Some(files)) = (&j.export_dir, files) {
+            let subject = made["subject"].as_str().unwrap_or("").replace(':', "-");
+            let sub = dir.join(format!("{}_{subject}", made["report_week"].as_str().unwrap_or("")));
+            write_documents(&sub, &files)?;
+            made["exported_to"] = json!(sub.display().to_string());
+        }
+    }
+    print(&out)?;
+    if out["ok"] != true {
+        std::process::exit(1);
+    }
+    Ok(())
+}
+
+/// Writes each `{name: text}` document to `dir` (created), whole then renamed.
+fn write_documents(dir: &std::path::Path, files: &Value) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, text) in files.as_object().into_iter().flatten() {
+        let tmp = dir.join(format!(".{name}.tmp"));
+        std::fs::write(&tmp, text.as_str().unwrap_or("")).with_context(|| format!("writing {}", tmp.display()))?;
+        std::fs::rename(&tmp, dir.join(name)).with_context(|| format!("writing {}", dir.join(name).display()))?;
     }
     Ok(())
 }
@@ -543,6 +586,7 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
             print(&crate::alert_sender::dispatch(&app, j.dry_run, j.tenant, timeout, &rid).await?)
         }
         JobCmd::GovernanceWeeklyReport(j) => governance_weekly_report(j, &rid).await,
+        JobCmd::GovernanceSchedule(j) => governance_schedule(j, &rid).await,
         JobCmd::TelemetryRetention(j) => {
             existing_database(&j.common.data_dir)?;
             let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;

@@ -212,6 +212,25 @@ impl Drop for TempDir {
     }
 }
 
+/// A copy of the repository's spin.toml, edited by `edit`, in a fresh temp
+/// dir (its component paths made absolute, so it loads from there).
+pub fn manifest_variant(tag: &str, edit: impl Fn(String) -> String) -> (TempDir, PathBuf) {
+    let root = repo_root();
+    let text = std::fs::read_to_string(root.join("spin.toml")).expect("read spin.toml");
+    let target = format!("\"{}/target/", root.display());
+    let text = text.replace("\"target/", &target);
+    let dir = TempDir::new(tag);
+    let path = dir.path().join("spin.toml");
+    std::fs::write(&path, edit(text)).expect("write the manifest variant");
+    (dir, path)
+}
+
+/// `from` must occur in `text`; replaced once by `to`.
+pub fn replace_once(text: String, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "the manifest no longer contains {from:?}");
+    text.replacen(from, to, 1)
+}
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("addr").port()

@@ -3,30 +3,11 @@
 //! and a dependency that does not inherit its parent's configuration gets
 //! Spin's deny-all answers (docs/spin.md).
 
-use cairn_e2e::{Options, Server, TempDir, cairn_bin, free_port, repo_root};
+use cairn_e2e::{Options, Server, TempDir, cairn_bin, free_port, manifest_variant, replace_once, repo_root};
 use serde_json::json;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// The repository's spin.toml with component paths made absolute, edited
-/// by `edit`, written to a fresh directory.
-fn manifest_variant(tag: &str, edit: impl Fn(String) -> String) -> (TempDir, PathBuf) {
-    let root = repo_root();
-    let text = std::fs::read_to_string(root.join("spin.toml")).unwrap();
-    let target = format!("\"{}/target/", root.display());
-    let text = text.replace("\"target/", &target);
-    let dir = TempDir::new(tag);
-    let path = dir.path().join("spin.toml");
-    std::fs::write(&path, edit(text)).unwrap();
-    (dir, path)
-}
-
-/// `from` must occur in `text`; replaced once by `to`.
-fn replace(text: String, from: &str, to: &str) -> String {
-    assert!(text.contains(from), "the manifest no longer contains {from:?}");
-    text.replacen(from, to, 1)
-}
 
 /// Runs `cairn up` on `manifest`; it must exit unsuccessfully before it
 /// serves. Returns what it printed.
@@ -70,23 +51,25 @@ fn manifests_spin_refuses_are_refused_with_its_reasons() {
     let cases: Vec<Case> = vec![
         (
             "unmatched",
-            Box::new(|t| replace(t, "\"cairn:memory/memory@0.1.0\" =", "\"cairn:kernel/memory@0.1.0\" =")),
+            Box::new(|t| replace_once(t, "\"cairn:memory/memory@0.1.0\" =", "\"cairn:kernel/memory@0.1.0\" =")),
             "dependency 'cairn:kernel/memory@0.1.0' doesn't match any imports of component 'gateway'",
         ),
         (
             "both-inherit-switches",
-            Box::new(|t| replace(t, "cairn_kernel.wasm\" }", "cairn_kernel.wasm\", inherit_configuration = true }")),
+            Box::new(|t| {
+                replace_once(t, "cairn_kernel.wasm\" }", "cairn_kernel.wasm\", inherit_configuration = true }")
+            }),
             "mutually exclusive",
         ),
-        ("unknown-field", Box::new(|t| replace(t, "ai_models = [", "ai_model = [")), "unknown field `ai_model`"),
+        ("unknown-field", Box::new(|t| replace_once(t, "ai_models = [", "ai_model = [")), "unknown field `ai_model`"),
         (
             "variable-without-value",
-            Box::new(|t| replace(t, "billing = { default = \"enabled\" }", "billing = { }")),
+            Box::new(|t| replace_once(t, "billing = { default = \"enabled\" }", "billing = { }")),
             "must be `required` OR have a `default`",
         ),
         (
             "dependency-conflict",
-            Box::new(|t| replace(t, "\"cairn:policy/policy@0.1.0\" =", "\"cairn:memory\" =")),
+            Box::new(|t| replace_once(t, "\"cairn:policy/policy@0.1.0\" =", "\"cairn:memory\" =")),
             "dependency conflicts with",
         ),
     ];
@@ -100,14 +83,14 @@ fn manifests_spin_refuses_are_refused_with_its_reasons() {
 #[test]
 fn a_dependency_without_sqlite_is_denied_the_database() {
     let (_dir, manifest) = manifest_variant("deny", |t| {
-        let t = replace(t, "dependencies_inherit_configuration = true\n", "");
-        let t = replace(
+        let t = replace_once(t, "dependencies_inherit_configuration = true\n", "");
+        let t = replace_once(
             t,
             "cairn_kernel.wasm\" }",
             "cairn_kernel.wasm\", inherit_configuration = [\"variables\", \"ai_models\"] }",
         );
-        let t = replace(t, "cairn_policy.wasm\" }", "cairn_policy.wasm\", inherit_configuration = true }");
-        replace(t, "cairn_control.wasm\" }", "cairn_control.wasm\", inherit_configuration = true }")
+        let t = replace_once(t, "cairn_policy.wasm\" }", "cairn_policy.wasm\", inherit_configuration = true }");
+        replace_once(t, "cairn_control.wasm\" }", "cairn_control.wasm\", inherit_configuration = true }")
     });
     let s =
         Server::start_with(Options { manifest: Some(manifest), admin_token: Some("adm".into()), ..Default::default() });

@@ -48,7 +48,7 @@ fn the_spinkube_manifests_match_their_schemas_and_the_app() {
     {
         assert!(text.lines().any(|l| l.starts_with("ok") && l.ends_with(kind)), "{kind} not validated:\n{text}");
     }
-    assert!(text.contains("5 documents, 0 failing"), "{text}");
+    assert!(text.contains("6 documents, 0 failing"), "{text}");
 
     // Each kind of mistake is caught, and named.
     let broken = TempDir::new("spinkube");

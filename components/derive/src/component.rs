@@ -1,9 +1,12 @@
 //! The wasm adapter. One component, three entries:
-//! - Spin's cron trigger calls `handle-cron-event` (`fermyon:spin-cron@2.0.0`);
+//! - Spin's cron trigger calls `handle-cron-event` (`fermyon:spin-cron@2.0.0`):
+//!   a derivation tick, or the weekly governance schedule on the manifest
+//!   component whose `cron_job` variable says so;
 //! - HTTP (`spin-sdk`): `/v1/admin/derive/{status,tick,rebuild}`,
 //!   `/v1/admin/control/outbox[/replay]`,
 //!   `/v1/admin/control/consistency-check` and
-//!   `/v1/admin/control/health-gate`, all behind the admin token;
+//!   `/v1/admin/control/health-gate` and
+//!   `/v1/admin/derive/governance-schedule`, all behind the admin token;
 //! - the `cairn:derive/derive` export, which `cairn job ...` calls directly.
 
 use cairn_control_plane::placement;
@@ -196,11 +199,13 @@ fn governance_weekly_report(body: &Value) -> Result<Value, ApiError> {
     Ok(cairn_governance::weekly_report(&src, body, now_ms())?.to_json())
 }
 
-/// The control-plane verbs derivation runs for the embedding, with the
-/// control plane's context: alert dispatch planned and recorded here (the
-/// host sends: `cairn job alert-dispatch`) and the key-usage anomaly job.
-/// `verb`: plan, record or key-usage-anomaly.
-fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, ApiError> {
+/// Runs `f` with the home store and the control plane's call context at
+/// `now_ms` (placed tenants' stores open through the tiers' placements).
+fn with_admin_ctx<T>(
+    request_id: &str,
+    now_ms: i64,
+    f: impl FnOnce(&Store, &cairn_control_plane::admin::AdminCtx) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     let db = store::open()?;
     let open_tenant_store = |tenant: &str| placement::boxed_tenant_store(&db, tenant);
     let var = |k: &str| cairn_spin::variables::get(k);
@@ -209,7 +214,7 @@ fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, Api
     let default_tenant = var("memory_tenant_id").unwrap_or_else(|| "default".into());
     let ctx = cairn_control_plane::admin::AdminCtx {
         request_id,
-        now_ms: now_ms(),
+        now_ms,
         random: &cairn_spin::wasi_env::random,
         tier_profiles: profiles.as_deref(),
         default_tier: &default_tier,
@@ -219,11 +224,37 @@ fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, Api
         tenant_store: Some(&open_tenant_store),
         tier_store: None,
     };
-    match verb {
-        "plan" => cairn_control_plane::alerts::plan(&db, &ctx, body),
-        "key-usage-anomaly" => cairn_control_plane::key_usage::anomaly_report(&db, &ctx, body),
-        _ => cairn_control_plane::alerts::record(&db, &ctx, body),
-    }
+    f(&db, &ctx)
+}
+
+/// The control-plane verbs derivation runs for the embedding, with the
+/// control plane's context: alert dispatch planned and recorded here (the
+/// host sends: `cairn job alert-dispatch`) and the key-usage anomaly job.
+/// `verb`: plan, record or key-usage-anomaly.
+fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, ApiError> {
+    with_admin_ctx(request_id, now_ms(), |db, ctx| match verb {
+        "plan" => cairn_control_plane::alerts::plan(db, ctx, body),
+        "key-usage-anomaly" => cairn_control_plane::key_usage::anomaly_report(db, ctx, body),
+        _ => cairn_control_plane::alerts::record(db, ctx, body),
+    })
+}
+
+/// The weekly governance schedule at `now_ms` (the cron trigger's time, or
+/// the clock): `{report_week?, include_files?}`
+/// ([`cairn_governance::schedule::ScheduleRequest`]).
+fn governance_schedule(body: &Value, request_id: &str, now_ms: i64) -> Result<Value, ApiError> {
+    let s = settings();
+    let req = cairn_governance::schedule::ScheduleRequest::parse(body, now_ms)?;
+    with_admin_ctx(request_id, now_ms, |db, ctx| {
+        let src = cairn_governance::schedule::ScheduleSources {
+            home: db,
+            defaults: &s.kernel.defaults,
+            tier_profiles: s.tier_profiles.as_ref(),
+            default_tier: &s.default_tier,
+            billing_disabled: s.billing_disabled,
+        };
+        cairn_governance::schedule::run(&src, ctx, req)
+    })
 }
 
 /// A step of `cairn job migrate-store` on this instance's store (migrated
@@ -258,6 +289,7 @@ fn route(req: &Request, request_id: &str) -> Result<Value, ApiError> {
         Ok(DeriveRoute::OutboxReplay) => replay(&body()?, "admin_token", request_id),
         Ok(DeriveRoute::ConsistencyCheck) => consistency_check(&body()?),
         Ok(DeriveRoute::HealthGate) => health_gate(&body()?),
+        Ok(DeriveRoute::GovernanceSchedule) => governance_schedule(&body()?, request_id, now_ms()),
         Err(allowed) if !allowed.is_empty() => Err(ApiError::new(
             405,
             "method_not_allowed",
@@ -288,6 +320,22 @@ struct Derive;
 
 impl Guest for Derive {
     fn handle_cron_event(metadata: Metadata) -> Result<(), Error> {
+        // One wasm, two manifest components: `cron_job` says which schedule
+        // this one is (Spin's cron event carries only the time).
+        if cairn_spin::variables::get("cron_job").as_deref() == Some("governance_schedule") {
+            let at_ms = (metadata.timestamp as i64).saturating_mul(1000);
+            let out = governance_schedule(&Value::Object(Default::default()), &random_uuid(), at_ms)
+                .map_err(|e| Error::Other(format!("{}: {}", e.code, e.message)))?;
+            let n = |k: &str| out[k].as_array().map_or(0, Vec::len);
+            if n("made") + n("deleted") + n("failed") > 0 {
+                eprintln!(
+                    "governance schedule {}: week={} made={} deleted={} failed={} skipped={}",
+                    metadata.timestamp, out["report_week"].as_str().unwrap_or(""), n("made"), n("deleted"),
+                    n("failed"), n("skipped"),
+                );
+            }
+            return if out["ok"] == true { Ok(()) } else { Err(Error::Other(format!("governance schedule: {}", out["failed"]))) };
+        }
         match run_tick(&Value::Object(Default::default())) {
             Ok(rep) => {
                 // One line per tick that did something (the host shows guests' stderr).
@@ -358,6 +406,12 @@ impl DeriveGuest for Derive {
     }
     fn governance_weekly_report(_ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| governance_weekly_report(&b)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
+    }
+    fn governance_schedule(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request)
+            .and_then(|b| governance_schedule(&b, &ctx.request_id, now_ms()))
+            .map(|v| cairn_core::json_text(&v))
+            .map_err(to_wit)
     }
     fn alert_plan(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| control_verb("plan", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)

@@ -88,12 +88,28 @@ pub fn audit(
     tenant_id: Option<&str>,
     details: Value,
 ) -> Result<(), ApiError> {
+    audit_by(db, ctx, "admin_token", action, resource_type, resource_id, tenant_id, details)
+}
+
+/// Records a mutation made by `actor` (a scheduled job's name, say) in the
+/// caller's transaction.
+#[allow(clippy::too_many_arguments)]
+pub fn audit_by(
+    db: &dyn Sql,
+    ctx: &AdminCtx,
+    actor: &str,
+    action: &str,
+    resource_type: &str,
+    resource_id: &str,
+    tenant_id: Option<&str>,
+    details: Value,
+) -> Result<(), ApiError> {
     let (event_id, now) = (ctx.uuid(), ctx.now());
     audit_log::record(
         db,
         &AuditEvent {
             event_id: &event_id,
-            actor: "admin_token",
+            actor,
             action,
             resource_type,
             resource_id,
@@ -196,6 +212,8 @@ pub const ROUTES: &[AdminRoute] = &[
     r("GET", "evidence", |c| crate::evidence::list(c.db, c.ctx, c.query)),
     r("POST", "evidence/verify", |c| crate::evidence::verify(c.db, c.ctx)),
     r("GET", "evidence/{evidence_id}", |c| crate::evidence::get(c.db, c.ctx, c.p(0))),
+    r("GET", "governance/reports", |c| crate::governance_reports::list(c.db, c.query)),
+    r("GET", "governance/reports/{report_id}", |c| crate::governance_reports::get(c.db, c.p(0), c.query)),
     r("GET", "tiers", |c| crate::tiers::list(c.ctx)),
     r("GET", "dashboard/tenant/{tenant_id}", |c| crate::dashboard::tenant(c.db, c.ctx, c.p(0))),
     r("GET", "dashboard/tenant/{tenant_id}/timeseries", |c| crate::timeseries::tenant(c.db, c.ctx, c.p(0), c.query)),

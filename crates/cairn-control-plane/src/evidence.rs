@@ -10,7 +10,7 @@
 //! (newest first, without bytes), `GET evidence/{evidence_id}` (with
 //! bytes), `POST evidence/verify`.
 
-use crate::admin::{AdminCtx, audit};
+use crate::admin::{AdminCtx, audit_by};
 use cairn_core::ApiError;
 use cairn_core::request_reader::Reader;
 use cairn_spin::sql::{Row, Sql, SqlValue, read_txn, write_txn};
@@ -87,37 +87,80 @@ pub fn register(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, Api
     }
     r.finish()?;
     let (kind, content) = (kind.expect("checked"), content.expect("checked"));
-    let (evidence_id, now) = (ctx.uuid(), ctx.now());
-    let sha256 = cairn_core::digest::sha256_hex(&content);
-    let size = content.len() as i64;
+    let artifact = Artifact {
+        kind: &kind,
+        tenant_id: tenant_id.as_deref(),
+        period_start,
+        period_end,
+        producer: &producer,
+        content_type: &content_type,
+        content: &content,
+    };
     write_txn(db, |db| {
-        crate::schema::ensure(db, &now)?;
-        db.exec(
-            &format!("INSERT INTO control_evidence ({COLUMNS}, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
-            &[
-                (&evidence_id).into(),
-                (&kind).into(),
-                tenant_id.clone().into(),
-                period_start.clone().into(),
-                period_end.clone().into(),
-                (&producer).into(),
-                (&content_type).into(),
-                (&sha256).into(),
-                SqlValue::Integer(size),
-                (&now).into(),
-                (&content).into(),
-            ],
-        )?;
-        let row = db
-            .query_one(
-                &format!("SELECT {COLUMNS} FROM control_evidence WHERE evidence_id = ?"),
-                &[(&evidence_id).into()],
-            )?
-            .ok_or_else(|| ApiError::internal("evidence vanished"))?;
-        let registered = facts(&row);
-        audit(db, ctx, "evidence.register", "evidence", &evidence_id, tenant_id.as_deref(), registered.clone())?;
-        Ok(json!({"ok": true, "evidence": registered}))
+        crate::schema::ensure(db, &ctx.now())?;
+        Ok(json!({"ok": true, "evidence": insert(db, ctx, "admin_token", &ctx.uuid(), &artifact)?}))
     })
+}
+
+/// An artifact to register (times already in Cairn's form, UTC with
+/// milliseconds).
+pub struct Artifact<'a> {
+    pub kind: &'a str,
+    pub tenant_id: Option<&'a str>,
+    pub period_start: Option<String>,
+    pub period_end: Option<String>,
+    pub producer: &'a str,
+    pub content_type: &'a str,
+    pub content: &'a str,
+}
+
+/// Stores `a` as `evidence_id` and its `evidence.register` event (by
+/// `actor`) in the caller's transaction; returns the registered facts.
+pub fn insert(db: &dyn Sql, ctx: &AdminCtx, actor: &str, evidence_id: &str, a: &Artifact) -> Result<Value, ApiError> {
+    let now = ctx.now();
+    db.exec(
+        &format!("INSERT INTO control_evidence ({COLUMNS}, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"),
+        &[
+            evidence_id.into(),
+            a.kind.into(),
+            a.tenant_id.into(),
+            a.period_start.clone().into(),
+            a.period_end.clone().into(),
+            a.producer.into(),
+            a.content_type.into(),
+            cairn_core::digest::sha256_hex(a.content).into(),
+            SqlValue::Integer(a.content.len() as i64),
+            (&now).into(),
+            a.content.into(),
+        ],
+    )?;
+    let registered = facts_of(db, evidence_id)?.ok_or_else(|| ApiError::internal("evidence vanished"))?;
+    audit_by(db, ctx, actor, "evidence.register", "evidence", evidence_id, a.tenant_id, registered.clone())?;
+    Ok(registered)
+}
+
+fn facts_of(db: &dyn Sql, evidence_id: &str) -> Result<Option<Value>, ApiError> {
+    Ok(db
+        .query_one(&format!("SELECT {COLUMNS} FROM control_evidence WHERE evidence_id = ?"), &[evidence_id.into()])?
+        .map(|r| facts(&r)))
+}
+
+/// Deletes an artifact (a retention pass) in the caller's transaction and
+/// records it: an `evidence.delete` event (by `actor`) carrying the facts
+/// it was registered with and `why`. `None` when there is no such artifact.
+pub fn delete(
+    db: &dyn Sql,
+    ctx: &AdminCtx,
+    actor: &str,
+    evidence_id: &str,
+    why: Value,
+) -> Result<Option<Value>, ApiError> {
+    let Some(registered) = facts_of(db, evidence_id)? else { return Ok(None) };
+    db.exec("DELETE FROM control_evidence WHERE evidence_id = ?", &[evidence_id.into()])?;
+    let tenant = registered["tenant_id"].as_str().map(str::to_string);
+    let details = json!({"evidence": registered, "why": why});
+    audit_by(db, ctx, actor, "evidence.delete", "evidence", evidence_id, tenant.as_deref(), details.clone())?;
+    Ok(Some(details))
 }
 
 /// `GET evidence?kind&tenant_id&limit(≤500, 100)&offset`, newest first.
@@ -159,23 +202,39 @@ pub fn get(db: &dyn Sql, ctx: &AdminCtx, evidence_id: &str) -> Result<Value, Api
 
 /// `POST evidence/verify`: the audit chain verifies, and every artifact's
 /// bytes hash to its recorded sha256 and size, and its facts equal those
-/// its `evidence.register` event recorded. Names every artifact that fails
-/// and why (`content_changed`, `facts_changed`, `registration_missing`).
+/// its `evidence.register` event recorded, and every registered artifact
+/// is still there unless an `evidence.delete` event recorded its deletion.
+/// Names every artifact that fails and why (`content_changed`,
+/// `facts_changed`, `registration_missing`, `content_missing`).
 pub fn verify(db: &dyn Sql, ctx: &AdminCtx) -> Result<Value, ApiError> {
     crate::schema::ensure(db, &ctx.now())?;
     read_txn(db, |db| {
         let chain = crate::audit::verify_in_snapshot(db)?;
-        let events: std::collections::HashMap<String, Value> = db
-            .query(
-                "SELECT resource_id, details FROM control_audit_events WHERE action = 'evidence.register' ORDER BY seq",
-                &[],
-            )?
-            .iter()
-            .map(|r| (r.string(0), serde_json::from_str(r.text(1).unwrap_or("null")).unwrap_or(Value::Null)))
-            .collect();
+        let mut events: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
+        let mut deleted = std::collections::HashSet::new();
+        for r in db.query(
+            "SELECT resource_id, details, action FROM control_audit_events \
+             WHERE action IN ('evidence.register', 'evidence.delete') ORDER BY seq",
+            &[],
+        )? {
+            if r.text(2) == Some("evidence.delete") {
+                deleted.insert(r.string(0));
+            } else {
+                events.insert(r.string(0), serde_json::from_str(r.text(1).unwrap_or("null")).unwrap_or(Value::Null));
+            }
+        }
         let rows = db
             .query(&format!("SELECT {COLUMNS}, content FROM control_evidence ORDER BY created_at, evidence_id"), &[])?;
         let mut failures = Vec::new();
+        // Registered, not recorded as deleted, and gone: removed behind the
+        // registry's back.
+        let present: std::collections::HashSet<String> = rows.iter().map(|r| r.string(0)).collect();
+        let mut missing: Vec<&String> =
+            events.keys().filter(|id| !present.contains(*id) && !deleted.contains(*id)).collect();
+        missing.sort();
+        for id in missing {
+            failures.push(json!({"evidence_id": id, "kind": events[id]["kind"], "reason": "content_missing"}));
+        }
         for row in &rows {
             let f = facts(row);
             let content = row.string(10);
@@ -198,6 +257,7 @@ pub fn verify(db: &dyn Sql, ctx: &AdminCtx) -> Result<Value, ApiError> {
         Ok(json!({
             "ok": chain_ok && failures.is_empty(),
             "checked": rows.len(),
+            "deleted": deleted.len(),
             "failures": failures,
             "audit_chain": chain,
         }))

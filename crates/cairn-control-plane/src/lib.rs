@@ -4,7 +4,8 @@
 //! buckets shared by every host process ([`quota_buckets`]), the storage
 //! cap ([`storage`]), the tier
 //! profiles ([`tiers`]) and where their tenants store ([`placement`]) and the provisioning verbs ([`provisioning`]), the hash-chained audit log every admin mutation
-//! appends to ([`audit`]), the evidence registry anchored in it ([`evidence`]), the tenant dashboard and
+//! appends to ([`audit`]), the evidence registry anchored in it ([`evidence`]) and the weekly
+//! governance reports archived there ([`governance_reports`]), the tenant dashboard and
 //! diagnostics ([`dashboard`], [`diagnostics`]), the admin API's router ([`admin`]) and the
 //! schema ([`schema`]). Used by the control and derive components.
 
@@ -15,6 +16,7 @@ pub mod audit;
 pub mod dashboard;
 pub mod diagnostics;
 pub mod evidence;
+pub mod governance_reports;
 pub mod key_usage;
 pub mod latency;
 pub mod page_cursor;
@@ -30,4 +32,5 @@ pub mod storage;
 pub mod telemetry_retention;
 pub mod tenants;
 pub mod tiers;
+pub mod upgrade_evidence;
 pub mod timeseries;

@@ -115,7 +115,9 @@ pub fn provision(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, body: &Value) ->
     })
 }
 
-/// `POST /v1/admin/control/tenants/:id/upgrade {tier}` (repeating it is a no-op).
+/// `POST /v1/admin/control/tenants/:id/upgrade {tier}` (repeating it is a
+/// no-op): `409 upgrade_evidence_missing` while the registry lacks evidence
+/// the tier's `upgrade.requires_evidence` names (crate::upgrade_evidence).
 pub fn upgrade(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, body: &Value) -> Result<Value, ApiError> {
     let tier = requested_tier(ctx, body)?;
     let mut r = Reader::new();
@@ -130,6 +132,7 @@ pub fn upgrade(db: &dyn Sql, ctx: &AdminCtx, tenant_id: &str, body: &Value) -> R
             .and_then(|r| r.opt_string(0));
         let from = effective_tier(ctx, current.as_deref());
         if current.as_deref() != Some(tier.as_str()) {
+            crate::upgrade_evidence::check(db, tenant_id, &from, &tier, &profile(ctx, &tier)?, ctx.now_ms)?;
             db.exec(
                 "UPDATE control_tenants SET tier = ?, provisioned_at = coalesce(provisioned_at, ?), updated_at = ? WHERE tenant_id = ?",
                 &[(&tier).into(), (&now).into(), (&now).into(), tenant_id.into()],

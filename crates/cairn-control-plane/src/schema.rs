@@ -168,6 +168,33 @@ pub const MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS control_evidence_kind ON control_evidence (kind, created_at)",
         "CREATE INDEX IF NOT EXISTS control_evidence_tenant ON control_evidence (tenant_id, created_at)",
     ],
+    // 8: the weekly governance report archive (crate::governance_reports):
+    // one row per (week, subject) — the unique key is what keeps two
+    // schedulers from making a week's report twice —, its bytes in
+    // control_evidence (report_id = evidence_id), kept until expires_at_ms
+    // (NULL: by contract), then deleted with the row kept as the record.
+    &[
+        "CREATE TABLE IF NOT EXISTS control_governance_reports (
+            report_id TEXT PRIMARY KEY,
+            report_week TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            tenant_id TEXT,
+            profile TEXT NOT NULL,
+            tiers TEXT NOT NULL DEFAULT '[]',
+            covered_tenants TEXT NOT NULL DEFAULT '[]',
+            retention_days INTEGER,
+            period_start TEXT NOT NULL,
+            period_end TEXT NOT NULL,
+            expires_at_ms INTEGER,
+            ok INTEGER NOT NULL,
+            exit_code INTEGER NOT NULL,
+            created_at TEXT NOT NULL,
+            deleted_at TEXT,
+            UNIQUE (report_week, subject)
+        )",
+        "CREATE INDEX IF NOT EXISTS control_governance_reports_tenant ON control_governance_reports (tenant_id, report_week)",
+        "CREATE INDEX IF NOT EXISTS control_governance_reports_expiry ON control_governance_reports (expires_at_ms) WHERE deleted_at IS NULL",
+    ],
 ];
 
 pub fn current_version() -> i64 {

@@ -149,6 +149,29 @@ pub const MIGRATIONS: &[&[&str]] = &[
         r#"CREATE INDEX IF NOT EXISTS control_evidence_kind ON control_evidence (kind, created_at)"#,
         r#"CREATE INDEX IF NOT EXISTS control_evidence_tenant ON control_evidence (tenant_id, created_at)"#,
     ],
+    // 8: the weekly governance report archive, as SQLite's step 8.
+    &[
+        r#"CREATE TABLE IF NOT EXISTS control_governance_reports (
+            report_id TEXT COLLATE "C" PRIMARY KEY,
+            report_week TEXT COLLATE "C" NOT NULL,
+            subject TEXT COLLATE "C" NOT NULL,
+            tenant_id TEXT COLLATE "C",
+            profile TEXT COLLATE "C" NOT NULL,
+            tiers TEXT NOT NULL DEFAULT '[]',
+            covered_tenants TEXT NOT NULL DEFAULT '[]',
+            retention_days BIGINT,
+            period_start TEXT COLLATE "C" NOT NULL,
+            period_end TEXT COLLATE "C" NOT NULL,
+            expires_at_ms BIGINT,
+            ok BIGINT NOT NULL,
+            exit_code BIGINT NOT NULL,
+            created_at TEXT COLLATE "C" NOT NULL,
+            deleted_at TEXT COLLATE "C",
+            UNIQUE (report_week, subject)
+        )"#,
+        r#"CREATE INDEX IF NOT EXISTS control_governance_reports_tenant ON control_governance_reports (tenant_id, report_week)"#,
+        r#"CREATE INDEX IF NOT EXISTS control_governance_reports_expiry ON control_governance_reports (expires_at_ms) WHERE deleted_at IS NULL"#,
+    ],
 ];
 
 #[cfg(test)]

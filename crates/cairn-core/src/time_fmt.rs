@@ -98,6 +98,11 @@ impl IsoWeek {
     pub fn next(self) -> IsoWeek {
         IsoWeek::of_ms(self.end_ms())
     }
+
+    /// The week before this one.
+    pub fn prev(self) -> IsoWeek {
+        IsoWeek::of_ms(self.start_ms() - 1)
+    }
 }
 
 impl std::fmt::Display for IsoWeek {
@@ -124,6 +129,8 @@ mod tests {
         assert_eq!(w.next().to_string(), "2026-W50");
         assert_eq!(IsoWeek::parse("2026-W52").unwrap().next().to_string(), "2026-W53");
         assert_eq!(IsoWeek::parse("2026-W53").unwrap().next().to_string(), "2027-W01");
+        assert_eq!(IsoWeek::parse("2027-W01").unwrap().prev().to_string(), "2026-W53");
+        assert_eq!(w.prev().next(), w);
         for bad in ["2025-W53", "2026-W00", "2026-W5", "2026W49", "20x6-W01", "2026-W54"] {
             assert_eq!(IsoWeek::parse(bad), None, "{bad}");
         }

@@ -14,6 +14,8 @@ pub enum DeriveRoute {
     OutboxReplay,
     ConsistencyCheck,
     HealthGate,
+    /// The weekly governance schedule (SpinKube's CronJob calls it).
+    GovernanceSchedule,
 }
 
 /// (method, path, route).
@@ -25,6 +27,7 @@ pub const ROUTES: &[(&str, &str, DeriveRoute)] = &[
     ("POST", "/v1/admin/control/outbox/replay", DeriveRoute::OutboxReplay),
     ("POST", "/v1/admin/control/consistency-check", DeriveRoute::ConsistencyCheck),
     ("POST", "/v1/admin/control/health-gate", DeriveRoute::HealthGate),
+    ("POST", "/v1/admin/derive/governance-schedule", DeriveRoute::GovernanceSchedule),
 ];
 
 /// The route for `method` and `path`: `Ok`, or `Err` with the methods the

@@ -17,6 +17,7 @@ pub mod checks;
 pub mod html;
 pub mod markdown;
 pub mod options;
+pub mod schedule;
 pub mod snapshot;
 mod svg;
 
@@ -82,8 +83,10 @@ pub fn summary_json(o: &Options, s: &Snapshot, defaults: &cairn_core::tenant_sco
     let eligible = s.tenants.iter().filter(|t| t.feedback_total >= o.thresholds.tenant_drift_min_feedback).count();
     let mut top = s.tenants.clone();
     top.sort_by(|a, b| b.active_rules.cmp(&a.active_rules).then(b.feedback_total.cmp(&a.feedback_total)));
+    let own = o.tenant(defaults);
     let top: Vec<Value> = top
         .iter()
+        .filter(|t| !o.tenant_export || own.as_deref() == Some(t.tenant_id.as_str()))
         .take(TOP_TENANTS)
         .map(|t| {
             json!({"tenant_id": t.tenant_id, "active_rules": t.active_rules, "feedback_total": t.feedback_total,
@@ -116,7 +119,8 @@ pub fn summary_json(o: &Options, s: &Snapshot, defaults: &cairn_core::tenant_sco
         "generated_at": rfc3339_millis(o.now_ms),
         "window_hours": o.window_hours,
         "window": {"start": rfc3339_millis(o.start_ms), "end": rfc3339_millis(o.end_ms)},
-        "tenant_id": o.tenant(defaults),
+        "tenant_id": own,
+        "tenant_export": o.tenant_export,
         "scope": o.scope,
         "thresholds": o.thresholds.to_json(),
         "scope_snapshot": {

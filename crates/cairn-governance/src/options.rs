@@ -69,13 +69,17 @@ pub struct Options {
     pub thresholds: Thresholds,
     pub strict: bool,
     pub strict_warnings: bool,
+    /// A tenant-sliced export (a tier's `tenant_weekly_export`): other
+    /// tenants appear in aggregates (drift) only, never by id.
+    pub tenant_export: bool,
     /// When the report is made (Unix ms).
     pub now_ms: i64,
 }
 
 impl Options {
     /// Reads `{tenant_id?, scope?, report_week?, window_hours?, run_id?,
-    /// <thresholds>?, strict?, strict_warnings?}`.
+    /// <thresholds>?, strict?, strict_warnings?, tenant_export? (needs
+    /// tenant_id)}`.
     pub fn parse(body: &Value, defaults: &ScopeDefaults, now_ms: i64) -> Result<Options, ApiError> {
         let mut r = Reader::new();
         let root = Reader::root(body)?;
@@ -107,6 +111,10 @@ impl Options {
         };
         let strict = r.bool_opt(root, "strict").unwrap_or(false);
         let strict_warnings = r.bool_opt(root, "strict_warnings").unwrap_or(false);
+        let tenant_export = r.bool_opt(root, "tenant_export").unwrap_or(false);
+        if tenant_export && tenant_id.is_none() {
+            r.issue("tenant_export", "a tenant export needs tenant_id");
+        }
         r.finish()?;
         let week = match &week_label {
             None => IsoWeek::of_ms(now_ms),
@@ -135,6 +143,7 @@ impl Options {
             thresholds,
             strict,
             strict_warnings,
+            tenant_export,
             now_ms,
         })
     }

@@ -211,6 +211,14 @@ pub const TABLES: &[Table] = &[
         ],
         &["evidence_id"],
     ),
+    tenant(
+        "control_governance_reports",
+        &[
+            "report_id", "report_week", "subject", "tenant_id", "profile", "tiers", "covered_tenants", "retention_days",
+            "period_start", "period_end", "expires_at_ms", "ok", "exit_code", "created_at", "deleted_at",
+        ],
+        &["report_id"],
+    ),
 ];
 
 /// The audit log, copied after the tables by re-appending each of the

@@ -1,0 +1,142 @@
+//! Upgrades that demand their evidence (issue 18, step 6). A tier row may
+//! name what an upgrade to it needs in the evidence registry:
+//!
+//! ```yaml
+//! upgrade:
+//!   requires_evidence:
+//!     - { kind: replay_drill, max_age_days: 35 }                       # the tenant's own
+//!     - { kind: weekly_report, covers: deployment, max_age_days: 14 }  # deployment-wide
+//! ```
+//!
+//! `covers: tenant` (the default) is satisfied by an artifact registered
+//! for the tenant; `deployment` by one registered for no tenant (a shared
+//! weekly report, a release bundle). `max_age_days` bounds how long ago it
+//! was registered (absent: any age). An upgrade to a tier whose
+//! requirements are not all met is refused with `409
+//! upgrade_evidence_missing`, naming each missing item and, when there is
+//! a stale one, when the newest was registered. Which evidence a tier wants
+//! is tier data: no tier name appears here.
+
+use cairn_core::ApiError;
+use cairn_spin::sql::Sql;
+use serde_json::{Value, json};
+
+const DAY_MS: i64 = 86_400_000;
+
+/// One item of `upgrade.requires_evidence`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Requirement {
+    pub kind: String,
+    /// `true`: registered for the tenant; `false`: for no tenant.
+    pub per_tenant: bool,
+    pub max_age_days: Option<f64>,
+}
+
+impl Requirement {
+    fn to_json(&self) -> Value {
+        json!({"kind": self.kind, "covers": if self.per_tenant { "tenant" } else { "deployment" },
+               "max_age_days": self.max_age_days})
+    }
+}
+
+/// The requirements of `profile` (a tier row); `500 tier_profile_invalid`
+/// when the block is malformed, so a typo never waives a requirement.
+pub fn requirements(tier: &str, profile: &Value) -> Result<Vec<Requirement>, ApiError> {
+    let Some(list) = profile.get("upgrade").and_then(|u| u.get("requires_evidence")) else { return Ok(Vec::new()) };
+    let invalid = |why: String| {
+        ApiError::new(500, "tier_profile_invalid", format!("tier '{tier}': upgrade.requires_evidence {why}"))
+            .with_details(json!({"tier": tier}))
+    };
+    let items = list.as_array().ok_or_else(|| invalid("must be a list".into()))?;
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            let kind = item
+                .get("kind")
+                .and_then(Value::as_str)
+                .filter(|k| !k.is_empty())
+                .ok_or_else(|| invalid(format!("[{i}] needs a kind")))?;
+            let per_tenant = match item.get("covers").and_then(Value::as_str) {
+                None | Some("tenant") => true,
+                Some("deployment") => false,
+                Some(other) => return Err(invalid(format!("[{i}].covers is {other:?} (tenant or deployment)"))),
+            };
+            let max_age_days = match item.get("max_age_days") {
+                None | Some(Value::Null) => None,
+                Some(v) => Some(
+                    v.as_f64()
+                        .filter(|d| *d > 0.0)
+                        .ok_or_else(|| invalid(format!("[{i}].max_age_days must be a positive number of days")))?,
+                ),
+            };
+            Ok(Requirement { kind: kind.to_string(), per_tenant, max_age_days })
+        })
+        .collect()
+}
+
+/// The requirements `db`'s registry does not meet for `tenant_id` at
+/// `now_ms`: each with `newest_at` (the newest artifact of its kind and
+/// coverage, too old) or null (none at all).
+pub fn missing(db: &dyn Sql, tenant_id: &str, reqs: &[Requirement], now_ms: i64) -> Result<Vec<Value>, ApiError> {
+    let mut out = Vec::new();
+    for req in reqs {
+        let tenant: Option<&str> = req.per_tenant.then_some(tenant_id);
+        let newest = db
+            .query_one(
+                "SELECT max(created_at) FROM control_evidence WHERE kind = ? \
+                 AND ((CAST(? AS TEXT) IS NULL AND tenant_id IS NULL) OR tenant_id = ?)",
+                &[req.kind.as_str().into(), tenant.into(), tenant.into()],
+            )?
+            .and_then(|r| r.opt_string(0));
+        let fresh_since = req.max_age_days.map(|d| now_ms - (d * DAY_MS as f64) as i64);
+        let fresh = match (&newest, fresh_since) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(at), Some(since)) => cairn_core::time_fmt::parse_rfc3339_millis(at).is_some_and(|t| t >= since),
+        };
+        if !fresh {
+            let mut m = req.to_json();
+            m["newest_at"] = json!(newest);
+            out.push(m);
+        }
+    }
+    Ok(out)
+}
+
+/// `409 upgrade_evidence_missing` unless the registry meets every
+/// requirement `profile` (the target tier's row) names.
+pub fn check(
+    db: &dyn Sql,
+    tenant_id: &str,
+    from: &str,
+    to: &str,
+    profile: &Value,
+    now_ms: i64,
+) -> Result<(), ApiError> {
+    let reqs = requirements(to, profile)?;
+    let missing = missing(db, tenant_id, &reqs, now_ms)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<String> = missing
+        .iter()
+        .map(|m| {
+            let kind = m["kind"].as_str().unwrap_or("");
+            match m["max_age_days"].as_f64() {
+                Some(d) => format!("{kind} (registered within {d} days)"),
+                None => kind.to_string(),
+            }
+        })
+        .collect();
+    Err(ApiError::new(
+        409,
+        "upgrade_evidence_missing",
+        format!("upgrading {tenant_id} to {to} needs evidence the registry does not hold: {}", names.join(", ")),
+    )
+    .with_details(json!({
+        "tenant_id": tenant_id, "from": from, "to": to, "missing": missing,
+        "required": reqs.iter().map(Requirement::to_json).collect::<Vec<_>>(),
+        "register_with": "POST /v1/admin/control/evidence",
+    })))
+}
