@@ -20,6 +20,8 @@ pub enum Verb {
     HealthGate(Value),
     GovernanceWeeklyReport(Value),
     GovernanceSchedule(Value),
+    ComplianceReport(Value),
+    EvidenceVerify,
     TelemetryRetention,
     KeyUsageAnomaly(Value),
     AlertPlan(Value),
@@ -52,6 +54,8 @@ pub async fn call(app: &Arc<App>, verb: Verb, request_id: &str) -> Result<Answer
             d.call_governance_weekly_report(&mut store, &ctx, &body.to_string()).await
         }
         Verb::GovernanceSchedule(body) => d.call_governance_schedule(&mut store, &ctx, &body.to_string()).await,
+        Verb::ComplianceReport(body) => d.call_compliance_report(&mut store, &ctx, &body.to_string()).await,
+        Verb::EvidenceVerify => d.call_evidence_verify(&mut store, &ctx, "{}").await,
         Verb::TelemetryRetention => d.call_telemetry_retention(&mut store, &ctx, "{}").await,
         Verb::KeyUsageAnomaly(body) => d.call_key_usage_anomaly(&mut store, &ctx, &body.to_string()).await,
         Verb::AlertPlan(body) => d.call_alert_plan(&mut store, &ctx, &body.to_string()).await,

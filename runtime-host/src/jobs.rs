@@ -65,6 +65,14 @@ pub enum JobCmd {
     /// per tenant as its tier's governance profile says, archived in the
     /// evidence registry; then the retention pass over the archive.
     GovernanceSchedule(GovernanceScheduleJob),
+    /// The tenant's compliance controls (config/controls.yaml) judged
+    /// against the evidence registry and the audit log: pass, fail or
+    /// no_evidence each, with the entry judged; exit 2 with --strict when
+    /// any control does not pass.
+    ComplianceReport(ComplianceJob),
+    /// The evidence registry.
+    #[command(subcommand)]
+    Evidence(EvidenceCmd),
     /// Copy one tenant (memory, commits, derived data, control-plane rows,
     /// audit events) from a data dir's SQLite to PostgreSQL, then verify
     /// both sides' chains and digests; exit 1 (destination cleaned) when
@@ -83,6 +91,43 @@ pub struct AlertJob {
     /// Longest wait for one target.
     #[arg(long, default_value_t = 8000)]
     timeout_ms: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct ComplianceJob {
+    #[arg(long)]
+    tenant: String,
+    /// The controls document [default: config/controls.yaml beside the manifest].
+    #[arg(long)]
+    controls: Option<PathBuf>,
+    /// Exit 2 when any control does not pass.
+    #[arg(long)]
+    strict: bool,
+    /// Record the report in the evidence registry (kind compliance_report).
+    #[arg(long)]
+    register: bool,
+    /// Print the report as JSON instead of one line per control.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Subcommand)]
+pub enum EvidenceCmd {
+    /// Verify the registry: the audit chain, and every artifact's bytes and
+    /// facts against its registration (deletions must be recorded); exit 2
+    /// naming each artifact that fails.
+    Verify(EvidenceVerifyJob),
+}
+
+#[derive(Args)]
+pub struct EvidenceVerifyJob {
+    /// Print the verifier's JSON.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -503,6 +548,52 @@ async fn governance_schedule(j: GovernanceScheduleJob, rid: &str) -> Result<()> 
     Ok(())
 }
 
+/// The controls document (YAML) as JSON.
+fn load_controls(path: &std::path::Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading controls file {}", path.display()))?;
+    serde_norway::from_str(&text).with_context(|| format!("parsing controls file {}", path.display()))
+}
+
+fn print_compliance(r: &Value) {
+    for c in r["controls"].as_array().into_iter().flatten() {
+        println!(
+            "{:<11} {:<36} {}",
+            c["status"].as_str().unwrap_or(""),
+            c["id"].as_str().unwrap_or(""),
+            c["why"].as_str().unwrap_or("")
+        );
+    }
+    let s = &r["summary"];
+    println!(
+        "compliance {} (tier {}, controls {}): {} pass, {} fail, {} no evidence{}",
+        r["tenant_id"].as_str().unwrap_or(""),
+        r["tier"].as_str().unwrap_or(""),
+        r["control_set"].as_str().unwrap_or("none"),
+        s["pass"],
+        s["fail"],
+        s["no_evidence"],
+        r["evidence_id"].as_str().map(|id| format!("; registered as evidence {id}")).unwrap_or_default()
+    );
+}
+
+fn print_evidence_verify(r: &Value) {
+    for f in r["failures"].as_array().into_iter().flatten() {
+        println!(
+            "FAIL {} {} {}",
+            f["evidence_id"].as_str().unwrap_or(""),
+            f["kind"].as_str().unwrap_or(""),
+            f["reason"].as_str().unwrap_or("")
+        );
+    }
+    println!(
+        "evidence registry: {} ({} artifacts checked, {} deleted by retention, audit chain {})",
+        if r["ok"] == true { "verified" } else { "FAILED" },
+        r["checked"],
+        r["deleted"],
+        if r["audit_chain"]["ok"] == true { "ok" } else { "broken" }
+    );
+}
+
 /// Writes each `{name: text}` document to `dir` (created), whole then renamed.
 fn write_documents(dir: &std::path::Path, files: &Value) -> Result<()> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -587,6 +678,22 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
         }
         JobCmd::GovernanceWeeklyReport(j) => governance_weekly_report(j, &rid).await,
         JobCmd::GovernanceSchedule(j) => governance_schedule(j, &rid).await,
+        JobCmd::ComplianceReport(j) => {
+            let path = j.controls.clone().unwrap_or_else(|| crate::config_beside(&j.common.app.manifest, "controls.yaml"));
+            let body = json!({"tenant_id": j.tenant, "controls": load_controls(&path)?, "strict": j.strict,
+                              "register": j.register});
+            report_job(&j.common, Verb::ComplianceReport(body), j.json, print_compliance, 2, &rid).await
+        }
+        JobCmd::Evidence(EvidenceCmd::Verify(j)) => {
+            existing_database(&j.common.data_dir)?;
+            let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+            let report = derive_calls::call_ok(&app, Verb::EvidenceVerify, &rid).await?;
+            if j.json { print(&report)? } else { print_evidence_verify(&report) }
+            if report["ok"] != true {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
         JobCmd::TelemetryRetention(j) => {
             existing_database(&j.common.data_dir)?;
             let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;

@@ -204,8 +204,13 @@ impl AppArgs {
 
 /// `config/tiers.yaml` in the directory of `manifest`.
 pub fn tiers_beside(manifest: &Path) -> PathBuf {
+    config_beside(manifest, "tiers.yaml")
+}
+
+/// `config/<name>` in the directory of `manifest`.
+pub fn config_beside(manifest: &Path, name: &str) -> PathBuf {
     let dir = manifest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    dir.join("config").join("tiers.yaml")
+    dir.join("config").join(name)
 }
 
 #[derive(Args)]

@@ -231,6 +231,16 @@ pub fn replace_once(text: String, from: &str, to: &str) -> String {
     text.replacen(from, to, 1)
 }
 
+/// An executable: `$env` when it names a file, else the first of `names`
+/// on PATH (chromium, chromedriver for the browser tests).
+pub fn find_exe(env: &str, names: &[&str]) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os(env).map(PathBuf::from).filter(|p| p.is_file()) {
+        return Some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path).flat_map(|d| names.iter().map(move |n| d.join(n))).find(|p| p.is_file())
+}
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("addr").port()

@@ -10,7 +10,7 @@
 //! Without chromium and chromedriver the test prints why and skips, unless
 //! `CAIRN_REQUIRE_BROWSER=1` (CI), where it fails.
 
-use cairn_e2e::{FakeEmbedder, Options, Server, event_write, free_port, repo_root};
+use cairn_e2e::{FakeEmbedder, Options, Server, event_write, find_exe, free_port, repo_root};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -19,15 +19,6 @@ use std::time::{Duration, Instant};
 
 const TOKEN: &str = "console-test-admin-token";
 const ADMIN: &[(&str, &str)] = &[("x-admin-token", TOKEN)];
-
-/// An executable on PATH (or at the path an environment variable names).
-fn find_exe(env: &str, names: &[&str]) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os(env).map(PathBuf::from).filter(|p| p.is_file()) {
-        return Some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).flat_map(|d| names.iter().map(move |n| d.join(n))).find(|p| p.is_file())
-}
 
 /// chromedriver, started on a free port in its own process group, so
 /// stopping it (by that group's id) also stops the browser it started.

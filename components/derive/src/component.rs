@@ -195,6 +195,7 @@ fn governance_weekly_report(body: &Value) -> Result<Value, ApiError> {
         defaults: &s.kernel.defaults,
         tier_profiles: s.tier_profiles.as_ref(),
         default_tier: &s.default_tier,
+        billing_disabled: s.billing_disabled,
     };
     Ok(cairn_governance::weekly_report(&src, body, now_ms())?.to_json())
 }
@@ -412,6 +413,20 @@ impl DeriveGuest for Derive {
             .and_then(|b| governance_schedule(&b, &ctx.request_id, now_ms()))
             .map(|v| cairn_core::json_text(&v))
             .map_err(to_wit)
+    }
+    fn compliance_report(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request)
+            .and_then(|b| with_admin_ctx(&ctx.request_id, now_ms(), |db, c| cairn_governance::compliance::run(db, c, &b)))
+            .map(|v| cairn_core::json_text(&v))
+            .map_err(to_wit)
+    }
+    fn evidence_verify(ctx: CallContext, _request: String) -> Result<String, cairn::common::types::Error> {
+        with_admin_ctx(&ctx.request_id, now_ms(), |db, c| {
+            cairn_control_plane::schema::ensure(db, &c.now())?;
+            cairn_control_plane::evidence::verify(db, c)
+        })
+        .map(|v| cairn_core::json_text(&v))
+        .map_err(to_wit)
     }
     fn alert_plan(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| control_verb("plan", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)

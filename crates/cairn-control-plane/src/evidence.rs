@@ -163,6 +163,78 @@ pub fn delete(
     Ok(Some(details))
 }
 
+/// Whose an artifact must be to count (an upgrade requirement, a
+/// compliance control).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Covers {
+    /// Registered for the tenant.
+    Tenant,
+    /// Registered for no tenant (deployment-wide: a shared report, a
+    /// release bundle).
+    Deployment,
+    /// Either.
+    Either,
+}
+
+impl Covers {
+    /// `tenant` | `deployment` | `either` (absent: `default`).
+    pub fn parse(word: Option<&str>, default: Covers) -> Option<Covers> {
+        match word {
+            None => Some(default),
+            Some("tenant") => Some(Covers::Tenant),
+            Some("deployment") => Some(Covers::Deployment),
+            Some("either") => Some(Covers::Either),
+            Some(_) => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Covers::Tenant => "tenant",
+            Covers::Deployment => "deployment",
+            Covers::Either => "either",
+        }
+    }
+
+    /// A condition on a `tenant_id` column, and its parameters.
+    pub fn sql(self, column: &str, tenant_id: &str) -> (String, Vec<SqlValue>) {
+        match self {
+            Covers::Tenant => (format!("{column} = ?"), vec![tenant_id.into()]),
+            Covers::Deployment => (format!("{column} IS NULL"), vec![]),
+            Covers::Either => (format!("({column} = ? OR {column} IS NULL)"), vec![tenant_id.into()]),
+        }
+    }
+}
+
+/// The newest artifact of `kind` that `covers` counts for `tenant_id`: its
+/// facts, and its bytes when `with_content`.
+pub fn newest(
+    db: &dyn Sql,
+    kind: &str,
+    covers: Covers,
+    tenant_id: &str,
+    with_content: bool,
+) -> Result<Option<Value>, ApiError> {
+    let (cond, mut params) = covers.sql("tenant_id", tenant_id);
+    params.insert(0, kind.into());
+    let content = if with_content { ", content" } else { "" };
+    Ok(db
+        .query_one(
+            &format!(
+                "SELECT {COLUMNS}{content} FROM control_evidence WHERE kind = ? AND {cond} \
+                 ORDER BY created_at DESC, evidence_id DESC LIMIT 1"
+            ),
+            &params,
+        )?
+        .map(|r| {
+            let mut f = facts(&r);
+            if with_content {
+                f["content"] = json!(r.string(10));
+            }
+            f
+        }))
+}
+
 /// `GET evidence?kind&tenant_id&limit(≤500, 100)&offset`, newest first.
 pub fn list(db: &dyn Sql, ctx: &AdminCtx, query: &[(String, String)]) -> Result<Value, ApiError> {
     let crate::admin::Page { limit, offset, filters } = crate::admin::page(query, &["kind", "tenant_id"], 100, 500)?;

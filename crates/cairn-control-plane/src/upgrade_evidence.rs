@@ -10,13 +10,14 @@
 //!
 //! `covers: tenant` (the default) is satisfied by an artifact registered
 //! for the tenant; `deployment` by one registered for no tenant (a shared
-//! weekly report, a release bundle). `max_age_days` bounds how long ago it
+//! weekly report, a release bundle); `either` by both. `max_age_days` bounds how long ago it
 //! was registered (absent: any age). An upgrade to a tier whose
 //! requirements are not all met is refused with `409
 //! upgrade_evidence_missing`, naming each missing item and, when there is
 //! a stale one, when the newest was registered. Which evidence a tier wants
 //! is tier data: no tier name appears here.
 
+use crate::evidence::Covers;
 use cairn_core::ApiError;
 use cairn_spin::sql::Sql;
 use serde_json::{Value, json};
@@ -27,15 +28,13 @@ const DAY_MS: i64 = 86_400_000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Requirement {
     pub kind: String,
-    /// `true`: registered for the tenant; `false`: for no tenant.
-    pub per_tenant: bool,
+    pub covers: Covers,
     pub max_age_days: Option<f64>,
 }
 
 impl Requirement {
     fn to_json(&self) -> Value {
-        json!({"kind": self.kind, "covers": if self.per_tenant { "tenant" } else { "deployment" },
-               "max_age_days": self.max_age_days})
+        json!({"kind": self.kind, "covers": self.covers.as_str(), "max_age_days": self.max_age_days})
     }
 }
 
@@ -57,11 +56,10 @@ pub fn requirements(tier: &str, profile: &Value) -> Result<Vec<Requirement>, Api
                 .and_then(Value::as_str)
                 .filter(|k| !k.is_empty())
                 .ok_or_else(|| invalid(format!("[{i}] needs a kind")))?;
-            let per_tenant = match item.get("covers").and_then(Value::as_str) {
-                None | Some("tenant") => true,
-                Some("deployment") => false,
-                Some(other) => return Err(invalid(format!("[{i}].covers is {other:?} (tenant or deployment)"))),
-            };
+            let word = item.get("covers").and_then(Value::as_str);
+            let covers = Covers::parse(word, Covers::Tenant).ok_or_else(|| {
+                invalid(format!("[{i}].covers is {:?} (tenant, deployment or either)", word.unwrap_or("")))
+            })?;
             let max_age_days = match item.get("max_age_days") {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(
@@ -70,7 +68,7 @@ pub fn requirements(tier: &str, profile: &Value) -> Result<Vec<Requirement>, Api
                         .ok_or_else(|| invalid(format!("[{i}].max_age_days must be a positive number of days")))?,
                 ),
             };
-            Ok(Requirement { kind: kind.to_string(), per_tenant, max_age_days })
+            Ok(Requirement { kind: kind.to_string(), covers, max_age_days })
         })
         .collect()
 }
@@ -81,14 +79,8 @@ pub fn requirements(tier: &str, profile: &Value) -> Result<Vec<Requirement>, Api
 pub fn missing(db: &dyn Sql, tenant_id: &str, reqs: &[Requirement], now_ms: i64) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::new();
     for req in reqs {
-        let tenant: Option<&str> = req.per_tenant.then_some(tenant_id);
-        let newest = db
-            .query_one(
-                "SELECT max(created_at) FROM control_evidence WHERE kind = ? \
-                 AND ((CAST(? AS TEXT) IS NULL AND tenant_id IS NULL) OR tenant_id = ?)",
-                &[req.kind.as_str().into(), tenant.into(), tenant.into()],
-            )?
-            .and_then(|r| r.opt_string(0));
+        let newest = crate::evidence::newest(db, &req.kind, req.covers, tenant_id, false)?
+            .and_then(|f| f["created_at"].as_str().map(str::to_string));
         let fresh_since = req.max_age_days.map(|d| now_ms - (d * DAY_MS as f64) as i64);
         let fresh = match (&newest, fresh_since) {
             (None, _) => false,

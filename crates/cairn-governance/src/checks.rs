@@ -193,9 +193,17 @@ pub fn evaluate(s: &Snapshot, t: &Thresholds) -> Vec<Check> {
         detail: if d.open == 0 {
             "no dead letters are open".into()
         } else if undecided {
-            format!("{} dead letters open, the newest ({}) after the last replay decision", d.open, d.newest_at.as_deref().unwrap_or(""))
+            format!(
+                "{} open, the newest ({}) after the last replay decision",
+                dead_letters(d.open),
+                d.newest_at.as_deref().unwrap_or("")
+            )
         } else {
-            format!("{} dead letters open, all before the last replay decision ({})", d.open, d.last_decision_at.as_deref().unwrap_or(""))
+            format!(
+                "{} open, all before the last replay decision ({})",
+                dead_letters(d.open),
+                d.last_decision_at.as_deref().unwrap_or("")
+            )
         },
         recommendation: "Follow the dead-letter runbook: `cairn job outbox-status --status dead_letter`, fix the cause, `cairn job outbox-replay --dry-run`, then replay.",
     });
@@ -242,4 +250,9 @@ pub fn summarize(checks: &[Check], strict: bool, strict_warnings: bool) -> (Valu
         0
     };
     (json!({"pass": pass, "failed_errors": errors, "failed_warnings": warnings}), code)
+}
+
+/// "1 dead letter", "3 dead letters".
+fn dead_letters(n: i64) -> String {
+    if n == 1 { "1 dead letter".into() } else { format!("{n} dead letters") }
 }

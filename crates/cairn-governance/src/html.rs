@@ -17,6 +17,22 @@ th{background:#f4f6f7}.tiles{display:flex;flex-wrap:wrap;gap:12px;margin:12px 0}
 .tile b{display:block;font-size:20px}.tile span{font-size:12px;color:#566573}.chart{margin:8px 0 4px}.note{font-size:12px;color:#566573}\
 code{font-size:12px;background:#f4f6f7;padding:1px 4px;border-radius:3px}";
 
+/// `{"write": 4, "recall": 1}` as "recall 1, write 4" ("none" when empty).
+fn denials(by_endpoint: &Value) -> String {
+    let parts: Vec<String> = by_endpoint.as_object().into_iter().flatten().map(|(k, v)| format!("{k} {v}")).collect();
+    if parts.is_empty() { "none".into() } else { parts.join(", ") }
+}
+
+/// Escaped text whose `backticked` spans (the recommendations' commands,
+/// written for Markdown) become `<code>`.
+fn with_code(text: &str) -> String {
+    esc(text)
+        .split('`')
+        .enumerate()
+        .map(|(i, part)| if i % 2 == 1 { format!("<code>{part}</code>") } else { part.to_string() })
+        .collect()
+}
+
 fn s(v: &Value) -> String {
     match v {
         Value::String(x) => esc(x),
@@ -89,7 +105,7 @@ pub fn render(r: &Value) -> String {
             h,
             r#"<div class="chart">{}</div><p class="note">Memory requests per day (blue), the throttled ones in red with their share; denials by endpoint: {}.</p>"#,
             svg::bars("memory requests and quota denials per day", &days),
-            esc(&r["quota"]["denials_by_endpoint"].to_string())
+            esc(&denials(&r["quota"]["denials_by_endpoint"]))
         );
     }
 
@@ -256,7 +272,12 @@ pub fn render(r: &Value) -> String {
     if !recs.is_empty() {
         h.push_str("<h2>What to do</h2><ul>");
         for x in recs {
-            let _ = write!(h, "<li><code>{}</code>: {}</li>", s(&x["check"]), s(&x["action"]));
+            let _ = write!(
+                h,
+                "<li><code>{}</code>: {}</li>",
+                s(&x["check"]),
+                with_code(x["action"].as_str().unwrap_or(""))
+            );
         }
         h.push_str("</ul>");
     }

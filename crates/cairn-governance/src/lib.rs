@@ -14,6 +14,7 @@
 //! governance-weekly-report` writes them to a directory.
 
 pub mod checks;
+pub mod compliance;
 pub mod html;
 pub mod markdown;
 pub mod options;

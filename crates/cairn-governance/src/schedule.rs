@@ -13,7 +13,8 @@
 //!   the tenant's own report, a tenant-sliced export (other tenants only
 //!   in aggregates).
 //!
-//! A run makes only what the archive lacks for the last closed week, so it
+//! A tenant created after the week ended has no report for it. A run makes
+//! only what the archive lacks for the last closed week, so it
 //! is safe to run hourly (a host that was down when the week closed
 //! catches up) and from several hosts at once (the archive's unique key
 //! keeps one report per subject and week).
@@ -81,11 +82,13 @@ fn governance_of(profiles: Option<&Value>, tier: &str) -> (String, Option<i64>) 
     (report, days)
 }
 
-/// Every tenant not torn down, with its tier's governance.
-pub fn tenants(src: &ScheduleSources) -> Result<Vec<TenantPlan>, ApiError> {
-    let rows = src
-        .home
-        .query("SELECT tenant_id, tier FROM control_tenants WHERE torn_down_at IS NULL ORDER BY tenant_id", &[])?;
+/// Every tenant that existed before `week` ended and is not torn down,
+/// with its tier's governance.
+pub fn tenants(src: &ScheduleSources, week: IsoWeek) -> Result<Vec<TenantPlan>, ApiError> {
+    let rows = src.home.query(
+        "SELECT tenant_id, tier FROM control_tenants WHERE torn_down_at IS NULL AND created_at < ? ORDER BY tenant_id",
+        &[cairn_core::time_fmt::rfc3339_millis(week.end_ms()).into()],
+    )?;
     Ok(rows
         .iter()
         .map(|r| {
@@ -197,7 +200,7 @@ impl ScheduleRequest {
 pub fn run(src: &ScheduleSources, ctx: &AdminCtx, req: ScheduleRequest) -> Result<Value, ApiError> {
     cairn_control_plane::schema::ensure(src.home, &ctx.now())?;
     let label = req.week.to_string();
-    let (subjects, skipped) = plan(&tenants(src)?);
+    let (subjects, skipped) = plan(&tenants(src, req.week)?);
     let archived = archive::archived_subjects(src.home, &label)?;
     let (mut made, mut failed, mut already) = (Vec::new(), Vec::new(), 0);
     for s in &subjects {
@@ -242,6 +245,7 @@ fn make(src: &ScheduleSources, ctx: &AdminCtx, s: &Subject, week: &str) -> Resul
         defaults: src.defaults,
         tier_profiles: src.tier_profiles,
         default_tier: src.default_tier,
+        billing_disabled: src.billing_disabled,
     };
     let mut body = json!({"report_week": week, "run_id": format!("{week}_{}", s.key.replace(':', "-"))});
     if let Some(t) = &s.tenant_id {

@@ -150,6 +150,8 @@ pub struct Sources<'a> {
     pub defaults: &'a ScopeDefaults,
     pub tier_profiles: Option<&'a Value>,
     pub default_tier: &'a str,
+    /// `billing=disabled`: every tenant is on the floor tier.
+    pub billing_disabled: bool,
 }
 
 fn one(db: &dyn Sql, sql: &str, params: &[SqlValue]) -> Result<cairn_spin::sql::Row, ApiError> {
@@ -425,8 +427,11 @@ fn telemetry(src: &Sources, o: &Options, window: &[SqlValue], s: &mut Snapshot) 
             .collect(),
     };
     for t in tenants {
-        let tier =
-            cairn_control_plane::tiers::stored_tier(src.control, &t)?.unwrap_or_else(|| src.default_tier.to_string());
+        let rule = cairn_control_plane::placement::TierRule {
+            billing_disabled: src.billing_disabled,
+            default_tier: src.default_tier,
+        };
+        let tier = cairn_control_plane::placement::tenant_tier(src.control, rule, &t)?;
         let profile = src
             .tier_profiles
             .map(|p| cairn_control_plane::slo::SloProfile::from_profiles(p, &tier))

@@ -48,7 +48,7 @@ fn write(db: &NativeSqlite, tenant: &str, text: &str, at_ms: i64) {
 }
 
 /// Tenants a and d on starter, b on growth, c on enterprise, e on free,
-/// each with a memory written in 2026-W48.
+/// each with a memory written in 2026-W48; `late` (growth) created in W49.
 fn seeded() -> NativeSqlite {
     let db = NativeSqlite::in_memory();
     let t0 = at("2026-11-25T10:00:00.000Z");
@@ -62,6 +62,13 @@ fn seeded() -> NativeSqlite {
         .unwrap();
         write(&db, tenant, &format!("{tenant} remembers"), t0);
     }
+    // Created after W48 ended: no W48 report, its own from W49 on.
+    let late = rfc3339_millis(at("2026-12-01T08:00:00.000Z"));
+    db.exec(
+        "INSERT INTO control_tenants (tenant_id, status, metadata, created_at, updated_at, tier) VALUES ('late', 'active', '{}', ?, ?, 'growth')",
+        &[late.clone().into(), late.into()],
+    )
+    .unwrap();
     db
 }
 
@@ -171,6 +178,7 @@ fn one_report_per_subject_per_week_then_retention_deletes_exactly_the_expired() 
     let month = IsoWeek::parse("2026-W48").unwrap().end_ms() + 30 * DAY;
     let before = run(&db, month - 1);
     assert_eq!(before["deleted"], json!([]), "not yet: {before}");
+    assert_eq!(subjects(&before["made"]), ["shared", "tenant:b", "tenant:c", "tenant:late"], "{before}");
     let after = run(&db, month);
     let deleted = after["deleted"].as_array().unwrap();
     assert_eq!(deleted.len(), 1, "{after}");

@@ -146,7 +146,14 @@ fn profiles() -> Value {
 fn report(db: &NativeSqlite, body: Value) -> Value {
     let defaults = ScopeDefaults::default();
     let p = profiles();
-    let src = Sources { db, control: db, defaults: &defaults, tier_profiles: Some(&p), default_tier: "solo" };
+    let src = Sources {
+        db,
+        control: db,
+        defaults: &defaults,
+        tier_profiles: Some(&p),
+        default_tier: "solo",
+        billing_disabled: false,
+    };
     let r = weekly_report(&src, &body, now()).unwrap();
     let mut v = r.to_json();
     v["markdown"] = json!(r.markdown);
@@ -294,7 +301,14 @@ fn a_past_week_is_reported_whole_and_a_future_one_refused() {
     assert_eq!(s["scope_snapshot"]["feedback"]["total"], 3);
     assert_eq!(s["quota"]["days"], json!([]));
     let defaults = ScopeDefaults::default();
-    let src = Sources { db: &db, control: &db, defaults: &defaults, tier_profiles: None, default_tier: "solo" };
+    let src = Sources {
+        db: &db,
+        control: &db,
+        defaults: &defaults,
+        tier_profiles: None,
+        default_tier: "solo",
+        billing_disabled: false,
+    };
     let e = weekly_report(&src, &json!({"report_week": "2027-W02"}), now()).err().unwrap();
     assert_eq!((e.status, e.code.as_str()), (400, "invalid_report_week"));
 }
