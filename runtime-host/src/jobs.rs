@@ -18,6 +18,9 @@
 //!   (crates/cairn-governance) written to a directory as `summary.json`,
 //!   `WEEKLY_STATUS.md` and `weekly_report.html`; exit 2 on failed checks
 //!   with `--strict` / `--strict-warnings`;
+//! - `replay-drill`: the dead-letter runbook drilled end to end in a scope
+//!   of its own (crates/cairn-derive, replay_drill), registered as evidence;
+//!   exit 2 when the drill fails;
 //! - `migrate-store`: copy a tenant from a data dir's SQLite to PostgreSQL
 //!   and verify the copy (`crate::migrate_store`).
 
@@ -73,6 +76,13 @@ pub enum JobCmd {
     /// The evidence registry.
     #[command(subcommand)]
     Evidence(EvidenceCmd),
+    /// The dead-letter replay drill of a tenant, in a scope of its own:
+    /// inject a poison job, dead-letter it, fix (the configured embedder),
+    /// preview and run the replay, derive, check, erase the scope; each
+    /// step timed; the result registered as evidence replay_drill, pass or
+    /// fail; exit 2 when it fails. --due lists whose drill the tiers'
+    /// ops.replay_drill asks for; --all-due drills each of them.
+    ReplayDrill(ReplayDrillJob),
     /// Copy one tenant (memory, commits, derived data, control-plane rows,
     /// audit events) from a data dir's SQLite to PostgreSQL, then verify
     /// both sides' chains and digests; exit 1 (destination cleaned) when
@@ -121,6 +131,70 @@ pub enum EvidenceCmd {
     /// facts against its registration (deletions must be recorded); exit 2
     /// naming each artifact that fails.
     Verify(EvidenceVerifyJob),
+    /// Write a tenant's evidence (its artifacts and the deployment's,
+    /// registered in the period) to a directory with evidence_index.json
+    /// (path, sha256, size per file) and, given a key, an HMAC-SHA256
+    /// signature of the index.
+    Bundle(EvidenceBundleJob),
+    /// Check a bundle directory: every file against the index, the index
+    /// against its signature, each artifact against the registry's sha256;
+    /// exit 2 naming each problem.
+    VerifyBundle(VerifyBundleArgs),
+}
+
+#[derive(Args)]
+pub struct EvidenceBundleJob {
+    #[arg(long)]
+    tenant: String,
+    /// Registered at or after (RFC 3339; default: the beginning).
+    #[arg(long)]
+    from: Option<String>,
+    /// Registered before (RFC 3339; default: now).
+    #[arg(long)]
+    to: Option<String>,
+    /// Where the bundle goes (an empty or new directory) [default:
+    /// artifacts/evidence/<tenant>_<unix ms>].
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// The environment variable holding the signing key (unset: unsigned).
+    #[arg(long, default_value = crate::evidence_bundle::KEY_ENV)]
+    signing_key_env: String,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct VerifyBundleArgs {
+    /// The bundle directory.
+    dir: PathBuf,
+    /// The environment variable holding the signing key.
+    #[arg(long, default_value = crate::evidence_bundle::KEY_ENV)]
+    signing_key_env: String,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct ReplayDrillJob {
+    /// The tenant drilled.
+    #[arg(long, required_unless_present_any = ["due", "all_due"], conflicts_with_all = ["due", "all_due"])]
+    tenant: Option<String>,
+    /// The run's id; the drill's scope is drill-<run id> [default: <UTC time>-<random>].
+    #[arg(long, requires = "tenant")]
+    run_id: Option<String>,
+    /// List the tenants whose drill is due (their tier's ops.replay_drill,
+    /// no passing drill within it); run nothing.
+    #[arg(long, conflicts_with = "all_due")]
+    due: bool,
+    /// Drill every tenant whose drill is due.
+    #[arg(long)]
+    all_due: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args)]
@@ -576,6 +650,70 @@ fn print_compliance(r: &Value) {
     );
 }
 
+/// A drill's steps, one line each, then the verdict.
+fn print_drill(r: &Value) {
+    for st in r["steps"].as_array().into_iter().flatten() {
+        let what = match st["error"].as_str() {
+            Some(e) => format!("{e} {}", st["detail"]),
+            None => st["detail"].to_string(),
+        };
+        println!(
+            "{:<5} {:<12} {:>6} ms  {what}",
+            if st["ok"] == true { "pass" } else { "FAIL" },
+            st["name"].as_str().unwrap_or(""),
+            st["ms"]
+        );
+    }
+    let verdict = match r["failed_step"].as_str() {
+        None => "passed".to_string(),
+        Some(step) => format!("FAILED at {step}: {}", r["error"].as_str().unwrap_or("")),
+    };
+    println!(
+        "replay drill {} (run {}, scope {}): {verdict} in {} ms; evidence {}",
+        r["tenant_id"].as_str().unwrap_or(""),
+        r["run_id"].as_str().unwrap_or(""),
+        r["scope"].as_str().unwrap_or(""),
+        r["total_ms"],
+        r["evidence_id"].as_str().unwrap_or("")
+    );
+}
+
+/// Runs the drill of `--tenant`, or of every due tenant (`--all-due`), or
+/// lists the due ones (`--due`); exit 2 when a drill fails.
+async fn replay_drill(j: ReplayDrillJob, rid: &str) -> Result<()> {
+    existing_database(&j.common.data_dir)?;
+    let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+    let tenants: Vec<String> = match &j.tenant {
+        Some(t) => vec![t.clone()],
+        None => {
+            let due = derive_calls::call_ok(&app, Verb::ReplayDrill(json!({"due": true})), rid).await?;
+            if j.due {
+                return print(&due);
+            }
+            due["due"].as_array().into_iter().flatten().filter_map(|t| t["tenant_id"].as_str().map(str::to_string)).collect()
+        }
+    };
+    let mut results = Vec::new();
+    for tenant in &tenants {
+        let body = json!({"tenant_id": tenant, "run_id": j.run_id});
+        let r = derive_calls::call_ok(&app, Verb::ReplayDrill(body), rid).await?;
+        if !j.json {
+            print_drill(&r);
+        }
+        results.push(r);
+    }
+    let failed = results.iter().filter(|r| r["ok"] != true).count();
+    if j.json {
+        if j.tenant.is_some() { print(&results[0])? } else { print(&json!({"ok": failed == 0, "drills": results}))? }
+    } else if j.tenant.is_none() {
+        println!("replay drills: {} due, {failed} failed", tenants.len());
+    }
+    if failed > 0 {
+        std::process::exit(2);
+    }
+    Ok(())
+}
+
 fn print_evidence_verify(r: &Value) {
     for f in r["failures"].as_array().into_iter().flatten() {
         println!(
@@ -683,6 +821,40 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
             let body = json!({"tenant_id": j.tenant, "controls": load_controls(&path)?, "strict": j.strict,
                               "register": j.register});
             report_job(&j.common, Verb::ComplianceReport(body), j.json, print_compliance, 2, &rid).await
+        }
+        JobCmd::ReplayDrill(j) => replay_drill(j, &rid).await,
+        JobCmd::Evidence(EvidenceCmd::Bundle(j)) => {
+            existing_database(&j.common.data_dir)?;
+            let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+            let body = json!({"tenant_id": j.tenant, "from": j.from, "to": j.to});
+            let export = derive_calls::call_ok(&app, Verb::EvidenceExport(body), &rid).await?;
+            let dir = j.out_dir.unwrap_or_else(|| crate::evidence_bundle::default_dir(&j.tenant));
+            let key = crate::evidence_bundle::key_from_env(&j.signing_key_env);
+            let index = crate::evidence_bundle::write(&dir, &export, key.as_deref())?;
+            print(&json!({"ok": true, "dir": dir.display().to_string(), "files": index["files"].as_array().map_or(0, Vec::len),
+                          "signed": key.is_some(), "registry_ok": index["registry_ok"]}))
+        }
+        JobCmd::Evidence(EvidenceCmd::VerifyBundle(a)) => {
+            let key = crate::evidence_bundle::key_from_env(&a.signing_key_env);
+            let v = crate::evidence_bundle::verify(&a.dir, key.as_deref())?;
+            if a.json {
+                print(&v)?;
+            } else {
+                for p in v["problems"].as_array().into_iter().flatten() {
+                    println!("FAIL {} {}", p["path"].as_str().unwrap_or(""), p["problem"].as_str().unwrap_or(""));
+                }
+                println!(
+                    "evidence bundle {}: {} ({} files, signature {})",
+                    a.dir.display(),
+                    if v["ok"] == true { "verified" } else { "FAILED" },
+                    v["files_checked"],
+                    v["signature"].as_str().unwrap_or("")
+                );
+            }
+            if v["ok"] != true {
+                std::process::exit(2);
+            }
+            Ok(())
         }
         JobCmd::Evidence(EvidenceCmd::Verify(j)) => {
             existing_database(&j.common.data_dir)?;

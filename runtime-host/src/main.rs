@@ -21,6 +21,7 @@ mod console;
 mod cron;
 mod derive_calls;
 mod engine;
+mod evidence_bundle;
 mod gates;
 mod host_db;
 mod http_server;

@@ -3,8 +3,9 @@
 //! `extended` controls all flag `no_evidence` at first (exit 2 under
 //! --strict); once the evidence exists the way an operator makes it — a key
 //! rotated, a weekly report, a drill result, a release recorded — every
-//! control passes and the report is registered; `cairn job
-//! evidence verify` passes, then fails on a tampered artifact.
+//! control passes and the report is registered; a signed bundle of the
+//! tenant's evidence verifies until a file changes; `cairn job evidence
+//! verify` passes, then fails on a tampered artifact.
 
 use cairn_e2e::{Server, TempDir, cairn};
 use serde_json::{Value, json};
@@ -94,6 +95,33 @@ fn controls_without_evidence_are_flagged_then_pass_once_it_is_registered() {
     let id = r["evidence_id"].as_str().unwrap();
     let got = s.get_with(&format!("/v1/admin/control/evidence/{id}"), &[("x-admin-token", TOKEN)]);
     assert_eq!(got.body["evidence"]["kind"], "compliance_report", "{}", got.text);
+
+    // A signed bundle of acme's evidence verifies; a changed file does not.
+    // SAFETY: only this test reads or writes this variable.
+    unsafe { std::env::set_var("CAIRN_TEST_BUNDLE_KEY", "bundle-signing-key") };
+    let bundle = dir.path().join("bundle");
+    let b = bundle.to_str().unwrap();
+    let (code, out, err) =
+        job(&s, &["job", "evidence", "bundle", "--tenant", "acme", "--out-dir", b, "--signing-key-env", "CAIRN_TEST_BUNDLE_KEY"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    let made: Value = serde_json::from_str(&out).unwrap();
+    // The weekly report, the drill and the compliance report (acme's), and registry.json.
+    assert_eq!((made["files"].as_i64(), made["signed"].as_bool()), (Some(4), Some(true)), "{made}");
+    let verify_bundle = |extra: &[&str]| {
+        let mut args = vec!["job", "evidence", "verify-bundle", b, "--json"];
+        args.extend_from_slice(extra);
+        let (st, out, err) = cairn(&args);
+        (st.code().unwrap(), serde_json::from_str::<Value>(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}")))
+    };
+    let (code, v) = verify_bundle(&["--signing-key-env", "CAIRN_TEST_BUNDLE_KEY"]);
+    assert_eq!((code, v["signature"].as_str()), (0, Some("valid")), "{v}");
+    let drill = std::fs::read_dir(bundle.join("artifacts/replay_drill")).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(&drill, "{\"ok\": false}").unwrap();
+    let (code, v) = verify_bundle(&["--signing-key-env", "CAIRN_TEST_BUNDLE_KEY"]);
+    assert_eq!(code, 2, "{v}");
+    assert_eq!(v["problems"][0]["problem"], "content differs from the index (sha256 or size)");
+    let (code, v) = verify_bundle(&["--signing-key-env", "NO_SUCH_KEY_VARIABLE"]);
+    assert_eq!((code, v["signature"].as_str()), (2, Some("unchecked")), "{v}");
 
     // The registry verifies from the CLI; a changed artifact does not.
     let (code, out, err) = job(&s, &["job", "evidence", "verify"]);

@@ -240,6 +240,27 @@ fn control_verb(verb: &str, body: &Value, request_id: &str) -> Result<Value, Api
     })
 }
 
+/// The replay drill of `{tenant_id, run_id?}` (the deployment's embedder
+/// is its fix; the result is registered as evidence), or with `{due:
+/// true}` the tenants whose drill is due.
+fn replay_drill(body: &Value, request_id: &str) -> Result<Value, ApiError> {
+    let s = settings();
+    if body.get("due").and_then(Value::as_bool) == Some(true) {
+        let db = open()?;
+        return cairn_derive::replay_drill::due(&db, &s, now_ms());
+    }
+    let embedder = SpinEmbedder::new(&s);
+    let sleep = |ms: i64| std::thread::sleep(std::time::Duration::from_millis(ms.max(0) as u64));
+    let env = cairn_derive::replay_drill::Env {
+        settings: &s,
+        embedder: &embedder,
+        clock: &now_ms,
+        sleep: &sleep,
+        uuid: &random_uuid,
+    };
+    with_admin_ctx(request_id, now_ms(), |db, ctx| cairn_derive::replay_drill::run(db, ctx, &env, body))
+}
+
 /// The weekly governance schedule at `now_ms` (the cron trigger's time, or
 /// the clock): `{report_week?, include_files?}`
 /// ([`cairn_governance::schedule::ScheduleRequest`]).
@@ -420,6 +441,12 @@ impl DeriveGuest for Derive {
             .map(|v| cairn_core::json_text(&v))
             .map_err(to_wit)
     }
+    fn evidence_export(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request)
+            .and_then(|b| with_admin_ctx(&ctx.request_id, now_ms(), |db, c| cairn_control_plane::evidence::export(db, c, &b)))
+            .map(|v| cairn_core::json_text(&v))
+            .map_err(to_wit)
+    }
     fn evidence_verify(ctx: CallContext, _request: String) -> Result<String, cairn::common::types::Error> {
         with_admin_ctx(&ctx.request_id, now_ms(), |db, c| {
             cairn_control_plane::schema::ensure(db, &c.now())?;
@@ -427,6 +454,9 @@ impl DeriveGuest for Derive {
         })
         .map(|v| cairn_core::json_text(&v))
         .map_err(to_wit)
+    }
+    fn replay_drill(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request).and_then(|b| replay_drill(&b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)
     }
     fn alert_plan(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request).and_then(|b| control_verb("plan", &b, &ctx.request_id)).map(|v| cairn_core::json_text(&v)).map_err(to_wit)

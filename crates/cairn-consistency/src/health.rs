@@ -265,10 +265,12 @@ pub fn dead_letter_times_of(
         // No control plane yet: no audit log, so no replay was ever decided.
         return Ok((dead, None));
     }
+    // A replay drill's own replays (actor `replay_drill`, of its scope's
+    // job alone) decide nothing about the tenant's real dead letters.
     let decided = audit
         .query_one(
             "SELECT max(created_at) FROM control_audit_events WHERE action IN ('outbox.replay', 'outbox.replay.preview') \
-             AND (CAST(?1 AS TEXT) IS NULL OR tenant_id IS NULL OR tenant_id = ?1)",
+             AND actor <> 'replay_drill' AND (CAST(?1 AS TEXT) IS NULL OR tenant_id IS NULL OR tenant_id = ?1)",
             &[tenant.into()],
         )?
         .and_then(|r| r.opt_string(0));

@@ -235,6 +235,63 @@ pub fn newest(
         }))
 }
 
+/// Largest export, in artifacts (`evidence-export`).
+pub const MAX_EXPORT: i64 = 10_000;
+
+/// What a tenant's evidence bundle holds, read in one snapshot: every
+/// artifact registered for the tenant or for no tenant (deployment-wide)
+/// between `from` and `to` (RFC 3339, either open), with its bytes, and the
+/// registry's verdict at that moment. Request: `{tenant_id, from?, to?}`.
+pub fn export(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, ApiError> {
+    let mut r = Reader::new();
+    let o = Reader::root(body)?;
+    let tenant_id = crate::tenants::id_req(&mut r, o, "tenant_id", 64);
+    let bounds = [r.str_opt_len(o, "from", 1, 64), r.str_opt_len(o, "to", 1, 64)];
+    let mut times = [None, None];
+    for (i, key) in ["from", "to"].into_iter().enumerate() {
+        times[i] = bounds[i].as_deref().and_then(utc_millis).map(cairn_core::time_fmt::rfc3339_millis);
+        if bounds[i].is_some() && times[i].is_none() {
+            r.issue(key, "must be an RFC 3339 UTC time (2027-01-04T00:00:00Z or …00.000Z)");
+        }
+    }
+    r.finish()?;
+    let tenant_id = tenant_id.expect("checked");
+    crate::schema::ensure(db, &ctx.now())?;
+    let [from, to] = times;
+    read_txn(db, |db| {
+        let (cond, mut params) = Covers::Either.sql("tenant_id", &tenant_id);
+        params.extend([from.clone().into(), from.clone().into(), to.clone().into(), to.clone().into()]);
+        params.push(SqlValue::Integer(MAX_EXPORT + 1));
+        let rows = db.query(
+            &format!(
+                "SELECT {COLUMNS}, content FROM control_evidence WHERE {cond} \
+                 AND (CAST(? AS TEXT) IS NULL OR created_at >= ?) AND (CAST(? AS TEXT) IS NULL OR created_at < ?) \
+                 ORDER BY created_at, evidence_id LIMIT ?"
+            ),
+            &params,
+        )?;
+        if rows.len() as i64 > MAX_EXPORT {
+            return Err(ApiError::bad_request(
+                "export_too_large",
+                format!("more than {MAX_EXPORT} artifacts in the period: export a shorter one"),
+            ));
+        }
+        let artifacts: Vec<Value> = rows
+            .iter()
+            .map(|row| {
+                let mut f = facts(row);
+                f["content"] = json!(row.string(10));
+                f
+            })
+            .collect();
+        let verified = verify_rows(db)?;
+        Ok(json!({
+            "tenant_id": tenant_id, "from": from, "to": to, "exported_at": ctx.now(),
+            "artifacts": artifacts, "registry": verified,
+        }))
+    })
+}
+
 /// `GET evidence?kind&tenant_id&limit(≤500, 100)&offset`, newest first.
 pub fn list(db: &dyn Sql, ctx: &AdminCtx, query: &[(String, String)]) -> Result<Value, ApiError> {
     let crate::admin::Page { limit, offset, filters } = crate::admin::page(query, &["kind", "tenant_id"], 100, 500)?;
@@ -280,58 +337,61 @@ pub fn get(db: &dyn Sql, ctx: &AdminCtx, evidence_id: &str) -> Result<Value, Api
 /// `facts_changed`, `registration_missing`, `content_missing`).
 pub fn verify(db: &dyn Sql, ctx: &AdminCtx) -> Result<Value, ApiError> {
     crate::schema::ensure(db, &ctx.now())?;
-    read_txn(db, |db| {
-        let chain = crate::audit::verify_in_snapshot(db)?;
-        let mut events: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
-        let mut deleted = std::collections::HashSet::new();
-        for r in db.query(
-            "SELECT resource_id, details, action FROM control_audit_events \
+    read_txn(db, verify_rows)
+}
+
+/// [`verify`] inside the caller's read transaction.
+fn verify_rows(db: &dyn Sql) -> Result<Value, ApiError> {
+    let chain = crate::audit::verify_in_snapshot(db)?;
+    let mut events: std::collections::HashMap<String, Value> = std::collections::HashMap::new();
+    let mut deleted = std::collections::HashSet::new();
+    for r in db.query(
+        "SELECT resource_id, details, action FROM control_audit_events \
              WHERE action IN ('evidence.register', 'evidence.delete') ORDER BY seq",
-            &[],
-        )? {
-            if r.text(2) == Some("evidence.delete") {
-                deleted.insert(r.string(0));
-            } else {
-                events.insert(r.string(0), serde_json::from_str(r.text(1).unwrap_or("null")).unwrap_or(Value::Null));
+        &[],
+    )? {
+        if r.text(2) == Some("evidence.delete") {
+            deleted.insert(r.string(0));
+        } else {
+            events.insert(r.string(0), serde_json::from_str(r.text(1).unwrap_or("null")).unwrap_or(Value::Null));
+        }
+    }
+    let rows =
+        db.query(&format!("SELECT {COLUMNS}, content FROM control_evidence ORDER BY created_at, evidence_id"), &[])?;
+    let mut failures = Vec::new();
+    // Registered, not recorded as deleted, and gone: removed behind the
+    // registry's back.
+    let present: std::collections::HashSet<String> = rows.iter().map(|r| r.string(0)).collect();
+    let mut missing: Vec<&String> =
+        events.keys().filter(|id| !present.contains(*id) && !deleted.contains(*id)).collect();
+    missing.sort();
+    for id in missing {
+        failures.push(json!({"evidence_id": id, "kind": events[id]["kind"], "reason": "content_missing"}));
+    }
+    for row in &rows {
+        let f = facts(row);
+        let content = row.string(10);
+        let reason = if cairn_core::digest::sha256_hex(&content) != f["sha256"]
+            || content.len() as i64 != f["size_bytes"].as_i64().unwrap_or(-1)
+        {
+            Some("content_changed")
+        } else {
+            match events.get(&row.string(0)) {
+                None => Some("registration_missing"),
+                Some(e) if *e != f => Some("facts_changed"),
+                Some(_) => None,
             }
+        };
+        if let Some(reason) = reason {
+            failures.push(json!({"evidence_id": f["evidence_id"], "kind": f["kind"], "reason": reason}));
         }
-        let rows = db
-            .query(&format!("SELECT {COLUMNS}, content FROM control_evidence ORDER BY created_at, evidence_id"), &[])?;
-        let mut failures = Vec::new();
-        // Registered, not recorded as deleted, and gone: removed behind the
-        // registry's back.
-        let present: std::collections::HashSet<String> = rows.iter().map(|r| r.string(0)).collect();
-        let mut missing: Vec<&String> =
-            events.keys().filter(|id| !present.contains(*id) && !deleted.contains(*id)).collect();
-        missing.sort();
-        for id in missing {
-            failures.push(json!({"evidence_id": id, "kind": events[id]["kind"], "reason": "content_missing"}));
-        }
-        for row in &rows {
-            let f = facts(row);
-            let content = row.string(10);
-            let reason = if cairn_core::digest::sha256_hex(&content) != f["sha256"]
-                || content.len() as i64 != f["size_bytes"].as_i64().unwrap_or(-1)
-            {
-                Some("content_changed")
-            } else {
-                match events.get(&row.string(0)) {
-                    None => Some("registration_missing"),
-                    Some(e) if *e != f => Some("facts_changed"),
-                    Some(_) => None,
-                }
-            };
-            if let Some(reason) = reason {
-                failures.push(json!({"evidence_id": f["evidence_id"], "kind": f["kind"], "reason": reason}));
-            }
-        }
-        let chain_ok = chain["ok"] == true;
-        Ok(json!({
-            "ok": chain_ok && failures.is_empty(),
-            "checked": rows.len(),
-            "deleted": deleted.len(),
-            "failures": failures,
-            "audit_chain": chain,
-        }))
-    })
+    }
+    let chain_ok = chain["ok"] == true;
+    Ok(json!({
+        "ok": chain_ok && failures.is_empty(),
+        "checked": rows.len(),
+        "deleted": deleted.len(),
+        "failures": failures,
+        "audit_chain": chain,
+    }))
 }

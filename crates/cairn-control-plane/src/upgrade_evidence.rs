@@ -4,14 +4,15 @@
 //! ```yaml
 //! upgrade:
 //!   requires_evidence:
-//!     - { kind: replay_drill, max_age_days: 35 }                       # the tenant's own
+//!     - { kind: replay_drill, max_age_days: 35, expect: { path: ok, equals: true } }
 //!     - { kind: weekly_report, covers: deployment, max_age_days: 14 }  # deployment-wide
 //! ```
 //!
 //! `covers: tenant` (the default) is satisfied by an artifact registered
 //! for the tenant; `deployment` by one registered for no tenant (a shared
 //! weekly report, a release bundle); `either` by both. `max_age_days` bounds how long ago it
-//! was registered (absent: any age). An upgrade to a tier whose
+//! was registered (absent: any age); `expect` a value the newest artifact's
+//! JSON must hold (`cairn_core::json_path`). An upgrade to a tier whose
 //! requirements are not all met is refused with `409
 //! upgrade_evidence_missing`, naming each missing item and, when there is
 //! a stale one, when the newest was registered. Which evidence a tier wants
@@ -30,11 +31,15 @@ pub struct Requirement {
     pub kind: String,
     pub covers: Covers,
     pub max_age_days: Option<f64>,
+    /// `(path, value)` the newest artifact's JSON must hold (a drill that
+    /// passed, not just one that ran): `cairn_core::json_path`.
+    pub expect: Option<(String, Value)>,
 }
 
 impl Requirement {
     fn to_json(&self) -> Value {
-        json!({"kind": self.kind, "covers": self.covers.as_str(), "max_age_days": self.max_age_days})
+        json!({"kind": self.kind, "covers": self.covers.as_str(), "max_age_days": self.max_age_days,
+               "expect": self.expect.as_ref().map(|(p, v)| json!({"path": p, "equals": v}))})
     }
 }
 
@@ -68,7 +73,14 @@ pub fn requirements(tier: &str, profile: &Value) -> Result<Vec<Requirement>, Api
                         .ok_or_else(|| invalid(format!("[{i}].max_age_days must be a positive number of days")))?,
                 ),
             };
-            Ok(Requirement { kind: kind.to_string(), covers, max_age_days })
+            let expect = match item.get("expect") {
+                None | Some(Value::Null) => None,
+                Some(e) => match (e.get("path").and_then(Value::as_str).filter(|p| !p.is_empty()), e.get("equals")) {
+                    (Some(p), Some(v)) => Some((p.to_string(), v.clone())),
+                    _ => return Err(invalid(format!("[{i}].expect needs path and equals"))),
+                },
+            };
+            Ok(Requirement { kind: kind.to_string(), covers, max_age_days, expect })
         })
         .collect()
 }
@@ -79,17 +91,29 @@ pub fn requirements(tier: &str, profile: &Value) -> Result<Vec<Requirement>, Api
 pub fn missing(db: &dyn Sql, tenant_id: &str, reqs: &[Requirement], now_ms: i64) -> Result<Vec<Value>, ApiError> {
     let mut out = Vec::new();
     for req in reqs {
-        let newest = crate::evidence::newest(db, &req.kind, req.covers, tenant_id, false)?
-            .and_then(|f| f["created_at"].as_str().map(str::to_string));
+        let newest = crate::evidence::newest(db, &req.kind, req.covers, tenant_id, req.expect.is_some())?;
+        let at = newest.as_ref().and_then(|f| f["created_at"].as_str().map(str::to_string));
         let fresh_since = req.max_age_days.map(|d| now_ms - (d * DAY_MS as f64) as i64);
-        let fresh = match (&newest, fresh_since) {
+        let fresh = match (&at, fresh_since) {
             (None, _) => false,
             (Some(_), None) => true,
             (Some(at), Some(since)) => cairn_core::time_fmt::parse_rfc3339_millis(at).is_some_and(|t| t >= since),
         };
-        if !fresh {
+        // The newest must also say what the requirement expects.
+        let holds = match (&req.expect, &newest) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some((path, want)), Some(f)) => f["content"]
+                .as_str()
+                .and_then(|c| serde_json::from_str::<Value>(c).ok())
+                .is_some_and(|body| cairn_core::json_path::lookup(&body, path) == Some(want)),
+        };
+        if !(fresh && holds) {
             let mut m = req.to_json();
-            m["newest_at"] = json!(newest);
+            m["newest_at"] = json!(at);
+            if fresh && !holds {
+                m["newest_fails_expect"] = json!(true);
+            }
             out.push(m);
         }
     }

@@ -17,7 +17,7 @@ const TIERS: &str = r#"{"tiers": {
     "basic": {"resource_caps": {"seats": 5}},
     "plus": {"resource_caps": {"seats": 50}, "upgrade": {"requires_evidence": [
         {"kind": "weekly_report", "covers": "deployment", "max_age_days": 14},
-        {"kind": "replay_drill", "max_age_days": 35}]}},
+        {"kind": "replay_drill", "max_age_days": 35, "expect": {"path": "ok", "equals": true}}]}},
     "broken": {"upgrade": {"requires_evidence": [{"kind": "replay_drill", "covers": "everyone"}]}}
 }}"#;
 
@@ -38,7 +38,11 @@ fn ctx(now_ms: i64) -> AdminCtx<'static> {
 }
 
 fn register(db: &dyn cairn_spin::sql::Sql, now_ms: i64, kind: &str, tenant: Option<&str>) {
-    let mut body = json!({"kind": kind, "content": format!("{kind} outcome: pass")});
+    register_content(db, now_ms, kind, tenant, json!({"ok": true}))
+}
+
+fn register_content(db: &dyn cairn_spin::sql::Sql, now_ms: i64, kind: &str, tenant: Option<&str>, content: Value) {
+    let mut body = json!({"kind": kind, "content": content.to_string()});
     if let Some(t) = tenant {
         body["tenant_id"] = json!(t);
     }
@@ -92,6 +96,11 @@ fn an_upgrade_is_refused_until_its_evidence_is_registered() {
     register(&db, now - 13 * DAY, "weekly_report", None);
     let e = upgrade(&db, now, "plus").unwrap_err();
     assert_eq!(missing_kinds(&e), ["replay_drill"]);
+    // A drill that ran but failed does not count.
+    register_content(&db, now - 2 * DAY, "replay_drill", Some("acme"), json!({"ok": false}));
+    let e = upgrade(&db, now, "plus").unwrap_err();
+    assert_eq!(missing_kinds(&e), ["replay_drill"]);
+    assert_eq!(e.details.as_ref().unwrap()["missing"][0]["newest_fails_expect"], true);
     register(&db, now - DAY, "replay_drill", Some("acme"));
     let up = upgrade(&db, now, "plus").unwrap();
     assert_eq!(up["tier"], "plus");

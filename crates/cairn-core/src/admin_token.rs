@@ -17,7 +17,7 @@ pub fn check(configured: Option<&str>, presented: Option<&str>) -> Result<(), Ap
 /// Compares the tokens' SHA-256 digests with `subtle`: digests have one
 /// length, so neither where the tokens differ nor their lengths show in the
 /// time taken.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     use sha2::{Digest, Sha256};
     use subtle::ConstantTimeEq;
     Sha256::digest(a).as_slice().ct_eq(Sha256::digest(b).as_slice()).into()

@@ -20,6 +20,7 @@ pub mod auth;
 pub mod canonical_json;
 pub mod digest;
 pub mod encoding;
+pub mod json_path;
 pub mod path_template;
 pub mod placement;
 pub mod recall_audit;

@@ -11,7 +11,8 @@
 //! - [`outbox`]: claims (fair across scopes, fenced), completion, backoff,
 //!   dead-letter; [`outbox_admin`]: backlog listing and replay;
 //! - [`embed_job`], [`topic_cluster`]: the job kinds; [`rebuild`]: drop and
-//!   recompute a scope's derived data;
+//!   recompute a scope's derived data; [`replay_drill`]: the dead-letter
+//!   runbook drilled end to end in a scope of its own, as evidence;
 //! - [`embedder`]: the provider seam (`fermyon:spin/llm` in the component);
 //!   [`vectors`]: vector arithmetic; [`vector_index`]: the IVF index's
 //!   upkeep; [`retention`]: erasing memory older than the tier keeps it;
@@ -24,6 +25,7 @@ pub mod http_routes;
 pub mod outbox;
 pub mod outbox_admin;
 pub mod rebuild;
+pub mod replay_drill;
 pub mod retention;
 pub mod rollup;
 pub mod settings;

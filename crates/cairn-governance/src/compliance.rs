@@ -119,15 +119,7 @@ pub fn parse_controls(doc: &Value) -> Result<Vec<Control>, ApiError> {
 }
 
 /// The value at `path` (see [`Expect`]).
-pub fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    path.split('.').try_fold(v, |cur, seg| match cur {
-        Value::Array(items) => match seg.parse::<usize>() {
-            Ok(i) => items.get(i),
-            Err(_) => items.iter().find(|e| e.get("name").and_then(Value::as_str) == Some(seg)),
-        },
-        other => other.get(seg),
-    })
-}
+pub use cairn_core::json_path::lookup;
 
 /// The newest audit event with `action` that `covers` counts for the tenant.
 fn newest_event(db: &dyn Sql, action: &str, covers: Covers, tenant_id: &str) -> Result<Option<Value>, ApiError> {
@@ -302,15 +294,6 @@ pub fn run(db: &dyn Sql, ctx: &cairn_control_plane::admin::AdminCtx, body: &Valu
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn paths_walk_objects_and_pick_named_list_items() {
-        let v =
-            json!({"summary": {"checks": [{"name": "a", "pass": false}, {"name": "b", "pass": true}], "n": [7, 8]}});
-        assert_eq!(lookup(&v, "summary.checks.b.pass"), Some(&json!(true)));
-        assert_eq!(lookup(&v, "summary.n.1"), Some(&json!(8)));
-        assert_eq!(lookup(&v, "summary.checks.c.pass"), None);
-    }
 
     #[test]
     fn a_bad_control_is_named() {
