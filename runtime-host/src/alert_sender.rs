@@ -25,21 +25,29 @@ pub fn signature_headers(secret: &str, ts: i64, body: &str) -> [(String, String)
 }
 
 /// Plans, sends and records one dispatch; returns the summary printed.
-pub async fn dispatch(app: &Arc<crate::app::App>, dry_run: bool, tenant: Option<String>, timeout: Duration, rid: &str) -> Result<Value> {
-    let plan = derive_calls::call_ok(app, Verb::AlertPlan(json!({"dry_run": dry_run, "tenant_id": tenant})), rid).await?;
+pub async fn dispatch(
+    app: &Arc<crate::app::App>,
+    dry_run: bool,
+    tenant: Option<String>,
+    timeout: Duration,
+    rid: &str,
+) -> Result<Value> {
+    let plan =
+        derive_calls::call_ok(app, Verb::AlertPlan(json!({"dry_run": dry_run, "tenant_id": tenant})), rid).await?;
     let deliveries = plan["deliveries"].as_array().cloned().unwrap_or_default();
     let skipped = plan["skipped"].as_array().map_or(0, Vec::len);
     if dry_run {
         // Secrets stay in the database: a dry run shows where, not how.
         let shown: Vec<Value> = deliveries
             .iter()
-            .map(|d| json!({"route_id": d["route_id"], "tenant_id": d["tenant_id"], "event_type": d["event_type"],
-                            "severity": d["severity"], "target": d["target"], "dedupe_key": d["dedupe_key"]}))
+            .map(|d| {
+                json!({"route_id": d["route_id"], "tenant_id": d["tenant_id"], "event_type": d["event_type"],
+                            "severity": d["severity"], "target": d["target"], "dedupe_key": d["dedupe_key"]})
+            })
             .collect();
         return Ok(json!({"ok": true, "dry_run": true, "would_send": shown, "skipped": plan["skipped"]}));
     }
-    let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
-    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+    let client = http_client();
     let mut results = Vec::new();
     let (mut sent, mut failed) = (0, 0);
     for d in &deliveries {
@@ -48,30 +56,18 @@ pub async fn dispatch(app: &Arc<crate::app::App>, dry_run: bool, tenant: Option<
             (Some("pagerduty_events"), None | Some("")) => PAGERDUTY_DEFAULT.to_string(),
             (_, t) => t.unwrap_or_default().to_string(),
         };
-        let mut req = hyper::Request::post(&target).header("content-type", "application/json");
-        for (k, v) in d["headers"].as_object().into_iter().flatten() {
-            req = req.header(k.as_str(), v.as_str().unwrap_or(""));
-        }
+        let mut headers: Vec<(String, String)> = d["headers"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+            .collect();
         if d["channel"] != "pagerduty_events"
             && let Some(secret) = d["secret"].as_str()
         {
-            let ts = chrono::Utc::now().timestamp();
-            for (k, v) in signature_headers(secret, ts, &body) {
-                req = req.header(k, v);
-            }
+            headers.extend(signature_headers(secret, chrono::Utc::now().timestamp(), &body));
         }
-        let outcome = match req.body(Full::new(Bytes::from(body))) {
-            Err(e) => Err(format!("request: {e}")),
-            Ok(req) => match tokio::time::timeout(timeout, client.request(req)).await {
-                Err(_) => Err(format!("no answer in {timeout:?}")),
-                Ok(Err(e)) => Err(format!("{e}")),
-                Ok(Ok(resp)) => {
-                    let code = resp.status().as_u16();
-                    let text = resp.into_body().collect().await.map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned());
-                    Ok((code, text.unwrap_or_default()))
-                }
-            },
-        };
+        let outcome = post_json(&client, &target, &headers, body, timeout).await;
         let base = json!({"delivery_id": d["delivery_id"], "route_id": d["route_id"], "tenant_id": d["tenant_id"],
                           "event_type": d["event_type"], "dedupe_key": d["dedupe_key"], "severity": d["severity"]});
         let mut r = base;
@@ -102,6 +98,43 @@ pub async fn dispatch(app: &Arc<crate::app::App>, dry_run: bool, tenant: Option<
         derive_calls::call_ok(app, Verb::AlertRecord(json!({"results": results})), rid).await?;
     }
     Ok(json!({"ok": true, "dry_run": false, "sent": sent, "failed": failed, "skipped": skipped, "deliveries": results}))
+}
+
+/// An HTTP(S) client for outbound deliveries (alerts, evidence bundles).
+pub type HttpClient =
+    Client<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, Full<Bytes>>;
+
+pub fn http_client() -> HttpClient {
+    let https = hyper_rustls::HttpsConnectorBuilder::new().with_webpki_roots().https_or_http().enable_http1().build();
+    Client::builder(TokioExecutor::new()).build(https)
+}
+
+/// POSTs `body` as JSON with `headers`: the answer's status and text, or
+/// why there was none.
+pub async fn post_json(
+    client: &HttpClient,
+    target: &str,
+    headers: &[(String, String)],
+    body: String,
+    timeout: Duration,
+) -> std::result::Result<(u16, String), String> {
+    let mut req = hyper::Request::post(target).header("content-type", "application/json");
+    for (k, v) in headers {
+        req = req.header(k.as_str(), v.as_str());
+    }
+    match req.body(Full::new(Bytes::from(body))) {
+        Err(e) => Err(format!("request: {e}")),
+        Ok(req) => match tokio::time::timeout(timeout, client.request(req)).await {
+            Err(_) => Err(format!("no answer in {timeout:?}")),
+            Ok(Err(e)) => Err(format!("{e}")),
+            Ok(Ok(resp)) => {
+                let code = resp.status().as_u16();
+                let text =
+                    resp.into_body().collect().await.map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned());
+                Ok((code, text.unwrap_or_default()))
+            }
+        },
+    }
 }
 
 /// `cairn up`'s schedule: a dispatch every `every` (a failure is logged;

@@ -45,22 +45,47 @@ fn signature(index: &[u8], key: &[u8]) -> Value {
     json!({"algorithm": "HMAC-SHA256", "signed": INDEX, "signature_hex": cairn_core::auth::hmac_sha256_hex(key, index)})
 }
 
-/// Writes the bundle of `export` (the `evidence-export` verb's answer) to
-/// `dir`; signs the index when `key` is given. Returns the index.
-pub fn write(dir: &Path, export: &Value, key: Option<&[u8]>) -> Result<Value> {
-    if dir.join(INDEX).exists() {
-        bail!("{} already holds a bundle ({INDEX}); choose an empty directory", dir.display());
+/// A bundle in memory: every file's path and text, the index last.
+pub struct Bundle {
+    pub index: Value,
+    /// `evidence_index.json`'s exact text (what the signature covers).
+    pub index_text: String,
+    /// `evidence_index.sig.json`'s text, when signed.
+    pub signature_text: Option<String>,
+    /// The artifacts and registry.json, by path.
+    pub files: Vec<(String, String)>,
+}
+
+impl Bundle {
+    /// The body POSTed to a publish target: the index's exact text, its
+    /// signature and every file, `{kind, index_sha256, index_text,
+    /// signature, files: {path: text}}`.
+    pub fn upload(&self) -> Value {
+        let files: serde_json::Map<String, Value> = self.files.iter().map(|(p, t)| (p.clone(), json!(t))).collect();
+        json!({
+            "kind": "cairn_evidence_bundle_upload",
+            "index_sha256": cairn_core::digest::sha256_hex(&self.index_text),
+            "index_text": self.index_text,
+            "signature": self.signature_text.as_deref().and_then(|t| serde_json::from_str::<Value>(t).ok()),
+            "files": files,
+        })
     }
+}
+
+/// The bundle of `export` (the `evidence-export` verb's answer), signed
+/// when `key` is given.
+pub fn build(export: &Value, key: Option<&[u8]>) -> Result<Bundle> {
     let mut files = Vec::new();
+    let mut listed = Vec::new();
     let mut facts = Vec::new();
     for a in export["artifacts"].as_array().into_iter().flatten() {
-        let content = a["content"].as_str().unwrap_or("");
+        let content = a["content"].as_str().unwrap_or("").to_string();
         let path = artifact_path(a);
-        write_whole(&dir.join(&path), content.as_bytes())?;
-        files.push(json!({
-            "path": path, "sha256": cairn_core::digest::sha256_hex(content), "size_bytes": content.len(),
+        listed.push(json!({
+            "path": path, "sha256": cairn_core::digest::sha256_hex(&content), "size_bytes": content.len(),
             "evidence_id": a["evidence_id"], "kind": a["kind"],
         }));
+        files.push((path, content));
         let mut f = a.clone();
         if let Some(o) = f.as_object_mut() {
             o.remove("content");
@@ -69,9 +94,9 @@ pub fn write(dir: &Path, export: &Value, key: Option<&[u8]>) -> Result<Value> {
     }
     let registry = json!({"artifacts": facts, "verify": export["registry"]});
     let registry_text = format!("{}\n", serde_json::to_string_pretty(&registry)?);
-    write_whole(&dir.join(REGISTRY), registry_text.as_bytes())?;
-    files.push(json!({"path": REGISTRY, "sha256": cairn_core::digest::sha256_hex(&registry_text),
-                      "size_bytes": registry_text.len()}));
+    listed.push(json!({"path": REGISTRY, "sha256": cairn_core::digest::sha256_hex(&registry_text),
+                       "size_bytes": registry_text.len()}));
+    files.push((REGISTRY.to_string(), registry_text));
     let index = json!({
         "kind": "cairn_evidence_bundle",
         "tenant_id": export["tenant_id"],
@@ -79,17 +104,30 @@ pub fn write(dir: &Path, export: &Value, key: Option<&[u8]>) -> Result<Value> {
         "exported_at": export["exported_at"],
         "registry_ok": export["registry"]["ok"],
         "audit_head": export["registry"]["audit_chain"]["head"],
-        "files": files,
+        "files": listed,
         "signed": key.is_some(),
     });
     let index_text = format!("{}\n", serde_json::to_string_pretty(&index)?);
-    if let Some(k) = key {
-        let sig = format!("{}\n", serde_json::to_string_pretty(&signature(index_text.as_bytes(), k))?);
+    let signature_text = match key {
+        Some(k) => Some(format!("{}\n", serde_json::to_string_pretty(&signature(index_text.as_bytes(), k))?)),
+        None => None,
+    };
+    Ok(Bundle { index, index_text, signature_text, files })
+}
+
+/// Writes `bundle` to `dir` (which must not hold one already), the index
+/// last: a directory with an index holds a whole bundle.
+pub fn write(dir: &Path, bundle: &Bundle) -> Result<()> {
+    if dir.join(INDEX).exists() {
+        bail!("{} already holds a bundle ({INDEX}); choose an empty directory", dir.display());
+    }
+    for (path, text) in &bundle.files {
+        write_whole(&dir.join(path), text.as_bytes())?;
+    }
+    if let Some(sig) = &bundle.signature_text {
         write_whole(&dir.join(SIGNATURE), sig.as_bytes())?;
     }
-    // The index last: a directory with an index holds a whole bundle.
-    write_whole(&dir.join(INDEX), index_text.as_bytes())?;
-    Ok(index)
+    write_whole(&dir.join(INDEX), bundle.index_text.as_bytes())
 }
 
 /// What [`verify`] found: `ok`, and each problem.
@@ -205,9 +243,14 @@ mod tests {
     #[test]
     fn a_signed_bundle_verifies_and_every_kind_of_change_is_named() {
         let dir = tmp("signed");
-        let index = write(&dir, &export(), Some(b"k1")).unwrap();
+        let bundle = build(&export(), Some(b"k1")).unwrap();
+        write(&dir, &bundle).unwrap();
+        let index = &bundle.index;
         assert_eq!(index["files"].as_array().unwrap().len(), 3);
         assert_eq!(index["files"][0]["path"], "artifacts/weekly_report/e1.json");
+        let up = bundle.upload();
+        assert_eq!(up["index_sha256"], cairn_core::digest::sha256_hex(std::fs::read(dir.join(INDEX)).unwrap()));
+        assert_eq!(up["files"]["artifacts/replay_drill/e2.txt"], "passed");
         let v = verify(&dir, Some(b"k1")).unwrap();
         assert_eq!(
             (v["ok"].as_bool(), v["signature"].as_str(), v["files_checked"].as_i64()),
@@ -225,7 +268,7 @@ mod tests {
         std::fs::write(dir.join(INDEX), text).unwrap();
         assert_eq!(verify(&dir, Some(b"k1")).unwrap()["signature"], "invalid");
         // A second bundle into the same directory is refused.
-        assert!(write(&dir, &export(), None).is_err());
+        assert!(write(&dir, &build(&export(), None).unwrap()).is_err());
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -235,7 +278,7 @@ mod tests {
         let mut e = export();
         // The registry recorded another hash than the bytes exported.
         e["artifacts"][1]["sha256"] = json!("0".repeat(64));
-        write(&dir, &e, None).unwrap();
+        write(&dir, &build(&e, None).unwrap()).unwrap();
         let v = verify(&dir, None).unwrap();
         assert_eq!(v["signature"], "unsigned");
         assert_eq!(

@@ -140,6 +140,69 @@ pub enum EvidenceCmd {
     /// against its signature, each artifact against the registry's sha256;
     /// exit 2 naming each problem.
     VerifyBundle(VerifyBundleArgs),
+    /// Build a tenant's bundle (as `bundle`) and POST it to a target
+    /// through the publish queue: retried with backoff, dead-lettered after
+    /// --max-attempts (exit 2), replayable with publish-replay.
+    Publish(EvidencePublishJob),
+    /// Attempt every publish job that is due now (those left by a stopped
+    /// publish, or replayed).
+    PublishWorker(PublishWorkerJob),
+    /// Put dead-lettered publish jobs back in the queue (--dry-run lists them).
+    PublishReplay(PublishReplayJob),
+}
+
+#[derive(Args)]
+pub struct EvidencePublishJob {
+    #[arg(long)]
+    tenant: String,
+    /// Where the bundle is POSTed (https://, public; loopback http:// only
+    /// with --var alert_loopback_targets=true).
+    #[arg(long)]
+    target: String,
+    #[arg(long)]
+    from: Option<String>,
+    #[arg(long)]
+    to: Option<String>,
+    #[arg(long, default_value = crate::evidence_bundle::KEY_ENV)]
+    signing_key_env: String,
+    /// Attempts before the job is dead-lettered.
+    #[arg(long, default_value_t = 5)]
+    max_attempts: i64,
+    /// Backoff after the first failure, doubled each time up to --retry-max-ms.
+    #[arg(long, default_value_t = 30_000)]
+    retry_base_ms: i64,
+    #[arg(long, default_value_t = 900_000)]
+    retry_max_ms: i64,
+    /// Longest wait for the target's answer.
+    #[arg(long, default_value_t = 20_000)]
+    timeout_ms: u64,
+    /// Queue the job and return without sending (publish-worker sends it).
+    #[arg(long)]
+    enqueue_only: bool,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct PublishWorkerJob {
+    #[arg(long, default_value_t = 20_000)]
+    timeout_ms: u64,
+    #[command(flatten)]
+    common: Common,
+}
+
+#[derive(Args)]
+pub struct PublishReplayJob {
+    /// Every dead letter of this tenant.
+    #[arg(long)]
+    tenant: Option<String>,
+    /// These jobs (repeatable).
+    #[arg(long = "job")]
+    jobs: Vec<String>,
+    #[arg(long)]
+    dry_run: bool,
+    #[command(flatten)]
+    common: Common,
 }
 
 #[derive(Args)]
@@ -830,9 +893,51 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
             let export = derive_calls::call_ok(&app, Verb::EvidenceExport(body), &rid).await?;
             let dir = j.out_dir.unwrap_or_else(|| crate::evidence_bundle::default_dir(&j.tenant));
             let key = crate::evidence_bundle::key_from_env(&j.signing_key_env);
-            let index = crate::evidence_bundle::write(&dir, &export, key.as_deref())?;
+            let bundle = crate::evidence_bundle::build(&export, key.as_deref())?;
+            crate::evidence_bundle::write(&dir, &bundle)?;
+            let index = &bundle.index;
             print(&json!({"ok": true, "dir": dir.display().to_string(), "files": index["files"].as_array().map_or(0, Vec::len),
                           "signed": key.is_some(), "registry_ok": index["registry_ok"]}))
+        }
+        JobCmd::Evidence(EvidenceCmd::Publish(j)) => {
+            existing_database(&j.common.data_dir)?;
+            let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+            let body = json!({"tenant_id": j.tenant, "from": j.from, "to": j.to});
+            let export = derive_calls::call_ok(&app, Verb::EvidenceExport(body), &rid).await?;
+            let key = crate::evidence_bundle::key_from_env(&j.signing_key_env);
+            let bundle = crate::evidence_bundle::build(&export, key.as_deref())?;
+            let upload = bundle.upload();
+            let enqueue = json!({
+                "op": "enqueue", "tenant_id": j.tenant, "target": j.target, "payload": upload.to_string(),
+                "index_sha256": upload["index_sha256"], "max_attempts": j.max_attempts,
+                "retry_base_ms": j.retry_base_ms, "retry_max_ms": j.retry_max_ms,
+            });
+            let queued = derive_calls::call_ok(&app, Verb::EvidencePublish(enqueue), &rid).await?;
+            let job_id = queued["job"]["job_id"].as_str().unwrap_or_default().to_string();
+            if j.enqueue_only {
+                return print(&queued);
+            }
+            let timeout = std::time::Duration::from_millis(j.timeout_ms.max(1));
+            let job = crate::evidence_publisher::drive(&app, &rid, &job_id, timeout).await?;
+            print(&json!({"ok": job["status"] == "succeeded", "job": job}))?;
+            if job["status"] != "succeeded" {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+        JobCmd::Evidence(EvidenceCmd::PublishWorker(j)) => {
+            existing_database(&j.common.data_dir)?;
+            let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+            let timeout = std::time::Duration::from_millis(j.timeout_ms.max(1));
+            let jobs = crate::evidence_publisher::pass(&app, &rid, None, timeout).await?;
+            print(&json!({"ok": true, "attempted": jobs.len(), "jobs": jobs}))
+        }
+        JobCmd::Evidence(EvidenceCmd::PublishReplay(j)) => {
+            existing_database(&j.common.data_dir)?;
+            let app = crate::load_app(&j.common.app, &j.common.data_dir).await?;
+            let body = json!({"op": "replay", "tenant_id": j.tenant,
+                              "job_ids": if j.jobs.is_empty() { Value::Null } else { json!(j.jobs) }, "dry_run": j.dry_run});
+            print(&derive_calls::call_ok(&app, Verb::EvidencePublish(body), &rid).await?)
         }
         JobCmd::Evidence(EvidenceCmd::VerifyBundle(a)) => {
             let key = crate::evidence_bundle::key_from_env(&a.signing_key_env);

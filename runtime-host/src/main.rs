@@ -22,6 +22,7 @@ mod cron;
 mod derive_calls;
 mod engine;
 mod evidence_bundle;
+mod evidence_publisher;
 mod gates;
 mod host_db;
 mod http_server;

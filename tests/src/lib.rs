@@ -241,6 +241,74 @@ pub fn find_exe(env: &str, names: &[&str]) -> Option<PathBuf> {
     std::env::split_paths(&path).flat_map(|d| names.iter().map(move |n| d.join(n))).find(|p| p.is_file())
 }
 
+/// One request a [`Receiver`] got: lowercase headers and the body.
+pub type Received = (Vec<(String, String)>, String);
+
+/// An HTTP receiver on a free loopback port (webhooks, bundle uploads):
+/// keeps every request and answers each with the next status of `answers`
+/// (the last one repeats; empty = 200).
+pub struct Receiver {
+    pub port: u16,
+    pub got: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    pub answers: std::sync::Arc<std::sync::Mutex<std::collections::VecDeque<u16>>>,
+}
+
+impl Receiver {
+    pub fn start(answers: &[u16]) -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a receiver");
+        let port = listener.local_addr().expect("addr").port();
+        let got: std::sync::Arc<std::sync::Mutex<Vec<Received>>> = Default::default();
+        let script = std::sync::Arc::new(std::sync::Mutex::new(answers.iter().copied().collect()));
+        let (store, plan) = (got.clone(), std::sync::Arc::clone(&script));
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+                let mut headers = Vec::new();
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                    continue;
+                }
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some((k, v)) = line.trim_end().split_once(':') {
+                        headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+                    }
+                }
+                let len: usize =
+                    headers.iter().find(|(k, _)| k == "content-length").map_or(0, |(_, v)| v.parse().unwrap_or(0));
+                let mut body = vec![0; len];
+                if reader.read_exact(&mut body).is_err() {
+                    continue;
+                }
+                store.lock().unwrap().push((headers, String::from_utf8_lossy(&body).into_owned()));
+                let status = {
+                    let mut q: std::sync::MutexGuard<std::collections::VecDeque<u16>> = plan.lock().unwrap();
+                    if q.len() > 1 { q.pop_front().unwrap_or(200) } else { q.front().copied().unwrap_or(200) }
+                };
+                let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        Receiver { port, got, answers: script }
+    }
+
+    /// From now on, answer every request with `status`.
+    pub fn answer(&self, status: u16) {
+        let mut q = self.answers.lock().unwrap();
+        q.clear();
+        q.push_back(status);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").expect("bind :0").local_addr().expect("addr").port()

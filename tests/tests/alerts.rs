@@ -3,48 +3,17 @@
 //! receiver; the second evaluation is deduplicated, a route in a quiet
 //! window is suppressed, and every decision is a recorded delivery.
 
-use cairn_e2e::{Options, Server, cairn};
+use cairn_e2e::{Options, Received, Receiver, Server, cairn};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 const TOKEN: &str = "alerts-test-admin-token";
 const ADMIN: &[(&str, &str)] = &[("x-admin-token", TOKEN)];
 
-/// One request the receiver got: lowercase headers and the body.
-type Received = (Vec<(String, String)>, String);
-
 /// A webhook receiver on a free port, answering 200 to every POST.
 fn receiver() -> (u16, Arc<Mutex<Vec<Received>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let got: Arc<Mutex<Vec<Received>>> = Arc::default();
-    let store = got.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut headers = Vec::new();
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            loop {
-                line.clear();
-                if reader.read_line(&mut line).unwrap() == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some((k, v)) = line.trim_end().split_once(':') {
-                    headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-                }
-            }
-            let len: usize = headers.iter().find(|(k, _)| k == "content-length").map_or(0, |(_, v)| v.parse().unwrap());
-            let mut body = vec![0; len];
-            reader.read_exact(&mut body).unwrap();
-            store.lock().unwrap().push((headers, String::from_utf8(body).unwrap()));
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
-        }
-    });
-    (port, got)
+    let r = Receiver::start(&[200]);
+    (r.port, r.got)
 }
 
 fn dispatch(s: &Server) -> Value {

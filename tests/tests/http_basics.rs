@@ -13,7 +13,7 @@ fn health_reports_components() {
         assert!(r.body["components"][c]["version"].is_string(), "{c} missing: {}", r.text);
     }
     assert_eq!(r.body["components"]["kernel"]["schema_version"], 15);
-    assert_eq!(r.body["components"]["control"]["schema_version"], 8);
+    assert_eq!(r.body["components"]["control"]["schema_version"], 9);
     assert_eq!(r.body["memory_store_feature_capabilities"]["packs_export"], true);
     // libsql has FTS5; PostgreSQL has its postings table (docs/postgres.md).
     assert_eq!(r.body["memory_store_feature_capabilities"]["lexical_index"], true);

@@ -221,7 +221,8 @@ fn with_admin_ctx<T>(
         default_tier: &default_tier,
         billing_disabled: var("billing").is_some_and(|b| b.trim() == "disabled"),
         default_tenant_id: &default_tenant,
-        alert_loopback_targets: false,
+        // Loopback targets (a local sidecar, tests) only when the operator says so.
+        alert_loopback_targets: cairn_spin::variables::get_bool("alert_loopback_targets", false),
         tenant_store: Some(&open_tenant_store),
         tier_store: None,
     };
@@ -277,6 +278,35 @@ fn governance_schedule(body: &Value, request_id: &str, now_ms: i64) -> Result<Va
         };
         cairn_governance::schedule::run(&src, ctx, req)
     })
+    .and_then(|mut out| {
+        out["drills"] = scheduled_drills(request_id, now_ms)?;
+        Ok(out)
+    })
+}
+
+/// A failed drill is tried again a day later, not at every run.
+const DRILL_RETRY_MS: i64 = 86_400_000;
+
+/// The replay drills the tiers' `ops.replay_drill` make due (no passing
+/// drill within the interval, and no attempt in the last day), run now:
+/// each tenant's outcome and its evidence.
+fn scheduled_drills(request_id: &str, now_ms: i64) -> Result<Value, ApiError> {
+    let s = settings();
+    let due = cairn_derive::replay_drill::due(&open()?, &s, now_ms)?;
+    let mut ran = Vec::new();
+    for t in due["due"].as_array().into_iter().flatten() {
+        let last = t["last_run_at"].as_str().and_then(cairn_core::time_fmt::parse_rfc3339_millis);
+        if last.is_some_and(|at| now_ms - at < DRILL_RETRY_MS) {
+            continue;
+        }
+        let tenant = t["tenant_id"].as_str().unwrap_or_default();
+        match replay_drill(&serde_json::json!({"tenant_id": tenant}), request_id) {
+            Ok(r) => ran.push(serde_json::json!({"tenant_id": tenant, "ok": r["ok"], "failed_step": r["failed_step"],
+                                                  "evidence_id": r["evidence_id"]})),
+            Err(e) => ran.push(serde_json::json!({"tenant_id": tenant, "ok": false, "error": e.code, "message": e.message})),
+        }
+    }
+    Ok(Value::Array(ran))
 }
 
 /// A step of `cairn job migrate-store` on this instance's store (migrated
@@ -444,6 +474,12 @@ impl DeriveGuest for Derive {
     fn evidence_export(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
         parse(&request)
             .and_then(|b| with_admin_ctx(&ctx.request_id, now_ms(), |db, c| cairn_control_plane::evidence::export(db, c, &b)))
+            .map(|v| cairn_core::json_text(&v))
+            .map_err(to_wit)
+    }
+    fn evidence_publish(ctx: CallContext, request: String) -> Result<String, cairn::common::types::Error> {
+        parse(&request)
+            .and_then(|b| with_admin_ctx(&ctx.request_id, now_ms(), |db, c| cairn_control_plane::evidence_publish::handle(db, c, &b)))
             .map(|v| cairn_core::json_text(&v))
             .map_err(to_wit)
     }

@@ -134,6 +134,20 @@ pub struct Page {
     pub filters: Vec<Option<String>>,
 }
 
+impl Page {
+    /// A list query's conditions on `columns` (one per filter, in order:
+    /// `(CAST(? AS TEXT) IS NULL OR <column> = ?)` joined by AND) and their
+    /// parameters, then `limit` and `offset` for a trailing `LIMIT ? OFFSET ?`.
+    pub fn conditions(&self, columns: &[&str]) -> (String, Vec<cairn_spin::sql::SqlValue>) {
+        let cond: Vec<String> = columns.iter().map(|c| format!("(CAST(? AS TEXT) IS NULL OR {c} = ?)")).collect();
+        let mut params: Vec<cairn_spin::sql::SqlValue> =
+            self.filters.iter().take(columns.len()).flat_map(|f| [f.clone().into(), f.clone().into()]).collect();
+        params
+            .extend([cairn_spin::sql::SqlValue::Integer(self.limit), cairn_spin::sql::SqlValue::Integer(self.offset)]);
+        (cond.join(" AND "), params)
+    }
+}
+
 pub fn page(
     query: &[(String, String)],
     filters: &[&str],
@@ -211,6 +225,7 @@ pub const ROUTES: &[AdminRoute] = &[
     r("POST", "evidence", |c| crate::evidence::register(c.db, c.ctx, &c.body()?)),
     r("GET", "evidence", |c| crate::evidence::list(c.db, c.ctx, c.query)),
     r("POST", "evidence/verify", |c| crate::evidence::verify(c.db, c.ctx)),
+    r("GET", "evidence/publish-jobs", |c| crate::evidence_publish::list(c.db, c.query)),
     r("GET", "evidence/{evidence_id}", |c| crate::evidence::get(c.db, c.ctx, c.p(0))),
     r("GET", "governance/reports", |c| crate::governance_reports::list(c.db, c.query)),
     r("GET", "governance/reports/{report_id}", |c| crate::governance_reports::get(c.db, c.p(0), c.query)),

@@ -294,21 +294,14 @@ pub fn export(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, ApiEr
 
 /// `GET evidence?kind&tenant_id&limit(≤500, 100)&offset`, newest first.
 pub fn list(db: &dyn Sql, ctx: &AdminCtx, query: &[(String, String)]) -> Result<Value, ApiError> {
-    let crate::admin::Page { limit, offset, filters } = crate::admin::page(query, &["kind", "tenant_id"], 100, 500)?;
+    let page = crate::admin::page(query, &["kind", "tenant_id"], 100, 500)?;
     crate::schema::ensure(db, &ctx.now())?;
+    let (cond, params) = page.conditions(&["kind", "tenant_id"]);
     let rows = db.query(
         &format!(
-            "SELECT {COLUMNS} FROM control_evidence WHERE (CAST(? AS TEXT) IS NULL OR kind = ?) \
-             AND (CAST(? AS TEXT) IS NULL OR tenant_id = ?) ORDER BY created_at DESC, evidence_id DESC LIMIT ? OFFSET ?"
+            "SELECT {COLUMNS} FROM control_evidence WHERE {cond} ORDER BY created_at DESC, evidence_id DESC LIMIT ? OFFSET ?"
         ),
-        &[
-            filters[0].clone().into(),
-            filters[0].clone().into(),
-            filters[1].clone().into(),
-            filters[1].clone().into(),
-            SqlValue::Integer(limit),
-            SqlValue::Integer(offset),
-        ],
+        &params,
     )?;
     Ok(json!({"ok": true, "evidence": rows.iter().map(facts).collect::<Vec<_>>()}))
 }

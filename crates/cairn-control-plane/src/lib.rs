@@ -16,6 +16,7 @@ pub mod audit;
 pub mod dashboard;
 pub mod diagnostics;
 pub mod evidence;
+pub mod evidence_publish;
 pub mod governance_reports;
 pub mod key_usage;
 pub mod latency;

@@ -195,6 +195,31 @@ pub const MIGRATIONS: &[&[&str]] = &[
         "CREATE INDEX IF NOT EXISTS control_governance_reports_tenant ON control_governance_reports (tenant_id, report_week)",
         "CREATE INDEX IF NOT EXISTS control_governance_reports_expiry ON control_governance_reports (expires_at_ms) WHERE deleted_at IS NULL",
     ],
+    // 9: the evidence publish queue (crate::evidence_publish): a bundle to
+    // POST to a target, retried with backoff, dead-lettered after
+    // max_attempts, replayable (reference §7.7's publish queue).
+    &[
+        "CREATE TABLE IF NOT EXISTS control_evidence_publish_jobs (
+            job_id TEXT PRIMARY KEY,
+            tenant_id TEXT NOT NULL,
+            target TEXT NOT NULL,
+            index_sha256 TEXT NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('pending', 'processing', 'succeeded', 'failed', 'dead_letter')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            max_attempts INTEGER NOT NULL,
+            retry_base_ms INTEGER NOT NULL,
+            retry_max_ms INTEGER NOT NULL,
+            next_attempt_ms INTEGER NOT NULL,
+            locked_until_ms INTEGER,
+            last_error TEXT,
+            last_response_code INTEGER,
+            published_at TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE INDEX IF NOT EXISTS control_evidence_publish_due ON control_evidence_publish_jobs (status, next_attempt_ms)",
+    ],
 ];
 
 pub fn current_version() -> i64 {

@@ -172,6 +172,29 @@ pub const MIGRATIONS: &[&[&str]] = &[
         r#"CREATE INDEX IF NOT EXISTS control_governance_reports_tenant ON control_governance_reports (tenant_id, report_week)"#,
         r#"CREATE INDEX IF NOT EXISTS control_governance_reports_expiry ON control_governance_reports (expires_at_ms) WHERE deleted_at IS NULL"#,
     ],
+    // 9: the evidence publish queue, as SQLite's step 9.
+    &[
+        r#"CREATE TABLE IF NOT EXISTS control_evidence_publish_jobs (
+            job_id TEXT COLLATE "C" PRIMARY KEY,
+            tenant_id TEXT COLLATE "C" NOT NULL,
+            target TEXT NOT NULL,
+            index_sha256 TEXT COLLATE "C" NOT NULL,
+            payload TEXT NOT NULL,
+            status TEXT COLLATE "C" NOT NULL CHECK (status IN ('pending', 'processing', 'succeeded', 'failed', 'dead_letter')),
+            attempts BIGINT NOT NULL DEFAULT 0,
+            max_attempts BIGINT NOT NULL,
+            retry_base_ms BIGINT NOT NULL,
+            retry_max_ms BIGINT NOT NULL,
+            next_attempt_ms BIGINT NOT NULL,
+            locked_until_ms BIGINT,
+            last_error TEXT,
+            last_response_code BIGINT,
+            published_at TEXT COLLATE "C",
+            created_at TEXT COLLATE "C" NOT NULL,
+            updated_at TEXT COLLATE "C" NOT NULL
+        )"#,
+        r#"CREATE INDEX IF NOT EXISTS control_evidence_publish_due ON control_evidence_publish_jobs (status, next_attempt_ms)"#,
+    ],
 ];
 
 #[cfg(test)]

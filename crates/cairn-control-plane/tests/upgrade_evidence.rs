@@ -9,7 +9,6 @@ use cairn_control_plane::admin::AdminCtx;
 use cairn_control_plane::{evidence, provisioning};
 use cairn_core::time_fmt::parse_rfc3339_millis;
 use serde_json::{Value, json};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 const DAY: i64 = 86_400_000;
 
@@ -21,20 +20,17 @@ const TIERS: &str = r#"{"tiers": {
     "broken": {"upgrade": {"requires_evidence": [{"kind": "replay_drill", "covers": "everyone"}]}}
 }}"#;
 
-fn random(b: &mut [u8]) {
-    static N: AtomicU64 = AtomicU64::new(1);
-    let n = N.fetch_add(1, Ordering::Relaxed).to_le_bytes();
-    for (i, x) in b.iter_mut().enumerate() {
-        *x = n[i % 8] ^ (i as u8);
-    }
-}
-
 fn t0() -> i64 {
     parse_rfc3339_millis("2027-03-01T12:00:00.000Z").unwrap()
 }
 
 fn ctx(now_ms: i64) -> AdminCtx<'static> {
-    AdminCtx { random: &random, tier_profiles: Some(TIERS), default_tier: "basic", ..common::ctx(now_ms) }
+    AdminCtx {
+        random: &common::counter_random,
+        tier_profiles: Some(TIERS),
+        default_tier: "basic",
+        ..common::ctx(now_ms)
+    }
 }
 
 fn register(db: &dyn cairn_spin::sql::Sql, now_ms: i64, kind: &str, tenant: Option<&str>) {

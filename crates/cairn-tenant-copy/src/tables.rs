@@ -219,6 +219,15 @@ pub const TABLES: &[Table] = &[
         ],
         &["report_id"],
     ),
+    tenant(
+        "control_evidence_publish_jobs",
+        &[
+            "job_id", "tenant_id", "target", "index_sha256", "payload", "status", "attempts", "max_attempts",
+            "retry_base_ms", "retry_max_ms", "next_attempt_ms", "locked_until_ms", "last_error", "last_response_code", "published_at", "created_at",
+            "updated_at",
+        ],
+        &["job_id"],
+    ),
 ];
 
 /// The audit log, copied after the tables by re-appending each of the

@@ -25,6 +25,16 @@ pub fn ctx(now_ms: i64) -> AdminCtx<'static> {
     }
 }
 
+/// Distinct random bytes on every call (ids and event ids must differ).
+pub fn counter_random(b: &mut [u8]) {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    let n = N.fetch_add(1, Ordering::Relaxed).to_le_bytes();
+    for (i, x) in b.iter_mut().enumerate() {
+        *x = n[i % 8] ^ (i as u8);
+    }
+}
+
 /// An in-memory database with the kernel's and the control plane's schemas.
 pub fn db(now_ms: i64) -> NativeSqlite {
     let db = NativeSqlite::in_memory();
