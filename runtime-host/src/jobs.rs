@@ -474,6 +474,9 @@ pub struct ConsistencyJob {
     /// Print the whole report as JSON.
     #[arg(long)]
     json: bool,
+    /// Record the report in the evidence registry (kind consistency_check).
+    #[arg(long)]
+    register: bool,
     #[command(flatten)]
     common: Common,
 }
@@ -994,7 +997,7 @@ pub async fn run(cmd: JobCmd) -> Result<()> {
         JobCmd::ConsistencyCheck(j) => {
             let body = json!({
                 "tenant_id": j.tenant, "scope": j.scope, "check_set": j.check_set, "mode": j.mode,
-                "sample": j.sample, "strict": j.strict, "strict_warnings": j.strict_warnings,
+                "sample": j.sample, "strict": j.strict, "strict_warnings": j.strict_warnings, "register": j.register,
             });
             report_job(&j.common, Verb::ConsistencyCheck(body), j.json, print_consistency, 1, &rid).await
         }

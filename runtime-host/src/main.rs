@@ -329,6 +329,15 @@ pub async fn load_app_with(args: &AppArgs, data_dir: &Path, listen: Option<Socke
     // Recall audit rows come back to the host, which batches them off the
     // request path (Spin's default, `true`, writes one per recall).
     tier_vars.insert("memory_recall_audit".into(), "host".into());
+    // The compliance controls (config/controls.yaml beside the manifest), for
+    // the governance schedule's compliance evidence packages.
+    let controls = config_beside(&args.manifest, "controls.yaml");
+    if controls.is_file() {
+        let text = std::fs::read_to_string(&controls).with_context(|| format!("reading {}", controls.display()))?;
+        let doc: serde_json::Value =
+            serde_norway::from_str(&text).with_context(|| format!("parsing {}", controls.display()))?;
+        tier_vars.insert("compliance_controls".into(), doc.to_string());
+    }
     tracing::info!(embedder = %embedder.label(), dims, "embedder configured");
     let variables = app_variables(args, &manifest, &tier_vars, listen)?;
     let placed = tiers::check_placements(|n| variables.get(n).map(str::to_string))?;

@@ -101,8 +101,20 @@ fn controls_without_evidence_are_flagged_then_pass_once_it_is_registered() {
     unsafe { std::env::set_var("CAIRN_TEST_BUNDLE_KEY", "bundle-signing-key") };
     let bundle = dir.path().join("bundle");
     let b = bundle.to_str().unwrap();
-    let (code, out, err) =
-        job(&s, &["job", "evidence", "bundle", "--tenant", "acme", "--out-dir", b, "--signing-key-env", "CAIRN_TEST_BUNDLE_KEY"]);
+    let (code, out, err) = job(
+        &s,
+        &[
+            "job",
+            "evidence",
+            "bundle",
+            "--tenant",
+            "acme",
+            "--out-dir",
+            b,
+            "--signing-key-env",
+            "CAIRN_TEST_BUNDLE_KEY",
+        ],
+    );
     assert_eq!(code, 0, "{out}\n{err}");
     let made: Value = serde_json::from_str(&out).unwrap();
     // The weekly report, the drill and the compliance report (acme's), and registry.json.

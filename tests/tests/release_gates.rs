@@ -154,6 +154,14 @@ fn a_hosted_server_passes_the_gates_and_its_evidence_verifies_until_a_byte_chang
     assert_eq!(code, 0, "{out}");
     let events = s.get_with("/v1/admin/control/audit-events?action=release.evidence", &[("x-admin-token", TOKEN)]);
     assert_eq!(events.body["events"].as_array().unwrap().len(), 1, "{}", events.text);
+    // ... and in the evidence registry, as the receipt says.
+    let receipt: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(bundle.join("audit_receipt.json")).unwrap()).unwrap();
+    let id = receipt["evidence_id"].as_str().expect("the receipt names the registered bundle");
+    let got = s.get_with(&format!("/v1/admin/control/evidence/{id}"), &[("x-admin-token", TOKEN)]);
+    assert_eq!((got.status, got.body["evidence"]["kind"].as_str()), (200, Some("release_bundle")), "{}", got.text);
+    let content: serde_json::Value = serde_json::from_str(got.body["evidence"]["content"].as_str().unwrap()).unwrap();
+    assert_eq!(content["bundle_digest"], receipt["bundle_digest"]);
     let md = std::fs::read_to_string(bundle.join("EVIDENCE.md")).unwrap();
     assert!(md.contains("## Core gate: passed") && md.contains("| gateway |"), "{md}");
     // Any one byte changed, anywhere, fails verification.

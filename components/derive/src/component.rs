@@ -167,8 +167,33 @@ fn consistency_check(body: &Value) -> Result<Value, ApiError> {
         max_attempts: s.max_attempts,
         claim_timeout_ms: s.claim_timeout_ms,
     };
-    let opts = cairn_consistency::Options::parse(body, &s.kernel.defaults, limits, now_ms())?;
-    Ok(cairn_consistency::run(stores.memories(), &opts)?.to_json())
+    // `register: true` records the report in the evidence registry.
+    let mut body = body.clone();
+    let register = body.as_object_mut().and_then(|o| o.remove("register")).and_then(|v| v.as_bool()).unwrap_or(false);
+    let opts = cairn_consistency::Options::parse(&body, &s.kernel.defaults, limits, now_ms())?;
+    let mut report = cairn_consistency::run(stores.memories(), &opts)?.to_json();
+    if register {
+        let content = report.to_string();
+        let tenant = tenant_in(&body);
+        report["evidence_id"] = with_admin_ctx(&random_uuid(), now_ms(), |db, ctx| {
+            let artifact = cairn_control_plane::evidence::Artifact {
+                kind: "consistency_check",
+                tenant_id: tenant.as_deref(),
+                period_start: None,
+                period_end: Some(ctx.now()),
+                producer: "cairn job consistency-check",
+                content_type: "application/json",
+                content: &content,
+            };
+            let id = ctx.uuid();
+            cairn_spin::sql::write_txn(db, |db| {
+                cairn_control_plane::schema::ensure(db, &ctx.now())?;
+                cairn_control_plane::evidence::insert(db, ctx, "operator", &id, &artifact)
+            })?;
+            Ok(Value::String(id))
+        })?;
+    }
+    Ok(report)
 }
 
 /// The health gate (read-only like the check), probing the embedder with
@@ -279,9 +304,34 @@ fn governance_schedule(body: &Value, request_id: &str, now_ms: i64) -> Result<Va
         cairn_governance::schedule::run(&src, ctx, req)
     })
     .and_then(|mut out| {
+        out["compliance"] = compliance_packages(&out["made"], request_id, now_ms)?;
         out["drills"] = scheduled_drills(request_id, now_ms)?;
         Ok(out)
     })
+}
+
+/// The compliance half of each compliance evidence package the schedule
+/// just made (`governance.report: compliance_evidence_package`): the
+/// tenant's controls judged and registered beside its weekly report.
+fn compliance_packages(made: &Value, request_id: &str, now_ms: i64) -> Result<Value, ApiError> {
+    let controls = cairn_spin::variables::get("compliance_controls")
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .filter(Value::is_object);
+    let mut out = Vec::new();
+    for r in made.as_array().into_iter().flatten().filter(|r| r["profile"] == "compliance_evidence_package") {
+        let tenant = r["tenant_id"].as_str().unwrap_or_default();
+        let Some(controls) = &controls else {
+            out.push(serde_json::json!({"tenant_id": tenant, "ok": false, "error": "no compliance_controls configured"}));
+            continue;
+        };
+        let body = serde_json::json!({"tenant_id": tenant, "controls": controls, "register": true});
+        match with_admin_ctx(request_id, now_ms, |db, ctx| cairn_governance::compliance::run(db, ctx, &body)) {
+            Ok(rep) => out.push(serde_json::json!({"tenant_id": tenant, "ok": rep["ok"], "summary": rep["summary"],
+                                                   "evidence_id": rep["evidence_id"]})),
+            Err(e) => out.push(serde_json::json!({"tenant_id": tenant, "ok": false, "error": e.code, "message": e.message})),
+        }
+    }
+    Ok(Value::Array(out))
 }
 
 /// A failed drill is tried again a day later, not at every run.

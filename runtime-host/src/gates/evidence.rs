@@ -12,7 +12,9 @@
 //! (`bundle_digest`: the sha256 of their manifest lines) and the digest is
 //! recorded as a control-plane audit event (`POST
 //! /v1/admin/control/releases`), so the hash-chained audit log references
-//! the bundle; `audit_receipt.json` keeps the event's id and hash.
+//! the bundle; `audit_receipt.json` keeps the event's id and hash. The
+//! manifest is also registered in the evidence registry (kind
+//! `release_bundle`; the receipt's `evidence_id`).
 //! `verify` re-hashes every file, refuses missing or extra ones, recomputes
 //! the digest against the receipt and, given `--base-url`, finds the event.
 
@@ -192,9 +194,26 @@ pub async fn evidence(a: EvidenceArgs) -> Result<()> {
     if recorded.status != 200 {
         bail!("recording the bundle failed: {} {}", recorded.status, recorded.body);
     }
+    // The bundle's manifest as an artifact of the evidence registry too
+    // (kind release_bundle, deployment-wide), so compliance reports and
+    // evidence bundles find the rollout (docs/governance.md).
+    let manifest = manifest_lines(dir, &files)?;
+    let registered = probe
+        .post(
+            "/v1/admin/control/evidence",
+            &json!({"kind": "release_bundle", "producer": "cairn release evidence",
+                    "content": json!({"bundle_digest": digest, "run_id": core["run_id"], "manifest": manifest,
+                                      "release_event_id": recorded.body["event_id"]}).to_string()}),
+            true,
+        )
+        .await?;
+    if registered.status != 200 {
+        bail!("registering the bundle as evidence failed: {} {}", registered.status, registered.body);
+    }
     let receipt = json!({"bundle_digest": digest, "files": files, "base_url": a.base_url,
                          "event_id": recorded.body["event_id"], "event_hash": recorded.body["event_hash"],
-                         "recorded_at": recorded.body["created_at"]});
+                         "recorded_at": recorded.body["created_at"],
+                         "evidence_id": registered.body["evidence"]["evidence_id"]});
     write(dir, RECEIPT, &receipt)?;
     let mut all = files.clone();
     all.push(RECEIPT.into());
