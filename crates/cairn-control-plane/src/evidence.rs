@@ -206,6 +206,16 @@ impl Covers {
     }
 }
 
+/// Whether something recorded at `created_at` (RFC 3339) is at most
+/// `max_age_days` old at `now_ms` (`None`: any age counts).
+pub fn fresh(created_at: &str, max_age_days: Option<f64>, now_ms: i64) -> bool {
+    match max_age_days {
+        None => true,
+        Some(d) => cairn_core::time_fmt::parse_rfc3339_millis(created_at)
+            .is_some_and(|t| t >= now_ms - (d * 86_400_000.0) as i64),
+    }
+}
+
 /// The newest artifact of `kind` that `covers` counts for `tenant_id`: its
 /// facts, and its bytes when `with_content`.
 pub fn newest(

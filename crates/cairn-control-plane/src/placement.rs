@@ -16,12 +16,23 @@ pub struct TierRule<'a> {
     pub default_tier: &'a str,
 }
 
+impl TierRule<'_> {
+    /// The tier of a tenant whose stored tier is `own` (none: unprovisioned).
+    pub fn tier_of(&self, own: Option<String>) -> String {
+        if self.billing_disabled {
+            crate::provisioning::FLOOR_TIER.to_string()
+        } else {
+            own.unwrap_or_else(|| self.default_tier.to_string())
+        }
+    }
+}
+
 /// The tier `tenant_id` is on (read from `home`).
 pub fn tenant_tier(home: &dyn Sql, rule: TierRule, tenant_id: &str) -> Result<String, ApiError> {
     if rule.billing_disabled {
-        return Ok(crate::provisioning::FLOOR_TIER.to_string());
+        return Ok(rule.tier_of(None));
     }
-    Ok(crate::tiers::stored_tier(home, tenant_id)?.unwrap_or_else(|| rule.default_tier.to_string()))
+    Ok(rule.tier_of(crate::tiers::stored_tier(home, tenant_id)?))
 }
 
 /// The store of `tenant_id`'s memories: `None` for the home store.

@@ -23,8 +23,6 @@ use cairn_core::ApiError;
 use cairn_spin::sql::Sql;
 use serde_json::{Value, json};
 
-const DAY_MS: i64 = 86_400_000;
-
 /// One item of `upgrade.requires_evidence`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Requirement {
@@ -93,12 +91,7 @@ pub fn missing(db: &dyn Sql, tenant_id: &str, reqs: &[Requirement], now_ms: i64)
     for req in reqs {
         let newest = crate::evidence::newest(db, &req.kind, req.covers, tenant_id, req.expect.is_some())?;
         let at = newest.as_ref().and_then(|f| f["created_at"].as_str().map(str::to_string));
-        let fresh_since = req.max_age_days.map(|d| now_ms - (d * DAY_MS as f64) as i64);
-        let fresh = match (&at, fresh_since) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(at), Some(since)) => cairn_core::time_fmt::parse_rfc3339_millis(at).is_some_and(|t| t >= since),
-        };
+        let fresh = at.as_deref().is_some_and(|at| crate::evidence::fresh(at, req.max_age_days, now_ms));
         // The newest must also say what the requirement expects.
         let holds = match (&req.expect, &newest) {
             (None, _) => true,

@@ -563,11 +563,11 @@ pub fn due(home: &dyn Sql, s: &DeriveSettings, now_ms: i64) -> Result<Value, Api
         home.query("SELECT tenant_id, tier FROM control_tenants WHERE status = 'active' ORDER BY tenant_id", &[])?;
     for t in &tenants {
         let tenant = t.string(0);
-        let tier = if s.billing_disabled {
-            cairn_control_plane::provisioning::FLOOR_TIER.to_string()
-        } else {
-            t.opt_string(1).unwrap_or_else(|| s.default_tier.clone())
+        let rule = cairn_control_plane::placement::TierRule {
+            billing_disabled: s.billing_disabled,
+            default_tier: &s.default_tier,
         };
+        let tier = rule.tier_of(t.opt_string(1));
         let every = s
             .tier_profiles
             .as_ref()

@@ -32,10 +32,11 @@ fn retention_days(db: &dyn Sql, s: &DeriveSettings, tenant: &str) -> Result<Opti
 
 /// The tier of a tenant (its own, else the default; `solo` with billing off).
 fn tier_of(db: &dyn Sql, s: &DeriveSettings, tenant: &str) -> Result<String, ApiError> {
-    if s.billing_disabled {
-        return Ok("solo".to_string());
-    }
-    Ok(cairn_control_plane::tiers::stored_tier(db, tenant)?.unwrap_or_else(|| s.default_tier.clone()))
+    let rule = cairn_control_plane::placement::TierRule {
+        billing_disabled: s.billing_disabled,
+        default_tier: &s.default_tier,
+    };
+    cairn_control_plane::placement::tenant_tier(db, rule, tenant)
 }
 
 /// Deletes request telemetry past each tenant's tier's retention (now,

@@ -129,7 +129,7 @@ fn store() -> NativeSqlite {
 }
 
 /// Runs a drill with `embedder`; the clock moves 3 ms a reading.
-fn drill(db: &NativeSqlite, embedder: &dyn Embedder, body: Value) -> Result<Value, cairn_core::ApiError> {
+fn drill(db: &dyn Sql, embedder: &dyn Embedder, body: Value) -> Result<Value, cairn_core::ApiError> {
     let s = settings();
     let now = Cell::new(T0 + DAY);
     let ids = Cell::new(0u32);
@@ -372,19 +372,7 @@ impl Sql for RacingWorker<'_> {
 fn a_job_another_worker_takes_first_is_left_to_it_and_the_drill_writes_another() {
     let db = store();
     let racing = RacingWorker { db: &db, raced: Cell::new(false) };
-    let s = settings();
-    let now = Cell::new(T0 + DAY);
-    let ids = Cell::new(0u32);
-    let clock = || {
-        now.set(now.get() + 3);
-        now.get()
-    };
-    let uuid = || {
-        ids.set(ids.get() + 1);
-        format!("00000000-0000-4000-8000-{:012}", ids.get())
-    };
-    let env = Env { settings: &s, embedder: &WordHash, clock: &clock, sleep: &|_| {}, uuid: &uuid };
-    let r = replay_drill::run(&racing, &ctx(T0 + DAY), &env, &json!({"tenant_id": "acme", "run_id": "race"})).unwrap();
+    let r = drill(&racing, &WordHash, json!({"tenant_id": "acme", "run_id": "race"})).unwrap();
     assert_eq!(r["ok"], true, "{r:#}");
     let inject = &r["steps"][0]["detail"];
     assert_eq!(inject["writes"], 2, "{r:#}");

@@ -10,7 +10,7 @@
 
 use cairn_control_plane::evidence::{self, Covers};
 use cairn_core::ApiError;
-use cairn_core::time_fmt::{parse_rfc3339_millis, rfc3339_millis};
+use cairn_core::time_fmt::rfc3339_millis;
 use cairn_spin::sql::Sql;
 use serde_json::{Value, json};
 
@@ -165,7 +165,7 @@ fn evaluate(db: &dyn Sql, c: &Control, tenant_id: &str, now_ms: i64) -> Result<V
         },
     };
     let since_ms = now_ms - (c.max_age_days * DAY_MS) as i64;
-    let fresh = found.as_deref().and_then(parse_rfc3339_millis).is_some_and(|t| t >= since_ms);
+    let fresh = found.as_deref().is_some_and(|at| evidence::fresh(at, Some(c.max_age_days), now_ms));
     let (status, why) = if !fresh {
         let why = match &found {
             None => "no such evidence has ever been recorded".to_string(),

@@ -92,11 +92,11 @@ pub fn tenants(src: &ScheduleSources, week: IsoWeek) -> Result<Vec<TenantPlan>, 
     Ok(rows
         .iter()
         .map(|r| {
-            let tier = if src.billing_disabled {
-                cairn_control_plane::provisioning::FLOOR_TIER.to_string()
-            } else {
-                r.opt_string(1).unwrap_or_else(|| src.default_tier.to_string())
+            let rule = cairn_control_plane::placement::TierRule {
+                billing_disabled: src.billing_disabled,
+                default_tier: src.default_tier,
             };
+            let tier = rule.tier_of(r.opt_string(1));
             let (report, retention_days) = governance_of(src.tier_profiles, &tier);
             TenantPlan { tenant_id: r.string(0), tier, report, retention_days }
         })
