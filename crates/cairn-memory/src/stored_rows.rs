@@ -57,6 +57,12 @@ pub struct StoredNode {
 impl StoredNode {
     /// Parses a row selected with [`NODE_COLUMNS`].
     pub fn from_row(r: &Row) -> StoredNode {
+        StoredNode::from_owned_row(r.clone())
+    }
+
+    /// [`StoredNode::from_row`] consuming the row: its strings move into
+    /// the node instead of being copied (recall reads hundreds of rows).
+    pub fn from_owned_row(mut r: Row) -> StoredNode {
         let slots = r
             .text(7)
             .and_then(|s| serde_json::from_str::<Value>(s).ok())
@@ -66,30 +72,30 @@ impl StoredNode {
             })
             .unwrap_or_default();
         StoredNode {
-            id: r.string(0),
-            scope_key: r.string(1),
-            client_id: r.opt_string(2),
-            node_type: r.string(3),
-            tier: r.string(4),
-            title: r.opt_string(5),
-            text_summary: r.opt_string(6),
+            id: r.take_string(0),
+            scope_key: r.take_string(1),
+            client_id: r.take_opt_string(2),
+            node_type: r.take_string(3),
+            tier: r.take_string(4),
+            title: r.take_opt_string(5),
+            text_summary: r.take_opt_string(6),
             slots,
-            raw_ref: r.opt_string(8),
-            evidence_ref: r.opt_string(9),
+            raw_ref: r.take_opt_string(8),
+            evidence_ref: r.take_opt_string(9),
             embedding_sha256: r.blob(10).map(sha256_hex),
             salience: r.real(11),
             importance: r.real(12),
             confidence: r.real(13),
-            memory_lane: r.string(14),
-            producer_agent_id: r.opt_string(15),
-            owner_agent_id: r.opt_string(16),
-            owner_team_id: r.opt_string(17),
-            created_at: r.string(18),
-            commit_id: r.string(19),
-            embedding_status: r.string(20),
-            embedding_model: r.opt_string(21),
-            updated_at: r.string(22),
-            last_activated: r.opt_string(23),
+            memory_lane: r.take_string(14),
+            producer_agent_id: r.take_opt_string(15),
+            owner_agent_id: r.take_opt_string(16),
+            owner_team_id: r.take_opt_string(17),
+            created_at: r.take_string(18),
+            commit_id: r.take_string(19),
+            embedding_status: r.take_string(20),
+            embedding_model: r.take_opt_string(21),
+            updated_at: r.take_string(22),
+            last_activated: r.take_opt_string(23),
         }
     }
 

@@ -76,6 +76,21 @@ impl Row {
     pub fn opt_string(&self, i: usize) -> Option<String> {
         self.text(i).map(str::to_string)
     }
+    /// Moves column `i`'s text out of the row (empty when not text), for
+    /// readers that consume the row: no copy of the string.
+    pub fn take_string(&mut self, i: usize) -> String {
+        self.take_opt_string(i).unwrap_or_default()
+    }
+    /// Moves column `i`'s text out of the row, `None` when not text.
+    pub fn take_opt_string(&mut self, i: usize) -> Option<String> {
+        match self.0.get_mut(i) {
+            Some(v @ SqlValue::Text(_)) => match std::mem::replace(v, SqlValue::Null) {
+                SqlValue::Text(s) => Some(s),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
     pub fn int(&self, i: usize) -> i64 {
         match self.0.get(i) {
             Some(SqlValue::Integer(n)) => *n,

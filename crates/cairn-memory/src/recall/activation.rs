@@ -8,7 +8,7 @@
 //! is `0.7·activation + 0.15·confidence + 0.15·salience`. The caller has
 //! already left out draft topics, nodes that are not `ready`, and their edges.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 /// A node taking part in scoring.
 #[derive(Debug, Clone, PartialEq)]

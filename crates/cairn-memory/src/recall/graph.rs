@@ -6,6 +6,12 @@
 //! `min_edge_confidence`. Hop 1 starts from the seeds; hop 2 from the seeds
 //! and every hop-1 endpoint. The union is cut to the budget.
 //!
+//! Each hop is one statement: both directions united in SQL. Hop 2 is
+//! also cut to the budget there, so only edges that can survive the final
+//! cut leave the database (an edge among the union's best `budget` is
+//! among its own hop's best `budget`, so cutting hop 2 first changes
+//! nothing; hop 1 is not cut, as all its endpoints start hop 2).
+//!
 //! Nodes: seeds and edge endpoints, at most
 //! `NODE_FETCH_BUDGET = min(800, max(4·max_nodes, max_nodes))`; over it, the
 //! seeds stay and the others go by the summed `weight·confidence` of their
@@ -16,7 +22,8 @@ use super::knobs::Knobs;
 use crate::stored_rows::{StoredNode, lane_visible_sql};
 use cairn_core::ApiError;
 use cairn_spin::sql::{Sql, SqlValue, placeholders};
-use std::collections::{BTreeSet, HashMap, HashSet};
+use rustc_hash::{FxHashMap, FxHashSet};
+use std::collections::{BTreeSet, HashMap};
 
 pub fn edge_fetch_budget(max_edges: i64) -> usize {
     (max_edges * 5).max(max_edges).min(1000) as usize
@@ -45,12 +52,12 @@ pub struct NeighborEdge {
 }
 
 impl NeighborEdge {
-    fn from_row(r: &cairn_spin::sql::Row) -> NeighborEdge {
+    fn from_row(mut r: cairn_spin::sql::Row) -> NeighborEdge {
         NeighborEdge {
-            id: r.string(0),
-            edge_type: r.string(1),
-            src_id: r.string(2),
-            dst_id: r.string(3),
+            id: r.take_string(0),
+            edge_type: r.take_string(1),
+            src_id: r.take_string(2),
+            dst_id: r.take_string(3),
             weight: r.real(4),
             confidence: r.real(5),
         }
@@ -65,7 +72,7 @@ fn sort_edges(edges: &mut [NeighborEdge]) {
 }
 
 /// One direction of a hop, read from the covering ranking index alone.
-fn hop_sql(column: &str, frontier: usize) -> String {
+fn direction_sql(column: &str, frontier: usize) -> String {
     format!(
         "SELECT id, type, src_id, dst_id, weight, confidence FROM memory_edges \
          WHERE scope = ? AND {column} IN ({}) AND weight >= ? AND confidence >= ? \
@@ -74,30 +81,40 @@ fn hop_sql(column: &str, frontier: usize) -> String {
     )
 }
 
-/// The edges of one hop from `frontier`, both directions.
+/// A hop: each direction's best `per_direction`, united (an edge between
+/// two frontier nodes comes back once) and cut to the best `limit`.
+fn hop_sql(frontier: usize) -> String {
+    let columns = "id, type, src_id, dst_id, weight, confidence";
+    format!(
+        "SELECT {columns} FROM ({}) AS out_edges UNION SELECT {columns} FROM ({}) AS in_edges \
+         ORDER BY weight DESC, confidence DESC, id LIMIT ?",
+        direction_sql("src_id", frontier),
+        direction_sql("dst_id", frontier)
+    )
+}
+
+/// The best `limit` edges of one hop from `frontier`, both directions.
 fn hop(
     db: &dyn Sql,
     scope_key: &str,
     frontier: &[&str],
     k: &Knobs,
-    per_direction: usize,
-    out: &mut HashMap<String, NeighborEdge>,
+    (per_direction, limit): (usize, usize),
+    out: &mut Vec<NeighborEdge>,
 ) -> Result<(), ApiError> {
     if frontier.is_empty() {
         return Ok(());
     }
-    for column in ["src_id", "dst_id"] {
-        let mut params: Vec<SqlValue> = vec![scope_key.into()];
+    let mut params: Vec<SqlValue> = Vec::with_capacity(2 * frontier.len() + 9);
+    for _direction in 0..2 {
+        params.push(scope_key.into());
         params.extend(frontier.iter().map(|id| SqlValue::from(*id)));
         params.push(SqlValue::Real(k.min_edge_weight));
         params.push(SqlValue::Real(k.min_edge_confidence));
         params.push(SqlValue::Integer(per_direction as i64));
-        let sql = hop_sql(column, frontier.len());
-        for r in db.query(&sql, &params)? {
-            let e = NeighborEdge::from_row(&r);
-            out.entry(e.id.clone()).or_insert(e);
-        }
     }
+    params.push(SqlValue::Integer(limit as i64));
+    out.extend(db.query(&hop_sql(frontier.len()), &params)?.into_iter().map(NeighborEdge::from_row));
     Ok(())
 }
 
@@ -105,31 +122,35 @@ fn hop(
 pub fn fetch_edges(db: &dyn Sql, scope_key: &str, seeds: &[&str], k: &Knobs) -> Result<Vec<NeighborEdge>, ApiError> {
     let budget = edge_fetch_budget(k.max_edges);
     let per = hop_budget(budget);
-    let mut found = HashMap::new();
-    hop(db, scope_key, seeds, k, per, &mut found)?;
+    let mut found = Vec::new();
+    // Hop 1 is not cut: every one of its endpoints starts hop 2.
+    hop(db, scope_key, seeds, k, (per, 2 * per), &mut found)?;
     if k.neighborhood_hops >= 2 {
         let mut frontier: BTreeSet<&str> = seeds.iter().copied().collect();
-        let hop1: Vec<NeighborEdge> = found.values().cloned().collect();
-        for e in &hop1 {
+        for e in &found {
             frontier.insert(&e.src_id);
             frontier.insert(&e.dst_id);
         }
         let frontier: Vec<&str> = frontier.into_iter().collect();
+        let mut hop2 = Vec::new();
         for chunk in frontier.chunks(400) {
-            hop(db, scope_key, chunk, k, per, &mut found)?;
+            hop(db, scope_key, chunk, k, (per, budget), &mut hop2)?;
         }
+        found.append(&mut hop2);
     }
-    let mut edges: Vec<NeighborEdge> = found.into_values().collect();
-    sort_edges(&mut edges);
-    edges.truncate(budget);
-    Ok(edges)
+    // Hop 2 reads the seeds' edges again: equal ids are equal rows, so
+    // after the sort they sit side by side.
+    sort_edges(&mut found);
+    found.dedup_by(|a, b| a.id == b.id);
+    found.truncate(budget);
+    Ok(found)
 }
 
 /// Which node ids to read: seeds first, then the best-connected others.
 pub fn select_node_ids(seeds: &[&str], edges: &[NeighborEdge], max_nodes: i64) -> Vec<String> {
     let budget = node_fetch_budget(max_nodes);
-    let seed_set: HashSet<&str> = seeds.iter().copied().collect();
-    let mut strength: HashMap<&str, f64> = HashMap::new();
+    let seed_set: FxHashSet<&str> = seeds.iter().copied().collect();
+    let mut strength: FxHashMap<&str, f64> = FxHashMap::default();
     for e in edges {
         for id in [e.src_id.as_str(), e.dst_id.as_str()] {
             if !seed_set.contains(id) {
@@ -167,8 +188,8 @@ pub fn fetch_nodes(
     ids: &[String],
     agent: Option<&str>,
     team: Option<&str>,
-) -> Result<HashMap<String, StoredNode>, ApiError> {
-    let mut out = HashMap::with_capacity(ids.len());
+) -> Result<FxHashMap<String, StoredNode>, ApiError> {
+    let mut out = FxHashMap::with_capacity_and_hasher(ids.len(), Default::default());
     let columns = node_columns();
     for chunk in ids.chunks(400) {
         let mut params: Vec<SqlValue> =
@@ -182,7 +203,7 @@ pub fn fetch_nodes(
             placeholders(chunk.len())
         );
         for r in db.query(&sql, &params)? {
-            let n = StoredNode::from_row(&r);
+            let n = StoredNode::from_owned_row(r);
             out.insert(n.id.clone(), n);
         }
     }
@@ -234,7 +255,7 @@ pub(crate) mod tests {
         for column in ["src_id", "dst_id"] {
             let plan: Vec<String> = db
                 .query(
-                    &format!("EXPLAIN QUERY PLAN {}", hop_sql(column, 3)),
+                    &format!("EXPLAIN QUERY PLAN {}", direction_sql(column, 3)),
                     &[
                         "s".into(),
                         "a".into(),
@@ -252,6 +273,129 @@ pub(crate) mod tests {
             let ranked = format!("USING COVERING INDEX memory_edges_scope_{}_rank", &column[..3]);
             assert!(plan.iter().any(|p| p.contains(&ranked)), "{plan:?}");
             assert!(plan.iter().all(|p| p.contains("COVERING INDEX") || p.contains("TEMP B-TREE")), "{plan:?}");
+        }
+        // The hop's statement reads both directions the same way.
+        let mut params: Vec<SqlValue> = Vec::new();
+        for _ in 0..2 {
+            params.extend(["s".into(), "a".into(), "b".into(), SqlValue::Real(0.0), SqlValue::Real(0.0), 500.into()]);
+        }
+        params.push(400.into());
+        let plan: Vec<String> = db
+            .query(&format!("EXPLAIN QUERY PLAN {}", hop_sql(2)), &params)
+            .unwrap()
+            .iter()
+            .map(|r| r.string(3))
+            .collect();
+        for index in ["memory_edges_scope_src_rank", "memory_edges_scope_dst_rank"] {
+            assert!(plan.iter().any(|p| p.contains(&format!("USING COVERING INDEX {index}"))), "{plan:?}");
+        }
+        assert!(!plan.iter().any(|p| p.contains("SCAN memory_edges")), "{plan:?}");
+    }
+
+    /// The neighbourhood as the reference defines it, over every edge in
+    /// memory: each hop's directions cut to `per` apiece, the union cut to
+    /// the budget.
+    fn reference_edges(all: &[NeighborEdge], seeds: &[&str], k: &Knobs) -> Vec<String> {
+        let budget = edge_fetch_budget(k.max_edges);
+        let per = hop_budget(budget);
+        let top = |keep: &dyn Fn(&NeighborEdge) -> bool| {
+            let mut v: Vec<NeighborEdge> = all
+                .iter()
+                .filter(|e| e.weight >= k.min_edge_weight && e.confidence >= k.min_edge_confidence && keep(e))
+                .cloned()
+                .collect();
+            sort_edges(&mut v);
+            v.truncate(per);
+            v
+        };
+        let hop = |front: &BTreeSet<String>| {
+            let mut v = top(&|e| front.contains(&e.src_id));
+            v.extend(top(&|e| front.contains(&e.dst_id)));
+            v
+        };
+        let mut frontier: BTreeSet<String> = seeds.iter().map(|s| s.to_string()).collect();
+        let mut found = hop(&frontier);
+        if k.neighborhood_hops >= 2 {
+            for e in found.clone() {
+                frontier.insert(e.src_id);
+                frontier.insert(e.dst_id);
+            }
+            found.extend(hop(&frontier));
+        }
+        let mut by_id: HashMap<String, NeighborEdge> = found.into_iter().map(|e| (e.id.clone(), e)).collect();
+        let mut edges: Vec<NeighborEdge> = by_id.drain().map(|(_, e)| e).collect();
+        sort_edges(&mut edges);
+        edges.truncate(budget);
+        edges.into_iter().map(|e| e.id).collect()
+    }
+
+    #[test]
+    fn each_hop_in_one_statement_finds_the_reference_neighbourhood() {
+        let db = cairn_spin::native_sqlite::NativeSqlite::in_memory();
+        crate::schema::ensure(&db, "2026-12-01T00:00:00.000Z").unwrap();
+        db.exec("PRAGMA foreign_keys=OFF", &[]).unwrap();
+        // Seeds in three topics of 150 members each (both membership
+        // edges), plus seed-to-member links; weights repeat, so ties fall
+        // to the id.
+        let mut all = Vec::new();
+        let mut x: u64 = 7;
+        let mut weight = || {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((x >> 33) % 20) as f64 / 20.0 + 0.05
+        };
+        let mut add = |t: &str, s: String, d: String, w: f64, c: f64| {
+            let id = format!("e{:05}", all.len());
+            all.push(neighbor(&id, &s, &d, t, w, c));
+        };
+        for h in 0..3 {
+            for m in 0..150 {
+                let (w, c) = (weight(), weight());
+                add("part_of", format!("m{h}-{m}"), format!("topic{h}"), w, c);
+                add("derived_from", format!("topic{h}"), format!("m{h}-{m}"), weight(), 0.8);
+            }
+        }
+        for s in 0..12 {
+            add("part_of", format!("s{s}"), format!("topic{}", s % 3), weight(), weight());
+            add("related_to", format!("s{s}"), format!("m{}-{}", s % 3, s * 7), weight(), weight());
+            add("related_to", format!("m{}-{}", (s + 1) % 3, s * 3), format!("s{s}"), weight(), weight());
+        }
+        for e in &all {
+            db.exec(
+                "INSERT INTO memory_edges (id, scope, type, src_id, dst_id, weight, confidence, created_at, commit_id) \
+                 VALUES (?, 'sc', ?, ?, ?, ?, ?, 't', 'c')",
+                &[
+                    e.id.as_str().into(),
+                    e.edge_type.as_str().into(),
+                    e.src_id.as_str().into(),
+                    e.dst_id.as_str().into(),
+                    SqlValue::Real(e.weight),
+                    SqlValue::Real(e.confidence),
+                ],
+            )
+            .unwrap();
+        }
+        let seeds: Vec<String> = (0..12).map(|s| format!("s{s}")).collect();
+        let seeds: Vec<&str> = seeds.iter().map(String::as_str).collect();
+        let base = Knobs {
+            limit: 24,
+            neighborhood_hops: 2,
+            max_nodes: 60,
+            max_edges: 80,
+            ranked_limit: 140,
+            min_edge_weight: 0.0,
+            min_edge_confidence: 0.0,
+        };
+        for k in [
+            base,
+            Knobs { max_edges: 100, ..base },
+            Knobs { max_edges: 5, ..base },
+            Knobs { neighborhood_hops: 1, ..base },
+            Knobs { min_edge_weight: 0.4, min_edge_confidence: 0.3, ..base },
+        ] {
+            let got: Vec<String> = fetch_edges(&db, "sc", &seeds, &k).unwrap().into_iter().map(|e| e.id).collect();
+            let want = reference_edges(&all, &seeds, &k);
+            assert!(!want.is_empty());
+            assert_eq!(got, want, "{k:?}");
         }
     }
 

@@ -202,7 +202,7 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
     let t = Instant::now();
     let node_ids = graph::select_node_ids(&seed_ids, &edges, k.max_nodes);
     let nodes = if node_ids.is_empty() {
-        HashMap::new()
+        rustc_hash::FxHashMap::default()
     } else {
         graph::fetch_nodes(db, &req.ts.scope_key, &node_ids, agent, team)?
     };
@@ -214,7 +214,7 @@ fn run_pipeline(db: &dyn Sql, settings: &Settings, req: &RecallRequest, query: &
     let t = Instant::now();
     // Activation starts from the stage-1 score (the similarity itself in
     // dense mode, as in the reference).
-    let similarity: HashMap<&str, f64> = stage1.seeds.iter().map(|s| (s.id.as_str(), s.score)).collect();
+    let similarity: rustc_hash::FxHashMap<&str, f64> = stage1.seeds.iter().map(|s| (s.id.as_str(), s.score)).collect();
     // A seed found by its words scores even before its vector is derived.
     let scorable = |n: &StoredNode| {
         (n.embedding_status == "ready" || similarity.contains_key(n.id.as_str())) && !subgraph::is_draft_topic(n)

@@ -12,7 +12,7 @@
 use super::activation::Ranked;
 use super::graph::NeighborEdge;
 use crate::stored_rows::StoredNode;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Whether a node is a draft topic.
 pub fn is_draft_topic(n: &StoredNode) -> bool {
@@ -40,7 +40,7 @@ pub fn select(
 ) -> Subgraph {
     let scored: HashSet<&str> = ranked.iter().map(|r| r.id.as_str()).collect();
     let mut core: Vec<&str> = Vec::new();
-    let mut in_core: HashSet<&str> = HashSet::new();
+    let mut in_core: HashSet<&str> = HashSet::default();
     let candidates =
         seed_ids.iter().copied().filter(|id| scored.contains(id)).chain(ranked.iter().map(|r| r.id.as_str()));
     let mut wanted = 0;
@@ -57,7 +57,7 @@ pub fn select(
     let dropped_nodes = wanted - core.len();
 
     // Draft topics attached to the core.
-    let mut attach: HashMap<&str, f64> = HashMap::new();
+    let mut attach: HashMap<&str, f64> = HashMap::default();
     for e in edges {
         if e.edge_type != "part_of" && e.edge_type != "derived_from" {
             continue;
