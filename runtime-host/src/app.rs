@@ -64,6 +64,8 @@ pub struct App {
     pub request_totals: crate::http_server::RequestCounters,
     /// Prometheus metrics (`GET /metrics`).
     pub metrics: crate::metrics::Metrics,
+    /// Where guests run (`--guest-threads`).
+    pub lanes: crate::lanes::Lanes,
 }
 
 /// Everything needed to load an app.
@@ -76,6 +78,8 @@ pub struct LoadOptions {
     pub cache_dir: Option<PathBuf>,
     pub pool: engine::PoolLimits,
     pub limits: RunLimits,
+    /// Worker threads of the guest lane (0: none).
+    pub guest_threads: usize,
 }
 
 /// The linker with every host capability a Cairn component may import.
@@ -198,6 +202,7 @@ impl App {
             tenant_limits: crate::tenant_limits::TenantLimits::from_variables(&opts.variables),
             variables: opts.variables,
             request_totals: Default::default(),
+            lanes: crate::lanes::Lanes::new(opts.guest_threads)?,
         })
     }
 

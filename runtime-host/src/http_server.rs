@@ -273,7 +273,8 @@ async fn dispatch(
     stats: &crate::state::RequestStats,
 ) -> Result<hyper::Response<HyperOutgoingBody>> {
     let rid = incoming_request_id(&req);
-    let Some(route) = app.manifest.route_for(req.uri().path()) else {
+    let path = req.uri().path().to_string();
+    let Some(route) = app.manifest.route_for(&path) else {
         return Ok(json_body(404, "not_found", "no route", &rid));
     };
     let handler = &app.handlers[&route.component];
@@ -285,12 +286,13 @@ async fn dispatch(
     let pre = handler.proxy.clone().expect("HTTP-routed components export incoming-handler (checked at load)");
     let component = handler.id.clone();
     let stats2 = stats.db.clone();
-    let task = tokio::task::spawn(async move {
+    let run = async move {
         let t = Instant::now();
         let proxy = pre.instantiate_async(&mut store).await?;
         stats2.instantiate_us.store(t.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
         proxy.wasi_http_incoming_handler().call_handle(&mut store, wreq, out).await
-    });
+    };
+    let task = app.lanes.spawn_request(&path, run);
     match receiver.await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(code)) => {

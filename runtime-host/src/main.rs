@@ -38,6 +38,7 @@ mod state;
 mod telemetry;
 mod tenant_limits;
 mod tiers;
+mod lanes;
 mod variables;
 
 /// The repository root for tests, read at run time: the build directory is
@@ -157,6 +158,12 @@ pub struct AppArgs {
     /// Requests in flight at once (the instance pool's size).
     #[arg(long, env = "CAIRN_MAX_CONCURRENCY", default_value_t = 128)]
     pub max_concurrency: u32,
+    /// Worker threads of the guest lane, where every guest but a write runs
+    /// (reads, admin calls, cron ticks), so the threads serving HTTP (and
+    /// running writes) never wait behind a recall (0: every guest on those
+    /// threads; default: one per core). docs/derivation.md.
+    #[arg(long, env = "CAIRN_GUEST_THREADS")]
+    pub guest_threads: Option<usize>,
     /// Longest a request may run before it is stopped.
     #[arg(long, env = "CAIRN_REQUEST_TIMEOUT_SECS", default_value_t = 60)]
     pub request_timeout_secs: u64,
@@ -365,6 +372,7 @@ pub async fn load_app_with(args: &AppArgs, data_dir: &Path, listen: Option<Socke
             request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
             max_memory_bytes: args.max_instance_memory_mb << 20,
         },
+        guest_threads: args.guest_threads.unwrap_or_else(lanes::Lanes::default_threads),
     };
     let app = tokio::task::spawn_blocking(move || app::App::load(opts)).await??;
     Ok(Arc::new(app))
