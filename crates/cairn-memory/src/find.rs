@@ -225,12 +225,14 @@ pub fn find(db: &dyn Sql, settings: &Settings, body: &Value) -> Result<Value, Ap
         let has_more = all.len() as i64 > offset + limit;
         (all.into_iter().skip(offset as usize).take(limit as usize).collect::<Vec<_>>(), has_more)
     } else {
+        // Literal LIMIT and OFFSET (validated integers): SQLite re-prepares
+        // a statement whose `LIMIT ?` is bound anew on every run.
         let sql = format!(
-            "SELECT {} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.seq {seq_desc}, n.id DESC LIMIT ? OFFSET ?",
-            NODE_COLUMNS.split(", ").map(|c| format!("n.{c}")).collect::<Vec<_>>().join(", ")
+            "SELECT {} FROM memory_nodes n WHERE {where_sql} ORDER BY n.created_at DESC, n.seq {seq_desc}, n.id DESC LIMIT {} OFFSET {}",
+            NODE_COLUMNS.split(", ").map(|c| format!("n.{c}")).collect::<Vec<_>>().join(", "),
+            limit + 1,
+            offset
         );
-        params.push(SqlValue::Integer(limit + 1));
-        params.push(SqlValue::Integer(offset));
         let mut nodes: Vec<StoredNode> = db.query(&sql, &params)?.iter().map(StoredNode::from_row).collect();
         let has_more = nodes.len() as i64 > limit;
         nodes.truncate(limit as usize);

@@ -72,24 +72,26 @@ fn sort_edges(edges: &mut [NeighborEdge]) {
 }
 
 /// One direction of a hop, read from the covering ranking index alone.
-fn direction_sql(column: &str, frontier: usize) -> String {
+/// Limits are literals: SQLite (3.47+) re-prepares a statement whose
+/// `LIMIT ?` is bound anew on every run.
+fn direction_sql(column: &str, frontier: usize, limit: usize) -> String {
     format!(
         "SELECT id, type, src_id, dst_id, weight, confidence FROM memory_edges \
          WHERE scope = ? AND {column} IN ({}) AND weight >= ? AND confidence >= ? \
-         ORDER BY weight DESC, confidence DESC, id LIMIT ?",
+         ORDER BY weight DESC, confidence DESC, id LIMIT {limit}",
         placeholders(frontier)
     )
 }
 
 /// A hop: each direction's best `per_direction`, united (an edge between
 /// two frontier nodes comes back once) and cut to the best `limit`.
-fn hop_sql(frontier: usize) -> String {
+fn hop_sql(frontier: usize, per_direction: usize, limit: usize) -> String {
     let columns = "id, type, src_id, dst_id, weight, confidence";
     format!(
         "SELECT {columns} FROM ({}) AS out_edges UNION SELECT {columns} FROM ({}) AS in_edges \
-         ORDER BY weight DESC, confidence DESC, id LIMIT ?",
-        direction_sql("src_id", frontier),
-        direction_sql("dst_id", frontier)
+         ORDER BY weight DESC, confidence DESC, id LIMIT {limit}",
+        direction_sql("src_id", frontier, per_direction),
+        direction_sql("dst_id", frontier, per_direction)
     )
 }
 
@@ -105,16 +107,15 @@ fn hop(
     if frontier.is_empty() {
         return Ok(());
     }
-    let mut params: Vec<SqlValue> = Vec::with_capacity(2 * frontier.len() + 9);
+    let mut params: Vec<SqlValue> = Vec::with_capacity(2 * frontier.len() + 6);
     for _direction in 0..2 {
         params.push(scope_key.into());
         params.extend(frontier.iter().map(|id| SqlValue::from(*id)));
         params.push(SqlValue::Real(k.min_edge_weight));
         params.push(SqlValue::Real(k.min_edge_confidence));
-        params.push(SqlValue::Integer(per_direction as i64));
     }
-    params.push(SqlValue::Integer(limit as i64));
-    out.extend(db.query(&hop_sql(frontier.len()), &params)?.into_iter().map(NeighborEdge::from_row));
+    let sql = hop_sql(frontier.len(), per_direction, limit);
+    out.extend(db.query(&sql, &params)?.into_iter().map(NeighborEdge::from_row));
     Ok(())
 }
 
@@ -255,16 +256,8 @@ pub(crate) mod tests {
         for column in ["src_id", "dst_id"] {
             let plan: Vec<String> = db
                 .query(
-                    &format!("EXPLAIN QUERY PLAN {}", direction_sql(column, 3)),
-                    &[
-                        "s".into(),
-                        "a".into(),
-                        "b".into(),
-                        "c".into(),
-                        SqlValue::Real(0.0),
-                        SqlValue::Real(0.0),
-                        500.into(),
-                    ],
+                    &format!("EXPLAIN QUERY PLAN {}", direction_sql(column, 3, 500)),
+                    &["s".into(), "a".into(), "b".into(), "c".into(), SqlValue::Real(0.0), SqlValue::Real(0.0)],
                 )
                 .unwrap()
                 .iter()
@@ -277,11 +270,10 @@ pub(crate) mod tests {
         // The hop's statement reads both directions the same way.
         let mut params: Vec<SqlValue> = Vec::new();
         for _ in 0..2 {
-            params.extend(["s".into(), "a".into(), "b".into(), SqlValue::Real(0.0), SqlValue::Real(0.0), 500.into()]);
+            params.extend(["s".into(), "a".into(), "b".into(), SqlValue::Real(0.0), SqlValue::Real(0.0)]);
         }
-        params.push(400.into());
         let plan: Vec<String> = db
-            .query(&format!("EXPLAIN QUERY PLAN {}", hop_sql(2)), &params)
+            .query(&format!("EXPLAIN QUERY PLAN {}", hop_sql(2, 500, 400)), &params)
             .unwrap()
             .iter()
             .map(|r| r.string(3))

@@ -377,19 +377,17 @@ fn exact_hits(
          (SELECT r, score FROM \
            (SELECT rowid AS r, -bm25(memory_nodes_fts) AS score FROM memory_nodes_fts WHERE memory_nodes_fts MATCH ?1 \
             ORDER BY rowid DESC LIMIT {MAX_MATCHES}) \
-          ORDER BY score DESC LIMIT {VISIBILITY_HEADROOM} * ?5) f \
+          ORDER BY score DESC LIMIT {checked}) f \
          CROSS JOIN memory_nodes n ON n.rowid = f.r \
-         WHERE {} ORDER BY f.score DESC LIMIT ?5",
+         WHERE {} ORDER BY f.score DESC LIMIT {limit}",
         seed_state_sql(Dialect::Sqlite),
-        visible_hit_sql(Dialect::Sqlite, 2)
+        visible_hit_sql(Dialect::Sqlite, 2),
+        // Literal limits: a bound `LIMIT ?` makes SQLite re-prepare the
+        // statement on every run.
+        checked = VISIBILITY_HEADROOM * limit,
     );
-    let params = [
-        or_of(prefix, words).into(),
-        scope_key.into(),
-        agent.map(str::to_string).into(),
-        team.map(str::to_string).into(),
-        SqlValue::Integer(limit as i64),
-    ];
+    let params =
+        [or_of(prefix, words).into(), scope_key.into(), agent.map(str::to_string).into(), team.map(str::to_string).into()];
     Ok(db.query(&sql, &params)?.iter().map(|r| hit(r, r.real(4))).collect())
 }
 
