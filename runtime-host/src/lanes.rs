@@ -6,8 +6,9 @@
 //! place). When every guest ran on the runtime that also serves the
 //! connections, a write's request was not even read until the worker
 //! threads had run every recall queued ahead of it: with 16 clients
-//! recalling at 10k memories a write took 98 ms at p50, of which the
-//! server measured 9.5 ms. So:
+//! recalling at 10k memories a write took 62–77 ms at p50. (With writes
+//! alone moved to threads of their own it still took 98 ms, of which the
+//! server counted 9.5 ms: the rest was waiting to be read.) So:
 //!
 //! - every request's guest but a write's (reads, admin and control calls)
 //!   runs on the *guest lane*, a runtime of its own;
