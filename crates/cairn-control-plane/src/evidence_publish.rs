@@ -44,12 +44,6 @@ fn job(db: &dyn Sql, job_id: &str) -> Result<Value, ApiError> {
         .ok_or_else(|| ApiError::not_found("not_found", "no such publish job").with_details(json!({"job_id": job_id})))
 }
 
-/// The wait before attempt `attempts + 1` after a failure.
-pub fn backoff_ms(attempts: i64, base_ms: i64, max_ms: i64) -> i64 {
-    let exp = (attempts - 1).clamp(0, 40) as u32;
-    base_ms.saturating_mul(2i64.saturating_pow(exp)).min(max_ms).max(0)
-}
-
 /// Runs one op of the `evidence-publish` verb.
 pub fn handle(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, ApiError> {
     crate::schema::ensure(db, &ctx.now())?;
@@ -180,8 +174,8 @@ fn record(db: &dyn Sql, ctx: &AdminCtx, body: &Value) -> Result<Value, ApiError>
         } else {
             "failed"
         };
-        let next = ctx.now_ms
-            + backoff_ms(attempts, j["retry_base_ms"].as_i64().unwrap_or(0), j["retry_max_ms"].as_i64().unwrap_or(0));
+        let (base, max) = (j["retry_base_ms"].as_i64().unwrap_or(0), j["retry_max_ms"].as_i64().unwrap_or(0));
+        let next = ctx.now_ms + cairn_core::retry::backoff_ms(attempts, base, max);
         db.exec(
             "UPDATE control_evidence_publish_jobs SET status = ?, locked_until_ms = NULL, last_error = ?, \
              last_response_code = ?, next_attempt_ms = ?, published_at = CASE WHEN ? = 'succeeded' THEN ? ELSE published_at END, \
@@ -282,17 +276,4 @@ pub fn list(db: &dyn Sql, query: &[(String, String)]) -> Result<Value, ApiError>
         &params,
     )?;
     Ok(json!({"ok": true, "jobs": rows.iter().map(job_json).collect::<Vec<_>>()}))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::backoff_ms;
-
-    #[test]
-    fn backoff_doubles_from_the_base_up_to_the_cap() {
-        let waits: Vec<i64> = (1..=7).map(|a| backoff_ms(a, 30_000, 900_000)).collect();
-        assert_eq!(waits, [30_000, 60_000, 120_000, 240_000, 480_000, 900_000, 900_000]);
-        assert_eq!(backoff_ms(60, 30_000, 900_000), 900_000);
-        assert_eq!(backoff_ms(3, 0, 900_000), 0);
-    }
 }

@@ -13,6 +13,7 @@
 //! - [`time_fmt`]: RFC 3339 timestamps from Unix milliseconds.
 //! - [`encoding`]: `encodeURIComponent`, query strings, base64url.
 //! - [`path_template`]: route templates (`/x/{id}`) and matching them.
+//! - [`retry`]: the exponential backoff of every retrying queue.
 
 pub mod admin_token;
 pub mod api_error;
@@ -25,6 +26,7 @@ pub mod path_template;
 pub mod placement;
 pub mod recall_audit;
 pub mod request_reader;
+pub mod retry;
 pub mod sql_placeholders;
 pub mod stable_id;
 pub mod tenant_scope;

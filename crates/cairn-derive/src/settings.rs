@@ -104,8 +104,7 @@ impl DeriveSettings {
     /// Backoff after the `attempts`-th failed attempt:
     /// `min(retry_max, retry_base · 2^(attempts−1))` milliseconds.
     pub fn backoff_ms(&self, attempts: i64) -> i64 {
-        let exp = (attempts - 1).clamp(0, 40) as u32;
-        self.retry_base_ms.saturating_mul(1i64 << exp.min(40)).min(self.retry_max_ms)
+        cairn_core::retry::backoff_ms(attempts, self.retry_base_ms, self.retry_max_ms)
     }
 }
 
