@@ -133,7 +133,7 @@ pub async fn handle(app: Arc<App>, req: hyper::Request<Incoming>) -> Result<hype
         .and_then(|k| k.get(..KEY_PREFIX_LEN))
         .map(str::to_string);
     let stats = crate::state::RequestStats::default();
-    let mut resp = match dispatch(&app, req, &stats).await {
+    let mut resp = match dispatch(&app, req, &path, &stats).await {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(%method, %path, request_id = %fallback_rid, error = format!("{e:#}"), "request failed in the host");
@@ -270,15 +270,15 @@ async fn metrics_response(
 async fn dispatch(
     app: &Arc<App>,
     req: hyper::Request<Incoming>,
+    path: &str,
     stats: &crate::state::RequestStats,
 ) -> Result<hyper::Response<HyperOutgoingBody>> {
     let rid = incoming_request_id(&req);
-    let path = req.uri().path().to_string();
-    let Some(route) = app.manifest.route_for(&path) else {
+    let Some(route) = app.manifest.route_for(path) else {
         return Ok(json_body(404, "not_found", "no route", &rid));
     };
     let handler = &app.handlers[&route.component];
-    let limits = app.tenant_limits.for_request(&app.host_db, req.uri().path(), req.headers(), &app.limits).await;
+    let limits = app.tenant_limits.for_request(&app.host_db, path, req.headers(), &app.limits).await;
     let mut store = app.new_store_with(handler, stats, &limits);
     let (sender, receiver) = tokio::sync::oneshot::channel();
     let wreq = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
@@ -292,7 +292,7 @@ async fn dispatch(
         stats2.instantiate_us.store(t.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
         proxy.wasi_http_incoming_handler().call_handle(&mut store, wreq, out).await
     };
-    let task = app.lanes.spawn_request(&path, run);
+    let task = app.lanes.spawn_request(path, run);
     match receiver.await {
         Ok(Ok(resp)) => Ok(resp),
         Ok(Err(code)) => {
